@@ -1,0 +1,167 @@
+package storage
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Key and value encodings. Every key that sorts by time starts with a
+// fixed-width big-endian number, so byte order is time order and range scans
+// are Seek + Compare.
+
+// DayNumber is the civil date of ts (unix ms) in loc, as days since
+// 1970-01-01. Rollup rows are keyed by it.
+func DayNumber(tsMillis int64, loc *time.Location) int32 {
+	t := time.UnixMilli(tsMillis).In(loc)
+	y, m, d := t.Date()
+	return DayOfDate(y, m, d)
+}
+
+// DayOfDate is the day number of a civil date.
+func DayOfDate(y int, m time.Month, d int) int32 {
+	return int32(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+}
+
+// DayDate is the civil date of a day number.
+func DayDate(day int32) time.Time {
+	return time.Unix(int64(day)*86400, 0).UTC()
+}
+
+// DayString formats a day number as YYYY-MM-DD.
+func DayString(day int32) string { return DayDate(day).Format(time.DateOnly) }
+
+// ParseDay parses YYYY-MM-DD into a day number.
+func ParseDay(s string) (int32, error) {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return 0, fmt.Errorf("date %q: want YYYY-MM-DD", s)
+	}
+	return DayOfDate(t.Date()), nil
+}
+
+// WeekStart is the Monday that starts the ISO week holding day.
+// 1970-01-01 was a Thursday, three days after a Monday.
+func WeekStart(day int32) int32 {
+	offset := (int64(day) + 3) % 7
+	if offset < 0 {
+		offset += 7
+	}
+	return day - int32(offset)
+}
+
+// DayStartMillis is the first millisecond of day in loc.
+func DayStartMillis(day int32, loc *time.Location) int64 {
+	y, m, d := DayDate(day).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, loc).UnixMilli()
+}
+
+// putString appends a length-prefixed string: names are untrusted text and
+// may hold any byte, so no separator byte would be safe.
+func putString(b []byte, s string) []byte {
+	if len(s) > 0xFFFF {
+		s = s[:0xFFFF]
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
+	return append(b, s...)
+}
+
+var errShortKey = errors.New("storage: short key")
+
+func getString(b []byte) (string, []byte, error) {
+	if len(b) < 2 {
+		return "", nil, errShortKey
+	}
+	n := int(binary.BigEndian.Uint16(b))
+	if len(b) < 2+n {
+		return "", nil, errShortKey
+	}
+	return string(b[2 : 2+n]), b[2+n:], nil
+}
+
+// rowKey is period(4) | source | agent | user | provider | model.
+func rowKey(period int32, d Dim) []byte {
+	b := make([]byte, 0, 4+10+len(d.Source)+len(d.Agent)+len(d.User)+len(d.Provider)+len(d.Model))
+	b = binary.BigEndian.AppendUint32(b, uint32(period)^signFlip)
+	b = putString(b, d.Source)
+	b = putString(b, d.Agent)
+	b = putString(b, d.User)
+	b = putString(b, d.Provider)
+	return putString(b, d.Model)
+}
+
+// signFlip makes negative day numbers (before 1970) sort before positive ones.
+const signFlip = 1 << 31
+
+func periodKey(period int32) []byte {
+	return binary.BigEndian.AppendUint32(nil, uint32(period)^signFlip)
+}
+
+func decodeRowKey(k []byte) (int32, Dim, error) {
+	if len(k) < 4 {
+		return 0, Dim{}, errShortKey
+	}
+	period := int32(binary.BigEndian.Uint32(k) ^ signFlip)
+	rest := k[4:]
+	var d Dim
+	var err error
+	for _, f := range []*string{&d.Source, &d.Agent, &d.User, &d.Provider, &d.Model} {
+		if *f, rest, err = getString(rest); err != nil {
+			return 0, Dim{}, err
+		}
+	}
+	return period, d, nil
+}
+
+// totalsSize is the encoded size of Totals: a version byte and 12 int64s.
+const totalsSize = 1 + 12*8
+
+func encodeTotals(t Totals) []byte {
+	b := make([]byte, 1, totalsSize)
+	b[0] = 1
+	for _, v := range []int64{
+		t.Messages, t.Input, t.Output, t.CacheRead, t.CacheWrite,
+		t.CostNanos, t.CostInputNanos, t.CostOutputNanos, t.CostCacheReadNanos, t.CostCacheWriteNanos,
+		t.UnpricedMessages, t.UnpricedTokens,
+	} {
+		b = binary.BigEndian.AppendUint64(b, uint64(v))
+	}
+	return b
+}
+
+func decodeTotals(b []byte) (Totals, error) {
+	if len(b) != totalsSize || b[0] != 1 {
+		return Totals{}, fmt.Errorf("storage: bad totals value (%d bytes)", len(b))
+	}
+	var v [12]int64
+	for i := range v {
+		v[i] = int64(binary.BigEndian.Uint64(b[1+8*i:]))
+	}
+	return Totals{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11]}, nil
+}
+
+// ledgerKey is ts(8, unix ms) | seq(8): the seq breaks ties and keeps
+// records apart when the clock steps back.
+func ledgerKey(tsMillis int64, seq uint64) []byte {
+	b := make([]byte, 16)
+	binary.BigEndian.PutUint64(b, uint64(tsMillis)^(1<<63))
+	binary.BigEndian.PutUint64(b[8:], seq)
+	return b
+}
+
+func ledgerKeyPrefix(tsMillis int64) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(tsMillis)^(1<<63))
+}
+
+// seenKey is a 16-byte digest of a dedupe key: fixed size whatever the key.
+func seenKey(dedupeKey string) []byte {
+	h := sha256.Sum256([]byte(dedupeKey))
+	return h[:16]
+}
+
+// sessionKey is source | session id.
+func sessionKey(source, sessionID string) []byte {
+	return putString(putString(nil, source), sessionID)
+}

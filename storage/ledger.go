@@ -1,0 +1,540 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Batch is what one ingest step commits: new records, the cursors that say
+// how far the sources were read, attribution learned on the way, and skip
+// counts. Apply commits all of it in one transaction.
+type Batch struct {
+	Records []Usage
+	// Cursors to put (value non-nil) or delete (value nil), by opaque id.
+	Cursors map[string][]byte
+	// SessionMeta to put, by SessionMetaID.
+	SessionMeta map[string][]byte
+	Skips       Skips
+}
+
+// Empty reports whether the batch holds nothing to write.
+func (b *Batch) Empty() bool {
+	return len(b.Records) == 0 && len(b.Cursors) == 0 && len(b.SessionMeta) == 0 && b.Skips == (Skips{})
+}
+
+// ApplyResult says what Apply did with the records.
+type ApplyResult struct {
+	Added      int // new model calls
+	Replaced   int // a larger copy of a known call replaced the smaller one
+	Duplicates int // known calls, ignored
+}
+
+// Apply commits a batch in one transaction: for each record the dedupe
+// check, the ledger row, the seen key, the rollup deltas and outbox marks;
+// then cursors, session attribution and skip counters. A crash at any
+// instant leaves all of it or none.
+func (db *DB) Apply(b *Batch) (ApplyResult, error) {
+	var res ApplyResult
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		res = ApplyResult{}
+		w := db.writer(tx)
+		for i := range b.Records {
+			switch outcome, err := w.addRecord(&b.Records[i]); {
+			case err != nil:
+				return err
+			case outcome == added:
+				res.Added++
+			case outcome == replaced:
+				res.Replaced++
+			default:
+				res.Duplicates++
+			}
+		}
+		if err := w.flushSessions(); err != nil {
+			return err
+		}
+		cur := tx.Bucket(bucketCursors)
+		for id, v := range b.Cursors {
+			var err error
+			if v == nil {
+				err = cur.Delete([]byte(id))
+			} else {
+				err = cur.Put([]byte(id), v)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		sm := tx.Bucket(bucketSessionMeta)
+		for id, v := range b.SessionMeta {
+			if err := sm.Put([]byte(id), v); err != nil {
+				return err
+			}
+		}
+		skips := b.Skips
+		skips.Duplicate += int64(res.Duplicates)
+		return addSkips(tx, skips)
+	})
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("apply batch of %d records: %w", len(b.Records), err)
+	}
+	return res, nil
+}
+
+func addSkips(tx *bolt.Tx, add Skips) error {
+	if add == (Skips{}) {
+		return nil
+	}
+	meta := tx.Bucket(bucketMeta)
+	var s Skips
+	if v := meta.Get(metaSkips); v != nil {
+		if err := json.Unmarshal(v, &s); err != nil {
+			return fmt.Errorf("skips: %w", err)
+		}
+	}
+	s.Add(add)
+	v, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	return meta.Put(metaSkips, v)
+}
+
+// SessionMetaID is the key session_meta uses for a session.
+func SessionMetaID(source, sessionID string) string {
+	return string(sessionKey(source, sessionID))
+}
+
+// SessionMeta returns every stored attribution, by SessionMetaID.
+func (db *DB) SessionMeta() (map[string][]byte, error) {
+	return db.copyBucket(bucketSessionMeta)
+}
+
+// Cursors returns every stored ingest cursor, by id.
+func (db *DB) Cursors() (map[string][]byte, error) {
+	return db.copyBucket(bucketCursors)
+}
+
+func (db *DB) copyBucket(name []byte) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(name).ForEach(func(k, v []byte) error {
+			out[string(k)] = bytes.Clone(v)
+			return nil
+		})
+	})
+	return out, err
+}
+
+type outcome int
+
+const (
+	duplicate outcome = iota
+	added
+	replaced
+)
+
+// writer applies records inside one write transaction. Session rows are
+// cached and written once at the end: a batch touches few sessions many times.
+type writer struct {
+	tx                            *bolt.Tx
+	loc                           *time.Location
+	ledger, seen, daily, weekly   *bolt.Bucket
+	outbox, sessionsB, metaBucket *bolt.Bucket
+	changeSeq                     uint64
+	sessions                      map[string]*Session
+}
+
+func (db *DB) writer(tx *bolt.Tx) *writer {
+	return &writer{
+		tx:         tx,
+		loc:        db.loc,
+		ledger:     tx.Bucket(bucketLedger),
+		seen:       tx.Bucket(bucketSeen),
+		daily:      tx.Bucket(bucketDaily),
+		weekly:     tx.Bucket(bucketWeekly),
+		outbox:     tx.Bucket(bucketOutbox),
+		sessionsB:  tx.Bucket(bucketSessions),
+		metaBucket: tx.Bucket(bucketMeta),
+		sessions:   map[string]*Session{},
+	}
+}
+
+func (w *writer) addRecord(u *Usage) (outcome, error) {
+	if u.DedupeKey == "" {
+		return duplicate, fmt.Errorf("record at %d without dedupe key", u.TS)
+	}
+	sk := seenKey(u.DedupeKey)
+	result := added
+	if lk := w.seen.Get(sk); lk != nil {
+		var old Usage
+		raw := w.ledger.Get(lk)
+		if raw == nil {
+			return duplicate, fmt.Errorf("seen key points at missing ledger row %x", lk)
+		}
+		if err := json.Unmarshal(raw, &old); err != nil {
+			return duplicate, fmt.Errorf("ledger row %x: %w", lk, err)
+		}
+		if !Supersedes(&old, u) {
+			return duplicate, nil
+		}
+		// The call happened when its first copy was written; keeping that
+		// time keeps rollups independent of which copy arrives first.
+		u.TS = min(u.TS, old.TS)
+		if err := w.applyRollups(&old, -1); err != nil {
+			return duplicate, err
+		}
+		if err := w.ledger.Delete(bytes.Clone(lk)); err != nil {
+			return duplicate, err
+		}
+		result = replaced
+	}
+	seq, err := w.ledger.NextSequence()
+	if err != nil {
+		return duplicate, err
+	}
+	lk := ledgerKey(u.TS, seq)
+	v, err := json.Marshal(u)
+	if err != nil {
+		return duplicate, err
+	}
+	if err := w.ledger.Put(lk, v); err != nil {
+		return duplicate, err
+	}
+	if err := w.seen.Put(sk, lk); err != nil {
+		return duplicate, err
+	}
+	return result, w.applyRollups(u, +1)
+}
+
+// applyRollups adds (sign +1) or removes (sign -1) a record's contribution
+// to its daily, weekly and session rows, marking each for upstream.
+func (w *writer) applyRollups(u *Usage, sign int) error {
+	t := TotalsOf(u)
+	if sign < 0 {
+		t = t.negate()
+	}
+	day := DayNumber(u.TS, w.loc)
+	dim := DimOf(u)
+	if err := w.addRow(w.daily, OutboxDaily, rowKey(day, dim), t); err != nil {
+		return err
+	}
+	if err := w.addRow(w.weekly, OutboxWeekly, rowKey(WeekStart(day), dim), t); err != nil {
+		return err
+	}
+	return w.addSession(u, t)
+}
+
+// DimOf is the rollup dimension of a record.
+func DimOf(u *Usage) Dim {
+	return Dim{Source: u.Source, Agent: u.Agent, User: u.User, Provider: u.Provider, Model: u.Model}
+}
+
+func (w *writer) addRow(b *bolt.Bucket, table byte, key []byte, delta Totals) error {
+	var t Totals
+	if v := b.Get(key); v != nil {
+		var err error
+		if t, err = decodeTotals(v); err != nil {
+			return err
+		}
+	}
+	t.Add(delta)
+	var err error
+	if t.IsZero() {
+		err = b.Delete(key)
+	} else {
+		err = b.Put(key, encodeTotals(t))
+	}
+	if err != nil {
+		return err
+	}
+	return w.markChanged(table, key)
+}
+
+func (w *writer) markChanged(table byte, key []byte) error {
+	if w.outbox == nil {
+		return nil
+	}
+	if w.changeSeq == 0 {
+		seq, err := w.metaBucket.NextSequence()
+		if err != nil {
+			return err
+		}
+		w.changeSeq = seq
+	}
+	return w.outbox.Put(append([]byte{table}, key...), encodeUint(w.changeSeq))
+}
+
+func (w *writer) addSession(u *Usage, t Totals) error {
+	key := sessionKey(u.Source, u.SessionID)
+	s, ok := w.sessions[string(key)]
+	if !ok {
+		s = &Session{Source: u.Source, SessionID: u.SessionID, Models: map[string]Totals{}}
+		if v := w.sessionsB.Get(key); v != nil {
+			if err := json.Unmarshal(v, s); err != nil {
+				return fmt.Errorf("session %q: %w", u.SessionID, err)
+			}
+			if s.Models == nil {
+				s.Models = map[string]Totals{}
+			}
+		}
+		w.sessions[string(key)] = s
+	}
+	mergeSession(s, u, t)
+	return nil
+}
+
+// mergeSession folds one record (or its removal) into a session summary.
+// Attribution follows the latest record by time, ties broken by value, so
+// the result does not depend on the order records arrive in.
+func mergeSession(s *Session, u *Usage, t Totals) {
+	model := u.Provider + "/" + u.Model
+	m := s.Models[model]
+	m.Add(t)
+	if m.IsZero() {
+		delete(s.Models, model)
+	} else {
+		s.Models[model] = m
+	}
+	if t.Messages < 0 {
+		return // first/last and labels are kept: a replacement re-adds the same call
+	}
+	if s.FirstTS == 0 || u.TS < s.FirstTS {
+		s.FirstTS = u.TS
+	}
+	newer := u.TS > s.LastTS || (u.TS == s.LastTS && u.SessionKey+u.Agent+u.Channel > s.SessionKey+s.Agent+s.Channel)
+	if newer || s.Agent == "" {
+		s.LastTS = max(s.LastTS, u.TS)
+		if u.Agent != "" {
+			s.Agent = u.Agent
+		}
+		if u.SessionKey != "" {
+			s.SessionKey = u.SessionKey
+		}
+		if u.Channel != "" {
+			s.Channel = u.Channel
+		}
+	}
+}
+
+// MergeSession is mergeSession for in-memory tallies that mirror Apply.
+func MergeSession(s *Session, u *Usage) { mergeSession(s, u, TotalsOf(u)) }
+
+func (w *writer) flushSessions() error {
+	for k, s := range w.sessions {
+		var err error
+		if len(s.Models) == 0 {
+			err = w.sessionsB.Delete([]byte(k))
+		} else {
+			var v []byte
+			if v, err = json.Marshal(s); err == nil {
+				err = w.sessionsB.Put([]byte(k), v)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if err := w.markChanged(OutboxSession, []byte(k)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RebuildRollups recomputes every daily, weekly and session row from the
+// ledger. The rows equal those built incrementally, byte for byte.
+func (db *DB) RebuildRollups() error {
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketDaily, bucketWeekly, bucketSessions} {
+			if err := tx.DeleteBucket(name); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		w := db.writer(tx)
+		w.outbox = nil // rows are re-marked below, once
+		err := tx.Bucket(bucketLedger).ForEach(func(k, v []byte) error {
+			var u Usage
+			if err := json.Unmarshal(v, &u); err != nil {
+				return fmt.Errorf("ledger row %x: %w", k, err)
+			}
+			return w.applyRollups(&u, +1)
+		})
+		if err != nil {
+			return err
+		}
+		if err := w.flushSessions(); err != nil {
+			return err
+		}
+		return markAllChanged(tx)
+	})
+	if err != nil {
+		return fmt.Errorf("rebuild rollups: %w", err)
+	}
+	return nil
+}
+
+// markAllChanged queues every rollup row for upstream, e.g. after a rebuild.
+func markAllChanged(tx *bolt.Tx) error {
+	seq, err := tx.Bucket(bucketMeta).NextSequence()
+	if err != nil {
+		return err
+	}
+	outbox := tx.Bucket(bucketOutbox)
+	for table, name := range map[byte][]byte{OutboxDaily: bucketDaily, OutboxWeekly: bucketWeekly, OutboxSession: bucketSessions} {
+		err := tx.Bucket(name).ForEach(func(k, _ []byte) error {
+			return outbox.Put(append([]byte{table}, k...), encodeUint(seq))
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Ledger calls fn for each record with fromMillis <= ts < toMillis, in time
+// order. Records are decoded copies: fn may keep them.
+func (db *DB) Ledger(fromMillis, toMillis int64, fn func(*Usage) error) error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketLedger).Cursor()
+		end := ledgerKeyPrefix(toMillis)
+		for k, v := c.Seek(ledgerKeyPrefix(fromMillis)); k != nil && bytes.Compare(k, end) < 0; k, v = c.Next() {
+			var u Usage
+			if err := json.Unmarshal(v, &u); err != nil {
+				return fmt.Errorf("ledger row %x: %w", k, err)
+			}
+			if err := fn(&u); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// DailyRows returns the daily rows of days from..to inclusive.
+func (db *DB) DailyRows(from, to int32) ([]Row, error) { return db.rows(bucketDaily, from, to) }
+
+// WeeklyRows returns the weekly rows whose week starts from..to inclusive.
+func (db *DB) WeeklyRows(from, to int32) ([]Row, error) { return db.rows(bucketWeekly, from, to) }
+
+func (db *DB) rows(name []byte, from, to int32) ([]Row, error) {
+	var out []Row
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(name).Cursor()
+		end := periodKey(to)
+		for k, v := c.Seek(periodKey(from)); k != nil && bytes.Compare(k[:4], end) <= 0; k, v = c.Next() {
+			period, dim, err := decodeRowKey(k)
+			if err != nil {
+				return fmt.Errorf("%s row %x: %w", name, k, err)
+			}
+			t, err := decodeTotals(v)
+			if err != nil {
+				return fmt.Errorf("%s row %x: %w", name, k, err)
+			}
+			out = append(out, Row{Period: period, Dim: dim, Totals: t})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Sessions returns every session summary.
+func (db *DB) Sessions() ([]Session, error) {
+	var out []Session
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
+			var s Session
+			if err := json.Unmarshal(v, &s); err != nil {
+				return fmt.Errorf("session row %x: %w", k, err)
+			}
+			out = append(out, s)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// PruneLedger deletes ledger records older than beforeMillis with their
+// dedupe keys, a chunk per transaction so writers are not held up. Rollups
+// are kept.
+func (db *DB) PruneLedger(beforeMillis int64) (int, error) {
+	const chunk = 5000
+	total := 0
+	end := ledgerKeyPrefix(beforeMillis)
+	for {
+		n := 0
+		err := db.bolt.Update(func(tx *bolt.Tx) error {
+			ledger, seen := tx.Bucket(bucketLedger), tx.Bucket(bucketSeen)
+			var keys [][]byte
+			c := ledger.Cursor()
+			for k, v := c.First(); k != nil && bytes.Compare(k, end) < 0 && len(keys) < chunk; k, v = c.Next() {
+				var u Usage
+				if err := json.Unmarshal(v, &u); err == nil {
+					sk := seenKey(u.DedupeKey)
+					if bytes.Equal(seen.Get(sk), k) {
+						if err := seen.Delete(sk); err != nil {
+							return err
+						}
+					}
+				}
+				keys = append(keys, bytes.Clone(k))
+			}
+			for _, k := range keys {
+				if err := ledger.Delete(k); err != nil {
+					return err
+				}
+			}
+			n = len(keys)
+			return nil
+		})
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("prune ledger: %w", err)
+		}
+		if n < chunk {
+			return total, nil
+		}
+	}
+}
+
+// Stats are counts for health output and metrics.
+type Stats struct {
+	LedgerRecords int   `json:"ledger_records"`
+	Sessions      int   `json:"sessions"`
+	DailyRows     int   `json:"daily_rows"`
+	OutboxRows    int   `json:"outbox_rows"`
+	Cursors       int   `json:"cursors"`
+	FileBytes     int64 `json:"file_bytes"`
+}
+
+// Stats counts the main buckets.
+func (db *DB) Stats() (Stats, error) {
+	var s Stats
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		s.LedgerRecords = tx.Bucket(bucketLedger).Stats().KeyN
+		s.Sessions = tx.Bucket(bucketSessions).Stats().KeyN
+		s.DailyRows = tx.Bucket(bucketDaily).Stats().KeyN
+		s.OutboxRows = tx.Bucket(bucketOutbox).Stats().KeyN
+		s.Cursors = tx.Bucket(bucketCursors).Stats().KeyN
+		s.FileBytes = tx.Size()
+		return nil
+	})
+	return s, err
+}
+
+// BucketBytes returns a copy of every key and value of a rollup bucket
+// ("daily", "weekly", "sessions"); tests compare rebuilds with it.
+func (db *DB) BucketBytes(name string) (map[string]string, error) {
+	m, err := db.copyBucket([]byte(name))
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = string(v)
+	}
+	return out, err
+}

@@ -1,0 +1,210 @@
+package storage
+
+import "math"
+
+// Sources of usage records.
+const (
+	SourceOpenClaw = "openclaw"
+	SourceClaude   = "claude"
+	SourceCodex    = "codex"
+)
+
+// Where a record's cost came from, in the pricing order of DESIGN §3.
+const (
+	CostOverride   = "override"   // the user's price file
+	CostTranscript = "transcript" // the transcript's own cost.total (> 0)
+	CostTable      = "table"      // the embedded price table
+	CostUnpriced   = "unpriced"   // no price known: tokens kept, cost 0
+)
+
+// Usage is one deduplicated model call: a row of the ledger.
+// Token counts follow the OpenClaw convention: Input excludes cache reads.
+type Usage struct {
+	TS         int64  `json:"ts"` // unix milliseconds, UTC
+	Source     string `json:"source"`
+	Agent      string `json:"agent"`
+	SessionID  string `json:"session_id"`
+	SessionKey string `json:"session_key,omitempty"`
+	Channel    string `json:"channel,omitempty"`
+	User       string `json:"user,omitempty"`
+	UserLabel  string `json:"user_label,omitempty"`
+	Provider   string `json:"provider"`
+	Model      string `json:"model"`
+
+	Input        int64 `json:"input_tokens"`
+	Output       int64 `json:"output_tokens"`
+	CacheRead    int64 `json:"cache_read_tokens"`
+	CacheWrite   int64 `json:"cache_write_tokens"`
+	CacheWrite1h int64 `json:"cache_write_1h_tokens,omitempty"` // part of CacheWrite priced at the 1-hour rate
+
+	Cost       Cost   `json:"cost"`
+	CostSource string `json:"cost_source"`
+
+	// DedupeKey identifies the model call across files, forks, rewrites and
+	// archives (DESIGN §2). Two records with the same key are one call.
+	DedupeKey string `json:"dedupe_key"`
+}
+
+// Cost is in USD.
+type Cost struct {
+	Total      float64 `json:"total"`
+	Input      float64 `json:"input,omitempty"`
+	Output     float64 `json:"output,omitempty"`
+	CacheRead  float64 `json:"cache_read,omitempty"`
+	CacheWrite float64 `json:"cache_write,omitempty"`
+}
+
+// TotalTokens is the sum of the four token kinds.
+func (u *Usage) TotalTokens() int64 {
+	return u.Input + u.Output + u.CacheRead + u.CacheWrite
+}
+
+// Supersedes reports whether candidate should replace existing, two records
+// with the same dedupe key. Identical copies (forks, archives, rewrites) never
+// replace; a streamed Claude Code response is written several times with a
+// growing output count, and the largest copy is the true one.
+func Supersedes(existing, candidate *Usage) bool {
+	return candidate.TotalTokens() > existing.TotalTokens()
+}
+
+// Nanos converts USD to integer nano-dollars. Rollups sum integers so that a
+// rebuild in ledger order gives byte-identical rows to incremental ingest in
+// file order (float sums depend on order).
+func Nanos(usd float64) int64 {
+	if math.IsNaN(usd) || math.IsInf(usd, 0) {
+		return 0
+	}
+	return int64(math.Round(usd * 1e9))
+}
+
+// USD converts nano-dollars back to dollars.
+func USD(nanos int64) float64 { return float64(nanos) / 1e9 }
+
+// Totals are the additive facts of a rollup row. Every field is a sum, so
+// rows merge by addition and a replaced record is subtracted exactly.
+type Totals struct {
+	Messages   int64
+	Input      int64
+	Output     int64
+	CacheRead  int64
+	CacheWrite int64
+
+	CostNanos           int64
+	CostInputNanos      int64
+	CostOutputNanos     int64
+	CostCacheReadNanos  int64
+	CostCacheWriteNanos int64
+
+	UnpricedMessages int64 // calls with cost_source "unpriced"
+	UnpricedTokens   int64 // their tokens, the bucket reports show on its own
+}
+
+// TotalsOf is the contribution of one record.
+func TotalsOf(u *Usage) Totals {
+	t := Totals{
+		Messages:            1,
+		Input:               u.Input,
+		Output:              u.Output,
+		CacheRead:           u.CacheRead,
+		CacheWrite:          u.CacheWrite,
+		CostNanos:           Nanos(u.Cost.Total),
+		CostInputNanos:      Nanos(u.Cost.Input),
+		CostOutputNanos:     Nanos(u.Cost.Output),
+		CostCacheReadNanos:  Nanos(u.Cost.CacheRead),
+		CostCacheWriteNanos: Nanos(u.Cost.CacheWrite),
+	}
+	if u.CostSource == CostUnpriced {
+		t.UnpricedMessages = 1
+		t.UnpricedTokens = u.TotalTokens()
+	}
+	return t
+}
+
+// Add adds o to t.
+func (t *Totals) Add(o Totals) {
+	t.Messages += o.Messages
+	t.Input += o.Input
+	t.Output += o.Output
+	t.CacheRead += o.CacheRead
+	t.CacheWrite += o.CacheWrite
+	t.CostNanos += o.CostNanos
+	t.CostInputNanos += o.CostInputNanos
+	t.CostOutputNanos += o.CostOutputNanos
+	t.CostCacheReadNanos += o.CostCacheReadNanos
+	t.CostCacheWriteNanos += o.CostCacheWriteNanos
+	t.UnpricedMessages += o.UnpricedMessages
+	t.UnpricedTokens += o.UnpricedTokens
+}
+
+// Sub subtracts o from t.
+func (t *Totals) Sub(o Totals) {
+	t.Add(o.negate())
+}
+
+func (t Totals) negate() Totals {
+	return Totals{
+		-t.Messages, -t.Input, -t.Output, -t.CacheRead, -t.CacheWrite,
+		-t.CostNanos, -t.CostInputNanos, -t.CostOutputNanos, -t.CostCacheReadNanos, -t.CostCacheWriteNanos,
+		-t.UnpricedMessages, -t.UnpricedTokens,
+	}
+}
+
+// TotalTokens is the sum of the four token kinds.
+func (t Totals) TotalTokens() int64 { return t.Input + t.Output + t.CacheRead + t.CacheWrite }
+
+// IsZero reports whether the row holds nothing (all its records were removed).
+func (t Totals) IsZero() bool { return t == Totals{} }
+
+// Dim is the dimension of a daily or weekly rollup row.
+type Dim struct {
+	Source   string
+	Agent    string
+	User     string
+	Provider string
+	Model    string
+}
+
+// Row is one daily or weekly rollup row. Period is a day number (see
+// DayNumber); for weekly rows it is the Monday that starts the ISO week.
+type Row struct {
+	Period int32
+	Dim
+	Totals
+}
+
+// Session is the running summary of one session: what the session report and
+// upstream's token_usage table show.
+type Session struct {
+	Source     string            `json:"source"`
+	SessionID  string            `json:"session_id"`
+	SessionKey string            `json:"session_key,omitempty"`
+	Agent      string            `json:"agent"`
+	Channel    string            `json:"channel,omitempty"`
+	FirstTS    int64             `json:"first_ts"`
+	LastTS     int64             `json:"last_ts"`
+	Models     map[string]Totals `json:"models"` // "provider/model" → sums
+}
+
+// Skips counts what ingest did not turn into ledger records, by reason.
+type Skips struct {
+	Duplicate      int64 `json:"duplicate"`
+	NotModelCall   int64 `json:"not_model_call"`
+	ZeroUsage      int64 `json:"zero_usage"`
+	Malformed      int64 `json:"malformed"`
+	PartialLine    int64 `json:"partial_line"`
+	OversizeLine   int64 `json:"oversize_line"`
+	UnreadableFile int64 `json:"unreadable_file"`
+	Unsupported    int64 `json:"unsupported"` // stores or lines of a format we do not read
+}
+
+// Add adds o to s.
+func (s *Skips) Add(o Skips) {
+	s.Duplicate += o.Duplicate
+	s.NotModelCall += o.NotModelCall
+	s.ZeroUsage += o.ZeroUsage
+	s.Malformed += o.Malformed
+	s.PartialLine += o.PartialLine
+	s.OversizeLine += o.OversizeLine
+	s.UnreadableFile += o.UnreadableFile
+	s.Unsupported += o.Unsupported
+}

@@ -1,0 +1,74 @@
+package storage
+
+import bolt "go.etcd.io/bbolt"
+
+// The bbolt layout, in one place. All keys are big-endian; "lp(s)" is a
+// string prefixed by its uint16 length; "day" is a day number (days since
+// 1970-01-01 of the civil date in the rollup zone) as uint32 with the sign bit
+// flipped so that it sorts.
+//
+//	meta          "schema_version"   → uint64
+//	              "instance_id"      → 32 hex chars, minted at creation
+//	              "generation"       → 32 hex chars, minted at creation (upstream tells lineages apart)
+//	              "created_at"       → RFC 3339
+//	              "rollup_tz"        → IANA zone the daily/weekly rows were cut in
+//	              "skips"            → JSON Skips, cumulative
+//	cursors       opaque id (ingest's choice, e.g. "file:<dev>:<ino>") → opaque JSON owned by ingest
+//	session_meta  lp(source) lp(session id) → opaque JSON owned by ingest (what sessions.json said)
+//	seen          sha256(dedupe key)[:16] → ledger key of the record that holds it
+//	ledger        ts ms(8, sign flipped) | seq(8) → JSON Usage
+//	sessions      lp(source) lp(session id) → JSON Session (running per-session, per-model sums)
+//	daily         day | lp(source) lp(agent) lp(user) lp(provider) lp(model) → Totals (97 bytes)
+//	weekly        same, day = the Monday of the ISO week → Totals
+//	outbox        table byte ('d','w','s') | key of that row → change counter (uint64)
+//	host          ts ms(8) | seq(2) → host sample (owned by the host sampler)
+//	host_5m       slot start ms(8) → host rollup
+//	host_daily    day → host rollup
+//	alerts        rule id → rule state
+//
+// The ledger, seen keys, rollup deltas, outbox marks and cursors of one batch
+// commit in one transaction (see Apply).
+
+// SchemaVersion is the layout this code reads and writes.
+const SchemaVersion = 1
+
+var (
+	bucketMeta        = []byte("meta")
+	bucketCursors     = []byte("cursors")
+	bucketSessionMeta = []byte("session_meta")
+	bucketSeen        = []byte("seen")
+	bucketLedger      = []byte("ledger")
+	bucketSessions    = []byte("sessions")
+	bucketDaily       = []byte("daily")
+	bucketWeekly      = []byte("weekly")
+	bucketOutbox      = []byte("outbox")
+	bucketHost        = []byte("host")
+	bucketHost5m      = []byte("host_5m")
+	bucketHostDaily   = []byte("host_daily")
+	bucketAlerts      = []byte("alerts")
+
+	allBuckets = [][]byte{
+		bucketMeta, bucketCursors, bucketSessionMeta, bucketSeen, bucketLedger, bucketSessions,
+		bucketDaily, bucketWeekly, bucketOutbox, bucketHost, bucketHost5m, bucketHostDaily, bucketAlerts,
+	}
+)
+
+var (
+	metaSchemaVersion = []byte("schema_version")
+	metaInstanceID    = []byte("instance_id")
+	metaGeneration    = []byte("generation")
+	metaCreatedAt     = []byte("created_at")
+	metaRollupTZ      = []byte("rollup_tz")
+	metaSkips         = []byte("skips")
+)
+
+// Outbox table bytes.
+const (
+	OutboxDaily   = 'd'
+	OutboxWeekly  = 'w'
+	OutboxSession = 's'
+)
+
+// upgrades[v] moves a file from schema version v to v+1. There is only
+// version 1 so far; the slot is here so the next layout change has a home.
+var upgrades = map[uint64]func(*bolt.Tx) error{}
