@@ -208,6 +208,11 @@ func (w *writer) addRecord(u *Usage) (outcome, error) {
 	if err := w.seen.Put(sk, lk); err != nil {
 		return duplicate, err
 	}
+	if u.User != "" && u.UserLabel != "" {
+		if err := w.tx.Bucket(bucketUsers).Put([]byte(u.User), []byte(u.UserLabel)); err != nil {
+			return duplicate, err
+		}
+	}
 	return result, w.applyRollups(u, +1)
 }
 
@@ -441,6 +446,16 @@ func (db *DB) rows(name []byte, from, to int32) ([]Row, error) {
 		}
 		return nil
 	})
+	return out, err
+}
+
+// UserLabels returns the latest display label of each user.
+func (db *DB) UserLabels() (map[string]string, error) {
+	m, err := db.copyBucket(bucketUsers)
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = string(v)
+	}
 	return out, err
 }
 

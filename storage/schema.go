@@ -18,6 +18,7 @@ import bolt "go.etcd.io/bbolt"
 //	seen          sha256(dedupe key)[:16] → ledger key of the record that holds it
 //	ledger        ts ms(8, sign flipped) | seq(8) → JSON Usage
 //	sessions      lp(source) lp(session id) → JSON Session (running per-session, per-model sums)
+//	users         user id → latest display label seen (untrusted text)
 //	daily         day | lp(source) lp(agent) lp(user) lp(provider) lp(model) → Totals (97 bytes)
 //	weekly        same, day = the Monday of the ISO week → Totals
 //	outbox        table byte ('d','w','s') | key of that row → change counter (uint64)
@@ -39,6 +40,7 @@ var (
 	bucketSeen        = []byte("seen")
 	bucketLedger      = []byte("ledger")
 	bucketSessions    = []byte("sessions")
+	bucketUsers       = []byte("users")
 	bucketDaily       = []byte("daily")
 	bucketWeekly      = []byte("weekly")
 	bucketOutbox      = []byte("outbox")
@@ -48,7 +50,7 @@ var (
 	bucketAlerts      = []byte("alerts")
 
 	allBuckets = [][]byte{
-		bucketMeta, bucketCursors, bucketSessionMeta, bucketSeen, bucketLedger, bucketSessions,
+		bucketMeta, bucketCursors, bucketSessionMeta, bucketSeen, bucketLedger, bucketSessions, bucketUsers,
 		bucketDaily, bucketWeekly, bucketOutbox, bucketHost, bucketHost5m, bucketHostDaily, bucketAlerts,
 	}
 )

@@ -1,0 +1,257 @@
+package appliance
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/fleetmeter/fleetmeter/ingest"
+	"github.com/fleetmeter/fleetmeter/rollup"
+	"github.com/fleetmeter/fleetmeter/storage"
+)
+
+func runServe(ctx context.Context, env *cliEnv, args []string) error {
+	cfg, rest, err := parseConfig(env, "serve", args, flagsData|flagsSources|flagsServe, nil)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageErr("unexpected argument %q", rest[0])
+	}
+	log := newLogger(cfg, env.stderr)
+	app, err := New(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	return app.Run(ctx)
+}
+
+func runIngest(ctx context.Context, env *cliEnv, args []string) error {
+	var once bool
+	cfg, rest, err := parseConfig(env, "ingest", args, flagsData|flagsSources|flagsServe, func(fs *flag.FlagSet) {
+		fs.BoolVar(&once, "once", false, "one pass over every transcript, then exit")
+	})
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageErr("unexpected argument %q", rest[0])
+	}
+	log := newLogger(cfg, env.stderr)
+	loc, err := cfg.Location()
+	if err != nil {
+		return err
+	}
+	db, err := storage.Open(cfg.DBPath(), storage.Options{Location: loc})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	in := ingest.New(ingestConfig(cfg, log, false), db)
+	if !once {
+		return in.Run(ctx, cfg.PollInterval)
+	}
+	res, err := in.Step(ctx)
+	if err != nil {
+		return err
+	}
+	st := in.Status()
+	fmt.Fprintf(env.stdout, "ingested %d new model calls from %d files (%d read, %.1f MB); skipped: %d duplicate, %d not model calls, %d zero usage, %d malformed; %d files could not be read\n",
+		res.Added, res.Files, res.Read, float64(res.Bytes)/1e6, st.Skips.Duplicate, st.Skips.NotModelCall, st.Skips.ZeroUsage, st.Skips.Malformed, st.FileErrors)
+	return nil
+}
+
+func runReport(ctx context.Context, env *cliEnv, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintf(env.stdout, "Usage: fleetmeter report KIND [--json] [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--tz ZONE] [--openclaw-dir DIR]...\nKIND is one of %v.\nWith --openclaw-dir (or --claude-dir, --codex-dir) transcripts are read directly and no database is touched.\n", rollup.Kinds())
+		if len(args) == 0 {
+			return usageErr("missing report kind")
+		}
+		return nil
+	}
+	kind := args[0]
+	var asJSON bool
+	var since, until string
+	cfg, rest, err := parseConfig(env, "report "+kind, args[1:], flagsData|flagsSources, func(fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, "print JSON")
+		fs.StringVar(&since, "since", "", "first day, YYYY-MM-DD (inclusive)")
+		fs.StringVar(&until, "until", "", "last day, YYYY-MM-DD (inclusive)")
+	})
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageErr("unexpected argument %q", rest[0])
+	}
+	q := rollup.Query{Kind: kind, Since: rollup.MinDay, Until: rollup.MaxDay}
+	if since != "" {
+		if q.Since, err = storage.ParseDay(since); err != nil {
+			return usageErr("--since: %v", err)
+		}
+	}
+	if until != "" {
+		if q.Until, err = storage.ParseDay(until); err != nil {
+			return usageErr("--until: %v", err)
+		}
+	}
+	loc, err := cfg.Location()
+	if err != nil {
+		return err
+	}
+	var src rollup.Source
+	if len(cfg.OpenClawDirs)+len(cfg.ClaudeDirs)+len(cfg.CodexDirs) > 0 {
+		// Straight from transcripts: an in-memory tally, no database.
+		tally := rollup.NewTally(loc)
+		c := ingestConfig(cfg, newLogger(cfg, env.stderr), true)
+		c.Discover = false
+		if _, err := ingest.New(c, tally).Step(ctx); err != nil {
+			return err
+		}
+		src = tally
+	} else {
+		db, err := storage.Open(cfg.DBPath(), storage.Options{Location: loc, ReadOnly: true})
+		if errors.Is(err, storage.ErrLocked) {
+			return fmt.Errorf("%w\n(to report without the database, pass --openclaw-dir)", err)
+		}
+		if err != nil {
+			return fmt.Errorf("%w (run `fleetmeter ingest --once` or `fleetmeter serve` first, or pass --openclaw-dir)", err)
+		}
+		defer db.Close()
+		src = dbSource{db, loc}
+	}
+	rep, err := rollup.Build(src, q)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return rollup.WriteTable(env.stdout, rep)
+}
+
+// dbSource reads reports from the database. When the file's rollups were
+// cut in another zone than the report asks for, days are recut from the
+// ledger instead.
+type dbSource struct {
+	*storage.DB
+	loc *time.Location
+}
+
+func (s dbSource) Location() *time.Location { return s.loc }
+
+func (s dbSource) DailyRows(from, to int32) ([]storage.Row, error) {
+	if s.DB.Location().String() == s.loc.String() {
+		return s.DB.DailyRows(from, to)
+	}
+	tally := rollup.NewTally(s.loc)
+	fromMs, toMs := int64(math.MinInt64), int64(math.MaxInt64)
+	if from != rollup.MinDay {
+		fromMs = storage.DayStartMillis(from-1, time.UTC) // a day of slack either side for zone offsets
+	}
+	if to != rollup.MaxDay {
+		toMs = storage.DayStartMillis(to+2, time.UTC)
+	}
+	var batch storage.Batch
+	err := s.DB.Ledger(fromMs, toMs, func(u *storage.Usage) error {
+		batch.Records = append(batch.Records, *u)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tally.Apply(&batch); err != nil {
+		return nil, err
+	}
+	return tally.DailyRows(from, to)
+}
+
+func runRollup(ctx context.Context, env *cliEnv, args []string) error {
+	if len(args) == 0 || args[0] != "rebuild" {
+		return usageErr("want `fleetmeter rollup rebuild`")
+	}
+	cfg, _, err := parseConfig(env, "rollup rebuild", args[1:], flagsData, nil)
+	if err != nil {
+		return err
+	}
+	loc, err := cfg.Location()
+	if err != nil {
+		return err
+	}
+	db, err := storage.Open(cfg.DBPath(), storage.Options{Location: loc})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	start := time.Now()
+	if err := db.RebuildRollups(); err != nil {
+		return err
+	}
+	st, err := db.Stats()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "rebuilt %d daily rows and %d sessions from %d ledger records in %s\n",
+		st.DailyRows, st.Sessions, st.LedgerRecords, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func runBackup(ctx context.Context, env *cliEnv, args []string) error {
+	cfg, rest, err := parseConfig(env, "backup", args, flagsData, nil)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return usageErr("want `fleetmeter backup FILE`")
+	}
+	loc, err := cfg.Location()
+	if err != nil {
+		return err
+	}
+	db, err := storage.Open(cfg.DBPath(), storage.Options{Location: loc, ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Backup(rest[0]); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "backed up %s to %s\n", cfg.DBPath(), rest[0])
+	return nil
+}
+
+func runCompact(ctx context.Context, env *cliEnv, args []string) error {
+	cfg, rest, err := parseConfig(env, "compact", args, flagsData, nil)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageErr("unexpected argument %q", rest[0])
+	}
+	before, after, err := storage.Compact(cfg.DBPath())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "compacted %s: %.1f MB → %.1f MB\n", cfg.DBPath(), float64(before)/1e6, float64(after)/1e6)
+	return nil
+}
+
+func runConfig(ctx context.Context, env *cliEnv, args []string) error {
+	cfg, _, err := parseConfig(env, "config", args, flagsData|flagsSources|flagsServe, nil)
+	if err != nil {
+		return err
+	}
+	return toml.NewEncoder(env.stdout).Encode(cfg.Masked())
+}
+
+func runVersion(ctx context.Context, env *cliEnv, args []string) error {
+	fmt.Fprintf(env.stdout, "fleetmeter %s\n", Version)
+	return nil
+}

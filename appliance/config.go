@@ -1,0 +1,283 @@
+package appliance
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is every setting, in one struct: defaults, then the optional TOML
+// file, then FLEETMETER_* environment variables (secrets also as *_FILE),
+// then flags. It is passed by value.
+type Config struct {
+	DataDir      string        `toml:"data_dir"`
+	TZ           string        `toml:"tz"`            // IANA zone that cuts days and weeks
+	OpenClawDirs []string      `toml:"openclaw_dirs"` // explicit state dirs; empty = discover
+	ClaudeDirs   []string      `toml:"claude_dirs"`   // explicit Claude Code config dirs (hold projects/)
+	CodexDirs    []string      `toml:"codex_dirs"`    // explicit Codex homes (hold sessions/)
+	NoDiscover   bool          `toml:"no_discover"`   // only read the explicit dirs
+	PollInterval time.Duration `toml:"poll_interval"`
+	PriceFile    string        `toml:"price_file"` // user price overrides (JSON, USD per 1M tokens)
+
+	Listen    string `toml:"listen"`
+	AuthToken string `toml:"auth_token"` // required to listen beyond loopback; a secret
+
+	SampleInterval time.Duration `toml:"sample_interval"`
+	InstanceType   string        `toml:"instance_type"`
+	EC2Metadata    bool          `toml:"ec2_metadata"` // opt-in IMDSv2 lookup of the instance type
+	IMDSEndpoint   string        `toml:"imds_endpoint"`
+
+	Retention Retention `toml:"retention"`
+	LogLevel  string    `toml:"log_level"`
+	LogFormat string    `toml:"log_format"` // text or json
+}
+
+// Retention is how long each kind of data is kept (DESIGN §4). Daily and
+// weekly rollups are kept forever.
+type Retention struct {
+	LedgerDays  int `toml:"ledger_days"`
+	HostRawDays int `toml:"host_raw_days"`
+	Host5mDays  int `toml:"host_5m_days"`
+}
+
+// DefaultConfig is the configuration with nothing set.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:        defaultDataDir(),
+		TZ:             "UTC",
+		PollInterval:   10 * time.Second,
+		Listen:         "127.0.0.1:8767",
+		SampleInterval: 15 * time.Second,
+		IMDSEndpoint:   "http://169.254.169.254",
+		Retention:      Retention{LedgerDays: 400, HostRawDays: 14, Host5mDays: 400},
+		LogLevel:       "info",
+		LogFormat:      "text",
+	}
+}
+
+// defaultDataDir is /var/lib/fleetmeter for root, else
+// $XDG_STATE_HOME/fleetmeter (~/.local/state/fleetmeter).
+func defaultDataDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/fleetmeter"
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "fleetmeter")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "fleetmeter")
+	}
+	return "fleetmeter-data"
+}
+
+// Location is the configured zone.
+func (c Config) Location() (*time.Location, error) {
+	loc, err := time.LoadLocation(c.TZ)
+	if err != nil {
+		return nil, fmt.Errorf("tz %q: not an IANA zone name (e.g. UTC, Europe/Berlin)", c.TZ)
+	}
+	return loc, nil
+}
+
+// DBPath is the database file.
+func (c Config) DBPath() string { return filepath.Join(c.DataDir, "fleetmeter.db") }
+
+// Validate checks the settings together.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir is empty"))
+	}
+	if _, err := c.Location(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.PollInterval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("poll_interval %s is below 100ms", c.PollInterval))
+	}
+	if c.SampleInterval < time.Second {
+		errs = append(errs, fmt.Errorf("sample_interval %s is below 1s", c.SampleInterval))
+	}
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("listen %q: want host:port", c.Listen))
+	} else if !isLoopback(host) && c.AuthToken == "" {
+		errs = append(errs, fmt.Errorf("listen %q is not a loopback address: set an auth token (FLEETMETER_AUTH_TOKEN or auth_token_file) to expose the UI", c.Listen))
+	}
+	if c.Retention.LedgerDays < 1 || c.Retention.HostRawDays < 1 || c.Retention.Host5mDays < 1 {
+		errs = append(errs, errors.New("retention days must be at least 1"))
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("log_format %q: want text or json", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// loadFile merges a TOML file into c. Unknown keys are an error, so a typo
+// does not silently leave a default in place.
+func (c *Config) loadFile(path string) error {
+	md, err := toml.DecodeFile(path, c)
+	if err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return fmt.Errorf("config file %s: unknown keys %s", path, strings.Join(keys, ", "))
+	}
+	return nil
+}
+
+// loadEnv merges FLEETMETER_* variables into c.
+func (c *Config) loadEnv(getenv func(string) string) error {
+	var errs []error
+	str := func(name string, dst *string) {
+		if v := getenv("FLEETMETER_" + name); v != "" {
+			*dst = v
+		}
+	}
+	list := func(name string, dst *[]string) {
+		if v := getenv("FLEETMETER_" + name); v != "" {
+			*dst = splitList(v)
+		}
+	}
+	dur := func(name string, dst *time.Duration) {
+		if v := getenv("FLEETMETER_" + name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("FLEETMETER_%s=%q: %w", name, v, err))
+			}
+			*dst = d
+		}
+	}
+	boolean := func(name string, dst *bool) {
+		if v := getenv("FLEETMETER_" + name); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("FLEETMETER_%s=%q: want true or false", name, v))
+			}
+			*dst = b
+		}
+	}
+	secret := func(name string, dst *string) {
+		str(name, dst)
+		if path := getenv("FLEETMETER_" + name + "_FILE"); path != "" {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("FLEETMETER_%s_FILE: %w", name, err))
+				return
+			}
+			*dst = strings.TrimSpace(string(b))
+		}
+	}
+	str("DATA_DIR", &c.DataDir)
+	str("TZ", &c.TZ)
+	list("OPENCLAW_DIRS", &c.OpenClawDirs)
+	list("CLAUDE_DIRS", &c.ClaudeDirs)
+	list("CODEX_DIRS", &c.CodexDirs)
+	boolean("NO_DISCOVER", &c.NoDiscover)
+	dur("POLL_INTERVAL", &c.PollInterval)
+	str("PRICE_FILE", &c.PriceFile)
+	str("LISTEN", &c.Listen)
+	secret("AUTH_TOKEN", &c.AuthToken)
+	dur("SAMPLE_INTERVAL", &c.SampleInterval)
+	str("INSTANCE_TYPE", &c.InstanceType)
+	boolean("EC2_METADATA", &c.EC2Metadata)
+	str("IMDS_ENDPOINT", &c.IMDSEndpoint)
+	str("LOG_LEVEL", &c.LogLevel)
+	str("LOG_FORMAT", &c.LogFormat)
+	return errors.Join(errs...)
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ':' }) {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Masked is the config for printing: secrets replaced.
+func (c Config) Masked() Config {
+	if c.AuthToken != "" {
+		c.AuthToken = "********"
+	}
+	return c
+}
+
+// listFlag is a repeatable flag (--openclaw-dir A --openclaw-dir B).
+type listFlag struct {
+	dst *[]string
+	set bool
+}
+
+func (l *listFlag) String() string {
+	if l.dst == nil {
+		return ""
+	}
+	return strings.Join(*l.dst, ",")
+}
+
+func (l *listFlag) Set(v string) error {
+	if !l.set {
+		*l.dst, l.set = nil, true // flags replace what the file or env said
+	}
+	*l.dst = append(*l.dst, v)
+	return nil
+}
+
+// flagGroups are the flag sets a command can ask for.
+type flagGroups int
+
+const (
+	flagsData    flagGroups = 1 << iota // --data-dir, --tz, --config
+	flagsSources                        // --openclaw-dir, --claude-dir, --codex-dir, --no-discover, --prices
+	flagsServe                          // --listen, --poll-interval, --sample-interval, --instance-type, --ec2-metadata
+)
+
+// bindFlags registers the config flags of the groups asked for.
+func (c *Config) bindFlags(fs *flag.FlagSet, groups flagGroups) {
+	if groups&flagsData != 0 {
+		fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the database file (env FLEETMETER_DATA_DIR)")
+		fs.StringVar(&c.TZ, "tz", c.TZ, "IANA time zone that cuts days and weeks (env FLEETMETER_TZ)")
+		fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	}
+	if groups&flagsSources != 0 {
+		fs.Var(&listFlag{dst: &c.OpenClawDirs}, "openclaw-dir", "OpenClaw state dir holding agents/ (repeatable; default: discover)")
+		fs.Var(&listFlag{dst: &c.ClaudeDirs}, "claude-dir", "Claude Code dir holding projects/ (repeatable; default: discover)")
+		fs.Var(&listFlag{dst: &c.CodexDirs}, "codex-dir", "Codex home holding sessions/ (repeatable; default: discover)")
+		fs.BoolVar(&c.NoDiscover, "no-discover", c.NoDiscover, "read only the dirs given, search nowhere else")
+		fs.StringVar(&c.PriceFile, "prices", c.PriceFile, "JSON file of price overrides, USD per 1M tokens")
+	}
+	if groups&flagsServe != 0 {
+		fs.StringVar(&c.Listen, "listen", c.Listen, "address of the UI, API and /metrics")
+		fs.DurationVar(&c.PollInterval, "poll-interval", c.PollInterval, "how often transcripts are polled")
+		fs.DurationVar(&c.SampleInterval, "sample-interval", c.SampleInterval, "how often the host is sampled")
+		fs.StringVar(&c.InstanceType, "instance-type", c.InstanceType, "EC2 instance type, for scaling advice")
+		fs.BoolVar(&c.EC2Metadata, "ec2-metadata", c.EC2Metadata, "ask EC2 instance metadata (IMDSv2) for the instance type")
+	}
+}

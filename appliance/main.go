@@ -1,0 +1,150 @@
+// Package appliance wires fleetmeter's parts into one program: the CLI
+// commands, the configuration, and the daemon's lifecycle (New, Run, Close).
+// It is the only package that knows every other one.
+package appliance
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+)
+
+// Version is set at build time (-ldflags "-X .../appliance.Version=…").
+var Version = "dev"
+
+// errUsage marks a command line we could not make sense of: exit code 2.
+var errUsage = errors.New("usage")
+
+// command is one CLI verb.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env *cliEnv, args []string) error
+}
+
+// cliEnv is what commands write to and read from: injected so tests run
+// the CLI in-process.
+type cliEnv struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the daemon: ingest transcripts, sample the host, serve UI, API and /metrics", runServe},
+		{"ingest", "read transcripts into the database (--once: one pass, then exit)", runIngest},
+		{"report", "usage report: daily|weekly|monthly|session|agent|user|model", runReport},
+		{"rollup", "rollup rebuild: recompute daily/weekly/session rows from the ledger", runRollup},
+		{"backup", "backup FILE: write a consistent copy of the database", runBackup},
+		{"compact", "shrink the database file (the daemon must be stopped)", runCompact},
+		{"config", "print the effective configuration, secrets masked", runConfig},
+		{"version", "print the version", runVersion},
+	}
+}
+
+// Main runs the fleetmeter command line and returns the exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return run(ctx, args, &cliEnv{stdout: stdout, stderr: stderr, getenv: os.Getenv})
+}
+
+func run(ctx context.Context, args []string, env *cliEnv) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(env.stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, env, args[1:])
+		switch {
+		case err == nil, errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.Is(err, errUsage):
+			fmt.Fprintf(env.stderr, "fleetmeter %s: %s\n", c.name, strings.TrimPrefix(err.Error(), "usage: "))
+			return 2
+		default:
+			fmt.Fprintf(env.stderr, "fleetmeter %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(env.stderr, "fleetmeter: unknown command %q (see fleetmeter --help)\n", args[0])
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "fleetmeter: what an AI agent fleet costs, and whether its host keeps up.")
+	fmt.Fprintln(w, "\nUsage: fleetmeter COMMAND [flags]   (fleetmeter COMMAND --help for its flags)")
+	fmt.Fprintln(w, "\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+}
+
+// usageErr wraps a bad command line.
+func usageErr(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
+}
+
+// parseConfig builds the config of a command: defaults, the file named by
+// --config or FLEETMETER_CONFIG, the environment, then the flags in args.
+// extra registers the command's own flags.
+func parseConfig(env *cliEnv, name string, args []string, groups flagGroups, extra func(*flag.FlagSet)) (Config, []string, error) {
+	cfg := DefaultConfig()
+	path := env.getenv("FLEETMETER_CONFIG")
+	for i, a := range args {
+		for _, p := range []string{"--config=", "-config="} {
+			if strings.HasPrefix(a, p) {
+				path = strings.TrimPrefix(a, p)
+			}
+		}
+		if (a == "--config" || a == "-config") && i+1 < len(args) {
+			path = args[i+1]
+		}
+	}
+	if path != "" {
+		if err := cfg.loadFile(path); err != nil {
+			return cfg, nil, err
+		}
+	}
+	if err := cfg.loadEnv(env.getenv); err != nil {
+		return cfg, nil, err
+	}
+	fs := flag.NewFlagSet("fleetmeter "+name, flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.String("config", path, "TOML config file (env FLEETMETER_CONFIG)")
+	cfg.bindFlags(fs, groups)
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, nil, err
+		}
+		return cfg, nil, usageErr("%v", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, nil, fmt.Errorf("config: %w", err)
+	}
+	return cfg, fs.Args(), nil
+}
+
+// newLogger builds the one logger of the process; parts get children
+// with a "component" attribute.
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // Validate checked it
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,238 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/valyala/fastjson"
+)
+
+// senderOf finds who sent a user message: the provenance of system and
+// inter-session turns, else OpenClaw's "Sender (untrusted metadata)" block,
+// else the sender_id of its "Conversation info" block.
+func senderOf(msg *fastjson.Value) sender {
+	switch string(msg.GetStringBytes("provenance", "kind")) {
+	case "internal_system", "inter_session":
+		return sender{System: true}
+	}
+	text := messageText(msg)
+	if block := fencedJSONAfter(text, "Sender (untrusted metadata):"); block != nil {
+		var s struct {
+			Label    string `json:"label"`
+			ID       any    `json:"id"`
+			Name     string `json:"name"`
+			Username string `json:"username"`
+			E164     string `json:"e164"`
+		}
+		if json.Unmarshal(block, &s) == nil {
+			id := idString(s.ID)
+			if id == "" {
+				id = firstNonEmpty(s.E164, s.Username)
+			}
+			if id != "" {
+				return sender{ID: id, Label: firstNonEmpty(s.Label, s.Name, s.Username)}
+			}
+		}
+	}
+	if block := fencedJSONAfter(text, "Conversation info (untrusted metadata):"); block != nil {
+		var c struct {
+			SenderID any    `json:"sender_id"`
+			Sender   string `json:"sender"`
+		}
+		if json.Unmarshal(block, &c) == nil {
+			if id := idString(c.SenderID); id != "" {
+				return sender{ID: id, Label: c.Sender}
+			}
+		}
+	}
+	return sender{}
+}
+
+// messageText is the text of a message: a string content, or the first
+// text part of an array content (where OpenClaw puts its metadata blocks).
+func messageText(msg *fastjson.Value) []byte {
+	c := msg.Get("content")
+	if c == nil {
+		return nil
+	}
+	if c.Type() == fastjson.TypeString {
+		b, _ := c.StringBytes()
+		return b
+	}
+	for _, part := range c.GetArray() {
+		if string(part.GetStringBytes("type")) == "text" {
+			return part.GetStringBytes("text")
+		}
+	}
+	return nil
+}
+
+// fencedJSONAfter returns the body of the ```json fence that follows label.
+func fencedJSONAfter(text []byte, label string) []byte {
+	i := bytes.Index(text, []byte(label))
+	if i < 0 {
+		return nil
+	}
+	rest := text[i+len(label):]
+	open := bytes.Index(rest, []byte("```json"))
+	if open < 0 || open > 16 {
+		return nil
+	}
+	rest = rest[open+len("```json"):]
+	end := bytes.Index(rest, []byte("```"))
+	if end < 0 {
+		return nil
+	}
+	return rest[:end]
+}
+
+func idString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case float64:
+		return fmt.Sprintf("%.0f", x)
+	}
+	return ""
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// sessionMeta is what fleetmeter remembers of a session from OpenClaw's
+// store. Archived sessions vanish from sessions.json, so it is kept in
+// storage for as long as their transcripts may turn up.
+type sessionMeta struct {
+	Key        string `json:"key"`
+	Channel    string `json:"channel,omitempty"`
+	ChatType   string `json:"chat_type,omitempty"`
+	OriginFrom string `json:"origin_from,omitempty"`
+	Label      string `json:"label,omitempty"`
+}
+
+// readSessionsJSON reads <sessions>/sessions.json: session key → entry.
+func readSessionsJSON(path string) (map[string]sessionMeta, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var store map[string]struct {
+		SessionID   string `json:"sessionId"`
+		ChatType    string `json:"chatType"`
+		Channel     string `json:"channel"`
+		LastChannel string `json:"lastChannel"`
+		DisplayName string `json:"displayName"`
+		Origin      struct {
+			Provider string `json:"provider"`
+			From     string `json:"from"`
+			Label    string `json:"label"`
+			ChatType string `json:"chatType"`
+		} `json:"origin"`
+		DeliveryContext struct {
+			Channel string `json:"channel"`
+		} `json:"deliveryContext"`
+	}
+	if err := json.Unmarshal(data, &store); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", path, err)
+	}
+	out := make(map[string]sessionMeta, len(store))
+	for key, e := range store {
+		if e.SessionID == "" {
+			continue
+		}
+		out[e.SessionID] = sessionMeta{
+			Key:        key,
+			Channel:    firstNonEmpty(e.Channel, e.Origin.Provider, e.LastChannel, e.DeliveryContext.Channel),
+			ChatType:   firstNonEmpty(e.ChatType, e.Origin.ChatType),
+			OriginFrom: e.Origin.From,
+			Label:      firstNonEmpty(e.Origin.Label, e.DisplayName),
+		}
+	}
+	return out, nil
+}
+
+// keyInfo is what a session key says about its session.
+type keyInfo struct {
+	agent   string
+	channel string
+	peer    string // the DM peer, for per-peer DM scopes
+	noHuman bool   // cron, heartbeat, sub-agent, hook: nobody is talking
+}
+
+// parseSessionKey reads OpenClaw's session key grammar:
+//
+//	agent:<id>:main | agent:<id>:direct:<peer> | agent:<id>:<channel>:direct:<peer>
+//	agent:<id>:<channel>:<account>:direct:<peer> | agent:<id>:<channel>:group|channel|room:<id>
+//	agent:<id>:cron:<job>[:run:<sid>] | agent:<id>:subagent:<uuid> | ...:heartbeat | agent:<id>:hook:<uuid>
+//
+// Older builds wrote "dm" where newer ones write "direct"; both are read.
+func parseSessionKey(key string) keyInfo {
+	parts := strings.Split(key, ":")
+	var k keyInfo
+	if len(parts) >= 2 && parts[0] == "agent" {
+		k.agent = parts[1]
+		parts = parts[2:]
+	}
+	for _, p := range parts {
+		switch p {
+		case "cron", "subagent", "heartbeat", "hook":
+			k.noHuman = true
+		}
+	}
+	for i, p := range parts {
+		if (p == "direct" || p == "dm") && i+1 < len(parts) {
+			k.peer = strings.Join(parts[i+1:], ":")
+			if i >= 1 {
+				k.channel = parts[0]
+			}
+			break
+		}
+		if (p == "group" || p == "channel" || p == "room") && i >= 1 {
+			k.channel = parts[0]
+			break
+		}
+	}
+	return k
+}
+
+// attribution is the channel and user of one model call.
+type attribution struct {
+	channel, user, label string
+}
+
+// attribute decides who a call is for: nobody for cron, heartbeat,
+// sub-agent and system turns; else the sender of the triggering message;
+// else the session's DM peer or origin.
+func attribute(meta sessionMeta, s sender) attribution {
+	k := parseSessionKey(meta.Key)
+	a := attribution{channel: firstNonEmpty(k.channel, meta.Channel)}
+	if k.noHuman || s.System {
+		return a
+	}
+	switch {
+	case s.ID != "":
+		a.user, a.label = qualify(a.channel, s.ID), s.Label
+	case k.peer != "":
+		a.user = qualify(a.channel, k.peer)
+	case meta.OriginFrom != "" && (meta.ChatType == "" || meta.ChatType == "direct"):
+		a.user, a.label = meta.OriginFrom, meta.Label
+	}
+	return a
+}
+
+// qualify makes "<channel>:<id>" unless id already names its channel.
+func qualify(channel, id string) string {
+	if channel == "" || strings.HasPrefix(id, channel+":") {
+		return id
+	}
+	return channel + ":" + id
+}

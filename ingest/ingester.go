@@ -1,0 +1,501 @@
+// Package ingest reads agent transcripts incrementally and turns each model
+// call into one deduplicated usage record. It follows files across renames,
+// notices rewrites and truncation, keeps partial lines for later, and
+// commits records with the cursor that covers them, so a kill -9 at any
+// instant neither loses nor doubles a call.
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fleetmeter/fleetmeter/storage"
+	"golang.org/x/sync/errgroup"
+)
+
+// Ledger is where records go: the bbolt database, or an in-memory tally
+// when a report reads transcripts directly.
+type Ledger interface {
+	Apply(*storage.Batch) (storage.ApplyResult, error)
+	Cursors() (map[string][]byte, error)
+	SessionMeta() (map[string][]byte, error)
+}
+
+// Pricer sets a record's cost and cost source.
+type Pricer interface {
+	Apply(*storage.Usage)
+}
+
+// TranscriptCost is the pricer used when no price table is configured: the
+// transcript's own cost when it has one, else unpriced.
+type TranscriptCost struct{}
+
+// Apply implements Pricer.
+func (TranscriptCost) Apply(u *storage.Usage) {
+	if u.Cost.Total > 0 {
+		u.CostSource = storage.CostTranscript
+	} else {
+		u.Cost = storage.Cost{}
+		u.CostSource = storage.CostUnpriced
+	}
+}
+
+// Config configures an Ingester.
+type Config struct {
+	// OpenClawDirs are explicit OpenClaw state dirs (each holds agents/).
+	// When empty and Discover is set, the usual places are searched.
+	OpenClawDirs []string
+	Discover     bool
+	// Env and Homes drive discovery; nil means the process environment
+	// and Homes().
+	Env   func(string) string
+	Homes []string
+
+	// Final marks a one-shot read (reports): an unterminated last line is
+	// then counted as a partial line instead of waiting for its end.
+	Final bool
+	// Workers parse files in parallel; commits stay in order. 0 = 2.
+	Workers int
+	// BatchBytes and BatchRecords bound one transaction. 0 = defaults.
+	BatchBytes   int64
+	BatchRecords int
+
+	Pricer Pricer
+	Logger *slog.Logger
+}
+
+// Ingester tails transcripts into a Ledger. Step is synchronous; Run is a
+// ticker around it. Not safe for concurrent Steps.
+type Ingester struct {
+	cfg          Config
+	ledger       Ledger
+	pricer       Pricer
+	log          *slog.Logger
+	final        bool
+	chunkBytes   int64
+	chunkRecords int
+
+	loaded  bool
+	cursors map[string]*fileCursor // by cursor id
+	meta    map[string]sessionMeta // by storage.SessionMetaID
+	stores  map[string]fileStamp   // sessions.json stamps, to re-read only on change
+	warned  map[string]string      // path → last error logged, so a bad file is logged once
+	stats   Status
+	mu      sync.Mutex // guards stats for Status()
+}
+
+type fileStamp struct {
+	size    int64
+	modNano int64
+}
+
+// Status is what the ingester has done, for health output and metrics.
+type Status struct {
+	Roots        []string      `json:"roots"`
+	Files        int           `json:"files"`
+	PendingTails int           `json:"pending_partial_lines"`
+	Added        int64         `json:"records_added"`
+	Replaced     int64         `json:"records_replaced"`
+	Skips        storage.Skips `json:"skipped"`
+	FileErrors   int64         `json:"file_errors"`
+	LastStep     time.Time     `json:"last_step"`
+	LastError    string        `json:"last_error,omitempty"`
+}
+
+// StepResult summarises one Step.
+type StepResult struct {
+	Files, Read    int
+	Bytes          int64
+	Added, Skipped int
+}
+
+// New makes an Ingester writing to ledger.
+func New(cfg Config, ledger Ledger) *Ingester {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 2
+	}
+	if cfg.BatchBytes <= 0 {
+		cfg.BatchBytes = 64 << 20
+	}
+	if cfg.BatchRecords <= 0 {
+		cfg.BatchRecords = 50_000
+	}
+	if cfg.Pricer == nil {
+		cfg.Pricer = TranscriptCost{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Env == nil {
+		cfg.Env = os.Getenv
+	}
+	return &Ingester{
+		cfg: cfg, ledger: ledger, pricer: cfg.Pricer, log: cfg.Logger, final: cfg.Final,
+		chunkBytes: 8 << 20, chunkRecords: 5000,
+		cursors: map[string]*fileCursor{}, meta: map[string]sessionMeta{}, stores: map[string]fileStamp{}, warned: map[string]string{},
+	}
+}
+
+// Status returns a copy of the running counters.
+func (in *Ingester) Status() Status {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	s := in.stats
+	s.Roots = append([]string(nil), s.Roots...)
+	return s
+}
+
+// Run calls Step every interval until ctx ends.
+func (in *Ingester) Run(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var lastLogged time.Time
+	for {
+		if _, err := in.Step(ctx); err != nil && ctx.Err() == nil {
+			// A database that is down or full: keep polling, log at most
+			// every 30 s so a long outage does not flood the log.
+			if time.Since(lastLogged) > 30*time.Second {
+				in.log.Error("ingest step failed", "err", err)
+				lastLogged = time.Now()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (in *Ingester) load() error {
+	if in.loaded {
+		return nil
+	}
+	raw, err := in.ledger.Cursors()
+	if err != nil {
+		return fmt.Errorf("load cursors: %w", err)
+	}
+	for id, v := range raw {
+		if !strings.HasPrefix(id, "file:") {
+			continue
+		}
+		var c fileCursor
+		if err := json.Unmarshal(v, &c); err != nil {
+			in.log.Warn("dropping unreadable cursor", "id", id, "err", err)
+			continue
+		}
+		in.cursors[id] = &c
+	}
+	metas, err := in.ledger.SessionMeta()
+	if err != nil {
+		return fmt.Errorf("load session attribution: %w", err)
+	}
+	for id, v := range metas {
+		var m sessionMeta
+		if json.Unmarshal(v, &m) == nil {
+			in.meta[id] = m
+		}
+	}
+	in.loaded = true
+	return nil
+}
+
+// Step reads everything new in every transcript once and commits it.
+func (in *Ingester) Step(ctx context.Context) (StepResult, error) {
+	res, err := in.step(ctx)
+	in.mu.Lock()
+	in.stats.LastStep = time.Now()
+	in.stats.LastError = ""
+	if err != nil {
+		in.stats.LastError = err.Error()
+	}
+	in.mu.Unlock()
+	return res, err
+}
+
+func (in *Ingester) step(ctx context.Context) (StepResult, error) {
+	if err := in.load(); err != nil {
+		return StepResult{}, err
+	}
+	batch := &storage.Batch{Cursors: map[string][]byte{}, SessionMeta: map[string][]byte{}}
+	items, err := in.plan(batch)
+	if err != nil {
+		return StepResult{}, err
+	}
+	res := StepResult{Files: len(in.cursors)}
+	if len(items) == 0 && batch.Empty() {
+		return res, nil
+	}
+	return in.process(ctx, items, batch, res)
+}
+
+// plan lists the transcript files, learns attribution from sessions.json,
+// and returns the files that changed since their cursor, parents first.
+func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
+	homes := in.cfg.Homes
+	if homes == nil && in.cfg.Discover {
+		homes = Homes()
+	}
+	var roots []string
+	if len(in.cfg.OpenClawDirs) > 0 || in.cfg.Discover {
+		roots = OpenClawRoots(in.cfg.OpenClawDirs, in.cfg.Env, homes)
+	}
+	for _, root := range roots {
+		if _, err := os.Stat(filepath.Join(root, "agents")); err != nil && len(in.cfg.OpenClawDirs) > 0 {
+			return nil, fmt.Errorf("openclaw dir %s: no agents/ folder in it (%w)", root, err)
+		}
+	}
+	var items []*fileItem
+	seen := map[string]bool{}
+	listed := map[string]bool{}
+	for _, root := range roots {
+		dirs, err := agentDirs(root)
+		if err != nil {
+			in.log.Warn("cannot list agents", "root", root, "err", err)
+			continue
+		}
+		for _, ad := range dirs {
+			in.learnSessions(ad, batch)
+			entries, err := os.ReadDir(ad.sessionsDir)
+			if err != nil {
+				if !errors.Is(err, fs.ErrNotExist) {
+					in.log.Warn("cannot list sessions", "dir", ad.sessionsDir, "err", err)
+				}
+				continue
+			}
+			listed[ad.sessionsDir] = true
+			for _, e := range entries {
+				if e.IsDir() || classify(e.Name()) == kindIgnore {
+					continue
+				}
+				item, ok := in.planFile(ad, e, batch, seen)
+				if ok {
+					items = append(items, item)
+				}
+			}
+		}
+	}
+	// Files that vanished (retention, deletes) lose their cursor; if the
+	// bytes come back under another inode, dedupe keeps them from counting twice.
+	for id, c := range in.cursors {
+		if !seen[id] && listed[filepath.Dir(c.Path)] {
+			batch.Cursors[id] = nil
+		}
+	}
+	in.mu.Lock()
+	in.stats.Roots = roots
+	in.stats.Files = len(seen)
+	in.mu.Unlock()
+	sort.SliceStable(items, func(i, j int) bool {
+		a, b := items[i], items[j]
+		if (a.cur == nil) != (b.cur == nil) {
+			return a.cur != nil // known files first
+		}
+		if a.headerTS != b.headerTS {
+			return a.headerTS < b.headerTS
+		}
+		return a.path < b.path
+	})
+	return items, nil
+}
+
+func (in *Ingester) planFile(ad agentDir, e fs.DirEntry, batch *storage.Batch, seen map[string]bool) (*fileItem, bool) {
+	path := filepath.Join(ad.sessionsDir, e.Name())
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, false // vanished between listing and stat
+	}
+	dev, ino := statIDs(fi)
+	id := cursorID(dev, ino)
+	if seen[id] {
+		return nil, false // a hard link or a second root naming the same file
+	}
+	seen[id] = true
+	item := &fileItem{
+		path: path, name: e.Name(), agent: ad.agent, dev: dev, ino: ino,
+		size: fi.Size(), modNano: fi.ModTime().UnixNano(), cur: in.cursors[id],
+	}
+	if c := item.cur; c != nil {
+		if c.Size == item.size && c.ModNano == item.modNano {
+			if c.Path != path { // renamed (reset/delete archive): same bytes, new name
+				moved := *c
+				moved.Path = path
+				if v, err := json.Marshal(moved); err == nil {
+					batch.Cursors[id] = v
+				}
+			}
+			return nil, false
+		}
+		return item, true
+	}
+	item.headerTS = headerTime(path)
+	return item, true
+}
+
+// learnSessions reads an agent's sessions.json when it changed and keeps
+// what it says about each session id.
+func (in *Ingester) learnSessions(ad agentDir, batch *storage.Batch) {
+	path := filepath.Join(ad.sessionsDir, "sessions.json")
+	fi, err := os.Stat(path)
+	if err != nil {
+		return
+	}
+	stamp := fileStamp{fi.Size(), fi.ModTime().UnixNano()}
+	if in.stores[path] == stamp {
+		return
+	}
+	store, err := readSessionsJSON(path)
+	if err != nil {
+		in.log.Warn("cannot read session store", "path", path, "err", err)
+		return
+	}
+	in.stores[path] = stamp
+	for sid, m := range store {
+		id := storage.SessionMetaID(storage.SourceOpenClaw, sid)
+		if in.meta[id] == m {
+			continue
+		}
+		in.meta[id] = m
+		if v, err := json.Marshal(m); err == nil {
+			batch.SessionMeta[id] = v
+		}
+	}
+}
+
+// process reads items with parallel workers and commits their chunks in
+// item order, batching several files per transaction.
+func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *storage.Batch, res StepResult) (StepResult, error) {
+	g, gctx := errgroup.WithContext(ctx)
+	outs := make([]chan chunk, len(items))
+	for i := range outs {
+		outs[i] = make(chan chunk, 4)
+	}
+	next := make(chan int)
+	g.Go(func() error {
+		defer close(next)
+		for i := range items {
+			select {
+			case next <- i:
+			case <-gctx.Done():
+				return nil
+			}
+		}
+		return nil
+	})
+	for range in.cfg.Workers {
+		g.Go(func() error {
+			r := &fileReader{in: in}
+			for i := range next {
+				r.read(gctx, items[i], outs[i])
+				close(outs[i])
+			}
+			return nil
+		})
+	}
+	pendingCursors := map[string]*fileCursor{}
+	var batchBytes int64
+	commit := func() error {
+		if batch.Empty() {
+			return nil
+		}
+		ar, err := in.ledger.Apply(batch)
+		if err != nil {
+			return err
+		}
+		for id, c := range pendingCursors {
+			in.cursors[id] = c
+		}
+		for id, v := range batch.Cursors {
+			if v == nil {
+				delete(in.cursors, id)
+			}
+		}
+		in.mu.Lock()
+		in.stats.Added += int64(ar.Added)
+		in.stats.Replaced += int64(ar.Replaced)
+		skips := batch.Skips
+		skips.Duplicate += int64(ar.Duplicates)
+		in.stats.Skips.Add(skips)
+		in.mu.Unlock()
+		res.Added += ar.Added
+		res.Skipped += ar.Duplicates
+		*batch = storage.Batch{Cursors: map[string][]byte{}, SessionMeta: map[string][]byte{}}
+		clear(pendingCursors)
+		batchBytes = 0
+		return nil
+	}
+	var commitErr error
+	for i, item := range items {
+		failed := false
+		for c := range outs[i] {
+			if commitErr != nil || failed {
+				continue // drain so the worker can finish
+			}
+			if c.err != nil {
+				failed = true
+				in.fileError(item, c.err, batch)
+				continue
+			}
+			batch.Records = append(batch.Records, c.records...)
+			batch.Skips.Add(c.skips)
+			cur := c.cursor
+			if v, err := json.Marshal(&cur); err == nil {
+				batch.Cursors[c.id] = v
+				pendingCursors[c.id] = &cur
+			}
+			batchBytes += c.bytes
+			res.Bytes += c.bytes
+			if len(batch.Records) >= in.cfg.BatchRecords || batchBytes >= in.cfg.BatchBytes {
+				commitErr = commit()
+			}
+		}
+		res.Read++
+	}
+	werr := g.Wait()
+	if commitErr == nil {
+		commitErr = commit()
+	}
+	in.mu.Lock()
+	in.stats.PendingTails = 0
+	for _, c := range in.cursors {
+		if c.Pending {
+			in.stats.PendingTails++
+		}
+	}
+	in.mu.Unlock()
+	if commitErr != nil {
+		return res, fmt.Errorf("commit: %w", commitErr)
+	}
+	if werr != nil {
+		return res, werr
+	}
+	return res, ctx.Err()
+}
+
+// fileError logs a file that could not be read and counts it; the step
+// goes on, and the file is tried again next time.
+func (in *Ingester) fileError(item *fileItem, err error, batch *storage.Batch) {
+	if errors.Is(err, fs.ErrNotExist) {
+		return // vanished mid-read (retention): not an error
+	}
+	if in.warned[item.path] != err.Error() {
+		in.warned[item.path] = err.Error()
+		in.log.Warn("cannot read transcript", "path", item.path, "err", err)
+	}
+	in.mu.Lock()
+	in.stats.FileErrors++
+	in.mu.Unlock()
+	if in.final {
+		batch.Skips.UnreadableFile++
+	}
+}

@@ -1,0 +1,302 @@
+package ingest
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/fleetmeter/fleetmeter/storage"
+	"github.com/valyala/fastjson"
+)
+
+// lineKind is what one transcript line turned out to be.
+type lineKind int
+
+const (
+	lineOther     lineKind = iota // no usage, nothing to learn
+	lineHeader                    // type "session": session id, fork parent
+	lineUser                      // a user message: who is talking now
+	lineUsage                     // an assistant message with usage: a record
+	lineSkip                      // a line we count as skipped (see reason)
+	lineMalformed                 // not JSON, or JSON of the wrong shape
+)
+
+type skipReason int
+
+const (
+	skipNotModelCall skipReason = iota
+	skipZeroUsage
+)
+
+// parsedLine is the result of parsing one line. Fields are valid until the
+// next parse.
+type parsedLine struct {
+	kind   lineKind
+	reason skipReason
+
+	// lineHeader
+	sessionID string
+	headerTS  int64
+
+	// lineUser
+	sender sender
+
+	// lineUsage
+	usage storage.Usage
+}
+
+// sender is the human behind the latest user message, from OpenClaw's
+// "Sender (untrusted metadata)" block. All of it is untrusted text.
+type sender struct {
+	ID     string `json:"id,omitempty"`
+	Label  string `json:"label,omitempty"`
+	System bool   `json:"system,omitempty"` // a cron, heartbeat, sub-agent or system turn: no human
+}
+
+// Substrings that let most lines be classified without a JSON parse. pi
+// writes compact JSON.stringify output with "role" first in "message", so
+// the role of a message line sits right after this prefix; lines in any
+// other shape fall back to a full parse when they mention usage.
+var (
+	rolePrefix      = []byte(`"message":{"role":"`)
+	usageMarker     = []byte(`"usage"`)
+	sessionMarker   = []byte(`"type":"session"`)
+	messageStart    = []byte(`{"type":"message"`)
+	senderMarker    = []byte(`Sender (untrusted metadata)`)
+	convMarker      = []byte(`Conversation info (untrusted metadata)`)
+	provenanceMaker = []byte(`"provenance"`)
+)
+
+// lineParser parses OpenClaw (pi SessionManager) JSONL lines. Not safe for
+// concurrent use; each worker has its own.
+type lineParser struct {
+	p fastjson.Parser
+}
+
+var errNotObject = errors.New("line is not a JSON object")
+
+// parse classifies and decodes one line (without its "\n").
+func (lp *lineParser) parse(line []byte, out *parsedLine) {
+	*out = parsedLine{}
+	line = bytes.TrimSpace(line)
+	if len(line) == 0 {
+		out.kind = lineOther
+		return
+	}
+	if i := bytes.Index(line, rolePrefix); i >= 0 {
+		role := line[i+len(rolePrefix):]
+		switch {
+		case bytes.HasPrefix(role, []byte(`assistant"`)):
+			lp.full(line, out)
+		case bytes.HasPrefix(role, []byte(`user"`)):
+			if bytes.Contains(line, senderMarker) || bytes.Contains(line, convMarker) || bytes.Contains(line, provenanceMaker) {
+				lp.full(line, out)
+			} else {
+				// A user message with no sender block: whoever spoke
+				// before is not the speaker now.
+				out.kind = lineUser
+			}
+		default:
+			out.kind = lineOther // toolResult and other roles carry no usage
+		}
+		return
+	}
+	if bytes.Contains(line, sessionMarker) || bytes.Contains(line, usageMarker) {
+		lp.full(line, out)
+	}
+}
+
+// full parses the whole line.
+func (lp *lineParser) full(line []byte, out *parsedLine) {
+	v, err := lp.p.ParseBytes(line)
+	if err == nil && v.Type() != fastjson.TypeObject {
+		err = errNotObject
+	}
+	if err != nil {
+		out.kind = lineMalformed
+		return
+	}
+	switch string(v.GetStringBytes("type")) {
+	case "session":
+		out.kind = lineHeader
+		out.sessionID = string(v.GetStringBytes("id"))
+		out.headerTS = parseTimestamp(v.Get("timestamp"))
+		return
+	case "message":
+	default:
+		out.kind = lineOther
+		return
+	}
+	msg := v.Get("message")
+	if msg == nil {
+		out.kind = lineMalformed
+		return
+	}
+	switch string(msg.GetStringBytes("role")) {
+	case "assistant":
+		lp.assistant(v, msg, out)
+	case "user":
+		out.kind = lineUser
+		out.sender = senderOf(msg)
+	default:
+		out.kind = lineOther
+	}
+}
+
+// assistant turns an assistant message into a usage record, or a skip.
+func (lp *lineParser) assistant(entry, msg *fastjson.Value, out *parsedLine) {
+	usage := msg.Get("usage")
+	if usage == nil || usage.Type() != fastjson.TypeObject {
+		out.kind = lineOther // no usage at all (e.g. a streamed partial): nothing to count
+		return
+	}
+	u := &out.usage
+	u.Source = storage.SourceOpenClaw
+	u.Provider = string(msg.GetStringBytes("provider"))
+	u.Model = string(msg.GetStringBytes("model"))
+	if u.Provider == "openclaw" || string(msg.GetStringBytes("api")) == "openclaw-transcript" {
+		// delivery-mirror, gateway-injected, acp-runtime: copies, not calls.
+		out.kind, out.reason = lineSkip, skipNotModelCall
+		return
+	}
+	readTokens(usage, u)
+	if u.TotalTokens() == 0 {
+		out.kind, out.reason = lineSkip, skipZeroUsage // errors and aborts
+		return
+	}
+	if c := usage.Get("cost"); c != nil && c.Type() == fastjson.TypeObject {
+		u.Cost = storage.Cost{
+			Input: num(c, "input"), Output: num(c, "output"),
+			CacheRead: num(c, "cacheRead"), CacheWrite: num(c, "cacheWrite"),
+			Total: num(c, "total"),
+		}
+		if u.Cost.Total == 0 {
+			u.Cost.Total = u.Cost.Input + u.Cost.Output + u.Cost.CacheRead + u.Cost.CacheWrite
+		}
+	}
+	msgTS := parseTimestamp(msg.Get("timestamp"))
+	u.TS = parseTimestamp(entry.Get("timestamp"))
+	if u.TS == 0 {
+		u.TS = msgTS
+	}
+	if msgTS == 0 {
+		msgTS = u.TS
+	}
+	if u.TS == 0 {
+		out.kind = lineMalformed // a call with no time cannot be placed in a day
+		return
+	}
+	u.DedupeKey = openclawDedupeKey(u, string(msg.GetStringBytes("responseId")), msgTS)
+	out.kind = lineUsage
+}
+
+// openclawDedupeKey is the DESIGN §2 rule: provider|responseId when the
+// transport recorded one, else the call's content (entry ids change on
+// rewrite and session ids on fork, so neither can be part of it).
+func openclawDedupeKey(u *storage.Usage, responseID string, msgTS int64) string {
+	if responseID != "" {
+		return u.Provider + "|" + responseID
+	}
+	b := make([]byte, 0, 96)
+	b = append(b, u.Provider...)
+	b = append(b, '|')
+	b = append(b, u.Model...)
+	for _, n := range []int64{msgTS, u.Input, u.Output, u.CacheRead, u.CacheWrite} {
+		b = append(b, '|')
+		b = strconv.AppendInt(b, n, 10)
+	}
+	return string(b)
+}
+
+// readTokens reads pi's usage spelling and the foreign ones OpenClaw itself
+// normalises (Anthropic and OpenAI field names).
+func readTokens(usage *fastjson.Value, u *storage.Usage) {
+	if usage.Exists("input") || usage.Exists("output") || usage.Exists("cacheRead") || usage.Exists("cacheWrite") {
+		u.Input = tokens(usage, "input")
+		u.Output = tokens(usage, "output")
+		u.CacheRead = tokens(usage, "cacheRead")
+		u.CacheWrite = tokens(usage, "cacheWrite")
+		u.CacheWrite1h = min(tokens(usage, "cacheWrite1h"), u.CacheWrite)
+		return
+	}
+	u.Output = firstTokens(usage, []string{"output_tokens"}, []string{"completion_tokens"})
+	u.CacheWrite = firstTokens(usage, []string{"cache_creation_input_tokens"}, []string{"cache_write_tokens"})
+	if usage.Exists("input_tokens") {
+		// Anthropic convention: input excludes cache reads and writes.
+		u.Input = tokens(usage, "input_tokens")
+		u.CacheRead = firstTokens(usage, []string{"cache_read_input_tokens"}, []string{"cached_tokens"})
+		return
+	}
+	// OpenAI convention: prompt tokens include the cached ones.
+	u.CacheRead = firstTokens(usage, []string{"cached_tokens"}, []string{"prompt_tokens_details", "cached_tokens"}, []string{"cache_read_input_tokens"})
+	u.Input = max(tokens(usage, "prompt_tokens")-u.CacheRead, 0)
+}
+
+func firstTokens(v *fastjson.Value, paths ...[]string) int64 {
+	for _, p := range paths {
+		if v.Exists(p...) {
+			return tokens(v, p...)
+		}
+	}
+	return 0
+}
+
+// tokens reads a count that may be written as an integer or a float.
+func tokens(v *fastjson.Value, keys ...string) int64 {
+	f := v.GetFloat64(keys...)
+	if f <= 0 || math.IsNaN(f) || math.IsInf(f, 0) || f > 1e15 {
+		return 0
+	}
+	return int64(math.Round(f))
+}
+
+func num(v *fastjson.Value, key string) float64 {
+	f := v.GetFloat64(key)
+	if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
+		return 0
+	}
+	return f
+}
+
+// parseTimestamp accepts an ISO-8601 string or epoch milliseconds (a
+// number or a numeric string) and returns unix ms, 0 when absent or bad.
+func parseTimestamp(v *fastjson.Value) int64 {
+	if v == nil {
+		return 0
+	}
+	switch v.Type() {
+	case fastjson.TypeNumber:
+		f, _ := v.Float64()
+		return epochMillis(f)
+	case fastjson.TypeString:
+		b, _ := v.StringBytes()
+		return parseTimeString(b)
+	}
+	return 0
+}
+
+func parseTimeString(b []byte) int64 {
+	if t, err := time.Parse(time.RFC3339Nano, string(b)); err == nil {
+		return t.UnixMilli()
+	}
+	if f, err := strconv.ParseFloat(string(b), 64); err == nil {
+		return epochMillis(f)
+	}
+	return 0
+}
+
+// epochMillis takes seconds or milliseconds (values below 1e11 are seconds:
+// that is the year 5138 in seconds and 1973 in milliseconds).
+func epochMillis(f float64) int64 {
+	switch {
+	case f <= 0 || math.IsNaN(f) || math.IsInf(f, 0):
+		return 0
+	case f < 1e11:
+		return int64(f * 1000)
+	case f < 1e14:
+		return int64(f)
+	}
+	return 0
+}

@@ -1,0 +1,123 @@
+// Package pricing turns a usage record's tokens into USD.
+//
+// Prices come, in the order of DESIGN §3, from the user's override file,
+// from the transcript's own cost.total when it is above zero, from an
+// embedded snapshot of the pydantic/genai-prices v2 feed (the price in force
+// on the call's UTC date), or not at all: the record is then "unpriced",
+// cost zero and tokens kept.
+//
+// The snapshot is matched with the feed's own rules only: the transcript's
+// provider is mapped to a feed provider (id, then provider_match), and the
+// model is looked up in that provider alone (plus the providers the feed
+// lists in fallback_model_providers). A model name of one vendor under
+// another provider, or any name the feed does not list, stays unpriced:
+// reporting no cost is better than reporting a wrong one.
+package pricing
+
+import (
+	_ "embed"
+	"encoding/json"
+	"fmt"
+)
+
+// TableDate is the date of the embedded price snapshot: prices published
+// after it are not known. Show it wherever table prices are shown.
+const TableDate = "2026-08-21"
+
+// TableCommit is the pydantic/genai-prices commit of the snapshot.
+const TableCommit = "47df840a5ab10bbcffb8e5ac01b9899032245d1b"
+
+// The feed and its licence, unmodified (see genaiprices/README.md).
+var (
+	//go:embed genaiprices/data.json
+	feedJSON []byte
+	//go:embed genaiprices/LICENSE
+	feedLicense string
+)
+
+// TableLicense is the MIT licence of the embedded price data, to be shown
+// with it (e.g. by a "licenses" command).
+func TableLicense() string { return feedLicense }
+
+// Table is the parsed price feed. It is immutable once built and safe for
+// concurrent use.
+type Table struct {
+	providers []*provider // feed order: provider_match is first-match
+	byID      map[string]*provider
+}
+
+type provider struct {
+	id       string
+	match    *clause // provider_match; nil when the feed gives none
+	fallback []*provider
+	models   []*model // feed order: model match is first-match
+}
+
+// LoadTable parses the embedded snapshot. Each call parses afresh (a few
+// milliseconds); build one Table at start-up and share it.
+func LoadTable() (*Table, error) {
+	t, err := parseTable(feedJSON)
+	if err != nil {
+		return nil, fmt.Errorf("pricing: embedded genai-prices %s: %w", TableDate, err)
+	}
+	return t, nil
+}
+
+type rawProvider struct {
+	ID            string          `json:"id"`
+	ProviderMatch json.RawMessage `json:"provider_match"`
+	Fallback      []string        `json:"fallback_model_providers"`
+	Models        []struct {
+		ID     string          `json:"id"`
+		Match  json.RawMessage `json:"match"`
+		Prices json.RawMessage `json:"prices"`
+	} `json:"models"`
+}
+
+// parseTable decodes a v2 feed. Fields pricing does not use (names,
+// descriptions, extractors, api_pattern, model_match) are ignored so that a
+// newer feed still loads; a match rule, constraint or price it cannot read
+// is an error naming the provider and model.
+func parseTable(data []byte) (*Table, error) {
+	var raw []rawProvider
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, err
+	}
+	t := &Table{byID: make(map[string]*provider, len(raw))}
+	for _, rp := range raw {
+		if rp.ID == "" {
+			return nil, fmt.Errorf("provider without id")
+		}
+		p := &provider{id: rp.ID}
+		if len(rp.ProviderMatch) > 0 && string(rp.ProviderMatch) != "null" {
+			c, err := parseClause(rp.ProviderMatch)
+			if err != nil {
+				return nil, fmt.Errorf("provider %s: provider_match: %w", rp.ID, err)
+			}
+			p.match = &c
+		}
+		for _, rm := range rp.Models {
+			c, err := parseClause(rm.Match)
+			if err != nil {
+				return nil, fmt.Errorf("provider %s model %s: %w", rp.ID, rm.ID, err)
+			}
+			prices, err := parsePrices(rm.Prices)
+			if err != nil {
+				return nil, fmt.Errorf("provider %s model %s: %w", rp.ID, rm.ID, err)
+			}
+			p.models = append(p.models, &model{id: rm.ID, match: c, prices: prices})
+		}
+		t.providers = append(t.providers, p)
+		t.byID[p.id] = p
+	}
+	// Fallbacks name providers by id; one the feed does not define is
+	// skipped, as the reference implementation does.
+	for i, rp := range raw {
+		for _, id := range rp.Fallback {
+			if f, ok := t.byID[id]; ok && f != t.providers[i] {
+				t.providers[i].fallback = append(t.providers[i].fallback, f)
+			}
+		}
+	}
+	return t, nil
+}

@@ -1,0 +1,308 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/fleetmeter/fleetmeter/storage"
+	"github.com/klauspost/compress/zstd"
+	"github.com/valyala/fastjson"
+)
+
+// fileCursor is how far a transcript file was read, and enough of its
+// bytes' fingerprint to notice a rewrite. It is stored as JSON in the
+// cursors bucket under "file:<dev>:<ino>", so it follows renames.
+type fileCursor struct {
+	Path    string `json:"path"`
+	Dev     uint64 `json:"dev"`
+	Ino     uint64 `json:"ino"`
+	Size    int64  `json:"size"`   // size and mtime when last read: equal means unchanged
+	ModNano int64  `json:"mod_ns"` //
+	Offset  int64  `json:"offset"` // bytes consumed (complete lines only)
+
+	// Fingerprints of the first bytes and of the bytes just before Offset.
+	// If either differs, the file was rewritten in place and is re-read.
+	HeadLen  int    `json:"head_len"`
+	HeadHash uint64 `json:"head_hash"`
+	TailLen  int    `json:"tail_len"`
+	TailHash uint64 `json:"tail_hash"`
+
+	Agent     string `json:"agent"`
+	SessionID string `json:"session_id"`
+	Sender    sender `json:"sender"` // who spoke last: applies to the next calls
+	Pending   bool   `json:"pending,omitempty"`
+}
+
+const fingerprintLen = 4096
+
+func cursorID(dev, ino uint64) string { return fmt.Sprintf("file:%d:%d", dev, ino) }
+
+// fileItem is one file to read in a step.
+type fileItem struct {
+	path     string
+	name     string
+	agent    string
+	dev, ino uint64
+	size     int64
+	modNano  int64
+	headerTS int64       // for new files: the header's time, to read parents before forks
+	cur      *fileCursor // nil for a file never seen
+}
+
+// chunk is a piece of a file's progress: records and skips since the last
+// chunk, and the cursor that covers them.
+type chunk struct {
+	records []storage.Usage
+	skips   storage.Skips
+	cursor  fileCursor
+	id      string
+	bytes   int64
+	err     error // the file could not be read; the cursor is not advanced
+}
+
+func fingerprint(f *os.File, off int64, n int) (uint64, error) {
+	if n <= 0 {
+		return 0, nil
+	}
+	buf := make([]byte, n)
+	if _, err := f.ReadAt(buf, off); err != nil {
+		return 0, err
+	}
+	h := fnv.New64a()
+	h.Write(buf)
+	return h.Sum64(), nil
+}
+
+func statIDs(fi os.FileInfo) (dev, ino uint64) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Dev), st.Ino
+	}
+	return 0, 0
+}
+
+// fileReader reads one file from its cursor on, emitting chunks.
+type fileReader struct {
+	in     *Ingester
+	parser lineParser
+	buf    []byte
+}
+
+// read reads item and sends its chunks to out. Errors that concern only
+// this file end up in a chunk; the step goes on with other files.
+func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- chunk) {
+	f, err := os.Open(item.path)
+	if err != nil {
+		out <- chunk{err: err}
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		out <- chunk{err: err}
+		return
+	}
+	dev, ino := statIDs(fi)
+	cur := fileCursor{Path: item.path, Dev: dev, Ino: ino, Agent: item.agent, SessionID: sessionIDFromName(item.name)}
+	if item.cur != nil && item.cur.Dev == dev && item.cur.Ino == ino {
+		if ok, err := r.unchangedPrefix(f, item.cur, fi.Size()); err != nil {
+			out <- chunk{err: err}
+			return
+		} else if ok {
+			cur = *item.cur
+			cur.Path = item.path
+		}
+		// else: rewritten in place or truncated: read again from the start;
+		// the dedupe keys keep the calls already counted from counting twice.
+	}
+	cur.Size, cur.ModNano = fi.Size(), fi.ModTime().UnixNano()
+
+	var src io.Reader = f
+	compressed := strings.HasSuffix(item.name, ".zst")
+	if compressed {
+		// Archives are immutable: always read whole, never resumed.
+		cur.Offset = 0
+		dec, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
+		if err != nil {
+			out <- chunk{err: err}
+			return
+		}
+		defer dec.Close()
+		src = dec
+	} else if _, err := f.Seek(cur.Offset, io.SeekStart); err != nil {
+		out <- chunk{err: err}
+		return
+	}
+	r.scan(ctx, f, src, compressed, &cur, out)
+}
+
+// unchangedPrefix checks the fingerprints of what was read before.
+func (r *fileReader) unchangedPrefix(f *os.File, c *fileCursor, size int64) (bool, error) {
+	if size < c.Offset {
+		return false, nil // truncated
+	}
+	for _, fp := range []struct {
+		off  int64
+		n    int
+		want uint64
+	}{{0, c.HeadLen, c.HeadHash}, {c.Offset - int64(c.TailLen), c.TailLen, c.TailHash}} {
+		got, err := fingerprint(f, fp.off, fp.n)
+		if err != nil {
+			return false, err
+		}
+		if got != fp.want {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// scan parses lines from src (positioned at cur.Offset) to EOF.
+func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compressed bool, cur *fileCursor, out chan<- chunk) {
+	lr := newLineReader(src, cur.Offset, r.buf)
+	defer func() { r.buf = lr.buf[:0] }()
+	var c chunk
+	var pl parsedLine
+	start := cur.Offset
+	emit := func(final bool) bool {
+		c.skips.OversizeLine += int64(lr.oversize)
+		lr.oversize = 0
+		if !compressed || final {
+			if err := r.fingerprints(f, cur, compressed); err != nil {
+				out <- chunk{err: err}
+				return false
+			}
+		}
+		c.cursor = *cur
+		c.id = cursorID(cur.Dev, cur.Ino)
+		c.bytes = cur.Offset - start
+		start = cur.Offset
+		select {
+		case out <- c:
+		case <-ctx.Done():
+			return false
+		}
+		c = chunk{}
+		return true
+	}
+	for {
+		line, end, ok := lr.next()
+		if !ok {
+			break
+		}
+		r.handleLine(line, cur, &c, &pl)
+		cur.Offset = end
+		if len(c.records) >= r.in.chunkRecords || cur.Offset-start >= r.in.chunkBytes {
+			if compressed {
+				continue // a compressed archive commits once: it cannot be resumed midway
+			}
+			if !emit(false) {
+				return
+			}
+		}
+	}
+	if lr.err != nil {
+		out <- chunk{err: lr.err}
+		return
+	}
+	cur.Pending = false
+	if tail := lr.tail(); len(bytes.TrimSpace(tail)) > 0 {
+		// A complete object without its "\n" (the writer cut between the
+		// two) is a whole line; anything else is a line still being written.
+		if tail[0] == '{' && fastjson.ValidateBytes(tail) == nil {
+			r.handleLine(tail, cur, &c, &pl)
+			cur.Offset += int64(len(tail))
+		} else {
+			cur.Pending = true
+			if r.in.final {
+				c.skips.PartialLine++
+			}
+		}
+	}
+	emit(true)
+}
+
+// handleLine folds one line into the chunk and the file's state. A line
+// that holds the start of another entry is a torn write followed by the
+// next append: the fragment is malformed, the entry after it is kept.
+func (r *fileReader) handleLine(line []byte, cur *fileCursor, c *chunk, pl *parsedLine) {
+	for len(line) > 1 {
+		i := bytes.Index(line[1:], messageStart)
+		if i < 0 {
+			break
+		}
+		c.skips.Malformed++
+		line = line[i+1:]
+	}
+	r.parser.parse(line, pl)
+	switch pl.kind {
+	case lineHeader:
+		if pl.sessionID != "" {
+			cur.SessionID = pl.sessionID
+		}
+	case lineUser:
+		cur.Sender = pl.sender
+	case lineUsage:
+		u := pl.usage
+		meta := r.in.meta[storage.SessionMetaID(storage.SourceOpenClaw, cur.SessionID)]
+		a := attribute(meta, cur.Sender)
+		u.Agent, u.SessionID, u.SessionKey = cur.Agent, cur.SessionID, meta.Key
+		u.Channel, u.User, u.UserLabel = a.channel, a.user, a.label
+		r.in.pricer.Apply(&u)
+		c.records = append(c.records, u)
+	case lineSkip:
+		switch pl.reason {
+		case skipNotModelCall:
+			c.skips.NotModelCall++
+		case skipZeroUsage:
+			c.skips.ZeroUsage++
+		}
+	case lineMalformed:
+		c.skips.Malformed++
+	}
+}
+
+// fingerprints records the head and tail fingerprints at the cursor.
+func (r *fileReader) fingerprints(f *os.File, cur *fileCursor, compressed bool) error {
+	if compressed {
+		cur.HeadLen, cur.TailLen = 0, 0 // size and mtime alone guard an archive
+		return nil
+	}
+	var err error
+	cur.HeadLen = int(min(cur.Offset, fingerprintLen))
+	if cur.HeadHash, err = fingerprint(f, 0, cur.HeadLen); err != nil {
+		return err
+	}
+	cur.TailLen = int(min(cur.Offset, fingerprintLen))
+	cur.TailHash, err = fingerprint(f, cur.Offset-int64(cur.TailLen), cur.TailLen)
+	return err
+}
+
+// headerTime reads the session header's timestamp from the file's first
+// line without parsing the rest.
+func headerTime(path string) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	buf := make([]byte, 1024)
+	n, _ := io.ReadFull(f, buf)
+	line := buf[:n]
+	if i := bytes.IndexByte(line, '\n'); i >= 0 {
+		line = line[:i]
+	}
+	var h struct {
+		Timestamp string `json:"timestamp"`
+	}
+	if json.Unmarshal(line, &h) != nil {
+		return 0
+	}
+	return parseTimeString([]byte(h.Timestamp))
+}

@@ -1,0 +1,424 @@
+// Package rollup turns daily rows and session summaries into the reports
+// fleetmeter shows: by day, ISO week (with the trend against the week
+// before), month, session, agent, user and model. The rows come from the
+// bbolt database or from an in-memory Tally; the reports are the same.
+package rollup
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fleetmeter/fleetmeter/storage"
+)
+
+// Source is what reports read.
+type Source interface {
+	DailyRows(from, to int32) ([]storage.Row, error)
+	Sessions() ([]storage.Session, error)
+	Skips() (storage.Skips, error)
+	UserLabels() (map[string]string, error)
+	Location() *time.Location
+}
+
+// Report kinds and the JSON key their rows go under.
+var kinds = map[string]string{
+	"daily": "daily", "weekly": "weekly", "monthly": "monthly",
+	"session": "sessions", "agent": "agents", "user": "users", "model": "models",
+}
+
+// Kinds lists the report kinds in a stable order, for help texts.
+func Kinds() []string {
+	return []string{"daily", "weekly", "monthly", "session", "agent", "user", "model"}
+}
+
+// Query selects a report. Since and Until are inclusive day numbers;
+// MinDay/MaxDay leave an end open.
+type Query struct {
+	Kind         string
+	Since, Until int32
+}
+
+// Sums are the usage figures every report row carries, in the snake_case
+// names shared by the CLI, the API and upstream.
+type Sums struct {
+	Messages         int64   `json:"messages"`
+	InputTokens      int64   `json:"input_tokens"`
+	OutputTokens     int64   `json:"output_tokens"`
+	CacheReadTokens  int64   `json:"cache_read_tokens"`
+	CacheWriteTokens int64   `json:"cache_write_tokens"`
+	TotalTokens      int64   `json:"total_tokens"`
+	CostUSD          float64 `json:"cost_usd"`
+	InputCostUSD     float64 `json:"input_cost_usd"`
+	OutputCostUSD    float64 `json:"output_cost_usd"`
+	CacheReadCostUSD float64 `json:"cache_read_cost_usd"`
+	CacheWriteCost   float64 `json:"cache_write_cost_usd"`
+	UnpricedMessages int64   `json:"unpriced_messages"`
+	UnpricedTokens   int64   `json:"unpriced_tokens"`
+}
+
+// SumsOf converts rollup totals (integer nano-dollars) to report figures.
+func SumsOf(t storage.Totals) Sums {
+	return Sums{
+		Messages: t.Messages, InputTokens: t.Input, OutputTokens: t.Output,
+		CacheReadTokens: t.CacheRead, CacheWriteTokens: t.CacheWrite, TotalTokens: t.TotalTokens(),
+		CostUSD: storage.USD(t.CostNanos), InputCostUSD: storage.USD(t.CostInputNanos),
+		OutputCostUSD: storage.USD(t.CostOutputNanos), CacheReadCostUSD: storage.USD(t.CostCacheReadNanos),
+		CacheWriteCost:   storage.USD(t.CostCacheWriteNanos),
+		UnpricedMessages: t.UnpricedMessages, UnpricedTokens: t.UnpricedTokens,
+	}
+}
+
+// DailyRow is one day.
+type DailyRow struct {
+	Date string `json:"date"`
+	Sums
+	Models []string `json:"models"`
+}
+
+// WeeklyRow is one ISO week (Monday first) and its cost against the week before.
+type WeeklyRow struct {
+	WeekStart string `json:"week_start"`
+	Sums
+	Models              []string `json:"models"`
+	PreviousWeekCostUSD float64  `json:"previous_week_cost_usd"`
+	CostChangeUSD       float64  `json:"cost_change_usd"`
+	CostChangePct       *float64 `json:"cost_change_pct"` // null when the week before cost nothing
+}
+
+// MonthlyRow is one calendar month.
+type MonthlyRow struct {
+	Month string `json:"month"`
+	Sums
+	Models []string `json:"models"`
+}
+
+// SessionRow is one session.
+type SessionRow struct {
+	SessionID     string `json:"session_id"`
+	SessionKey    string `json:"session_key"`
+	Source        string `json:"source"`
+	Agent         string `json:"agent"`
+	Channel       string `json:"channel"`
+	FirstActivity string `json:"first_activity"`
+	LastActivity  string `json:"last_activity"`
+	Sums
+	Models []string `json:"models"`
+}
+
+// AgentRow is one agent.
+type AgentRow struct {
+	Agent  string `json:"agent"`
+	Source string `json:"source"`
+	Sums
+	Models []string `json:"models"`
+}
+
+// UserRow is one human user; the empty user is calls with no human
+// (cron, heartbeat, sub-agents, system turns).
+type UserRow struct {
+	User      string `json:"user"`
+	UserLabel string `json:"user_label"`
+	Sums
+	Agents []string `json:"agents"`
+}
+
+// ModelRow is one provider/model.
+type ModelRow struct {
+	Provider string `json:"provider"`
+	Model    string `json:"model"`
+	Sums
+}
+
+// Report is a finished report. It marshals to DESIGN §6's shape:
+// {"<rows key>":[…],"totals":{…},"skipped":{…}}.
+type Report struct {
+	Kind    string
+	Rows    any
+	Totals  Sums
+	Skipped storage.Skips
+}
+
+// MarshalJSON writes the rows under their kind's key.
+func (r Report) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	rows, err := json.Marshal(r.Rows)
+	if err != nil {
+		return nil, err
+	}
+	totals, _ := json.Marshal(r.Totals)
+	skipped, _ := json.Marshal(r.Skipped)
+	fmt.Fprintf(&b, `{%q:%s,"totals":%s,"skipped":%s}`, kinds[r.Kind], rows, totals, skipped)
+	return b.Bytes(), nil
+}
+
+// Build makes the report q asks for from src.
+func Build(src Source, q Query) (Report, error) {
+	if _, ok := kinds[q.Kind]; !ok {
+		return Report{}, fmt.Errorf("unknown report %q (want one of %s)", q.Kind, strings.Join(Kinds(), ", "))
+	}
+	if q.Since > q.Until {
+		return Report{}, fmt.Errorf("--since %s is after --until %s", storage.DayString(q.Since), storage.DayString(q.Until))
+	}
+	skipped, err := src.Skips()
+	if err != nil {
+		return Report{}, err
+	}
+	rep := Report{Kind: q.Kind, Skipped: skipped}
+	if q.Kind == "session" {
+		rows, totals, err := sessionRows(src, q)
+		rep.Rows, rep.Totals = rows, SumsOf(totals)
+		return rep, err
+	}
+	from := q.Since
+	if q.Kind == "weekly" && from != MinDay {
+		from = storage.WeekStart(from) - 7 // the week before the first, for its trend
+	}
+	rows, err := src.DailyRows(from, q.Until)
+	if err != nil {
+		return Report{}, err
+	}
+	var totals storage.Totals
+	for _, r := range rows {
+		if r.Period >= q.Since {
+			totals.Add(r.Totals)
+		}
+	}
+	rep.Totals = SumsOf(totals)
+	switch q.Kind {
+	case "daily":
+		rep.Rows = byPeriod(rows, q.Since, func(d int32) int32 { return d }, func(p int32, s Sums, m []string) DailyRow {
+			return DailyRow{Date: storage.DayString(p), Sums: s, Models: m}
+		})
+	case "monthly":
+		rep.Rows = byPeriod(rows, q.Since, monthOf, func(p int32, s Sums, m []string) MonthlyRow {
+			return MonthlyRow{Month: storage.DayString(p)[:7], Sums: s, Models: m}
+		})
+	case "weekly":
+		rep.Rows = weeklyRows(rows, q.Since)
+	case "agent":
+		rep.Rows = agentRows(rows, q.Since)
+	case "user":
+		labels, err := src.UserLabels()
+		if err != nil {
+			return Report{}, err
+		}
+		rep.Rows = userRows(rows, q.Since, labels)
+	case "model":
+		rep.Rows = modelRows(rows, q.Since)
+	}
+	return rep, nil
+}
+
+func monthOf(day int32) int32 {
+	y, m, _ := storage.DayDate(day).Date()
+	return storage.DayOfDate(y, m, 1)
+}
+
+// group accumulates totals and the set of names seen.
+type group struct {
+	t     storage.Totals
+	names map[string]bool
+}
+
+func (g *group) add(t storage.Totals, name string) {
+	g.t.Add(t)
+	if g.names == nil {
+		g.names = map[string]bool{}
+	}
+	g.names[name] = true
+}
+
+func (g *group) list() []string {
+	out := make([]string, 0, len(g.names))
+	for n := range g.names {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func modelName(d storage.Dim) string { return d.Provider + "/" + d.Model }
+
+// byPeriod groups rows by period(day), in time order.
+func byPeriod[T any](rows []storage.Row, since int32, period func(int32) int32, mk func(int32, Sums, []string) T) []T {
+	groups := map[int32]*group{}
+	for _, r := range rows {
+		if r.Period < since {
+			continue
+		}
+		p := period(r.Period)
+		if groups[p] == nil {
+			groups[p] = &group{}
+		}
+		groups[p].add(r.Totals, modelName(r.Dim))
+	}
+	keys := make([]int32, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	out := make([]T, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, mk(k, SumsOf(groups[k].t), groups[k].list()))
+	}
+	return out
+}
+
+func weeklyRows(rows []storage.Row, since int32) []WeeklyRow {
+	cost := map[int32]int64{} // whole-week cost, including days before --since, for the trend
+	for _, r := range rows {
+		cost[storage.WeekStart(r.Period)] += r.CostNanos
+	}
+	out := byPeriod(rows, since, storage.WeekStart, func(p int32, s Sums, m []string) WeeklyRow {
+		return WeeklyRow{WeekStart: storage.DayString(p), Sums: s, Models: m}
+	})
+	for i := range out {
+		w, _ := storage.ParseDay(out[i].WeekStart)
+		prev := cost[w-7]
+		out[i].PreviousWeekCostUSD = storage.USD(prev)
+		out[i].CostChangeUSD = storage.USD(cost[w] - prev)
+		if prev != 0 {
+			pct := float64(cost[w]-prev) / float64(prev) * 100
+			out[i].CostChangePct = &pct
+		}
+	}
+	return out
+}
+
+// byCost orders leaderboard rows: most expensive first, then most tokens.
+func byCost(a, b Sums) int {
+	switch {
+	case a.CostUSD != b.CostUSD:
+		if a.CostUSD > b.CostUSD {
+			return -1
+		}
+		return 1
+	case a.TotalTokens != b.TotalTokens:
+		if a.TotalTokens > b.TotalTokens {
+			return -1
+		}
+		return 1
+	}
+	return 0
+}
+
+func agentRows(rows []storage.Row, since int32) []AgentRow {
+	groups := map[[2]string]*group{}
+	for _, r := range rows {
+		if r.Period < since {
+			continue
+		}
+		k := [2]string{r.Source, r.Agent}
+		if groups[k] == nil {
+			groups[k] = &group{}
+		}
+		groups[k].add(r.Totals, modelName(r.Dim))
+	}
+	out := make([]AgentRow, 0, len(groups))
+	for k, g := range groups {
+		out = append(out, AgentRow{Source: k[0], Agent: k[1], Sums: SumsOf(g.t), Models: g.list()})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if c := byCost(out[i].Sums, out[j].Sums); c != 0 {
+			return c < 0
+		}
+		return out[i].Source+"\x00"+out[i].Agent < out[j].Source+"\x00"+out[j].Agent
+	})
+	return out
+}
+
+func userRows(rows []storage.Row, since int32, labels map[string]string) []UserRow {
+	groups := map[string]*group{}
+	for _, r := range rows {
+		if r.Period < since {
+			continue
+		}
+		if groups[r.User] == nil {
+			groups[r.User] = &group{}
+		}
+		groups[r.User].add(r.Totals, r.Agent)
+	}
+	out := make([]UserRow, 0, len(groups))
+	for u, g := range groups {
+		out = append(out, UserRow{User: u, UserLabel: labels[u], Sums: SumsOf(g.t), Agents: g.list()})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if c := byCost(out[i].Sums, out[j].Sums); c != 0 {
+			return c < 0
+		}
+		return out[i].User < out[j].User
+	})
+	return out
+}
+
+func modelRows(rows []storage.Row, since int32) []ModelRow {
+	groups := map[[2]string]*storage.Totals{}
+	for _, r := range rows {
+		if r.Period < since {
+			continue
+		}
+		k := [2]string{r.Provider, r.Model}
+		if groups[k] == nil {
+			groups[k] = &storage.Totals{}
+		}
+		groups[k].Add(r.Totals)
+	}
+	out := make([]ModelRow, 0, len(groups))
+	for k, t := range groups {
+		out = append(out, ModelRow{Provider: k[0], Model: k[1], Sums: SumsOf(*t)})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if c := byCost(out[i].Sums, out[j].Sums); c != 0 {
+			return c < 0
+		}
+		return modelName(storage.Dim{Provider: out[i].Provider, Model: out[i].Model}) <
+			modelName(storage.Dim{Provider: out[j].Provider, Model: out[j].Model})
+	})
+	return out
+}
+
+// sessionRows lists sessions whose last activity falls in the range, most
+// recent first.
+func sessionRows(src Source, q Query) ([]SessionRow, storage.Totals, error) {
+	sessions, err := src.Sessions()
+	if err != nil {
+		return nil, storage.Totals{}, err
+	}
+	loc := src.Location()
+	var total storage.Totals
+	out := []SessionRow{}
+	for _, s := range sessions {
+		day := storage.DayNumber(s.LastTS, loc)
+		if day < q.Since || day > q.Until {
+			continue
+		}
+		var t storage.Totals
+		models := make([]string, 0, len(s.Models))
+		for m, mt := range s.Models {
+			t.Add(mt)
+			models = append(models, m)
+		}
+		if t.IsZero() {
+			continue
+		}
+		sort.Strings(models)
+		total.Add(t)
+		out = append(out, SessionRow{
+			SessionID: s.SessionID, SessionKey: s.SessionKey, Source: s.Source, Agent: s.Agent, Channel: s.Channel,
+			FirstActivity: time.UnixMilli(s.FirstTS).In(loc).Format(time.RFC3339),
+			LastActivity:  time.UnixMilli(s.LastTS).In(loc).Format(time.RFC3339),
+			Sums:          SumsOf(t), Models: models,
+		})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].LastActivity != out[j].LastActivity {
+			return out[i].LastActivity > out[j].LastActivity
+		}
+		return out[i].SessionID < out[j].SessionID
+	})
+	return out, total, nil
+}

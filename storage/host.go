@@ -1,0 +1,689 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Host samples and their rollups (buckets host, host_5m, host_daily).
+//
+//	host        ts ms(8, sign flipped) | seq(2) → HostSample, binary v1 (see appendHostSample)
+//	host_5m     slot start ms(8, sign flipped) → HostRollup, binary v1 (see appendHostRollup)
+//	host_daily  day(4, sign flipped, civil day in the DB's Location) → HostRollup, binary v1
+//
+// The seq keeps two samples with the same millisecond apart (a clock that
+// stepped back). Values start with a version byte; floats are stored as
+// varints of value·1024 (every stored value is Quantized first).
+
+// Sample fields that can fail on their own. A sample's Errors map is keyed
+// by them; a field with an error is left out of the rollups.
+const (
+	HostFieldCPU      = "cpu"
+	HostFieldMemory   = "memory"
+	HostFieldSwap     = "swap"
+	HostFieldLoad     = "load"
+	HostFieldDiskData = "disk_data"
+	HostFieldDiskRoot = "disk_root"
+	HostFieldNet      = "net"
+	HostFieldProcs    = "processes"
+	HostFieldGateway  = "gateway"
+	HostFieldSessions = "sessions"
+)
+
+// HostSlot is the grain of the host_5m rollups.
+const HostSlot = 5 * time.Minute
+
+// HostSample is one reading of the host.
+type HostSample struct {
+	TS int64 `json:"ts"` // unix ms
+
+	// CPU shares of all cores over the time since the previous sample, in
+	// percent. Busy is everything but idle and iowait (steal included: on a
+	// burstable instance out of credits it is time the guest wanted).
+	CPUPct       float64 `json:"cpu_pct"`
+	CPUUserPct   float64 `json:"cpu_user_pct"`   // user + nice
+	CPUSystemPct float64 `json:"cpu_system_pct"` // system + irq + softirq
+	CPUIowaitPct float64 `json:"cpu_iowait_pct"`
+	CPUStealPct  float64 `json:"cpu_steal_pct"`
+	CPUCount     int     `json:"cpu_count"`
+
+	// MemUsed is MemTotal − MemAvailable: what cannot be had without swapping.
+	MemTotal     uint64  `json:"mem_total_bytes"`
+	MemUsed      uint64  `json:"mem_used_bytes"`
+	MemAvailable uint64  `json:"mem_available_bytes"`
+	SwapTotal    uint64  `json:"swap_total_bytes"`
+	SwapUsed     uint64  `json:"swap_used_bytes"`
+	SwapInBps    float64 `json:"swap_in_bytes_per_s"`
+	SwapOutBps   float64 `json:"swap_out_bytes_per_s"`
+
+	Load1       float64 `json:"load1"`
+	Load5       float64 `json:"load5"`
+	Load15      float64 `json:"load15"`
+	LoadPerCore float64 `json:"load_per_core"` // Load1 / CPUCount
+
+	DataDisk DiskStat `json:"disk_data"` // filesystem holding the data dir
+	RootDisk DiskStat `json:"disk_root"` // filesystem holding /
+
+	NetInBps  float64 `json:"net_in_bytes_per_s"` // all interfaces but loopback
+	NetOutBps float64 `json:"net_out_bytes_per_s"`
+	Procs     int     `json:"processes"`
+
+	GatewayProcs  int     `json:"gateway_processes"`
+	GatewayCPUPct float64 `json:"gateway_cpu_pct"` // percent of one core, summed
+	GatewayRSS    uint64  `json:"gateway_rss_bytes"`
+
+	ActiveSessions  int            `json:"active_sessions"`
+	SessionsByAgent map[string]int `json:"sessions_by_agent,omitempty"`
+
+	// Errors says, per field (HostField*), why it could not be read.
+	Errors map[string]string `json:"errors,omitempty"`
+}
+
+// DiskStat is the usage of one filesystem, in bytes.
+type DiskStat struct {
+	Total uint64 `json:"total_bytes"`
+	Used  uint64 `json:"used_bytes"`
+	Free  uint64 `json:"free_bytes"` // available to unprivileged users
+}
+
+// Has reports whether field was read without error.
+func (s *HostSample) Has(field string) bool {
+	_, bad := s.Errors[field]
+	return !bad
+}
+
+// Quantized is s with every float rounded by Quantize and the maps copied:
+// what PutHostSample stores.
+func (s HostSample) Quantized() HostSample {
+	for _, f := range s.floats() {
+		*f = Quantize(*f)
+	}
+	s.SessionsByAgent = maps.Clone(s.SessionsByAgent)
+	s.Errors = maps.Clone(s.Errors)
+	return s
+}
+
+func (s *HostSample) floats() []*float64 {
+	return []*float64{
+		&s.CPUPct, &s.CPUUserPct, &s.CPUSystemPct, &s.CPUIowaitPct, &s.CPUStealPct,
+		&s.SwapInBps, &s.SwapOutBps, &s.Load1, &s.Load5, &s.Load15, &s.LoadPerCore,
+		&s.NetInBps, &s.NetOutBps, &s.GatewayCPUPct,
+	}
+}
+
+func (s *HostSample) uints() []*uint64 {
+	return []*uint64{
+		&s.MemTotal, &s.MemUsed, &s.MemAvailable, &s.SwapTotal, &s.SwapUsed,
+		&s.DataDisk.Total, &s.DataDisk.Used, &s.DataDisk.Free,
+		&s.RootDisk.Total, &s.RootDisk.Used, &s.RootDisk.Free, &s.GatewayRSS,
+	}
+}
+
+func (s *HostSample) ints() []*int {
+	return []*int{&s.CPUCount, &s.Procs, &s.GatewayProcs, &s.ActiveSessions}
+}
+
+const hostSampleVersion = 1
+
+// appendHostSample encodes v1: version, ts, floats, uints, ints in the order
+// of the accessors above, then the two maps sorted by key.
+func appendHostSample(b []byte, s *HostSample) []byte {
+	b = append(b, hostSampleVersion)
+	b = binary.AppendVarint(b, s.TS)
+	for _, f := range s.floats() {
+		b = appendFloat(b, *f)
+	}
+	for _, u := range s.uints() {
+		b = binary.AppendUvarint(b, *u)
+	}
+	for _, i := range s.ints() {
+		b = binary.AppendVarint(b, int64(*i))
+	}
+	b = binary.AppendUvarint(b, uint64(len(s.SessionsByAgent)))
+	for _, k := range slices.Sorted(maps.Keys(s.SessionsByAgent)) {
+		b = appendStr(b, k)
+		b = binary.AppendVarint(b, int64(s.SessionsByAgent[k]))
+	}
+	b = binary.AppendUvarint(b, uint64(len(s.Errors)))
+	for _, k := range slices.Sorted(maps.Keys(s.Errors)) {
+		b = appendStr(appendStr(b, k), s.Errors[k])
+	}
+	return b
+}
+
+func decodeHostSample(v []byte) (HostSample, error) {
+	var s HostSample
+	if len(v) == 0 || v[0] != hostSampleVersion {
+		return s, fmt.Errorf("host sample: unknown encoding %x", v[:min(len(v), 1)])
+	}
+	d := &decoder{b: v[1:]}
+	s.TS = d.varint()
+	for _, f := range s.floats() {
+		*f = d.float()
+	}
+	for _, u := range s.uints() {
+		*u = d.uvarint()
+	}
+	for _, i := range s.ints() {
+		*i = int(d.varint())
+	}
+	if n := d.count(); n > 0 {
+		s.SessionsByAgent = make(map[string]int, n)
+		for range n {
+			k := d.str()
+			s.SessionsByAgent[k] = int(d.varint())
+		}
+	}
+	if n := d.count(); n > 0 {
+		s.Errors = make(map[string]string, n)
+		for range n {
+			k := d.str()
+			s.Errors[k] = d.str()
+		}
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail()
+	}
+	if d.err != nil {
+		return HostSample{}, fmt.Errorf("host sample: %w", d.err)
+	}
+	return s, nil
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// count reads a length and rejects one longer than the bytes left could hold.
+func (d *decoder) count() int {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return 0
+	}
+	return int(n)
+}
+
+// Keys. hostTSKey is the ledger's time encoding: sign bit flipped, so that
+// byte order is time order across 1970.
+func hostTSKey(tsMillis int64) []byte { return ledgerKeyPrefix(tsMillis) }
+
+func hostSampleKey(tsMillis int64, seq uint16) []byte {
+	return binary.BigEndian.AppendUint16(hostTSKey(tsMillis), seq)
+}
+
+func decodeHostTS(k []byte) int64 {
+	return int64(binary.BigEndian.Uint64(k[:8]) ^ (1 << 63))
+}
+
+// SlotStart is the start of the 5-minute slot holding ts (floor division,
+// so it holds before 1970 too).
+func SlotStart(tsMillis int64) int64 {
+	w := HostSlot.Milliseconds()
+	q := tsMillis / w
+	if tsMillis%w < 0 {
+		q--
+	}
+	return q * w
+}
+
+// PutHostSample stores s (quantized, see HostSample.Quantized) and folds it
+// into its 5-minute and daily rollups, in one transaction.
+func (db *DB) PutHostSample(s HostSample) error {
+	s = s.Quantized()
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketHost)
+		prefix := hostTSKey(s.TS)
+		seq := 0
+		c := b.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if len(k) == 10 {
+				seq = int(binary.BigEndian.Uint16(k[8:])) + 1
+			}
+		}
+		if seq > 0xFFFF {
+			return fmt.Errorf("more than 65536 samples at %d", s.TS)
+		}
+		if err := b.Put(hostSampleKey(s.TS, uint16(seq)), appendHostSample(nil, &s)); err != nil {
+			return err
+		}
+		if err := foldHost(tx.Bucket(bucketHost5m), hostTSKey(SlotStart(s.TS)), &s); err != nil {
+			return fmt.Errorf("host_5m: %w", err)
+		}
+		if err := foldHost(tx.Bucket(bucketHostDaily), periodKey(DayNumber(s.TS, db.loc)), &s); err != nil {
+			return fmt.Errorf("host_daily: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("put host sample at %d: %w", s.TS, err)
+	}
+	return nil
+}
+
+func foldHost(b *bolt.Bucket, key []byte, s *HostSample) error {
+	r := NewHostRollup()
+	if v := b.Get(key); v != nil {
+		var err error
+		if r, err = decodeHostRollup(v); err != nil {
+			return fmt.Errorf("row %x: %w", key, err)
+		}
+	}
+	r.Add(s)
+	return b.Put(key, appendHostRollup(nil, &r))
+}
+
+// HostSamples calls fn for each sample with fromMillis <= ts < toMillis, in
+// key order. Samples are decoded copies: fn may keep them.
+func (db *DB) HostSamples(fromMillis, toMillis int64, fn func(*HostSample) error) error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketHost).Cursor()
+		end := hostTSKey(toMillis)
+		for k, v := c.Seek(hostTSKey(fromMillis)); k != nil && bytes.Compare(k, end) < 0; k, v = c.Next() {
+			s, err := decodeHostSample(v)
+			if err != nil {
+				return fmt.Errorf("host row %x: %w", k, err)
+			}
+			if err := fn(&s); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// LatestHostSample returns the sample with the highest key, if any.
+func (db *DB) LatestHostSample() (HostSample, bool, error) {
+	var s HostSample
+	var found bool
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		k, v := tx.Bucket(bucketHost).Cursor().Last()
+		if k == nil {
+			return nil
+		}
+		var err error
+		if s, err = decodeHostSample(v); err != nil {
+			return fmt.Errorf("host row %x: %w", k, err)
+		}
+		found = true
+		return nil
+	})
+	return s, found, err
+}
+
+// HostRollups5m returns the 5-minute rows whose slot starts in
+// [fromMillis, toMillis), oldest first.
+func (db *DB) HostRollups5m(fromMillis, toMillis int64) ([]HostRollup, error) {
+	var out []HostRollup
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketHost5m).Cursor()
+		end := hostTSKey(toMillis)
+		for k, v := c.Seek(hostTSKey(fromMillis)); k != nil && bytes.Compare(k, end) < 0; k, v = c.Next() {
+			r, err := decodeHostRollup(v)
+			if err != nil || len(k) != 8 {
+				return fmt.Errorf("host_5m row %x: %w", k, err)
+			}
+			r.Start = decodeHostTS(k)
+			r.Day = DayNumber(r.Start, db.loc)
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// HostRollupsDaily returns the daily rows of days from..to inclusive.
+func (db *DB) HostRollupsDaily(from, to int32) ([]HostRollup, error) {
+	var out []HostRollup
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketHostDaily).Cursor()
+		end := periodKey(to)
+		for k, v := c.Seek(periodKey(from)); k != nil && bytes.Compare(k, end) <= 0; k, v = c.Next() {
+			r, err := decodeHostRollup(v)
+			if err != nil || len(k) != 4 {
+				return fmt.Errorf("host_daily row %x: %w", k, err)
+			}
+			r.Day = int32(binary.BigEndian.Uint32(k) ^ signFlip)
+			r.Start = DayStartMillis(r.Day, db.loc)
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// PruneHostSamples deletes raw samples older than beforeMillis, a chunk per
+// transaction. Rollups are kept.
+func (db *DB) PruneHostSamples(beforeMillis int64) (int, error) {
+	n, err := db.pruneBefore(bucketHost, hostTSKey(beforeMillis))
+	if err != nil {
+		return n, fmt.Errorf("prune host samples: %w", err)
+	}
+	return n, nil
+}
+
+// PruneHostRollups5m deletes 5-minute rows whose slot starts before
+// beforeMillis. Daily rows are kept forever.
+func (db *DB) PruneHostRollups5m(beforeMillis int64) (int, error) {
+	n, err := db.pruneBefore(bucketHost5m, hostTSKey(beforeMillis))
+	if err != nil {
+		return n, fmt.Errorf("prune host_5m: %w", err)
+	}
+	return n, nil
+}
+
+// pruneBefore deletes keys < end from the start of a bucket: it collects a
+// chunk of keys in a cursor walk, then deletes them (never delete while
+// walking with Next), one transaction per chunk.
+func (db *DB) pruneBefore(name, end []byte) (int, error) {
+	const chunk = 5000
+	total := 0
+	for {
+		var keys [][]byte
+		err := db.bolt.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(name)
+			keys = keys[:0]
+			c := b.Cursor()
+			for k, _ := c.First(); k != nil && bytes.Compare(k, end) < 0 && len(keys) < chunk; k, _ = c.Next() {
+				keys = append(keys, bytes.Clone(k))
+			}
+			for _, k := range keys {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += len(keys)
+		if len(keys) < chunk {
+			return total, nil
+		}
+	}
+}
+
+// ActiveSessions counts the distinct (source, session id) pairs with a model
+// call in [now − window, now + window] and splits them by agent (a session's
+// agent is that of its latest call). The upper bound admits calls stamped a
+// little ahead of this host's clock, or recorded before it stepped back.
+func (db *DB) ActiveSessions(nowMillis int64, window time.Duration) (int, map[string]int, error) {
+	type ref struct{ source, id string }
+	latest := map[ref]struct {
+		ts    int64
+		agent string
+	}{}
+	w := window.Milliseconds()
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketLedger).Cursor()
+		end := ledgerKeyPrefix(nowMillis + w + 1)
+		for k, v := c.Seek(ledgerKeyPrefix(nowMillis - w)); k != nil && bytes.Compare(k, end) < 0; k, v = c.Next() {
+			var u struct {
+				TS        int64  `json:"ts"`
+				Source    string `json:"source"`
+				Agent     string `json:"agent"`
+				SessionID string `json:"session_id"`
+			}
+			if err := json.Unmarshal(v, &u); err != nil {
+				return fmt.Errorf("ledger row %x: %w", k, err)
+			}
+			r := ref{u.Source, u.SessionID}
+			if cur, ok := latest[r]; !ok || u.TS >= cur.ts {
+				latest[r] = struct {
+					ts    int64
+					agent string
+				}{u.TS, u.Agent}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("active sessions: %w", err)
+	}
+	perAgent := map[string]int{}
+	for _, s := range latest {
+		perAgent[s.agent]++
+	}
+	return len(latest), perAgent, nil
+}
+
+// HostRollup is the additive summary of the samples of one 5-minute slot or
+// one day: counts, sums, min/max, histograms for percentiles and the sums of
+// a memory-on-sessions regression. Rows merge by addition (Merge), so a week
+// is the merge of its days and a day the merge of its slots.
+type HostRollup struct {
+	Start   int64 `json:"start"` // first ms of the slot or day (from the key)
+	Day     int32 `json:"day"`   // civil day of Start in the DB's Location
+	Samples int64 `json:"samples"`
+
+	CPU       Stat `json:"cpu_pct"`
+	CPUUser   Stat `json:"cpu_user_pct"`
+	CPUSystem Stat `json:"cpu_system_pct"`
+	CPUIowait Stat `json:"cpu_iowait_pct"`
+	CPUSteal  Stat `json:"cpu_steal_pct"`
+
+	MemTotal     Stat `json:"mem_total_bytes"`
+	MemUsed      Stat `json:"mem_used_bytes"`
+	MemAvailable Stat `json:"mem_available_bytes"`
+	MemUsedPct   Stat `json:"mem_used_pct"`
+	SwapUsed     Stat `json:"swap_used_bytes"`
+	SwapIn       Stat `json:"swap_in_bytes_per_s"`
+	SwapOut      Stat `json:"swap_out_bytes_per_s"`
+	SwapActive   Stat `json:"swap_active"` // 1 when the sample saw swap-in or swap-out, else 0
+
+	Load1       Stat `json:"load1"`
+	Load5       Stat `json:"load5"`
+	Load15      Stat `json:"load15"`
+	LoadPerCore Stat `json:"load_per_core"`
+
+	DataUsed  Stat `json:"disk_data_used_bytes"`
+	DataFree  Stat `json:"disk_data_free_bytes"`
+	DataTotal Stat `json:"disk_data_total_bytes"`
+	RootUsed  Stat `json:"disk_root_used_bytes"`
+	RootFree  Stat `json:"disk_root_free_bytes"`
+	RootTotal Stat `json:"disk_root_total_bytes"`
+
+	NetIn  Stat `json:"net_in_bytes_per_s"`
+	NetOut Stat `json:"net_out_bytes_per_s"`
+	Procs  Stat `json:"processes"`
+
+	GatewayProcs Stat `json:"gateway_processes"`
+	GatewayUp    Stat `json:"gateway_up"` // 1 when at least one gateway process ran
+	GatewayCPU   Stat `json:"gateway_cpu_pct"`
+	GatewayRSS   Stat `json:"gateway_rss_bytes"`
+
+	Sessions Stat `json:"active_sessions"`
+
+	CPUHist         Histogram `json:"cpu_pct_hist"`
+	StealHist       Histogram `json:"cpu_steal_pct_hist"`
+	IowaitHist      Histogram `json:"cpu_iowait_pct_hist"`
+	MemUsedPctHist  Histogram `json:"mem_used_pct_hist"`
+	LoadPerCoreHist Histogram `json:"load_per_core_hist"`
+	SessionsHist    Histogram `json:"active_sessions_hist"`
+
+	// MemSessions fits used memory (whole MiB) on active sessions: its slope
+	// is what one more session costs.
+	MemSessions Regression `json:"mem_mib_on_sessions"`
+}
+
+// NewHostRollup is an empty row with its histogram layouts set.
+func NewHostRollup() HostRollup {
+	return HostRollup{
+		CPUHist:         NewHistogram(layoutPercent),
+		StealHist:       NewHistogram(layoutPercent),
+		IowaitHist:      NewHistogram(layoutPercent),
+		MemUsedPctHist:  NewHistogram(layoutPercent),
+		LoadPerCoreHist: NewHistogram(layoutLoadPerCore),
+		SessionsHist:    NewHistogram(layoutCount),
+	}
+}
+
+func (r *HostRollup) stats() []*Stat {
+	return []*Stat{
+		&r.CPU, &r.CPUUser, &r.CPUSystem, &r.CPUIowait, &r.CPUSteal,
+		&r.MemTotal, &r.MemUsed, &r.MemAvailable, &r.MemUsedPct, &r.SwapUsed, &r.SwapIn, &r.SwapOut, &r.SwapActive,
+		&r.Load1, &r.Load5, &r.Load15, &r.LoadPerCore,
+		&r.DataUsed, &r.DataFree, &r.DataTotal, &r.RootUsed, &r.RootFree, &r.RootTotal,
+		&r.NetIn, &r.NetOut, &r.Procs,
+		&r.GatewayProcs, &r.GatewayUp, &r.GatewayCPU, &r.GatewayRSS,
+		&r.Sessions,
+	}
+}
+
+func (r *HostRollup) hists() []*Histogram {
+	return []*Histogram{&r.CPUHist, &r.StealHist, &r.IowaitHist, &r.MemUsedPctHist, &r.LoadPerCoreHist, &r.SessionsHist}
+}
+
+const mib = 1 << 20
+
+// Add folds one sample in. Fields the sample could not read are skipped, so
+// each Stat's N counts the samples that had it.
+func (r *HostRollup) Add(s *HostSample) {
+	r.Samples++
+	if s.Has(HostFieldCPU) {
+		r.CPU.Add(s.CPUPct)
+		r.CPUUser.Add(s.CPUUserPct)
+		r.CPUSystem.Add(s.CPUSystemPct)
+		r.CPUIowait.Add(s.CPUIowaitPct)
+		r.CPUSteal.Add(s.CPUStealPct)
+		r.CPUHist.Add(Quantize(s.CPUPct))
+		r.StealHist.Add(Quantize(s.CPUStealPct))
+		r.IowaitHist.Add(Quantize(s.CPUIowaitPct))
+	}
+	memOK := s.Has(HostFieldMemory) && s.MemTotal > 0
+	if memOK {
+		pct := Quantize(100 * float64(s.MemUsed) / float64(s.MemTotal))
+		r.MemTotal.Add(float64(s.MemTotal))
+		r.MemUsed.Add(float64(s.MemUsed))
+		r.MemAvailable.Add(float64(s.MemAvailable))
+		r.MemUsedPct.Add(pct)
+		r.MemUsedPctHist.Add(pct)
+	}
+	if s.Has(HostFieldSwap) {
+		r.SwapUsed.Add(float64(s.SwapUsed))
+		r.SwapIn.Add(s.SwapInBps)
+		r.SwapOut.Add(s.SwapOutBps)
+		r.SwapActive.Add(b2f(s.SwapInBps > 0 || s.SwapOutBps > 0))
+	}
+	if s.Has(HostFieldLoad) {
+		r.Load1.Add(s.Load1)
+		r.Load5.Add(s.Load5)
+		r.Load15.Add(s.Load15)
+		r.LoadPerCore.Add(s.LoadPerCore)
+		r.LoadPerCoreHist.Add(Quantize(s.LoadPerCore))
+	}
+	if s.Has(HostFieldDiskData) {
+		r.DataUsed.Add(float64(s.DataDisk.Used))
+		r.DataFree.Add(float64(s.DataDisk.Free))
+		r.DataTotal.Add(float64(s.DataDisk.Total))
+	}
+	if s.Has(HostFieldDiskRoot) {
+		r.RootUsed.Add(float64(s.RootDisk.Used))
+		r.RootFree.Add(float64(s.RootDisk.Free))
+		r.RootTotal.Add(float64(s.RootDisk.Total))
+	}
+	if s.Has(HostFieldNet) {
+		r.NetIn.Add(s.NetInBps)
+		r.NetOut.Add(s.NetOutBps)
+	}
+	if s.Has(HostFieldProcs) {
+		r.Procs.Add(float64(s.Procs))
+	}
+	if s.Has(HostFieldGateway) {
+		r.GatewayProcs.Add(float64(s.GatewayProcs))
+		r.GatewayUp.Add(b2f(s.GatewayProcs > 0))
+		r.GatewayCPU.Add(s.GatewayCPUPct)
+		r.GatewayRSS.Add(float64(s.GatewayRSS))
+	}
+	if s.Has(HostFieldSessions) {
+		r.Sessions.Add(float64(s.ActiveSessions))
+		r.SessionsHist.Add(float64(s.ActiveSessions))
+		if memOK {
+			r.MemSessions.Add(float64(s.ActiveSessions), float64((s.MemUsed+mib/2)/mib))
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Merge adds o's facts; Start and Day stay those of r (or o's when r is
+// empty).
+func (r *HostRollup) Merge(o *HostRollup) error {
+	if r.Samples == 0 && r.Start == 0 {
+		r.Start, r.Day = o.Start, o.Day
+	}
+	r.Samples += o.Samples
+	os := o.stats()
+	for i, s := range r.stats() {
+		s.Merge(*os[i])
+	}
+	oh := o.hists()
+	for i, h := range r.hists() {
+		if err := h.Merge(oh[i]); err != nil {
+			return fmt.Errorf("merge host rollup: %w", err)
+		}
+	}
+	r.MemSessions.Merge(o.MemSessions)
+	return nil
+}
+
+const hostRollupVersion = 1
+
+// appendHostRollup encodes v1: version, samples, the stats, histograms and
+// regression in the order of stats() and hists(). A later version appends.
+func appendHostRollup(b []byte, r *HostRollup) []byte {
+	b = append(b, hostRollupVersion)
+	b = binary.AppendUvarint(b, uint64(r.Samples))
+	for _, s := range r.stats() {
+		b = appendStat(b, s)
+	}
+	for _, h := range r.hists() {
+		b = appendHistogram(b, h)
+	}
+	return appendRegression(b, &r.MemSessions)
+}
+
+func decodeHostRollup(v []byte) (HostRollup, error) {
+	if len(v) == 0 || v[0] != hostRollupVersion {
+		return HostRollup{}, fmt.Errorf("host rollup: unknown encoding %x", v[:min(len(v), 1)])
+	}
+	var r HostRollup
+	d := &decoder{b: v[1:]}
+	r.Samples = int64(d.uvarint())
+	for _, s := range r.stats() {
+		*s = d.stat()
+	}
+	for _, h := range r.hists() {
+		*h = d.histogram()
+	}
+	r.MemSessions = d.regression()
+	if d.err == nil && len(d.b) != 0 {
+		d.fail()
+	}
+	if d.err != nil {
+		return HostRollup{}, fmt.Errorf("host rollup: %w", d.err)
+	}
+	return r, nil
+}
