@@ -53,46 +53,47 @@ func parseClause(raw json.RawMessage) (clause, error) {
 	if len(m) != 1 {
 		return clause{}, fmt.Errorf("match clause: want exactly one operator, got %d keys", len(m))
 	}
-	for name, arg := range m {
-		op, ok := clauseOps[name]
-		if !ok {
-			return clause{}, fmt.Errorf("match clause: unknown operator %q", name)
-		}
-		if op == opOr || op == opAnd {
-			var items []json.RawMessage
-			if err := json.Unmarshal(arg, &items); err != nil {
-				return clause{}, fmt.Errorf("match clause %s: %w", name, err)
-			}
-			// An empty "and" would match every model; refuse it.
-			if len(items) == 0 {
-				return clause{}, fmt.Errorf("match clause %s: empty list", name)
-			}
-			c := clause{op: op, sub: make([]clause, 0, len(items))}
-			for _, it := range items {
-				s, err := parseClause(it)
-				if err != nil {
-					return clause{}, err
-				}
-				c.sub = append(c.sub, s)
-			}
-			return c, nil
-		}
-		var s string
-		if err := json.Unmarshal(arg, &s); err != nil {
+	var name string
+	var arg json.RawMessage
+	for name, arg = range m { // the only entry
+	}
+	op, ok := clauseOps[name]
+	if !ok {
+		return clause{}, fmt.Errorf("match clause: unknown operator %q", name)
+	}
+	if op == opOr || op == opAnd {
+		var items []json.RawMessage
+		if err := json.Unmarshal(arg, &items); err != nil {
 			return clause{}, fmt.Errorf("match clause %s: %w", name, err)
 		}
-		if op == opRegex {
-			// RE2 is not Python's re; every regex of the snapshot compiles
-			// (LoadTable would fail otherwise) and uses only the common subset.
-			re, err := regexp.Compile(s)
-			if err != nil {
-				return clause{}, fmt.Errorf("match clause regex %q: %w", s, err)
-			}
-			return clause{op: op, re: re}, nil
+		// An empty "and" would match every model; refuse it.
+		if len(items) == 0 {
+			return clause{}, fmt.Errorf("match clause %s: empty list", name)
 		}
-		return clause{op: op, lit: strings.ToLower(s)}, nil
+		c := clause{op: op, sub: make([]clause, 0, len(items))}
+		for _, it := range items {
+			s, err := parseClause(it)
+			if err != nil {
+				return clause{}, err
+			}
+			c.sub = append(c.sub, s)
+		}
+		return c, nil
 	}
-	panic("unreachable")
+	var s string
+	if err := json.Unmarshal(arg, &s); err != nil {
+		return clause{}, fmt.Errorf("match clause %s: %w", name, err)
+	}
+	if op == opRegex {
+		// RE2 is not Python's re; every regex of the snapshot compiles
+		// (LoadTable would fail otherwise) and uses only the common subset.
+		re, err := regexp.Compile(s)
+		if err != nil {
+			return clause{}, fmt.Errorf("match clause regex %q: %w", s, err)
+		}
+		return clause{op: op, re: re}, nil
+	}
+	return clause{op: op, lit: strings.ToLower(s)}, nil
 }
 
 // match reports whether the lower-cased text satisfies the clause.

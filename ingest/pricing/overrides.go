@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -113,7 +114,7 @@ func parseOverridePrice(raw json.RawMessage) (Price, error) {
 		if len(v) == 0 || !(v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) {
 			return Price{}, fmt.Errorf("%s: %s is not a number", name, v)
 		}
-		f, err := parseFloat(v)
+		f, err := strconv.ParseFloat(string(v), 64)
 		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 			return Price{}, fmt.Errorf("%s: %s is not a usable number", name, v)
 		}

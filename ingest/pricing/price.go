@@ -1,10 +1,10 @@
 package pricing
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -96,7 +96,7 @@ func (r *rate) UnmarshalJSON(b []byte) error {
 			r.tiers = append(r.tiers, tier{*t.Start, *t.Price})
 		}
 		// The reference implementation sorts too; the schema only asks for it.
-		slices.SortFunc(r.tiers, func(a, b tier) int { return int(min(max(a.start-b.start, -1), 1)) })
+		slices.SortFunc(r.tiers, func(a, b tier) int { return cmp.Compare(a.start, b.start) })
 		return nil
 	}
 	return json.Unmarshal(b, &r.base)
@@ -286,7 +286,7 @@ func parsePrices(raw json.RawMessage) ([]conditional, error) {
 func secondOfDay(s string) (int64, error) {
 	var t time.Time
 	var err error
-	if strings.ContainsAny(s, "Zz+") || strings.Count(s, "-") > 0 {
+	if strings.ContainsAny(s, "Zz+-") {
 		t, err = time.Parse("15:04:05Z07:00", strings.ToUpper(s))
 	} else {
 		t, err = time.Parse("15:04:05", s)
@@ -298,6 +298,3 @@ func secondOfDay(s string) (int64, error) {
 	sec := int64(t.Hour()*3600+t.Minute()*60+t.Second()) - int64(off)
 	return (sec%secPerDay + secPerDay) % secPerDay, nil
 }
-
-// parseFloat is strconv.ParseFloat on a JSON number token.
-func parseFloat(b []byte) (float64, error) { return strconv.ParseFloat(string(b), 64) }

@@ -235,6 +235,7 @@ func TestApplyUnpriced(t *testing.T) {
 		{"gpt under anthropic", "anthropic", "gpt-5"},
 		{"grok under openai-codex", "openai-codex", "grok-4"},
 		{"other vendor's prefix", "openai", "anthropic/claude-opus-4-6"},
+		{"prefix not naming the provider", "groq", "meta-llama/llama-3.1-8b-instant"},
 		{"unknown provider", "github-copilot", "claude-sonnet-4.5"},
 		{"local provider", "ollama", "llama3.1:8b"},
 		{"no provider", "", "claude-sonnet-4-5"},
