@@ -232,7 +232,7 @@ func (in *Ingester) step(ctx context.Context) (StepResult, error) {
 	if err != nil {
 		return StepResult{}, err
 	}
-	res := StepResult{Files: len(in.cursors)}
+	res := StepResult{Files: in.Status().Files}
 	if len(items) == 0 && batch.Empty() {
 		return res, nil
 	}

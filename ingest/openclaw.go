@@ -105,6 +105,12 @@ func (lp *lineParser) parse(line []byte, out *parsedLine) {
 	}
 	if bytes.Contains(line, sessionMarker) || bytes.Contains(line, usageMarker) {
 		lp.full(line, out)
+		return
+	}
+	// Lines that cannot carry usage are not parsed, but one that is not
+	// even shaped like an object is counted: garbage and torn writes.
+	if line[0] != '{' || line[len(line)-1] != '}' {
+		out.kind = lineMalformed
 	}
 }
 
