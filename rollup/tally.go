@@ -45,7 +45,7 @@ func (t *Tally) Apply(b *storage.Batch) (storage.ApplyResult, error) {
 				res.Duplicates++
 				continue
 			}
-			u.TS = min(u.TS, old.TS)
+			u.AdoptIdentity(old)
 			t.add(old, -1)
 			res.Replaced++
 		} else {

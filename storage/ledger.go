@@ -182,9 +182,7 @@ func (w *writer) addRecord(u *Usage) (outcome, error) {
 		if !Supersedes(&old, u) {
 			return duplicate, nil
 		}
-		// The call happened when its first copy was written; keeping that
-		// time keeps rollups independent of which copy arrives first.
-		u.TS = min(u.TS, old.TS)
+		u.AdoptIdentity(&old)
 		if err := w.applyRollups(&old, -1); err != nil {
 			return duplicate, err
 		}

@@ -67,6 +67,15 @@ func Supersedes(existing, candidate *Usage) bool {
 	return candidate.TotalTokens() > existing.TotalTokens()
 }
 
+// AdoptIdentity gives a superseding copy the identity of the call it
+// replaces: its time and attribution stay those of the first copy, only the
+// counts and cost change. Rollups then do not depend on which copy came first.
+func (u *Usage) AdoptIdentity(first *Usage) {
+	u.TS = first.TS
+	u.Source, u.Agent, u.SessionID, u.SessionKey = first.Source, first.Agent, first.SessionID, first.SessionKey
+	u.Channel, u.User, u.UserLabel = first.Channel, first.User, first.UserLabel
+}
+
 // Nanos converts USD to integer nano-dollars. Rollups sum integers so that a
 // rebuild in ledger order gives byte-identical rows to incremental ingest in
 // file order (float sums depend on order).

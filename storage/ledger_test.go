@@ -1,0 +1,218 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func openTest(t testing.TB, loc *time.Location) *DB {
+	t.Helper()
+	db, err := Open(filepath.Join(t.TempDir(), FileName), Options{Location: loc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Check(); err != nil {
+			t.Errorf("check: %v", err)
+		}
+		db.Close()
+	})
+	return db
+}
+
+func rec(key string, ts int64, in, out int64, cost float64) Usage {
+	return Usage{
+		TS: ts, Source: SourceOpenClaw, Agent: "main", SessionID: "s1", Provider: "anthropic", Model: "m",
+		Input: in, Output: out, Cost: Cost{Total: cost}, CostSource: CostTranscript, DedupeKey: key,
+	}
+}
+
+func TestKeysRoundTrip(t *testing.T) {
+	for _, day := range []int32{-40000, -1, 0, 1, 20553, 1 << 20} {
+		for _, d := range []Dim{{}, {"openclaw", "main", "telegram:1", "anthropic", "claude"}, {"x", "\x00:|", strings.Repeat("u", 70000), "", "m"}} {
+			k := rowKey(day, d)
+			gotDay, gotDim, err := decodeRowKey(k)
+			if len(d.User) > 0xFFFF {
+				d.User = d.User[:0xFFFF]
+			}
+			if err != nil || gotDay != day || gotDim != d {
+				t.Errorf("round trip %d %q: got %d %q %v", day, d, gotDay, gotDim, err)
+			}
+		}
+	}
+	// Day keys sort in time order, negative days included.
+	if string(periodKey(-1)) >= string(periodKey(0)) || string(periodKey(0)) >= string(periodKey(1)) {
+		t.Error("period keys do not sort")
+	}
+	if string(ledgerKey(-5, 0)) >= string(ledgerKey(5, 0)) {
+		t.Error("ledger keys do not sort")
+	}
+	tot := Totals{1, 2, 3, 4, 5, -6, 7, 8, 9, 10, 11, 12}
+	if got, err := decodeTotals(encodeTotals(tot)); err != nil || got != tot {
+		t.Errorf("totals round trip: %+v %v", got, err)
+	}
+}
+
+func TestDayAndWeek(t *testing.T) {
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	ts := time.Date(2026, 4, 10, 23, 30, 0, 0, time.UTC).UnixMilli() // 01:30 on the 11th in Berlin
+	if got := DayString(DayNumber(ts, time.UTC)); got != "2026-04-10" {
+		t.Errorf("UTC day = %s", got)
+	}
+	if got := DayString(DayNumber(ts, berlin)); got != "2026-04-11" {
+		t.Errorf("Berlin day = %s", got)
+	}
+	tests := map[string]string{ // day → ISO week Monday
+		"2026-04-13": "2026-04-13", "2026-04-19": "2026-04-13", "2026-04-12": "2026-04-06",
+		"1970-01-01": "1969-12-29", "2021-01-03": "2020-12-28",
+	}
+	for day, want := range tests {
+		d, _ := ParseDay(day)
+		if got := DayString(WeekStart(d)); got != want {
+			t.Errorf("WeekStart(%s) = %s, want %s", day, got, want)
+		}
+	}
+}
+
+func TestApplyDedupesAndReplaces(t *testing.T) {
+	db := openTest(t, time.UTC)
+	b := &Batch{Records: []Usage{
+		rec("a", 1000, 10, 5, 0.1),
+		rec("a", 1000, 10, 5, 0.1), // same call twice in one batch
+		rec("b", 2000, 1, 1, 0.01),
+	}}
+	res, err := db.Apply(b)
+	if err != nil || res.Added != 2 || res.Duplicates != 1 {
+		t.Fatalf("apply = %+v, %v", res, err)
+	}
+	// A larger copy of "b" (a streamed response's final line) replaces it,
+	// a smaller one does not.
+	res, err = db.Apply(&Batch{Records: []Usage{rec("b", 2500, 1, 9, 0.05), rec("b", 3000, 1, 2, 0.02)}})
+	if err != nil || res.Replaced != 1 || res.Duplicates != 1 {
+		t.Fatalf("apply = %+v, %v", res, err)
+	}
+	rows, _ := db.DailyRows(0, 0)
+	if len(rows) != 1 {
+		t.Fatalf("rows = %+v", rows)
+	}
+	want := Totals{Messages: 2, Input: 11, Output: 14, CostNanos: 150_000_000}
+	if rows[0].Totals != want {
+		t.Errorf("row = %+v, want %+v", rows[0].Totals, want)
+	}
+	var n int
+	db.Ledger(0, 1<<62, func(u *Usage) error {
+		n++
+		if u.DedupeKey == "b" && u.TS != 2000 {
+			t.Errorf("replacement kept ts %d, want the first copy's 2000", u.TS)
+		}
+		return nil
+	})
+	if n != 2 {
+		t.Errorf("ledger has %d records, want 2", n)
+	}
+	if s, _ := db.Skips(); s.Duplicate != 2 {
+		t.Errorf("duplicate skips = %d, want 2", s.Duplicate)
+	}
+}
+
+func TestRebuildIsByteIdentical(t *testing.T) {
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	db := openTest(t, berlin)
+	rng := rand.New(rand.NewPCG(1, 2))
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	for batch := range 20 {
+		var b Batch
+		for i := range 200 {
+			u := rec(fmt.Sprintf("k%d", rng.IntN(3000)), start+rng.Int64N(90*86400_000), rng.Int64N(1000), rng.Int64N(1000), rng.Float64()/7)
+			u.Agent = fmt.Sprintf("agent%d", rng.IntN(5))
+			u.User = fmt.Sprintf("u%d", rng.IntN(7))
+			u.SessionID = fmt.Sprintf("s%d", rng.IntN(40))
+			u.Model = []string{"a", "b", "c"}[rng.IntN(3)]
+			if i%10 == 0 {
+				u.CostSource = CostUnpriced
+			}
+			b.Records = append(b.Records, u)
+		}
+		if _, err := db.Apply(&b); err != nil {
+			t.Fatalf("batch %d: %v", batch, err)
+		}
+	}
+	before := map[string]map[string]string{}
+	for _, name := range []string{"daily", "weekly", "sessions"} {
+		before[name], _ = db.BucketBytes(name)
+		if len(before[name]) == 0 {
+			t.Fatalf("%s is empty", name)
+		}
+	}
+	if err := db.RebuildRollups(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"daily", "weekly", "sessions"} {
+		after, _ := db.BucketBytes(name)
+		if !reflect.DeepEqual(before[name], after) {
+			t.Errorf("%s differs after rebuild (%d rows before, %d after)", name, len(before[name]), len(after))
+		}
+	}
+}
+
+func TestSecondOpenFailsFast(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	start := time.Now()
+	_, err = Open(path, Options{LockTimeout: 200 * time.Millisecond})
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "fleetmeter serve") {
+		t.Fatalf("second open: %v, want ErrLocked with a hint", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("second open took %s", d)
+	}
+}
+
+func TestZoneChangeRebuilds(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	db, _ := Open(path, Options{})
+	ts := time.Date(2026, 4, 10, 23, 30, 0, 0, time.UTC).UnixMilli()
+	db.Apply(&Batch{Records: []Usage{rec("a", ts, 1, 1, 0)}})
+	db.Close()
+	tokyo, _ := time.LoadLocation("Asia/Tokyo")
+	db, err := Open(path, Options{Location: tokyo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	d, _ := ParseDay("2026-04-11")
+	if rows, _ := db.DailyRows(d, d); len(rows) != 1 {
+		t.Errorf("rows on Tokyo's 2026-04-11 = %d, want 1 after the zone change", len(rows))
+	}
+}
+
+func TestPruneLedger(t *testing.T) {
+	db := openTest(t, time.UTC)
+	var b Batch
+	for i := range 12000 {
+		b.Records = append(b.Records, rec(fmt.Sprint(i), int64(i)*1000, 1, 0, 0))
+	}
+	db.Apply(&b)
+	n, err := db.PruneLedger(6000 * 1000)
+	if err != nil || n != 6000 {
+		t.Fatalf("pruned %d, %v; want 6000", n, err)
+	}
+	st, _ := db.Stats()
+	if st.LedgerRecords != 6000 {
+		t.Errorf("ledger = %d", st.LedgerRecords)
+	}
+	rows, _ := db.DailyRows(0, 0)
+	if rows[0].Messages != 12000 {
+		t.Errorf("rollups lost data on prune: %d", rows[0].Messages)
+	}
+}
