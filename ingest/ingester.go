@@ -52,9 +52,13 @@ func (TranscriptCost) Apply(u *storage.Usage) {
 
 // Config configures an Ingester.
 type Config struct {
-	// OpenClawDirs are explicit OpenClaw state dirs (each holds agents/).
-	// When empty and Discover is set, the usual places are searched.
+	// OpenClawDirs are explicit OpenClaw state dirs (each holds agents/),
+	// ClaudeDirs Claude Code config dirs (each holds projects/), CodexDirs
+	// Codex homes (each holds sessions/). When a list is empty and Discover
+	// is set, the usual places are searched.
 	OpenClawDirs []string
+	ClaudeDirs   []string
+	CodexDirs    []string
 	Discover     bool
 	// Env and Homes drive discovery; nil means the process environment
 	// and Homes().
@@ -90,8 +94,11 @@ type Ingester struct {
 	meta    map[string]sessionMeta // by storage.SessionMetaID
 	stores  map[string]fileStamp   // sessions.json stamps, to re-read only on change
 	warned  map[string]string      // path → last error logged, so a bad file is logged once
-	stats   Status
-	mu      sync.Mutex // guards stats for Status()
+	// otherCursors are the stored cursors of non-file sources (SQLite
+	// stores), by id, as committed.
+	otherCursors map[string][]byte
+	stats        Status
+	mu           sync.Mutex // guards stats for Status()
 }
 
 type fileStamp struct {
@@ -143,6 +150,7 @@ func New(cfg Config, ledger Ledger) *Ingester {
 		cfg: cfg, ledger: ledger, pricer: cfg.Pricer, log: cfg.Logger, final: cfg.Final,
 		chunkBytes: 8 << 20, chunkRecords: 5000,
 		cursors: map[string]*fileCursor{}, meta: map[string]sessionMeta{}, stores: map[string]fileStamp{}, warned: map[string]string{},
+		otherCursors: map[string][]byte{},
 	}
 }
 
@@ -187,6 +195,7 @@ func (in *Ingester) load() error {
 	}
 	for id, v := range raw {
 		if !strings.HasPrefix(id, "file:") {
+			in.otherCursors[id] = v // SQLite sessions and other non-file sources
 			continue
 		}
 		var c fileCursor
@@ -233,31 +242,79 @@ func (in *Ingester) step(ctx context.Context) (StepResult, error) {
 		return StepResult{}, err
 	}
 	res := StepResult{Files: in.Status().Files}
-	if len(items) == 0 && batch.Empty() {
-		return res, nil
+	if len(items) > 0 || !batch.Empty() {
+		if res, err = in.process(ctx, items, batch, res); err != nil {
+			return res, err
+		}
 	}
-	return in.process(ctx, items, batch, res)
+	// SQLite-era OpenClaw stores, after the JSONL files: a host with both
+	// counts each call once, and the file copy is the one kept.
+	return in.pollStores(ctx, res)
 }
 
 // plan lists the transcript files, learns attribution from sessions.json,
 // and returns the files that changed since their cursor, parents first.
 func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
-	homes := in.cfg.Homes
-	if homes == nil && in.cfg.Discover {
-		homes = Homes()
-	}
-	var roots []string
-	if len(in.cfg.OpenClawDirs) > 0 || in.cfg.Discover {
-		roots = OpenClawRoots(in.cfg.OpenClawDirs, in.cfg.Env, homes)
-	}
-	for _, root := range roots {
-		if _, err := os.Stat(filepath.Join(root, "agents")); err != nil && len(in.cfg.OpenClawDirs) > 0 {
-			return nil, fmt.Errorf("openclaw dir %s: no agents/ folder in it (%w)", root, err)
-		}
+	cands, listed, err := in.candidates(batch)
+	if err != nil {
+		return nil, err
 	}
 	var items []*fileItem
 	seen := map[string]bool{}
+	for _, c := range cands {
+		if item, ok := in.planFile(c, batch, seen); ok {
+			items = append(items, item)
+		}
+	}
+	// Files that vanished (retention, deletes) lose their cursor; if the
+	// bytes come back under another inode, dedupe keeps them from counting twice.
+	for id, c := range in.cursors {
+		if !seen[id] && listed[filepath.Dir(c.Path)] {
+			batch.Cursors[id] = nil
+		}
+	}
+	in.mu.Lock()
+	in.stats.Files = len(seen)
+	in.mu.Unlock()
+	sort.SliceStable(items, func(i, j int) bool {
+		a, b := items[i], items[j]
+		if (a.cur == nil) != (b.cur == nil) {
+			return a.cur != nil // known files first
+		}
+		if a.headerTS != b.headerTS {
+			return a.headerTS < b.headerTS
+		}
+		return a.path < b.path
+	})
+	return items, nil
+}
+
+// candidate is a transcript file found on disk, before its stat.
+type candidate struct {
+	path      string
+	name      string
+	agent     string
+	sessionID string // from the name; a header line may say better
+	format    string
+}
+
+// Transcript formats.
+const (
+	formatOpenClaw = "openclaw"
+	formatClaude   = "claude"
+	formatCodex    = "codex"
+)
+
+// candidates lists every transcript file of every configured source, and
+// the directories that were listed completely (only there may a missing
+// file's cursor be dropped).
+func (in *Ingester) candidates(batch *storage.Batch) ([]candidate, map[string]bool, error) {
 	listed := map[string]bool{}
+	var out []candidate
+	roots, err := in.openclawRoots()
+	if err != nil {
+		return nil, nil, err
+	}
 	for _, root := range roots {
 		dirs, err := agentDirs(root)
 		if err != nil {
@@ -278,42 +335,43 @@ func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
 				if e.IsDir() || classify(e.Name()) == kindIgnore {
 					continue
 				}
-				item, ok := in.planFile(ad, e, batch, seen)
-				if ok {
-					items = append(items, item)
-				}
+				out = append(out, candidate{
+					path: filepath.Join(ad.sessionsDir, e.Name()), name: e.Name(), agent: ad.agent,
+					sessionID: sessionIDFromName(e.Name()), format: formatOpenClaw,
+				})
 			}
 		}
 	}
-	// Files that vanished (retention, deletes) lose their cursor; if the
-	// bytes come back under another inode, dedupe keeps them from counting twice.
-	for id, c := range in.cursors {
-		if !seen[id] && listed[filepath.Dir(c.Path)] {
-			batch.Cursors[id] = nil
-		}
-	}
+	out = append(out, in.claudeCandidates(listed)...)
+	out = append(out, in.codexCandidates(listed)...)
 	in.mu.Lock()
 	in.stats.Roots = roots
-	in.stats.Files = len(seen)
 	in.mu.Unlock()
-	sort.SliceStable(items, func(i, j int) bool {
-		a, b := items[i], items[j]
-		if (a.cur == nil) != (b.cur == nil) {
-			return a.cur != nil // known files first
-		}
-		if a.headerTS != b.headerTS {
-			return a.headerTS < b.headerTS
-		}
-		return a.path < b.path
-	})
-	return items, nil
+	return out, listed, nil
 }
 
-func (in *Ingester) planFile(ad agentDir, e fs.DirEntry, batch *storage.Batch, seen map[string]bool) (*fileItem, bool) {
-	path := filepath.Join(ad.sessionsDir, e.Name())
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, false // vanished between listing and stat
+// openclawRoots resolves the configured or discovered OpenClaw state dirs.
+func (in *Ingester) openclawRoots() ([]string, error) {
+	if len(in.cfg.OpenClawDirs) == 0 && !in.cfg.Discover {
+		return nil, nil
+	}
+	homes := in.cfg.Homes
+	if homes == nil && in.cfg.Discover {
+		homes = Homes()
+	}
+	roots := OpenClawRoots(in.cfg.OpenClawDirs, in.cfg.Env, homes)
+	for _, root := range roots {
+		if _, err := os.Stat(filepath.Join(root, "agents")); err != nil && len(in.cfg.OpenClawDirs) > 0 {
+			return nil, fmt.Errorf("openclaw dir %s: no agents/ folder in it (%w)", root, err)
+		}
+	}
+	return roots, nil
+}
+
+func (in *Ingester) planFile(c candidate, batch *storage.Batch, seen map[string]bool) (*fileItem, bool) {
+	fi, err := os.Stat(c.path)
+	if err != nil || !fi.Mode().IsRegular() && !fi.IsDir() {
+		return nil, false // vanished between listing and stat, or a device/FIFO
 	}
 	dev, ino := statIDs(fi)
 	id := cursorID(dev, ino)
@@ -322,14 +380,14 @@ func (in *Ingester) planFile(ad agentDir, e fs.DirEntry, batch *storage.Batch, s
 	}
 	seen[id] = true
 	item := &fileItem{
-		path: path, name: e.Name(), agent: ad.agent, dev: dev, ino: ino,
+		candidate: c, dev: dev, ino: ino,
 		size: fi.Size(), modNano: fi.ModTime().UnixNano(), cur: in.cursors[id],
 	}
-	if c := item.cur; c != nil {
-		if c.Size == item.size && c.ModNano == item.modNano {
-			if c.Path != path { // renamed (reset/delete archive): same bytes, new name
-				moved := *c
-				moved.Path = path
+	if cur := item.cur; cur != nil {
+		if cur.Size == item.size && cur.ModNano == item.modNano {
+			if cur.Path != c.path { // renamed (reset/delete archive): same bytes, new name
+				moved := *cur
+				moved.Path = c.path
 				if v, err := json.Marshal(moved); err == nil {
 					batch.Cursors[id] = v
 				}
@@ -338,7 +396,9 @@ func (in *Ingester) planFile(ad agentDir, e fs.DirEntry, batch *storage.Batch, s
 		}
 		return item, true
 	}
-	item.headerTS = headerTime(path)
+	if c.format == formatOpenClaw {
+		item.headerTS = headerTime(c.path)
+	}
 	return item, true
 }
 

@@ -34,10 +34,14 @@ type fileCursor struct {
 	TailLen  int    `json:"tail_len"`
 	TailHash uint64 `json:"tail_hash"`
 
+	Format    string `json:"format"` // which reader: openclaw, claude, codex
 	Agent     string `json:"agent"`
 	SessionID string `json:"session_id"`
-	Sender    sender `json:"sender"` // who spoke last: applies to the next calls
 	Pending   bool   `json:"pending,omitempty"`
+
+	// Per-format reading state, carried from one poll to the next.
+	Sender sender      `json:"sender"`          // openclaw: who spoke last, for the next calls
+	Codex  *codexState `json:"codex,omitempty"` // codex: running totals and model
 }
 
 const fingerprintLen = 4096
@@ -46,9 +50,7 @@ func cursorID(dev, ino uint64) string { return fmt.Sprintf("file:%d:%d", dev, in
 
 // fileItem is one file to read in a step.
 type fileItem struct {
-	path     string
-	name     string
-	agent    string
+	candidate
 	dev, ino uint64
 	size     int64
 	modNano  int64
@@ -109,7 +111,7 @@ func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- chunk)
 		return
 	}
 	dev, ino := statIDs(fi)
-	cur := fileCursor{Path: item.path, Dev: dev, Ino: ino, Agent: item.agent, SessionID: sessionIDFromName(item.name)}
+	cur := fileCursor{Path: item.path, Dev: dev, Ino: ino, Format: item.format, Agent: item.agent, SessionID: item.sessionID}
 	if item.cur != nil && item.cur.Dev == dev && item.cur.Ino == ino {
 		if ok, err := r.unchangedPrefix(f, item.cur, fi.Size()); err != nil {
 			out <- chunk{err: err}
@@ -228,10 +230,23 @@ func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compre
 	emit(true)
 }
 
-// handleLine folds one line into the chunk and the file's state. A line
-// that holds the start of another entry is a torn write followed by the
-// next append: the fragment is malformed, the entry after it is kept.
+// handleLine folds one line into the chunk and the file's state, with the
+// reader of the file's format.
 func (r *fileReader) handleLine(line []byte, cur *fileCursor, c *chunk, pl *parsedLine) {
+	switch cur.Format {
+	case formatClaude:
+		r.claudeLine(line, cur, c)
+	case formatCodex:
+		r.codexLine(line, cur, c)
+	default:
+		r.openclawLine(line, cur, c, pl)
+	}
+}
+
+// openclawLine handles a pi/OpenClaw line. A line that holds the start of
+// another entry is a torn write followed by the next append: the fragment
+// is malformed, the entry after it is kept.
+func (r *fileReader) openclawLine(line []byte, cur *fileCursor, c *chunk, pl *parsedLine) {
 	for len(line) > 1 {
 		i := bytes.Index(line[1:], messageStart)
 		if i < 0 {
