@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fleetmeter/fleetmeter/ingest"
+	"github.com/fleetmeter/fleetmeter/ingest/pricing"
 	"github.com/fleetmeter/fleetmeter/storage"
 	"golang.org/x/sync/errgroup"
 )
@@ -33,18 +34,39 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a := &App{cfg: cfg, log: log, db: db, Now: time.Now}
-	a.ingest = ingest.New(ingestConfig(cfg, log, false), db)
+	ic, err := ingestConfig(cfg, log, false)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	a.ingest = ingest.New(ic, db)
 	return a, nil
 }
 
-// ingestConfig maps the settings onto the ingester's.
-func ingestConfig(cfg Config, log *slog.Logger, final bool) ingest.Config {
+// ingestConfig maps the settings onto the ingester's, with the pricer
+// (embedded table plus the user's overrides).
+func ingestConfig(cfg Config, log *slog.Logger, final bool) (ingest.Config, error) {
+	table, err := pricing.LoadTable()
+	if err != nil {
+		return ingest.Config{}, fmt.Errorf("price table: %w", err)
+	}
+	var overrides pricing.Overrides
+	if cfg.PriceFile != "" {
+		if overrides, err = pricing.LoadOverrides(cfg.PriceFile); err != nil {
+			return ingest.Config{}, err
+		}
+	}
+	explicit := len(cfg.OpenClawDirs)+len(cfg.ClaudeDirs)+len(cfg.CodexDirs) > 0
 	return ingest.Config{
 		OpenClawDirs: cfg.OpenClawDirs,
-		Discover:     !cfg.NoDiscover && len(cfg.OpenClawDirs) == 0,
+		ClaudeDirs:   cfg.ClaudeDirs,
+		CodexDirs:    cfg.CodexDirs,
+		Discover:     !cfg.NoDiscover && !explicit,
 		Final:        final,
+		BatchBytes:   cfg.IngestBatchBytes,
+		Pricer:       pricing.NewPricer(table, overrides),
 		Logger:       log.With("component", "ingest"),
-	}
+	}, nil
 }
 
 // Close closes the database.

@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -53,7 +55,11 @@ func runIngest(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer db.Close()
-	in := ingest.New(ingestConfig(cfg, log, false), db)
+	ic, err := ingestConfig(cfg, log, false)
+	if err != nil {
+		return err
+	}
+	in := ingest.New(ic, db)
 	if !once {
 		return in.Run(ctx, cfg.PollInterval)
 	}
@@ -76,6 +82,9 @@ func runReport(ctx context.Context, env *cliEnv, args []string) error {
 		return nil
 	}
 	kind := args[0]
+	if !slices.Contains(rollup.Kinds(), kind) {
+		return usageErr("unknown report %q (want one of %s)", kind, strings.Join(rollup.Kinds(), ", "))
+	}
 	var asJSON bool
 	var since, until string
 	cfg, rest, err := parseConfig(env, "report "+kind, args[1:], flagsData|flagsSources, func(fs *flag.FlagSet) {
@@ -108,8 +117,10 @@ func runReport(ctx context.Context, env *cliEnv, args []string) error {
 	if len(cfg.OpenClawDirs)+len(cfg.ClaudeDirs)+len(cfg.CodexDirs) > 0 {
 		// Straight from transcripts: an in-memory tally, no database.
 		tally := rollup.NewTally(loc)
-		c := ingestConfig(cfg, newLogger(cfg, env.stderr), true)
-		c.Discover = false
+		c, err := ingestConfig(cfg, newLogger(cfg, env.stderr), true)
+		if err != nil {
+			return err
+		}
 		if _, err := ingest.New(c, tally).Step(ctx); err != nil {
 			return err
 		}

@@ -26,6 +26,9 @@ type Config struct {
 	NoDiscover   bool          `toml:"no_discover"`   // only read the explicit dirs
 	PollInterval time.Duration `toml:"poll_interval"`
 	PriceFile    string        `toml:"price_file"` // user price overrides (JSON, USD per 1M tokens)
+	// IngestBatchBytes bounds the transcript bytes behind one commit: smaller
+	// means more frequent (fsynced) commits, larger means faster cold ingest.
+	IngestBatchBytes int64 `toml:"ingest_batch_bytes"`
 
 	Listen    string `toml:"listen"`
 	AuthToken string `toml:"auth_token"` // required to listen beyond loopback; a secret
@@ -51,15 +54,16 @@ type Retention struct {
 // DefaultConfig is the configuration with nothing set.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:        defaultDataDir(),
-		TZ:             "UTC",
-		PollInterval:   10 * time.Second,
-		Listen:         "127.0.0.1:8767",
-		SampleInterval: 15 * time.Second,
-		IMDSEndpoint:   "http://169.254.169.254",
-		Retention:      Retention{LedgerDays: 400, HostRawDays: 14, Host5mDays: 400},
-		LogLevel:       "info",
-		LogFormat:      "text",
+		DataDir:          defaultDataDir(),
+		TZ:               "UTC",
+		PollInterval:     10 * time.Second,
+		IngestBatchBytes: 64 << 20,
+		Listen:           "127.0.0.1:8767",
+		SampleInterval:   15 * time.Second,
+		IMDSEndpoint:     "http://169.254.169.254",
+		Retention:        Retention{LedgerDays: 400, HostRawDays: 14, Host5mDays: 400},
+		LogLevel:         "info",
+		LogFormat:        "text",
 	}
 }
 
@@ -101,6 +105,9 @@ func (c Config) Validate() error {
 	}
 	if c.PollInterval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("poll_interval %s is below 100ms", c.PollInterval))
+	}
+	if c.IngestBatchBytes < 1<<10 {
+		errs = append(errs, fmt.Errorf("ingest_batch_bytes %d is below 1 KiB", c.IngestBatchBytes))
 	}
 	if c.SampleInterval < time.Second {
 		errs = append(errs, fmt.Errorf("sample_interval %s is below 1s", c.SampleInterval))
@@ -200,6 +207,13 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	boolean("NO_DISCOVER", &c.NoDiscover)
 	dur("POLL_INTERVAL", &c.PollInterval)
 	str("PRICE_FILE", &c.PriceFile)
+	if v := getenv("FLEETMETER_INGEST_BATCH_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("FLEETMETER_INGEST_BATCH_BYTES=%q: want a number of bytes", v))
+		}
+		c.IngestBatchBytes = n
+	}
 	str("LISTEN", &c.Listen)
 	secret("AUTH_TOKEN", &c.AuthToken)
 	dur("SAMPLE_INTERVAL", &c.SampleInterval)

@@ -119,7 +119,7 @@ func parseConfig(env *cliEnv, name string, args []string, groups flagGroups, ext
 		return cfg, nil, err
 	}
 	fs := flag.NewFlagSet("fleetmeter "+name, flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs.SetOutput(io.Discard) // a bad flag gets one line, not the whole flag list
 	fs.String("config", path, "TOML config file (env FLEETMETER_CONFIG)")
 	cfg.bindFlags(fs, groups)
 	if extra != nil {
@@ -127,9 +127,12 @@ func parseConfig(env *cliEnv, name string, args []string, groups flagGroups, ext
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(env.stdout, "Usage of fleetmeter %s:\n", name)
+			fs.SetOutput(env.stdout)
+			fs.PrintDefaults()
 			return cfg, nil, err
 		}
-		return cfg, nil, usageErr("%v", err)
+		return cfg, nil, usageErr("%v (see fleetmeter %s --help)", err, name)
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, nil, fmt.Errorf("config: %w", err)

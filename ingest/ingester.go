@@ -148,7 +148,7 @@ func New(cfg Config, ledger Ledger) *Ingester {
 	}
 	return &Ingester{
 		cfg: cfg, ledger: ledger, pricer: cfg.Pricer, log: cfg.Logger, final: cfg.Final,
-		chunkBytes: 8 << 20, chunkRecords: 5000,
+		chunkBytes: min(8<<20, cfg.BatchBytes), chunkRecords: min(5000, cfg.BatchRecords),
 		cursors: map[string]*fileCursor{}, meta: map[string]sessionMeta{}, stores: map[string]fileStamp{}, warned: map[string]string{},
 		otherCursors: map[string][]byte{},
 	}

@@ -1,0 +1,330 @@
+package appliance
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fleetmeter/fleetmeter/ingest/corpus"
+	"github.com/fleetmeter/fleetmeter/rollup"
+	"github.com/fleetmeter/fleetmeter/storage"
+)
+
+// cli runs the command line in-process and returns exit code and output.
+func cli(t testing.TB, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	getenv := func(k string) string { return env[k] }
+	code := run(context.Background(), args, &cliEnv{stdout: &out, stderr: &errb, getenv: getenv})
+	return code, out.String(), errb.String()
+}
+
+func TestCommandLineErrors(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"no command", nil, 2, ""},
+		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{"unknown report", []string{"report", "hourly", "--openclaw-dir", dir}, 2, `unknown report "hourly"`},
+		{"bad flag", []string{"report", "daily", "--bogus"}, 2, "flag provided but not defined: -bogus"},
+		{"bad date", []string{"report", "daily", "--since", "2026-13-01", "--openclaw-dir", dir}, 2, "want YYYY-MM-DD"},
+		{"since after until", []string{"report", "daily", "--since", "2026-02-01", "--until", "2026-01-01", "--openclaw-dir", "../ingest/testdata/openclaw/traps"}, 1, "is after"},
+		{"bad zone", []string{"report", "daily", "--tz", "Mars/Olympus"}, 1, "not an IANA zone"},
+		{"missing dir", []string{"report", "daily", "--openclaw-dir", filepath.Join(dir, "nope")}, 1, "no agents/ folder"},
+		{"no database yet", []string{"report", "daily", "--data-dir", filepath.Join(dir, "empty")}, 1, "fleetmeter ingest --once"},
+		{"exposed without token", []string{"serve", "--listen", "0.0.0.0:8767", "--data-dir", dir}, 1, "set an auth token"},
+		{"bad poll interval", []string{"serve", "--poll-interval", "1ns", "--data-dir", dir}, 1, "poll_interval"},
+		{"help", []string{"report", "--help"}, 0, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := cli(t, nil, tc.args...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d (stderr %q)", code, tc.code, stderr)
+			}
+			if !strings.Contains(stderr, tc.msg) {
+				t.Errorf("stderr %q does not say %q", stderr, tc.msg)
+			}
+			if n := strings.Count(strings.TrimSpace(stderr), "\n"); tc.code != 0 && n > 2 {
+				t.Errorf("error is %d lines, want a short reason", n+1)
+			}
+		})
+	}
+}
+
+func TestConfigLayersAndMasking(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "fleetmeter.toml")
+	os.WriteFile(file, []byte("tz = \"Europe/Berlin\"\npoll_interval = \"3s\"\nlisten = \"0.0.0.0:9000\"\n"), 0o600)
+	secret := filepath.Join(dir, "token")
+	os.WriteFile(secret, []byte("s3cret-token\n"), 0o600)
+	env := map[string]string{"FLEETMETER_CONFIG": file, "FLEETMETER_AUTH_TOKEN_FILE": secret, "FLEETMETER_TZ": "Asia/Tokyo"}
+	code, out, stderr := cli(t, env, "config", "--data-dir", dir, "--poll-interval", "7s")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{`tz = "Asia/Tokyo"`, `poll_interval = "7s"`, `listen = "0.0.0.0:9000"`, `auth_token = "********"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config output lacks %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out+stderr, "s3cret") {
+		t.Error("the token appears in the output")
+	}
+	os.WriteFile(file, []byte("tz = \"UTC\"\npoll_intervall = \"3s\"\n"), 0o600)
+	if code, _, stderr := cli(t, env, "config"); code != 1 || !strings.Contains(stderr, "unknown keys poll_intervall") {
+		t.Errorf("typo in config file: exit %d, %q", code, stderr)
+	}
+}
+
+// buildBinary builds fleetmeter once per test run.
+var buildOnce = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "fleetmeter-bin")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "fleetmeter")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/fleetmeter/fleetmeter")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func binary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin, err := buildOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// dbReport opens a data dir's database and returns its daily report.
+func dbReport(t *testing.T, dataDir string) rollup.Report {
+	t.Helper()
+	db, err := storage.Open(filepath.Join(dataDir, storage.FileName), storage.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rep, err := rollup.Build(db, rollup.Query{Kind: "daily", Since: rollup.MinDay, Until: rollup.MaxDay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Check(); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func sameTotals(t *testing.T, what string, got, want rollup.Report) {
+	t.Helper()
+	g, w := got.Totals, want.Totals
+	if math.Abs(g.CostUSD-w.CostUSD) > 1e-9 {
+		t.Errorf("%s: cost %.9f, want %.9f", what, g.CostUSD, w.CostUSD)
+	}
+	g.CostUSD, w.CostUSD = 0, 0
+	if g != w {
+		t.Errorf("%s: totals\n%+v\nwant\n%+v", what, g, w)
+	}
+	if got.Skipped != want.Skipped {
+		t.Errorf("%s: skipped %+v, want %+v", what, got.Skipped, want.Skipped)
+	}
+	gj, _ := json.Marshal(got.Rows)
+	wj, _ := json.Marshal(want.Rows)
+	if !bytes.Equal(gj, wj) {
+		t.Errorf("%s: daily rows differ", what)
+	}
+}
+
+// A real `fleetmeter ingest --once` is SIGKILLed at random points, at
+// least 20 times, then run to the end: the totals equal a clean run's.
+func TestCrashSafety(t *testing.T) {
+	bin := binary(t)
+	corpusDir := t.TempDir()
+	opts := corpus.DefaultOptions()
+	opts.SizeBytes = 24 << 20
+	exp, err := corpus.Generate(corpusDir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingestCmd := func(dataDir string) *exec.Cmd {
+		cmd := exec.Command(bin, "ingest", "--once", "--openclaw-dir", corpusDir, "--data-dir", dataDir, "--log-level", "error")
+		// Small batches: many commits for the kills to land between and inside.
+		cmd.Env = append(os.Environ(), "FLEETMETER_INGEST_BATCH_BYTES=262144")
+		return cmd
+	}
+	clean := t.TempDir()
+	start := time.Now()
+	if out, err := ingestCmd(clean).CombinedOutput(); err != nil {
+		t.Fatalf("clean run: %v\n%s", err, out)
+	}
+	cleanDur := time.Since(start)
+	t.Logf("clean run: %s for %.1f MB", cleanDur, float64(exp.Files.Bytes)/1e6)
+	want := dbReport(t, clean)
+	if want.Totals.Messages != exp.Messages || want.Totals.TotalTokens != exp.TotalTokens() {
+		t.Fatalf("clean run found %d calls, %d tokens; the corpus has %d, %d",
+			want.Totals.Messages, want.Totals.TotalTokens, exp.Messages, exp.TotalTokens())
+	}
+
+	crashy := t.TempDir()
+	rng := rand.New(rand.NewPCG(42, uint64(time.Now().UnixNano())))
+	kills := 0
+	for i := 0; i < 40 && kills < 25; i++ {
+		cmd := ingestCmd(crashy)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Each run gets a random slice of a clean run's time, so the kills
+		// land all along the way rather than after the work is done.
+		time.Sleep(time.Duration(rng.Int64N(int64(cleanDur)/8 + 1)))
+		if cmd.Process.Signal(syscall.SIGKILL) == nil {
+			if err := cmd.Wait(); err != nil {
+				kills++ // killed before it finished
+			}
+		} else {
+			cmd.Wait()
+		}
+	}
+	if kills < 20 {
+		t.Fatalf("only %d runs were killed mid-way", kills)
+	}
+	if out, err := ingestCmd(crashy).CombinedOutput(); err != nil {
+		t.Fatalf("final run: %v\n%s", err, out)
+	}
+	sameTotals(t, fmt.Sprintf("after %d kills", kills), dbReport(t, crashy), want)
+}
+
+// A second fleetmeter on the same data dir fails fast with a clear
+// message; SIGTERM stops serve cleanly.
+func TestSecondInstanceAndShutdown(t *testing.T) {
+	bin := binary(t)
+	dataDir, oc := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(oc, "agents"), 0o755)
+	var serveErr bytes.Buffer
+	serve := exec.Command(bin, "serve", "--data-dir", dataDir, "--openclaw-dir", oc, "--listen", "127.0.0.1:0")
+	serve.Stderr = &serveErr
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer serve.Process.Kill()
+	// Wait for the daemon to hold the file.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(serveErr.String(), "fleetmeter started") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	start := time.Now()
+	out, err := exec.Command(bin, "ingest", "--once", "--data-dir", dataDir, "--openclaw-dir", oc).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "locked by another fleetmeter") {
+		t.Errorf("second instance: err %v, output %q", err, out)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("second instance took %s to fail", d)
+	}
+	serve.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- serve.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve exited with %v after SIGTERM:\n%s", err, serveErr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop within 10s of SIGTERM")
+	}
+	if !strings.Contains(serveErr.String(), "fleetmeter stopped") {
+		t.Errorf("no clean stop in the log:\n%s", serveErr.String())
+	}
+}
+
+// While serve polls, a writer appends lines, sometimes half a line and the
+// rest later: the totals end exact.
+func TestServeLiveAppends(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "agents", "main", "sessions")
+	os.MkdirAll(dir, 0o755)
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.OpenClawDirs = []string{root}
+	cfg.PollInterval = 5 * time.Millisecond
+	app, err := New(cfg, newLogger(cfg, os.Stderr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+
+	rng := rand.New(rand.NewPCG(7, 7))
+	var wantTokens int64
+	files := []*os.File{}
+	for i := range 3 {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("s%d.jsonl", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		f.WriteString(`{"type":"session","version":3,"id":"s` + fmt.Sprint(i) + `","timestamp":"2026-04-10T08:00:00.000Z","cwd":"/"}` + "\n")
+		files = append(files, f)
+	}
+	const calls = 300
+	for i := range calls {
+		in := int64(1 + rng.IntN(1000))
+		wantTokens += in
+		line := fmt.Sprintf(`{"type":"message","id":"m%d","parentId":null,"timestamp":"2026-04-10T09:%02d:%02d.000Z","message":{"role":"assistant","content":[{"type":"text","text":"%s"}],"provider":"anthropic","model":"claude-sonnet-4-6","usage":{"input":%d,"output":0,"cacheRead":0,"cacheWrite":0,"cost":{"total":0.001}},"timestamp":1775811600000,"responseId":"r%d"}}`+"\n",
+			i, i/60%60, i%60, strings.Repeat("x", rng.IntN(3000)), in, i)
+		f := files[rng.IntN(len(files))]
+		cut := rng.IntN(len(line))
+		f.WriteString(line[:cut])
+		if rng.IntN(4) == 0 {
+			time.Sleep(time.Duration(rng.IntN(3)) * time.Millisecond) // let a poll see half a line
+		}
+		f.WriteString(line[cut:])
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	var got rollup.Report
+	for time.Now().Before(deadline) {
+		got, err = rollup.Build(app.db, rollup.Query{Kind: "daily", Since: rollup.MinDay, Until: rollup.MaxDay})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Totals.Messages == calls {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if got.Totals.Messages != calls || got.Totals.InputTokens != wantTokens {
+		t.Errorf("got %d calls, %d tokens; want %d, %d", got.Totals.Messages, got.Totals.InputTokens, calls, wantTokens)
+	}
+	if got.Skipped.Malformed != 0 || got.Skipped.Duplicate != 0 {
+		t.Errorf("skipped %+v, want nothing", got.Skipped)
+	}
+	if err := app.db.Check(); err != nil {
+		t.Error(err)
+	}
+	app.Close()
+}
