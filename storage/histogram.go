@@ -7,6 +7,10 @@ import (
 	"math"
 )
 
+// Mergeable summaries: Histogram, Stat and Regression, and HostRollup, the
+// row of host_5m and host_daily built from them. Every one merges by
+// addition. The value encoding they share is in host.go.
+
 // Histogram counts values in fixed-width bins: bin i holds
 // [i*Width, (i+1)*Width). Values below zero land in bin 0 and values past the
 // top in the last bin (Top-1), so the layout never grows. Two histograms with
@@ -213,93 +217,6 @@ func (d *decoder) histogram() Histogram {
 	return h
 }
 
-// Quantize rounds v to a multiple of 1/1024. Host metrics are quantized
-// before they are stored or summed: sums of such values (and of whole byte
-// counts) are exact in float64 below 2^53 units, so a rollup is the same
-// whatever order its samples were folded in, and the encoding is compact.
-func Quantize(v float64) float64 {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return 0
-	}
-	return math.Round(v*1024) / 1024
-}
-
-// appendFloat writes v as a zigzag uvarint of v·1024 shifted left one bit
-// when that is an integer below 2^53 (every quantized value), else a 1 tag
-// and the 8 bytes of the IEEE bits.
-func appendFloat(b []byte, v float64) []byte {
-	k := v * 1024
-	if k == math.Trunc(k) && math.Abs(k) < 1<<53 {
-		i := int64(k)
-		zz := uint64(i<<1) ^ uint64(i>>63)
-		return binary.AppendUvarint(b, zz<<1)
-	}
-	b = binary.AppendUvarint(b, 1)
-	return binary.BigEndian.AppendUint64(b, math.Float64bits(v))
-}
-
-// decoder reads what the append* helpers wrote; the first error sticks.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-var errBadValue = errors.New("storage: malformed value")
-
-func (d *decoder) fail() {
-	if d.err == nil {
-		d.err = errBadValue
-	}
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) float() float64 {
-	u := d.uvarint()
-	if d.err != nil {
-		return 0
-	}
-	if u&1 == 0 {
-		zz := u >> 1
-		i := int64(zz>>1) ^ -int64(zz&1)
-		return float64(i) / 1024
-	}
-	if u != 1 || len(d.b) < 8 {
-		d.fail()
-		return 0
-	}
-	v := math.Float64frombits(binary.BigEndian.Uint64(d.b))
-	d.b = d.b[8:]
-	return v
-}
-
-func (d *decoder) str() string {
-	n := d.uvarint()
-	if d.err != nil || n > uint64(len(d.b)) {
-		d.fail()
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
-}
-
-func appendStr(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
 // Stat is the additive summary of one metric over a rollup: how many
 // samples had it, their sum, min and max. Means are Sum/N at read time, so
 // merging rows never averages averages.
@@ -426,4 +343,228 @@ func appendRegression(b []byte, r *Regression) []byte {
 
 func (d *decoder) regression() Regression {
 	return Regression{N: int64(d.uvarint()), SX: d.float(), SY: d.float(), SXX: d.float(), SXY: d.float(), SYY: d.float()}
+}
+
+// HostRollup is the additive summary of the samples of one 5-minute slot or
+// one day: counts, sums, min/max, histograms for percentiles and the sums of
+// a memory-on-sessions regression. Rows merge by addition (Merge), so a week
+// is the merge of its days and a day the merge of its slots.
+type HostRollup struct {
+	Start   int64 `json:"start"` // first ms of the slot or day (from the key)
+	Day     int32 `json:"day"`   // civil day of Start in the DB's Location
+	Samples int64 `json:"samples"`
+
+	CPU       Stat `json:"cpu_pct"`
+	CPUUser   Stat `json:"cpu_user_pct"`
+	CPUSystem Stat `json:"cpu_system_pct"`
+	CPUIowait Stat `json:"cpu_iowait_pct"`
+	CPUSteal  Stat `json:"cpu_steal_pct"`
+
+	MemTotal     Stat `json:"mem_total_bytes"`
+	MemUsed      Stat `json:"mem_used_bytes"`
+	MemAvailable Stat `json:"mem_available_bytes"`
+	MemUsedPct   Stat `json:"mem_used_pct"`
+	SwapUsed     Stat `json:"swap_used_bytes"`
+	SwapIn       Stat `json:"swap_in_bytes_per_s"`
+	SwapOut      Stat `json:"swap_out_bytes_per_s"`
+	SwapActive   Stat `json:"swap_active"` // 1 when the sample saw swap-in or swap-out, else 0
+
+	Load1       Stat `json:"load1"`
+	Load5       Stat `json:"load5"`
+	Load15      Stat `json:"load15"`
+	LoadPerCore Stat `json:"load_per_core"`
+
+	DataUsed  Stat `json:"disk_data_used_bytes"`
+	DataFree  Stat `json:"disk_data_free_bytes"`
+	DataTotal Stat `json:"disk_data_total_bytes"`
+	RootUsed  Stat `json:"disk_root_used_bytes"`
+	RootFree  Stat `json:"disk_root_free_bytes"`
+	RootTotal Stat `json:"disk_root_total_bytes"`
+
+	NetIn  Stat `json:"net_in_bytes_per_s"`
+	NetOut Stat `json:"net_out_bytes_per_s"`
+	Procs  Stat `json:"processes"`
+
+	GatewayProcs Stat `json:"gateway_processes"`
+	GatewayUp    Stat `json:"gateway_up"` // 1 when at least one gateway process ran
+	GatewayCPU   Stat `json:"gateway_cpu_pct"`
+	GatewayRSS   Stat `json:"gateway_rss_bytes"`
+
+	Sessions Stat `json:"active_sessions"`
+
+	CPUHist         Histogram `json:"cpu_pct_hist"`
+	StealHist       Histogram `json:"cpu_steal_pct_hist"`
+	IowaitHist      Histogram `json:"cpu_iowait_pct_hist"`
+	MemUsedPctHist  Histogram `json:"mem_used_pct_hist"`
+	LoadPerCoreHist Histogram `json:"load_per_core_hist"`
+	SessionsHist    Histogram `json:"active_sessions_hist"`
+
+	// MemSessions fits used memory (whole MiB) on active sessions: its slope
+	// is what one more session costs.
+	MemSessions Regression `json:"mem_mib_on_sessions"`
+}
+
+// NewHostRollup is an empty row with its histogram layouts set.
+func NewHostRollup() HostRollup {
+	return HostRollup{
+		CPUHist:         NewHistogram(layoutPercent),
+		StealHist:       NewHistogram(layoutPercent),
+		IowaitHist:      NewHistogram(layoutPercent),
+		MemUsedPctHist:  NewHistogram(layoutPercent),
+		LoadPerCoreHist: NewHistogram(layoutLoadPerCore),
+		SessionsHist:    NewHistogram(layoutCount),
+	}
+}
+
+func (r *HostRollup) stats() []*Stat {
+	return []*Stat{
+		&r.CPU, &r.CPUUser, &r.CPUSystem, &r.CPUIowait, &r.CPUSteal,
+		&r.MemTotal, &r.MemUsed, &r.MemAvailable, &r.MemUsedPct, &r.SwapUsed, &r.SwapIn, &r.SwapOut, &r.SwapActive,
+		&r.Load1, &r.Load5, &r.Load15, &r.LoadPerCore,
+		&r.DataUsed, &r.DataFree, &r.DataTotal, &r.RootUsed, &r.RootFree, &r.RootTotal,
+		&r.NetIn, &r.NetOut, &r.Procs,
+		&r.GatewayProcs, &r.GatewayUp, &r.GatewayCPU, &r.GatewayRSS,
+		&r.Sessions,
+	}
+}
+
+func (r *HostRollup) hists() []*Histogram {
+	return []*Histogram{&r.CPUHist, &r.StealHist, &r.IowaitHist, &r.MemUsedPctHist, &r.LoadPerCoreHist, &r.SessionsHist}
+}
+
+const mib = 1 << 20
+
+// Add folds one sample in. Fields the sample could not read are skipped, so
+// each Stat's N counts the samples that had it.
+func (r *HostRollup) Add(s *HostSample) {
+	r.Samples++
+	if s.Has(HostFieldCPU) {
+		r.CPU.Add(s.CPUPct)
+		r.CPUUser.Add(s.CPUUserPct)
+		r.CPUSystem.Add(s.CPUSystemPct)
+		r.CPUIowait.Add(s.CPUIowaitPct)
+		r.CPUSteal.Add(s.CPUStealPct)
+		r.CPUHist.Add(Quantize(s.CPUPct))
+		r.StealHist.Add(Quantize(s.CPUStealPct))
+		r.IowaitHist.Add(Quantize(s.CPUIowaitPct))
+	}
+	memOK := s.Has(HostFieldMemory) && s.MemTotal > 0
+	if memOK {
+		pct := Quantize(100 * float64(s.MemUsed) / float64(s.MemTotal))
+		r.MemTotal.Add(float64(s.MemTotal))
+		r.MemUsed.Add(float64(s.MemUsed))
+		r.MemAvailable.Add(float64(s.MemAvailable))
+		r.MemUsedPct.Add(pct)
+		r.MemUsedPctHist.Add(pct)
+	}
+	if s.Has(HostFieldSwap) {
+		r.SwapUsed.Add(float64(s.SwapUsed))
+		r.SwapIn.Add(s.SwapInBps)
+		r.SwapOut.Add(s.SwapOutBps)
+		r.SwapActive.Add(b2f(s.SwapInBps > 0 || s.SwapOutBps > 0))
+	}
+	if s.Has(HostFieldLoad) {
+		r.Load1.Add(s.Load1)
+		r.Load5.Add(s.Load5)
+		r.Load15.Add(s.Load15)
+		r.LoadPerCore.Add(s.LoadPerCore)
+		r.LoadPerCoreHist.Add(Quantize(s.LoadPerCore))
+	}
+	if s.Has(HostFieldDiskData) {
+		r.DataUsed.Add(float64(s.DataDisk.Used))
+		r.DataFree.Add(float64(s.DataDisk.Free))
+		r.DataTotal.Add(float64(s.DataDisk.Total))
+	}
+	if s.Has(HostFieldDiskRoot) {
+		r.RootUsed.Add(float64(s.RootDisk.Used))
+		r.RootFree.Add(float64(s.RootDisk.Free))
+		r.RootTotal.Add(float64(s.RootDisk.Total))
+	}
+	if s.Has(HostFieldNet) {
+		r.NetIn.Add(s.NetInBps)
+		r.NetOut.Add(s.NetOutBps)
+	}
+	if s.Has(HostFieldProcs) {
+		r.Procs.Add(float64(s.Procs))
+	}
+	if s.Has(HostFieldGateway) {
+		r.GatewayProcs.Add(float64(s.GatewayProcs))
+		r.GatewayUp.Add(b2f(s.GatewayProcs > 0))
+		r.GatewayCPU.Add(s.GatewayCPUPct)
+		r.GatewayRSS.Add(float64(s.GatewayRSS))
+	}
+	if s.Has(HostFieldSessions) {
+		r.Sessions.Add(float64(s.ActiveSessions))
+		r.SessionsHist.Add(float64(s.ActiveSessions))
+		if memOK {
+			r.MemSessions.Add(float64(s.ActiveSessions), float64((s.MemUsed+mib/2)/mib))
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Merge adds o's facts; Start and Day stay those of r (or o's when r is
+// empty).
+func (r *HostRollup) Merge(o *HostRollup) error {
+	if r.Samples == 0 && r.Start == 0 {
+		r.Start, r.Day = o.Start, o.Day
+	}
+	r.Samples += o.Samples
+	os := o.stats()
+	for i, s := range r.stats() {
+		s.Merge(*os[i])
+	}
+	oh := o.hists()
+	for i, h := range r.hists() {
+		if err := h.Merge(oh[i]); err != nil {
+			return fmt.Errorf("merge host rollup: %w", err)
+		}
+	}
+	r.MemSessions.Merge(o.MemSessions)
+	return nil
+}
+
+const hostRollupVersion = 1
+
+// appendHostRollup encodes v1: version, samples, the stats, histograms and
+// regression in the order of stats() and hists(). A later version appends.
+func appendHostRollup(b []byte, r *HostRollup) []byte {
+	b = append(b, hostRollupVersion)
+	b = binary.AppendUvarint(b, uint64(r.Samples))
+	for _, s := range r.stats() {
+		b = appendStat(b, s)
+	}
+	for _, h := range r.hists() {
+		b = appendHistogram(b, h)
+	}
+	return appendRegression(b, &r.MemSessions)
+}
+
+func decodeHostRollup(v []byte) (HostRollup, error) {
+	if len(v) == 0 || v[0] != hostRollupVersion {
+		return HostRollup{}, fmt.Errorf("host rollup: unknown encoding %x", v[:min(len(v), 1)])
+	}
+	var r HostRollup
+	d := &decoder{b: v[1:]}
+	r.Samples = int64(d.uvarint())
+	for _, s := range r.stats() {
+		*s = d.stat()
+	}
+	for _, h := range r.hists() {
+		*h = d.histogram()
+	}
+	r.MemSessions = d.regression()
+	if d.err == nil && len(d.b) != 0 {
+		d.fail()
+	}
+	if d.err != nil {
+		return HostRollup{}, fmt.Errorf("host rollup: %w", d.err)
+	}
+	return r, nil
 }

@@ -1,0 +1,386 @@
+// Package host watches the machine fleetmeter runs on: a sampler that
+// reads CPU, memory, swap, load, disks, network, processes, the agent
+// gateway and active sessions every few seconds and stores the sample (with
+// its 5-minute and daily rollups) through storage; the rules that turn a
+// week of rollups into scaling advice; the EC2 size table and the opt-in
+// IMDSv2 lookup that name the next size; and the report and advice output.
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/fleetmeter/fleetmeter/storage"
+	"github.com/shirou/gopsutil/v4/cpu"
+	"github.com/shirou/gopsutil/v4/disk"
+	"github.com/shirou/gopsutil/v4/load"
+	"github.com/shirou/gopsutil/v4/mem"
+	psnet "github.com/shirou/gopsutil/v4/net"
+)
+
+// DefaultInterval is the sampling period.
+const DefaultInterval = 15 * time.Second
+
+// SessionWindow is how recent a model call must be for its session to count
+// as active.
+const SessionWindow = 15 * time.Minute
+
+// SampleStore keeps samples; *storage.DB satisfies it.
+type SampleStore interface {
+	PutHostSample(storage.HostSample) error
+}
+
+// ActiveSessionsFunc returns the sessions active at now, in total and per
+// agent. The appliance wires it to storage.DB.ActiveSessions.
+type ActiveSessionsFunc func(now time.Time) (total int, perAgent map[string]int, err error)
+
+// SamplerConfig holds the sampler's dependencies.
+type SamplerConfig struct {
+	DataDir        string             // its filesystem is the one the disk figures watch
+	Store          SampleStore        // nil: samples are taken but not stored
+	ActiveSessions ActiveSessionsFunc // nil: the sessions field reports an error
+	Gateway        GatewayMatcher     // nil: MatchGateway(DefaultGatewayName)
+	Logger         *slog.Logger       // nil: discard
+	Now            func() time.Time   // nil: time.Now
+	// ProcRoot is where processes are listed; empty means $HOST_PROC or /proc
+	// (gopsutil honours HOST_PROC too).
+	ProcRoot string
+}
+
+// Sampler takes host samples. It keeps the previous counters (CPU ticks,
+// network and swap bytes, gateway CPU time) to turn them into shares and
+// rates; a Sampler is safe for use by one Run and occasional Steps.
+type Sampler struct {
+	cfg      SamplerConfig
+	log      *slog.Logger
+	now      func() time.Time
+	mono     func() time.Duration // monotonic time since construction: rates never see wall-clock steps
+	ncpu     int
+	self     int
+	pageSize uint64
+
+	mu       sync.Mutex
+	prevAt   time.Duration
+	prevCPU  cpu.TimesStat
+	haveCPU  bool
+	prevNet  map[string][2]uint64 // interface → bytes in, out
+	prevSwap [2]uint64            // bytes swapped in, out
+	haveSwap bool
+	prevGW   map[int]procTimes
+	errLog   map[string]loggedError
+}
+
+type loggedError struct {
+	msg string
+	at  time.Duration
+}
+
+// minCPUWindow is the least wall time, per core, a CPU share is computed over.
+const minCPUWindow = 100 * time.Millisecond
+
+// errorLogEvery bounds how often one field's unchanged error is logged.
+const errorLogEvery = 5 * time.Minute
+
+// NewSampler takes the baseline counters, so the first Step reports the
+// CPU share since construction, not 0 %. It starts nothing.
+func NewSampler(ctx context.Context, cfg SamplerConfig) (*Sampler, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("host sampler: no data dir")
+	}
+	if cfg.Gateway == nil {
+		cfg.Gateway = MatchGateway(DefaultGatewayName)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ProcRoot == "" {
+		cfg.ProcRoot = "/proc"
+		if p := os.Getenv("HOST_PROC"); p != "" {
+			cfg.ProcRoot = p
+		}
+	}
+	born := time.Now()
+	s := &Sampler{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		now:      cfg.Now,
+		mono:     func() time.Duration { return time.Since(born) },
+		self:     os.Getpid(),
+		pageSize: uint64(os.Getpagesize()),
+		errLog:   map[string]loggedError{},
+	}
+	if n, err := cpu.CountsWithContext(ctx, true); err == nil && n > 0 {
+		s.ncpu = n
+	} else {
+		s.ncpu = runtime.NumCPU()
+	}
+	// Baseline: one silent step's worth of counters.
+	var scratch storage.HostSample
+	errs := map[string]string{}
+	s.prevAt = s.mono()
+	s.readCPU(ctx, &scratch, errs)
+	s.readSwap(ctx, &scratch, errs, 0)
+	s.readNet(ctx, &scratch, errs, 0)
+	s.readProcs(&scratch, errs, 0)
+	return s, nil
+}
+
+// Run samples every interval (DefaultInterval when ≤ 0) until ctx ends.
+// Shutdown is not an error.
+func (s *Sampler) Run(ctx context.Context, interval time.Duration) error {
+	if interval <= 0 {
+		interval = DefaultInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if _, err := s.Step(ctx, s.now()); err != nil {
+				s.logError("store", err)
+			}
+		}
+	}
+}
+
+// Step takes one sample stamped now, stores it and returns it (as stored:
+// quantized). A field that cannot be read is left zero with its reason in
+// the sample's Errors (logged, at most every few minutes while it repeats);
+// the rest is still taken. The error is only about storing.
+func (s *Sampler) Step(ctx context.Context, now time.Time) (storage.HostSample, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	smp := storage.HostSample{TS: now.UnixMilli(), CPUCount: s.ncpu}
+	errs := map[string]string{}
+	at := s.mono()
+	dt := (at - s.prevAt).Seconds() // monotonic: never negative, whatever the wall clock did
+	s.prevAt = at
+
+	s.readCPU(ctx, &smp, errs)
+	s.readMemory(ctx, &smp, errs)
+	s.readSwap(ctx, &smp, errs, dt)
+	s.readLoad(ctx, &smp, errs)
+	smp.DataDisk = s.readDisk(ctx, s.cfg.DataDir, "data dir", storage.HostFieldDiskData, errs)
+	smp.RootDisk = s.readDisk(ctx, "/", "root filesystem", storage.HostFieldDiskRoot, errs)
+	s.readNet(ctx, &smp, errs, dt)
+	s.readProcs(&smp, errs, dt)
+	s.readSessions(now, &smp, errs)
+
+	if len(errs) > 0 {
+		smp.Errors = errs
+	}
+	s.logFieldErrors(errs)
+	smp = smp.Quantized()
+	if s.cfg.Store != nil {
+		if err := s.cfg.Store.PutHostSample(smp); err != nil {
+			return smp, fmt.Errorf("host sample at %s: %w", now.UTC().Format(time.RFC3339), err)
+		}
+	}
+	return smp, nil
+}
+
+// readCPU sets the CPU shares since the previous reading. When too little
+// CPU time has passed to mean anything (less than minCPUWindow per core:
+// a Step right after NewSampler, or two Steps in a row) it reports the
+// shares since boot instead of a coarse 0 % or 100 %, and keeps the older
+// baseline so the next reading spans the whole time.
+func (s *Sampler) readCPU(ctx context.Context, smp *storage.HostSample, errs map[string]string) {
+	ts, err := cpu.TimesWithContext(ctx, false)
+	if err == nil && len(ts) == 0 {
+		err = errors.New("no cpu line in /proc/stat")
+	}
+	if err != nil {
+		errs[storage.HostFieldCPU] = "cpu times: " + err.Error()
+		return
+	}
+	cur := ts[0]
+	base := cpu.TimesStat{}
+	if s.haveCPU {
+		base = s.prevCPU
+	}
+	// Counters can step back (iowait does): a field that fell counts 0.
+	d := func(c, p float64) float64 { return max(c-p, 0) }
+	user := d(cur.User, base.User) + d(cur.Nice, base.Nice) // user includes guest time
+	system := d(cur.System, base.System) + d(cur.Irq, base.Irq) + d(cur.Softirq, base.Softirq)
+	idle := d(cur.Idle, base.Idle)
+	iowait := d(cur.Iowait, base.Iowait)
+	steal := d(cur.Steal, base.Steal)
+	total := user + system + idle + iowait + steal
+	if total < minCPUWindow.Seconds()*float64(max(s.ncpu, 1)) && s.haveCPU {
+		base = cpu.TimesStat{}
+		user = cur.User + cur.Nice
+		system = cur.System + cur.Irq + cur.Softirq
+		idle, iowait, steal = cur.Idle, cur.Iowait, cur.Steal
+		total = user + system + idle + iowait + steal
+	} else {
+		s.prevCPU, s.haveCPU = cur, true
+	}
+	if total <= 0 {
+		errs[storage.HostFieldCPU] = "cpu times: all counters zero"
+		return
+	}
+	pct := func(v float64) float64 { return clampPct(100 * v / total) }
+	smp.CPUUserPct = pct(user)
+	smp.CPUSystemPct = pct(system)
+	smp.CPUIowaitPct = pct(iowait)
+	smp.CPUStealPct = pct(steal)
+	smp.CPUPct = pct(user + system + steal)
+}
+
+func clampPct(v float64) float64 {
+	if math.IsNaN(v) {
+		return 0
+	}
+	return min(max(v, 0), 100)
+}
+
+func (s *Sampler) readMemory(ctx context.Context, smp *storage.HostSample, errs map[string]string) {
+	vm, err := mem.VirtualMemoryWithContext(ctx)
+	if err != nil {
+		errs[storage.HostFieldMemory] = "memory: " + err.Error()
+		return
+	}
+	smp.MemTotal = vm.Total
+	smp.MemAvailable = min(vm.Available, vm.Total)
+	smp.MemUsed = vm.Total - smp.MemAvailable
+}
+
+func (s *Sampler) readSwap(ctx context.Context, smp *storage.HostSample, errs map[string]string, dt float64) {
+	sw, err := mem.SwapMemoryWithContext(ctx)
+	if err != nil {
+		errs[storage.HostFieldSwap] = "swap: " + err.Error()
+		return
+	}
+	smp.SwapTotal, smp.SwapUsed = sw.Total, sw.Used
+	if s.haveSwap {
+		smp.SwapInBps = rate(sw.Sin, s.prevSwap[0], dt)
+		smp.SwapOutBps = rate(sw.Sout, s.prevSwap[1], dt)
+	}
+	s.prevSwap, s.haveSwap = [2]uint64{sw.Sin, sw.Sout}, true
+}
+
+// rate is (cur − prev)/dt, 0 when the counter reset or no time passed.
+func rate(cur, prev uint64, dt float64) float64 {
+	if cur < prev || dt <= 0 {
+		return 0
+	}
+	return float64(cur-prev) / dt
+}
+
+func (s *Sampler) readLoad(ctx context.Context, smp *storage.HostSample, errs map[string]string) {
+	l, err := load.AvgWithContext(ctx)
+	if err != nil {
+		errs[storage.HostFieldLoad] = "load average: " + err.Error()
+		return
+	}
+	smp.Load1, smp.Load5, smp.Load15 = l.Load1, l.Load5, l.Load15
+	smp.LoadPerCore = l.Load1 / float64(max(s.ncpu, 1))
+}
+
+func (s *Sampler) readDisk(ctx context.Context, path, what, field string, errs map[string]string) storage.DiskStat {
+	u, err := disk.UsageWithContext(ctx, path)
+	if err != nil {
+		errs[field] = fmt.Sprintf("%s %s: %v", what, path, err)
+		return storage.DiskStat{}
+	}
+	return storage.DiskStat{Total: u.Total, Used: u.Used, Free: u.Free}
+}
+
+func (s *Sampler) readNet(ctx context.Context, smp *storage.HostSample, errs map[string]string, dt float64) {
+	nics, err := psnet.IOCountersWithContext(ctx, true)
+	if err != nil {
+		errs[storage.HostFieldNet] = "network counters: " + err.Error()
+		return
+	}
+	cur := make(map[string][2]uint64, len(nics))
+	for _, n := range nics {
+		if n.Name == "lo" {
+			continue
+		}
+		cur[n.Name] = [2]uint64{n.BytesRecv, n.BytesSent}
+		// An interface that appeared (or was reset) since the last step
+		// contributes from the next one on.
+		if p, ok := s.prevNet[n.Name]; ok {
+			smp.NetInBps += rate(n.BytesRecv, p[0], dt)
+			smp.NetOutBps += rate(n.BytesSent, p[1], dt)
+		}
+	}
+	s.prevNet = cur
+}
+
+func (s *Sampler) readProcs(smp *storage.HostSample, errs map[string]string, dt float64) {
+	count, gws, err := scanProcs(s.cfg.ProcRoot, s.self, s.cfg.Gateway, s.pageSize)
+	if err != nil {
+		msg := fmt.Sprintf("process list %s: %v", s.cfg.ProcRoot, err)
+		errs[storage.HostFieldProcs] = msg
+		errs[storage.HostFieldGateway] = msg
+		return
+	}
+	smp.Procs = count
+	smp.GatewayProcs = len(gws)
+	var ticks float64
+	for pid, p := range gws {
+		smp.GatewayRSS += p.rss
+		if prev, ok := s.prevGW[pid]; ok && prev.start == p.start && p.ticks >= prev.ticks {
+			ticks += float64(p.ticks - prev.ticks)
+		}
+	}
+	if dt > 0 {
+		smp.GatewayCPUPct = 100 * ticks / cpu.ClocksPerSec / dt
+	}
+	s.prevGW = gws
+}
+
+func (s *Sampler) readSessions(now time.Time, smp *storage.HostSample, errs map[string]string) {
+	if s.cfg.ActiveSessions == nil {
+		errs[storage.HostFieldSessions] = "active sessions: no ledger wired to the sampler"
+		return
+	}
+	total, per, err := s.cfg.ActiveSessions(now)
+	if err != nil {
+		errs[storage.HostFieldSessions] = "active sessions: " + err.Error()
+		return
+	}
+	smp.ActiveSessions, smp.SessionsByAgent = total, per
+}
+
+// logFieldErrors logs a field's error when it is new or changed, then at
+// most every errorLogEvery while it repeats, and says when it cleared.
+func (s *Sampler) logFieldErrors(errs map[string]string) {
+	for field, le := range s.errLog {
+		if _, still := errs[field]; !still && field != "store" {
+			delete(s.errLog, field)
+			s.log.Info("host field readable again", "field", field, "error_was", le.msg)
+		}
+	}
+	for field, msg := range errs {
+		s.logErrorLocked(field, msg)
+	}
+}
+
+func (s *Sampler) logError(field string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.logErrorLocked(field, err.Error())
+}
+
+func (s *Sampler) logErrorLocked(field, msg string) {
+	now := s.mono()
+	if le, ok := s.errLog[field]; ok && le.msg == msg && now-le.at < errorLogEvery {
+		return
+	}
+	s.errLog[field] = loggedError{msg: msg, at: now}
+	s.log.Warn("host sample field unavailable", "field", field, "error", msg)
+}
