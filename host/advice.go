@@ -198,7 +198,11 @@ func Advise(rollups []storage.HostRollup, instanceType string, th Thresholds) Ad
 	// scale_up
 	if steal && (!known || cur.Burstable()) {
 		fixed, ok := table.Fixed(instanceType)
-		add(ScaleUp, fixed, ok, "Steal is %.0f%% at p95 on burstable %s: its CPU credits run out.", ev.StealP95Pct, name)
+		if known {
+			add(ScaleUp, fixed, ok, "Steal is %.0f%% at p95 on burstable %s: its CPU credits run out.", ev.StealP95Pct, name)
+		} else {
+			add(ScaleUp, fixed, ok, "Steal is %.0f%% at p95: the hypervisor withholds CPU, as when a burstable instance runs out of credits.", ev.StealP95Pct)
+		}
 	}
 	if ev.CPUP95Pct > th.CPUHighP95 {
 		add(ScaleUp, up, upOK, "CPU is %.0f%% busy at p95, above the %.0f%% limit.", ev.CPUP95Pct, th.CPUHighP95)
