@@ -158,9 +158,9 @@ type dbSource struct {
 
 func (s dbSource) Location() *time.Location { return s.loc }
 
-func (s dbSource) DailyRows(from, to int32) ([]storage.Row, error) {
+func (s dbSource) DimRows(kind byte, from, to int32) ([]storage.Row, error) {
 	if s.DB.Location().String() == s.loc.String() {
-		return s.DB.DailyRows(from, to)
+		return s.DB.DimRows(kind, from, to)
 	}
 	tally := rollup.NewTally(s.loc)
 	fromMs, toMs := int64(math.MinInt64), int64(math.MaxInt64)
@@ -181,7 +181,7 @@ func (s dbSource) DailyRows(from, to int32) ([]storage.Row, error) {
 	if _, err := tally.Apply(&batch); err != nil {
 		return nil, err
 	}
-	return tally.DailyRows(from, to)
+	return tally.DimRows(kind, from, to)
 }
 
 func runRollup(ctx context.Context, env *cliEnv, args []string) error {

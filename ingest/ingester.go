@@ -384,7 +384,7 @@ func (in *Ingester) planFile(c candidate, batch *storage.Batch, seen map[string]
 		size: fi.Size(), modNano: fi.ModTime().UnixNano(), cur: in.cursors[id],
 	}
 	if cur := item.cur; cur != nil {
-		if cur.Size == item.size && cur.ModNano == item.modNano {
+		if cur.Complete && cur.Size == item.size && cur.ModNano == item.modNano {
 			if cur.Path != c.path { // renamed (reset/delete archive): same bytes, new name
 				moved := *cur
 				moved.Path = c.path

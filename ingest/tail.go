@@ -26,6 +26,10 @@ type fileCursor struct {
 	Size    int64  `json:"size"`   // size and mtime when last read: equal means unchanged
 	ModNano int64  `json:"mod_ns"` //
 	Offset  int64  `json:"offset"` // bytes consumed (complete lines only)
+	// Complete: the file was read to its end when it had Size and ModNano.
+	// A cursor committed mid-file (a large file, or a crash between
+	// batches) is not complete, so the next poll goes on reading it.
+	Complete bool `json:"complete"`
 
 	// Fingerprints of the first bytes and of the bytes just before Offset.
 	// If either differs, the file was rewritten in place and is re-read.
@@ -173,6 +177,7 @@ func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compre
 	var pl parsedLine
 	start := cur.Offset
 	emit := func(final bool) bool {
+		cur.Complete = final
 		c.skips.OversizeLine += int64(lr.oversize)
 		lr.oversize = 0
 		if !compressed || final {

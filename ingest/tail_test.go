@@ -248,3 +248,46 @@ func TestUnchangedPollReadsNothing(t *testing.T) {
 		t.Errorf("restarted ingester read %d files, added %d; want 0", res.Read, res.Added)
 	}
 }
+
+// failingLedger fails every Apply after the first n: a database that is
+// down or a disk that is full.
+type failingLedger struct {
+	*storage.DB
+	n int
+}
+
+func (f *failingLedger) Apply(b *storage.Batch) (storage.ApplyResult, error) {
+	if f.n <= 0 {
+		return storage.ApplyResult{}, os.ErrDeadlineExceeded
+	}
+	f.n--
+	return f.DB.Apply(b)
+}
+
+// A commit that fails midway through a big file loses nothing: the file's
+// cursor stays where the last good commit left it, and the next step
+// (here a restarted ingester) reads the rest.
+func TestFailedCommitMidFile(t *testing.T) {
+	root := t.TempDir()
+	p := filepath.Join(sessionsDir(t, root, "main"), "big.jsonl")
+	var sb strings.Builder
+	sb.WriteString(headerLine("big", t0))
+	for i := range 2000 {
+		sb.WriteString(assistantLine("e", "rb"+strings.Repeat("x", i%7)+string(rune('a'+i%26))+string(rune('a'+i/26%26))+string(rune('a'+i/676)), t0+int64(i), 1, 0, 0, 0, 0.001))
+	}
+	os.WriteFile(p, []byte(sb.String()), 0o644)
+	db := openDB(t)
+	cfg := Config{OpenClawDirs: []string{root}, BatchBytes: 32 << 10}
+	in := New(cfg, &failingLedger{DB: db, n: 3})
+	if _, err := in.Step(context.Background()); err == nil {
+		t.Fatal("step with a failing database did not fail")
+	}
+	partial := totalsOf(t, db).Sums.Messages
+	if partial == 0 || partial >= 2000 {
+		t.Fatalf("after the failure %d calls are stored; want some but not all", partial)
+	}
+	step(t, New(cfg, db))
+	if got := totalsOf(t, db); got.Sums.Messages != 2000 || got.Skipped.Duplicate != 0 {
+		t.Errorf("after recovery: %d calls, %d duplicates; want 2000, 0", got.Sums.Messages, got.Skipped.Duplicate)
+	}
+}

@@ -17,7 +17,9 @@ import (
 
 // Source is what reports read.
 type Source interface {
-	DailyRows(from, to int32) ([]storage.Row, error)
+	// DimRows returns daily rows projected on one dimension (storage.DimModel,
+	// DimAgent, DimUser).
+	DimRows(kind byte, from, to int32) ([]storage.Row, error)
 	Sessions() ([]storage.Session, error)
 	Skips() (storage.Skips, error)
 	UserLabels() (map[string]string, error)
@@ -114,7 +116,6 @@ type AgentRow struct {
 	Agent  string `json:"agent"`
 	Source string `json:"source"`
 	Sums
-	Models []string `json:"models"`
 }
 
 // UserRow is one human user; the empty user is calls with no human
@@ -177,7 +178,14 @@ func Build(src Source, q Query) (Report, error) {
 	if q.Kind == "weekly" && from != MinDay {
 		from = storage.WeekStart(from) - 7 // the week before the first, for its trend
 	}
-	rows, err := src.DailyRows(from, q.Until)
+	kind := byte(storage.DimModel)
+	switch q.Kind {
+	case "agent":
+		kind = storage.DimAgent
+	case "user":
+		kind = storage.DimUser
+	}
+	rows, err := src.DimRows(kind, from, q.Until)
 	if err != nil {
 		return Report{}, err
 	}
@@ -316,11 +324,11 @@ func agentRows(rows []storage.Row, since int32) []AgentRow {
 		if groups[k] == nil {
 			groups[k] = &group{}
 		}
-		groups[k].add(r.Totals, modelName(r.Dim))
+		groups[k].add(r.Totals, "")
 	}
 	out := make([]AgentRow, 0, len(groups))
 	for k, g := range groups {
-		out = append(out, AgentRow{Source: k[0], Agent: k[1], Sums: SumsOf(g.t), Models: g.list()})
+		out = append(out, AgentRow{Source: k[0], Agent: k[1], Sums: SumsOf(g.t)})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if c := byCost(out[i].Sums, out[j].Sums); c != 0 {

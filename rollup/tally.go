@@ -110,6 +110,26 @@ func (t *Tally) DailyRows(from, to int32) ([]storage.Row, error) {
 	return out, nil
 }
 
+// DimRows projects the daily rows as storage.DB.DimRows does.
+func (t *Tally) DimRows(kind byte, from, to int32) ([]storage.Row, error) {
+	sums := map[dayDim]storage.Totals{}
+	for k, v := range t.daily {
+		if k.day >= from && k.day <= to {
+			p := dayDim{k.day, storage.Project(kind, k.Dim)}
+			s := sums[p]
+			s.Add(v)
+			sums[p] = s
+		}
+	}
+	out := make([]storage.Row, 0, len(sums))
+	for k, v := range sums {
+		if !v.IsZero() {
+			out = append(out, storage.Row{Period: k.day, Dim: k.Dim, Totals: v})
+		}
+	}
+	return out, nil
+}
+
 // Sessions returns the session summaries.
 func (t *Tally) Sessions() ([]storage.Session, error) {
 	out := make([]storage.Session, 0, len(t.sessions))

@@ -165,3 +165,28 @@ func seenKey(dedupeKey string) []byte {
 func sessionKey(source, sessionID string) []byte {
 	return putString(putString(nil, source), sessionID)
 }
+
+// Projections of a dimension kept in daily_dims.
+const (
+	DimModel = 'm' // provider, model
+	DimAgent = 'a' // source, agent
+	DimUser  = 'u' // user, source, agent
+)
+
+// Project keeps the fields of d that a projection kind holds.
+func Project(kind byte, d Dim) Dim {
+	switch kind {
+	case DimModel:
+		return Dim{Provider: d.Provider, Model: d.Model}
+	case DimAgent:
+		return Dim{Source: d.Source, Agent: d.Agent}
+	case DimUser:
+		return Dim{User: d.User, Source: d.Source, Agent: d.Agent}
+	}
+	return d
+}
+
+// dimKey is kind | day | projected dimension.
+func dimKey(kind byte, day int32, d Dim) []byte {
+	return append([]byte{kind}, rowKey(day, Project(kind, d))...)
+}

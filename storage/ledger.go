@@ -144,6 +144,7 @@ type writer struct {
 	tx                            *bolt.Tx
 	loc                           *time.Location
 	ledger, seen, daily, weekly   *bolt.Bucket
+	dims                          *bolt.Bucket
 	outbox, sessionsB, metaBucket *bolt.Bucket
 	changeSeq                     uint64
 	sessions                      map[string]*Session
@@ -157,6 +158,7 @@ func (db *DB) writer(tx *bolt.Tx) *writer {
 		seen:       tx.Bucket(bucketSeen),
 		daily:      tx.Bucket(bucketDaily),
 		weekly:     tx.Bucket(bucketWeekly),
+		dims:       tx.Bucket(bucketDailyDims),
 		outbox:     tx.Bucket(bucketOutbox),
 		sessionsB:  tx.Bucket(bucketSessions),
 		metaBucket: tx.Bucket(bucketMeta),
@@ -229,6 +231,11 @@ func (w *writer) applyRollups(u *Usage, sign int) error {
 	if err := w.addRow(w.weekly, OutboxWeekly, rowKey(WeekStart(day), dim), t); err != nil {
 		return err
 	}
+	for _, kind := range []byte{DimModel, DimAgent, DimUser} {
+		if err := w.addRow(w.dims, 0, dimKey(kind, day, dim), t); err != nil {
+			return err
+		}
+	}
 	return w.addSession(u, t)
 }
 
@@ -252,8 +259,8 @@ func (w *writer) addRow(b *bolt.Bucket, table byte, key []byte, delta Totals) er
 	} else {
 		err = b.Put(key, encodeTotals(t))
 	}
-	if err != nil {
-		return err
+	if err != nil || table == 0 {
+		return err // table 0: a row upstream does not hold
 	}
 	return w.markChanged(table, key)
 }
@@ -352,7 +359,7 @@ func (w *writer) flushSessions() error {
 // ledger. The rows equal those built incrementally, byte for byte.
 func (db *DB) RebuildRollups() error {
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketDaily, bucketWeekly, bucketSessions} {
+		for _, name := range [][]byte{bucketDaily, bucketWeekly, bucketDailyDims, bucketSessions} {
 			if err := tx.DeleteBucket(name); err != nil {
 				return err
 			}
@@ -422,6 +429,30 @@ func (db *DB) Ledger(fromMillis, toMillis int64, fn func(*Usage) error) error {
 
 // DailyRows returns the daily rows of days from..to inclusive.
 func (db *DB) DailyRows(from, to int32) ([]Row, error) { return db.rows(bucketDaily, from, to) }
+
+// DimRows returns the daily_dims rows of a projection kind (DimModel,
+// DimAgent, DimUser) for days from..to inclusive; only the kind's fields
+// of each row's Dim are set.
+func (db *DB) DimRows(kind byte, from, to int32) ([]Row, error) {
+	var out []Row
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDailyDims).Cursor()
+		end := append([]byte{kind}, periodKey(to)...)
+		for k, v := c.Seek(append([]byte{kind}, periodKey(from)...)); k != nil && bytes.Compare(k[:5], end) <= 0; k, v = c.Next() {
+			period, dim, err := decodeRowKey(k[1:])
+			if err != nil {
+				return fmt.Errorf("daily_dims row %x: %w", k, err)
+			}
+			t, err := decodeTotals(v)
+			if err != nil {
+				return fmt.Errorf("daily_dims row %x: %w", k, err)
+			}
+			out = append(out, Row{Period: period, Dim: dim, Totals: t})
+		}
+		return nil
+	})
+	return out, err
+}
 
 // WeeklyRows returns the weekly rows whose week starts from..to inclusive.
 func (db *DB) WeeklyRows(from, to int32) ([]Row, error) { return db.rows(bucketWeekly, from, to) }

@@ -144,7 +144,7 @@ func TestRebuildIsByteIdentical(t *testing.T) {
 		}
 	}
 	before := map[string]map[string]string{}
-	for _, name := range []string{"daily", "weekly", "sessions"} {
+	for _, name := range []string{"daily", "weekly", "daily_dims", "sessions"} {
 		before[name], _ = db.BucketBytes(name)
 		if len(before[name]) == 0 {
 			t.Fatalf("%s is empty", name)
@@ -153,7 +153,7 @@ func TestRebuildIsByteIdentical(t *testing.T) {
 	if err := db.RebuildRollups(); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"daily", "weekly", "sessions"} {
+	for _, name := range []string{"daily", "weekly", "daily_dims", "sessions"} {
 		after, _ := db.BucketBytes(name)
 		if !reflect.DeepEqual(before[name], after) {
 			t.Errorf("%s differs after rebuild (%d rows before, %d after)", name, len(before[name]), len(after))

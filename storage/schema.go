@@ -21,6 +21,10 @@ import bolt "go.etcd.io/bbolt"
 //	users         user id → latest display label seen (untrusted text)
 //	daily         day | lp(source) lp(agent) lp(user) lp(provider) lp(model) → Totals (97 bytes)
 //	weekly        same, day = the Monday of the ISO week → Totals
+//	daily_dims    kind(1) | day | lp(source) lp(agent) lp(user) lp(provider) lp(model) → Totals, where
+//	              only the fields of the kind are set: 'm' provider+model, 'a' source+agent,
+//	              'u' user+source+agent. Reports read these: a few thousand rows for 90 days
+//	              instead of every agent×user×model combination.
 //	outbox        table byte ('d','w','s') | key of that row → change counter (uint64)
 //	host          ts ms(8) | seq(2) → host sample (owned by the host sampler)
 //	host_5m       slot start ms(8) → host rollup
@@ -43,6 +47,7 @@ var (
 	bucketUsers       = []byte("users")
 	bucketDaily       = []byte("daily")
 	bucketWeekly      = []byte("weekly")
+	bucketDailyDims   = []byte("daily_dims")
 	bucketOutbox      = []byte("outbox")
 	bucketHost        = []byte("host")
 	bucketHost5m      = []byte("host_5m")
@@ -51,7 +56,7 @@ var (
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketCursors, bucketSessionMeta, bucketSeen, bucketLedger, bucketSessions, bucketUsers,
-		bucketDaily, bucketWeekly, bucketOutbox, bucketHost, bucketHost5m, bucketHostDaily, bucketAlerts,
+		bucketDaily, bucketWeekly, bucketDailyDims, bucketOutbox, bucketHost, bucketHost5m, bucketHostDaily, bucketAlerts,
 	}
 )
 
