@@ -1,0 +1,195 @@
+// Package ui serves fleetmeter's local HTTP interface: the JSON API under
+// /api, Prometheus text at /metrics and /healthz. It binds to loopback by
+// default; anywhere else needs a bearer token. It reads everything through
+// the small interfaces below, which the appliance satisfies.
+package ui
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// ErrBadRequest marks errors caused by the request (a bad date, an unknown
+// report): they become 400 with their message; anything else is a 500
+// with a generic message, the detail only in the log.
+var ErrBadRequest = errors.New("bad request")
+
+// ErrNotFound marks a request for something that does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Query is a report request.
+type Query struct {
+	Kind  string // daily, weekly, …, or "host"
+	Since string // YYYY-MM-DD, empty = open
+	Until string
+	TZ    string // empty = the daemon's zone
+}
+
+// Reports is what the API reads. Results are marshalled as JSON as they are.
+type Reports interface {
+	Report(ctx context.Context, q Query) (any, error)
+	HostReport(ctx context.Context, q Query) (any, error)
+	Advice(ctx context.Context) (any, error)
+	Status(ctx context.Context) (any, error)
+}
+
+// Deps are the handler's dependencies.
+type Deps struct {
+	Reports Reports
+	// Metrics writes Prometheus text exposition.
+	Metrics func(w io.Writer)
+	// Token, when set, is required as "Authorization: Bearer <token>" on
+	// everything but /healthz.
+	Token string
+	// Listen is the configured address; Host headers naming anything else
+	// than it, localhost or a loopback IP are refused (DNS rebinding).
+	Listen string
+	Log    *slog.Logger
+}
+
+// NewHandler builds the HTTP handler.
+func NewHandler(d Deps) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	_ = r.SetTrustedProxies(nil) // no proxy: ClientIP is the peer
+	r.Use(recovery(d.Log), securityHeaders, checkHost(d.Listen))
+	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
+	authed := r.Group("/", requireToken(d.Token))
+	authed.GET("/", index)
+	authed.GET("/metrics", func(c *gin.Context) {
+		c.Header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		d.Metrics(c.Writer)
+	})
+	api := authed.Group("/api")
+	api.GET("/status", func(c *gin.Context) { respond(c, d.Log, func() (any, error) { return d.Reports.Status(c) }) })
+	api.GET("/report/:kind", func(c *gin.Context) {
+		q := Query{Kind: c.Param("kind"), Since: c.Query("since"), Until: c.Query("until"), TZ: c.Query("tz")}
+		if q.Kind == "host" {
+			respond(c, d.Log, func() (any, error) { return d.Reports.HostReport(c, q) })
+			return
+		}
+		respond(c, d.Log, func() (any, error) { return d.Reports.Report(c, q) })
+	})
+	api.GET("/advice", func(c *gin.Context) { respond(c, d.Log, func() (any, error) { return d.Reports.Advice(c) }) })
+	r.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, gin.H{"error": "not found"}) })
+	// Cross-origin browser requests that change state are refused.
+	return http.NewCrossOriginProtection().Handler(r)
+}
+
+// respond runs fn and maps its error to a status in one place.
+func respond(c *gin.Context, log *slog.Logger, fn func() (any, error)) {
+	v, err := fn()
+	switch {
+	case err == nil:
+		c.JSON(http.StatusOK, v)
+	case errors.Is(err, ErrBadRequest):
+		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+	case errors.Is(err, ErrNotFound):
+		c.JSON(http.StatusNotFound, gin.H{"error": err.Error()})
+	default:
+		log.Error("api request failed", "path", c.FullPath(), "err", err)
+		c.JSON(http.StatusInternalServerError, gin.H{"error": "internal error (see the fleetmeter log)"})
+	}
+}
+
+func recovery(log *slog.Logger) gin.HandlerFunc {
+	return gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, err any) {
+		log.Error("panic in handler", "path", c.FullPath(), "err", err)
+		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
+	})
+}
+
+func securityHeaders(c *gin.Context) {
+	h := c.Writer.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("Cache-Control", "no-store")
+}
+
+// checkHost refuses Host headers that are not ours: a page on another
+// site that rebinds its name to 127.0.0.1 must not read the API.
+func checkHost(listen string) gin.HandlerFunc {
+	listenHost, _, _ := net.SplitHostPort(listen)
+	return func(c *gin.Context) {
+		host := c.Request.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.Trim(host, "[]")
+		ip := net.ParseIP(host)
+		ok := host == "localhost" || (ip != nil && ip.IsLoopback()) || (host != "" && host == listenHost)
+		// Listening on every address: any IP literal the box answers on is fine.
+		if !ok && ip != nil && (listenHost == "" || listenHost == "0.0.0.0" || listenHost == "::") {
+			ok = true
+		}
+		if !ok {
+			c.AbortWithStatusJSON(http.StatusMisdirectedRequest, gin.H{"error": "unexpected Host header"})
+			return
+		}
+		c.Next()
+	}
+}
+
+func requireToken(token string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if token == "" {
+			c.Next()
+			return
+		}
+		got, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			c.Header("WWW-Authenticate", `Bearer realm="fleetmeter"`)
+			c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": "missing or wrong bearer token"})
+			return
+		}
+		c.Next()
+	}
+}
+
+func index(c *gin.Context) {
+	c.Data(http.StatusOK, "text/html; charset=utf-8", []byte(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fleetmeter</title></head>
+<body><h1>fleetmeter</h1><p>JSON API: <a href="/api/status">/api/status</a>, <a href="/api/report/daily">/api/report/daily</a>,
+<a href="/api/report/agent">agent</a>, <a href="/api/report/user">user</a>, <a href="/api/report/model">model</a>,
+<a href="/api/report/host">host</a>, <a href="/api/advice">/api/advice</a>; <a href="/metrics">/metrics</a>.</p></body></html>`))
+}
+
+// Server runs the handler on a listener until ctx ends, then shuts down
+// within a bounded time.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,128 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+type fakeReports struct{}
+
+func (fakeReports) Report(ctx context.Context, q Query) (any, error) {
+	if q.Kind == "bogus" {
+		return nil, fmt.Errorf("%w: unknown report %q", ErrBadRequest, q.Kind)
+	}
+	if q.Kind == "broken" {
+		return nil, errors.New("disk on fire at /secret/path")
+	}
+	return map[string]any{"kind": q.Kind, "since": q.Since, "agent": `<script>alert(1)</script>`}, nil
+}
+func (fakeReports) HostReport(ctx context.Context, q Query) (any, error) {
+	return map[string]string{"host": "ok"}, nil
+}
+func (fakeReports) Advice(ctx context.Context) (any, error) { return map[string]string{"verdict": "hold"}, nil }
+func (fakeReports) Status(ctx context.Context) (any, error) { return map[string]string{"v": "1"}, nil }
+
+// serve runs the handler on a real loopback listener.
+func serve(t *testing.T, d Deps) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Listen == "" {
+		d.Listen = ln.Addr().String()
+	}
+	d.Reports = fakeReports{}
+	d.Log = slog.New(slog.DiscardHandler)
+	d.Metrics = func(w io.Writer) { io.WriteString(w, "fleetmeter_up 1\n") }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, ln, NewHandler(d), d.Log) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+func get(t *testing.T, url string, header map[string]string) (int, http.Header, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	for k, v := range header {
+		if k == "Host" {
+			req.Host = v
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+func TestAPI(t *testing.T) {
+	base := serve(t, Deps{})
+	tests := []struct {
+		path   string
+		header map[string]string
+		code   int
+		body   string
+	}{
+		{"/healthz", nil, 200, "ok"},
+		{"/api/report/daily?since=2026-04-01", nil, 200, `"since":"2026-04-01"`},
+		{"/api/report/daily", nil, 200, `\u003cscript\u003e`}, // untrusted names are escaped in JSON
+		{"/api/report/bogus", nil, 400, `unknown report \"bogus\"`},
+		{"/api/report/broken", nil, 500, "internal error"},
+		{"/api/report/host", nil, 200, `"host":"ok"`},
+		{"/api/advice", nil, 200, `"verdict":"hold"`},
+		{"/api/nothing", nil, 404, "not found"},
+		{"/metrics", nil, 200, "fleetmeter_up 1"},
+		{"/api/status", map[string]string{"Host": "evil.example:8767"}, 421, "unexpected Host"},
+		{"/api/status", map[string]string{"Host": "localhost:8767"}, 200, `"v":"1"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			code, h, body := get(t, base+tc.path, tc.header)
+			if code != tc.code || !strings.Contains(body, tc.body) {
+				t.Errorf("%s: %d %q, want %d containing %q", tc.path, code, body, tc.code, tc.body)
+			}
+			if strings.Contains(body, "/secret/path") {
+				t.Error("internal error detail leaked")
+			}
+			if h.Get("Content-Security-Policy") == "" || h.Get("X-Content-Type-Options") != "nosniff" {
+				t.Error("security headers missing")
+			}
+		})
+	}
+}
+
+func TestToken(t *testing.T) {
+	base := serve(t, Deps{Token: "t0ken"})
+	if code, _, _ := get(t, base+"/healthz", nil); code != 200 {
+		t.Errorf("healthz needs no token: %d", code)
+	}
+	for _, h := range []map[string]string{nil, {"Authorization": "Bearer wrong"}, {"Authorization": "t0ken"}} {
+		if code, _, body := get(t, base+"/api/status", h); code != 401 || strings.Contains(body, "t0ken") {
+			t.Errorf("header %v: %d %q, want 401 without the token in it", h, code, body)
+		}
+	}
+	if code, _, _ := get(t, base+"/api/status", map[string]string{"Authorization": "Bearer t0ken"}); code != 200 {
+		t.Errorf("right token: %d", code)
+	}
+	if code, _, _ := get(t, base+"/metrics", nil); code != 401 {
+		t.Errorf("/metrics without token: %d", code)
+	}
+}
