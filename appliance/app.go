@@ -2,25 +2,38 @@ package appliance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/fleetmeter/fleetmeter/host"
 	"github.com/fleetmeter/fleetmeter/ingest"
 	"github.com/fleetmeter/fleetmeter/ingest/pricing"
 	"github.com/fleetmeter/fleetmeter/storage"
+	"github.com/fleetmeter/fleetmeter/ui"
 	"golang.org/x/sync/errgroup"
 )
 
 // App is the daemon: the database and the workers around it. New opens,
 // Run works until its context ends, Close releases.
 type App struct {
-	cfg    Config
-	log    *slog.Logger
-	db     *storage.DB
-	ingest *ingest.Ingester
+	cfg     Config
+	log     *slog.Logger
+	db      *storage.DB
+	ingest  *ingest.Ingester
+	sampler *host.Sampler
+	metrics *metrics.Set
 	// Now is the clock; tests replace it.
 	Now func() time.Time
+
+	mu           sync.Mutex
+	instanceType string
+	addr         net.Addr // where the HTTP server listens, once Run has started it
+	ready        chan struct{}
 }
 
 // New opens the database and builds the workers. It starts nothing.
@@ -33,13 +46,27 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: log, db: db, Now: time.Now}
+	a := &App{cfg: cfg, log: log, db: db, Now: time.Now, instanceType: cfg.InstanceType, ready: make(chan struct{})}
 	ic, err := ingestConfig(cfg, log, false)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	a.ingest = ingest.New(ic, db)
+	a.sampler, err = host.NewSampler(context.Background(), host.SamplerConfig{
+		DataDir: cfg.DataDir,
+		Store:   db,
+		ActiveSessions: func(now time.Time) (int, map[string]int, error) {
+			return db.ActiveSessions(now.UnixMilli(), host.SessionWindow)
+		},
+		Logger: log.With("component", "host"),
+		Now:    func() time.Time { return a.Now() },
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("host sampler: %w", err)
+	}
+	a.metrics = newMetrics(a)
 	return a, nil
 }
 
@@ -70,18 +97,71 @@ func ingestConfig(cfg Config, log *slog.Logger, final bool) (ingest.Config, erro
 }
 
 // Close closes the database.
-func (a *App) Close() error { return a.db.Close() }
+func (a *App) Close() error {
+	metrics.UnregisterSet(a.metrics, true)
+	return a.db.Close()
+}
+
+// Addr is the HTTP server's address; it blocks until Run has bound it.
+func (a *App) Addr() net.Addr {
+	<-a.ready
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.addr
+}
 
 // Run runs every worker until ctx ends, then returns nil: shutdown is not
 // an error.
 func (a *App) Run(ctx context.Context) error {
-	a.log.Info("fleetmeter started", "version", Version, "data_dir", a.cfg.DataDir, "tz", a.cfg.TZ)
+	ln, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil {
+		close(a.ready)
+		return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
+	}
+	a.mu.Lock()
+	a.addr = ln.Addr()
+	a.mu.Unlock()
+	close(a.ready)
+	a.log.Info("fleetmeter started", "version", Version, "data_dir", a.cfg.DataDir, "tz", a.cfg.TZ, "listen", ln.Addr().String())
+	handler := ui.NewHandler(ui.Deps{
+		Reports: apiReports{a},
+		Metrics: a.writeMetrics,
+		Token:   a.cfg.AuthToken,
+		Listen:  a.cfg.Listen,
+		Log:     a.log.With("component", "ui"),
+	})
 	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ui.Serve(ctx, ln, handler, a.log.With("component", "ui")) })
 	g.Go(func() error { return a.ingest.Run(ctx, a.cfg.PollInterval) })
+	g.Go(func() error { return a.sampler.Run(ctx, a.cfg.SampleInterval) })
 	g.Go(func() error { return a.maintain(ctx) })
-	err := g.Wait()
+	g.Go(func() error { a.resolveInstanceType(ctx); return nil })
+	err = g.Wait()
 	a.log.Info("fleetmeter stopped")
 	return err
+}
+
+// resolveInstanceType asks EC2 instance metadata, only when enabled.
+func (a *App) resolveInstanceType(ctx context.Context) {
+	typ, src, err := host.ResolveInstanceType(ctx, a.cfg.InstanceType, host.IMDSConfig{Enabled: a.cfg.EC2Metadata, Endpoint: a.cfg.IMDSEndpoint})
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("instance type unknown", "err", err)
+		}
+		return
+	}
+	if typ != "" {
+		a.log.Info("instance type", "type", typ, "from", src)
+	}
+	a.mu.Lock()
+	a.instanceType = typ
+	a.mu.Unlock()
+}
+
+func (a *App) currentInstanceType() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.instanceType
 }
 
 // maintain applies retention once at start and then daily.
@@ -101,13 +181,27 @@ func (a *App) maintain(ctx context.Context) error {
 }
 
 func (a *App) retention() error {
-	cutoff := a.Now().AddDate(0, 0, -a.cfg.Retention.LedgerDays).UnixMilli()
-	n, err := a.db.PruneLedger(cutoff)
-	if err != nil {
-		return fmt.Errorf("prune ledger: %w", err)
+	now := a.Now()
+	days := func(n int) int64 { return now.AddDate(0, 0, -n).UnixMilli() }
+	r := a.cfg.Retention
+	var errs []error
+	for _, p := range []struct {
+		what  string
+		days  int
+		prune func(int64) (int, error)
+	}{
+		{"ledger", r.LedgerDays, a.db.PruneLedger},
+		{"host samples", r.HostRawDays, a.db.PruneHostSamples},
+		{"5-minute host rollups", r.Host5mDays, a.db.PruneHostRollups5m},
+	} {
+		n, err := p.prune(days(p.days))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("prune %s: %w", p.what, err))
+			continue
+		}
+		if n > 0 {
+			a.log.Info("retention", "pruned", p.what, "rows", n, "older_than_days", p.days)
+		}
 	}
-	if n > 0 {
-		a.log.Info("pruned ledger", "records", n, "older_than_days", a.cfg.Retention.LedgerDays)
-	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -328,3 +328,59 @@ func TestServeLiveAppends(t *testing.T) {
 	}
 	app.Close()
 }
+
+// While serve holds the database, report, advise and health go through
+// its API on loopback and print what a direct read prints.
+func TestCLIAsksTheDaemon(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.OpenClawDirs = []string{"../ingest/testdata/openclaw/traps"}
+	cfg.PollInterval = 10 * time.Millisecond
+	cfg.Listen = "127.0.0.1:0"
+	app, err := New(cfg, newLogger(Config{LogLevel: "error", LogFormat: "text"}, os.Stderr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	env := map[string]string{"FLEETMETER_DATA_DIR": cfg.DataDir, "FLEETMETER_LISTEN": app.Addr().String()}
+	deadline := time.Now().Add(10 * time.Second)
+	for app.ingest.Status().Added < 10 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	code, viaDaemon, stderr := cli(t, env, "report", "user", "--json")
+	if code != 0 {
+		t.Fatalf("report via daemon: exit %d: %s", code, stderr)
+	}
+	_, direct, _ := cli(t, nil, "report", "user", "--json", "--openclaw-dir", "../ingest/testdata/openclaw/traps")
+	rd, _ := rollup.DecodeReport("user", []byte(viaDaemon))
+	rr, _ := rollup.DecodeReport("user", []byte(direct))
+	if rd.Totals.Messages != 10 || !equalJSON(rd.Rows, rr.Rows) {
+		t.Errorf("daemon report differs from direct read:\n%s\n%s", viaDaemon, direct)
+	}
+	if code, out, stderr := cli(t, env, "report", "weekly"); code != 0 || !strings.Contains(out, "2026-04-06") {
+		t.Errorf("weekly table via daemon: exit %d %q %q", code, out, stderr)
+	}
+	for _, args := range [][]string{{"report", "host", "--json"}, {"advise", "--json"}, {"health"}} {
+		if code, out, stderr := cli(t, env, args...); code != 0 || !json.Valid([]byte(out)) {
+			t.Errorf("%v via daemon: exit %d, %q %q", args, code, out, stderr)
+		}
+	}
+	if code, _, stderr := cli(t, map[string]string{"FLEETMETER_LISTEN": "127.0.0.1:1"}, "health"); code != 1 || !strings.Contains(stderr, "no fleetmeter daemon answers") {
+		t.Errorf("health without a daemon: exit %d %q", code, stderr)
+	}
+}
+
+func equalJSON(a, b any) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return bytes.Equal(ja, jb)
+}

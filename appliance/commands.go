@@ -3,15 +3,16 @@ package appliance
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"math"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/fleetmeter/fleetmeter/host"
 	"github.com/fleetmeter/fleetmeter/ingest"
 	"github.com/fleetmeter/fleetmeter/rollup"
 	"github.com/fleetmeter/fleetmeter/storage"
@@ -74,20 +75,21 @@ func runIngest(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func runReport(ctx context.Context, env *cliEnv, args []string) error {
+	kinds := append(rollup.Kinds(), "host")
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintf(env.stdout, "Usage: fleetmeter report KIND [--json] [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--tz ZONE] [--openclaw-dir DIR]...\nKIND is one of %v.\nWith --openclaw-dir (or --claude-dir, --codex-dir) transcripts are read directly and no database is touched.\n", rollup.Kinds())
+		fmt.Fprintf(env.stdout, "Usage: fleetmeter report KIND [--json] [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--tz ZONE] [--openclaw-dir DIR]...\nKIND is one of %s.\nWith --openclaw-dir, --claude-dir or --codex-dir, transcripts are read directly and no database is touched;\nelse the database is read, through the daemon's API when `fleetmeter serve` holds it.\n", strings.Join(kinds, ", "))
 		if len(args) == 0 {
 			return usageErr("missing report kind")
 		}
 		return nil
 	}
 	kind := args[0]
-	if !slices.Contains(rollup.Kinds(), kind) {
-		return usageErr("unknown report %q (want one of %s)", kind, strings.Join(rollup.Kinds(), ", "))
+	if !slices.Contains(kinds, kind) {
+		return usageErr("unknown report %q (want one of %s)", kind, strings.Join(kinds, ", "))
 	}
 	var asJSON bool
 	var since, until string
-	cfg, rest, err := parseConfig(env, "report "+kind, args[1:], flagsData|flagsSources, func(fs *flag.FlagSet) {
+	cfg, rest, err := parseConfig(env, "report "+kind, args[1:], flagsData|flagsSources|flagsServe, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 		fs.StringVar(&since, "since", "", "first day, YYYY-MM-DD (inclusive)")
 		fs.StringVar(&until, "until", "", "last day, YYYY-MM-DD (inclusive)")
@@ -98,23 +100,20 @@ func runReport(ctx context.Context, env *cliEnv, args []string) error {
 	if len(rest) > 0 {
 		return usageErr("unexpected argument %q", rest[0])
 	}
-	q := rollup.Query{Kind: kind, Since: rollup.MinDay, Until: rollup.MaxDay}
-	if since != "" {
-		if q.Since, err = storage.ParseDay(since); err != nil {
-			return usageErr("--since: %v", err)
-		}
+	from, to, err := parseRange(since, until)
+	if err != nil {
+		return usageErr("%v", err)
 	}
-	if until != "" {
-		if q.Until, err = storage.ParseDay(until); err != nil {
-			return usageErr("--until: %v", err)
-		}
-	}
+	q := rollup.Query{Kind: kind, Since: from, Until: to}
 	loc, err := cfg.Location()
 	if err != nil {
 		return err
 	}
-	var src rollup.Source
-	if len(cfg.OpenClawDirs)+len(cfg.ClaudeDirs)+len(cfg.CodexDirs) > 0 {
+	direct := len(cfg.OpenClawDirs)+len(cfg.ClaudeDirs)+len(cfg.CodexDirs) > 0
+	if direct && kind == "host" {
+		return usageErr("report host reads the database; it takes no transcript dirs")
+	}
+	if direct {
 		// Straight from transcripts: an in-memory tally, no database.
 		tally := rollup.NewTally(loc)
 		c, err := ingestConfig(cfg, newLogger(cfg, env.stderr), true)
@@ -124,28 +123,127 @@ func runReport(ctx context.Context, env *cliEnv, args []string) error {
 		if _, err := ingest.New(c, tally).Step(ctx); err != nil {
 			return err
 		}
-		src = tally
-	} else {
-		db, err := storage.Open(cfg.DBPath(), storage.Options{Location: loc, ReadOnly: true})
-		if errors.Is(err, storage.ErrLocked) {
-			return fmt.Errorf("%w\n(to report without the database, pass --openclaw-dir)", err)
-		}
+		rep, err := rollup.Build(tally, q)
 		if err != nil {
-			return fmt.Errorf("%w (run `fleetmeter ingest --once` or `fleetmeter serve` first, or pass --openclaw-dir)", err)
+			return err
 		}
-		defer db.Close()
-		src = dbSource{db, loc}
+		return printReport(env, asJSON, rep)
 	}
-	rep, err := rollup.Build(src, q)
+	db, daemon, err := openForReading(cfg)
 	if err != nil {
 		return err
 	}
+	if daemon {
+		params := url.Values{}
+		for k, v := range map[string]string{"since": since, "until": until, "tz": cfg.TZ} {
+			if v != "" {
+				params.Set(k, v)
+			}
+		}
+		body, err := daemonGet(ctx, cfg, "/api/report/"+kind, params)
+		if err != nil {
+			return fmt.Errorf("%w: the database is held by a daemon that did not answer (%v)", storage.ErrLocked, err)
+		}
+		if asJSON {
+			return printJSON(env, json.RawMessage(body))
+		}
+		if kind == "host" {
+			var rep host.Report
+			if err := json.Unmarshal(body, &rep); err != nil {
+				return fmt.Errorf("decode host report: %w", err)
+			}
+			return host.WriteReportText(env.stdout, rep)
+		}
+		rep, err := rollup.DecodeReport(kind, body)
+		if err != nil {
+			return err
+		}
+		return rollup.WriteTable(env.stdout, rep)
+	}
+	defer db.Close()
+	if kind == "host" {
+		rep, err := host.LoadReport(db, from, to)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return printJSON(env, rep)
+		}
+		return host.WriteReportText(env.stdout, rep)
+	}
+	rep, err := rollup.Build(dbSource{db, loc}, q)
+	if err != nil {
+		return err
+	}
+	return printReport(env, asJSON, rep)
+}
+
+func printReport(env *cliEnv, asJSON bool, rep rollup.Report) error {
 	if asJSON {
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return printJSON(env, rep)
 	}
 	return rollup.WriteTable(env.stdout, rep)
+}
+
+func printJSON(env *cliEnv, v any) error {
+	enc := json.NewEncoder(env.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func runAdvise(ctx context.Context, env *cliEnv, args []string) error {
+	var asJSON bool
+	cfg, rest, err := parseConfig(env, "advise", args, flagsData|flagsServe, func(fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, "print JSON")
+	})
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageErr("unexpected argument %q", rest[0])
+	}
+	db, daemon, err := openForReading(cfg)
+	if err != nil {
+		return err
+	}
+	var advice host.Advice
+	if daemon {
+		body, err := daemonGet(ctx, cfg, "/api/advice", nil)
+		if err != nil {
+			return fmt.Errorf("%w: the database is held by a daemon that did not answer (%v)", storage.ErrLocked, err)
+		}
+		if err := json.Unmarshal(body, &advice); err != nil {
+			return fmt.Errorf("decode advice: %w", err)
+		}
+	} else {
+		defer db.Close()
+		typ, _, err := host.ResolveInstanceType(ctx, cfg.InstanceType, host.IMDSConfig{Enabled: cfg.EC2Metadata, Endpoint: cfg.IMDSEndpoint})
+		if err != nil {
+			fmt.Fprintf(env.stderr, "fleetmeter advise: instance type unknown: %v\n", err)
+		}
+		if advice, err = host.AdviseFrom(db, time.Now(), typ, host.DefaultThresholds()); err != nil {
+			return err
+		}
+	}
+	if asJSON {
+		return printJSON(env, advice)
+	}
+	return host.WriteAdviceText(env.stdout, advice)
+}
+
+func runHealth(ctx context.Context, env *cliEnv, args []string) error {
+	cfg, rest, err := parseConfig(env, "health", args, flagsData|flagsServe, nil)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageErr("unexpected argument %q", rest[0])
+	}
+	body, err := daemonGet(ctx, cfg, "/api/status", nil)
+	if err != nil {
+		return err
+	}
+	return printJSON(env, json.RawMessage(body))
 }
 
 // dbSource reads reports from the database. When the file's rollups were

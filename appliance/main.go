@@ -38,7 +38,9 @@ func commands() []command {
 	return []command{
 		{"serve", "run the daemon: ingest transcripts, sample the host, serve UI, API and /metrics", runServe},
 		{"ingest", "read transcripts into the database (--once: one pass, then exit)", runIngest},
-		{"report", "usage report: daily|weekly|monthly|session|agent|user|model", runReport},
+		{"report", "usage report: daily|weekly|monthly|session|agent|user|model|host", runReport},
+		{"advise", "scaling advice for this host: scale_up, scale_down, hold or investigate", runAdvise},
+		{"health", "ask the running daemon how it is doing", runHealth},
 		{"rollup", "rollup rebuild: recompute daily/weekly/session rows from the ledger", runRollup},
 		{"backup", "backup FILE: write a consistent copy of the database", runBackup},
 		{"compact", "shrink the database file (the daemon must be stopped)", runCompact},

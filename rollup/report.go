@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -429,4 +430,45 @@ func sessionRows(src Source, q Query) ([]SessionRow, storage.Totals, error) {
 		return out[i].SessionID < out[j].SessionID
 	})
 	return out, total, nil
+}
+
+// DecodeReport reads a report back from its JSON (as the daemon's API
+// sends it), so the CLI can print it as a table.
+func DecodeReport(kind string, data []byte) (Report, error) {
+	key, ok := kinds[kind]
+	if !ok {
+		return Report{}, fmt.Errorf("unknown report %q", kind)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return Report{}, fmt.Errorf("decode %s report: %w", kind, err)
+	}
+	rep := Report{Kind: kind}
+	var rows any
+	switch kind {
+	case "daily":
+		rows = &[]DailyRow{}
+	case "weekly":
+		rows = &[]WeeklyRow{}
+	case "monthly":
+		rows = &[]MonthlyRow{}
+	case "session":
+		rows = &[]SessionRow{}
+	case "agent":
+		rows = &[]AgentRow{}
+	case "user":
+		rows = &[]UserRow{}
+	case "model":
+		rows = &[]ModelRow{}
+	}
+	for _, part := range []struct {
+		key string
+		dst any
+	}{{key, rows}, {"totals", &rep.Totals}, {"skipped", &rep.Skipped}} {
+		if err := json.Unmarshal(raw[part.key], part.dst); err != nil {
+			return Report{}, fmt.Errorf("decode %s report %q: %w", kind, part.key, err)
+		}
+	}
+	rep.Rows = reflect.ValueOf(rows).Elem().Interface()
+	return rep, nil
 }

@@ -1,0 +1,80 @@
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/fleetmeter/fleetmeter/storage"
+)
+
+// errNoDaemon: nothing answers on the configured address.
+var errNoDaemon = errors.New("no fleetmeter daemon answers")
+
+// daemonGet asks the running daemon's API (the daemon holds the database
+// lock, so the CLI reads through it). The token, if configured, is sent;
+// it never appears in errors.
+func daemonGet(ctx context.Context, cfg Config, path string, q url.Values) ([]byte, error) {
+	host, port, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %q: %w", cfg.Listen, err)
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	u := url.URL{Scheme: "http", Host: net.JoinHostPort(host, port), Path: path, RawQuery: q.Encode()}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.AuthToken != "" {
+		req.Header.Set("Authorization", "Bearer "+cfg.AuthToken)
+	}
+	client := &http.Client{Transport: &http.Transport{Proxy: nil}} // loopback: never through a proxy
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w on %s", errNoDaemon, u.Host)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", u.Path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("daemon answered %s for %s: %s", resp.Status, u.Path, firstLine(body))
+	}
+	return body, nil
+}
+
+func firstLine(b []byte) string {
+	for i, c := range b {
+		if c == '\n' || i >= 200 {
+			return string(b[:i])
+		}
+	}
+	return string(b)
+}
+
+// openForReading opens the database read-only. When the daemon holds it,
+// ok is false and the caller asks the daemon instead.
+func openForReading(cfg Config) (db *storage.DB, daemon bool, err error) {
+	loc, err := cfg.Location()
+	if err != nil {
+		return nil, false, err
+	}
+	db, err = storage.Open(cfg.DBPath(), storage.Options{Location: loc, ReadOnly: true, LockTimeout: 300 * time.Millisecond})
+	if errors.Is(err, storage.ErrLocked) {
+		return nil, true, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("%w (run `fleetmeter ingest --once` or `fleetmeter serve` first, or pass --openclaw-dir)", err)
+	}
+	return db, false, nil
+}
