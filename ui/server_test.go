@@ -26,7 +26,9 @@ func (fakeReports) Report(ctx context.Context, q Query) (any, error) {
 func (fakeReports) HostReport(ctx context.Context, q Query) (any, error) {
 	return map[string]string{"host": "ok"}, nil
 }
-func (fakeReports) Advice(ctx context.Context) (any, error) { return map[string]string{"verdict": "hold"}, nil }
+func (fakeReports) Advice(ctx context.Context) (any, error) {
+	return map[string]string{"verdict": "hold"}, nil
+}
 func (fakeReports) Status(ctx context.Context) (any, error) { return map[string]string{"v": "1"}, nil }
 
 // serve runs the handler on a real loopback listener.
