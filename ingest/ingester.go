@@ -74,6 +74,10 @@ type Config struct {
 	BatchBytes   int64
 	BatchRecords int
 
+	// Horizon drops calls older than this (the ledger's retention), so a
+	// re-read transcript cannot bring back what retention removed. 0 = keep all.
+	Horizon time.Duration
+
 	Pricer Pricer
 	Logger *slog.Logger
 }
@@ -462,6 +466,10 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 			return nil
 		})
 	}
+	var oldest int64
+	if in.cfg.Horizon > 0 {
+		oldest = time.Now().Add(-in.cfg.Horizon).UnixMilli()
+	}
 	pendingCursors := map[string]*fileCursor{}
 	var batchBytes int64
 	commit := func() error {
@@ -506,7 +514,13 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 				in.fileError(item, c.err, batch)
 				continue
 			}
-			batch.Records = append(batch.Records, c.records...)
+			for _, u := range c.records {
+				if u.TS < oldest {
+					batch.Skips.TooOld++
+					continue
+				}
+				batch.Records = append(batch.Records, u)
+			}
 			batch.Skips.Add(c.skips)
 			cur := c.cursor
 			if v, err := json.Marshal(&cur); err == nil {

@@ -204,6 +204,7 @@ type Skips struct {
 	OversizeLine   int64 `json:"oversize_line"`
 	UnreadableFile int64 `json:"unreadable_file"`
 	Unsupported    int64 `json:"unsupported"` // stores or lines of a format we do not read
+	TooOld         int64 `json:"too_old"`     // calls older than the ledger's retention
 }
 
 // Add adds o to s.
@@ -216,4 +217,5 @@ func (s *Skips) Add(o Skips) {
 	s.OversizeLine += o.OversizeLine
 	s.UnreadableFile += o.UnreadableFile
 	s.Unsupported += o.Unsupported
+	s.TooOld += o.TooOld
 }
