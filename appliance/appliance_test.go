@@ -221,7 +221,7 @@ func TestSecondInstanceAndShutdown(t *testing.T) {
 	bin := binary(t)
 	dataDir, oc := t.TempDir(), t.TempDir()
 	os.MkdirAll(filepath.Join(oc, "agents"), 0o755)
-	var serveErr bytes.Buffer
+	var serveErr syncBuffer
 	serve := exec.Command(bin, "serve", "--data-dir", dataDir, "--openclaw-dir", oc, "--listen", "127.0.0.1:0")
 	serve.Stderr = &serveErr
 	if err := serve.Start(); err != nil {
@@ -267,6 +267,7 @@ func TestServeLiveAppends(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.OpenClawDirs = []string{root}
 	cfg.PollInterval = 5 * time.Millisecond
+	cfg.Listen = "127.0.0.1:0"
 	app, err := New(cfg, newLogger(cfg, os.Stderr))
 	if err != nil {
 		t.Fatal(err)
@@ -383,4 +384,22 @@ func equalJSON(a, b any) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return bytes.Equal(ja, jb)
+}
+
+// syncBuffer is a bytes.Buffer a child process writes while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
