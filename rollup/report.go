@@ -110,6 +110,8 @@ type SessionRow struct {
 	LastActivity  string `json:"last_activity"`
 	Sums
 	Models []string `json:"models"`
+
+	lastTS int64 // for ordering: RFC 3339 strings with offsets do not sort across DST
 }
 
 // AgentRow is one agent.
@@ -420,12 +422,12 @@ func sessionRows(src Source, q Query) ([]SessionRow, storage.Totals, error) {
 			SessionID: s.SessionID, SessionKey: s.SessionKey, Source: s.Source, Agent: s.Agent, Channel: s.Channel,
 			FirstActivity: time.UnixMilli(s.FirstTS).In(loc).Format(time.RFC3339),
 			LastActivity:  time.UnixMilli(s.LastTS).In(loc).Format(time.RFC3339),
-			Sums:          SumsOf(t), Models: models,
+			Sums:          SumsOf(t), Models: models, lastTS: s.LastTS,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool {
-		if out[i].LastActivity != out[j].LastActivity {
-			return out[i].LastActivity > out[j].LastActivity
+		if out[i].lastTS != out[j].lastTS {
+			return out[i].lastTS > out[j].lastTS
 		}
 		return out[i].SessionID < out[j].SessionID
 	})
