@@ -127,6 +127,7 @@ func (a *App) Run(ctx context.Context) error {
 	handler := ui.NewHandler(ui.Deps{
 		Reports: apiReports{a},
 		Metrics: a.writeMetrics,
+		Backup:  a.db.WriteTo,
 		Token:   a.cfg.AuthToken,
 		Listen:  a.cfg.Listen,
 		Log:     a.log.With("component", "ui"),

@@ -375,6 +375,19 @@ func TestCLIAsksTheDaemon(t *testing.T) {
 			t.Errorf("%v via daemon: exit %d, %q %q", args, code, out, stderr)
 		}
 	}
+	// A hot backup through the daemon opens as a database with the same calls.
+	backup := filepath.Join(t.TempDir(), "copy.db")
+	if code, _, stderr := cli(t, env, "backup", backup); code != 0 {
+		t.Fatalf("backup via daemon: exit %d %q", code, stderr)
+	}
+	bdb, err := storage.Open(backup, storage.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("backup does not open: %v", err)
+	}
+	if st, _ := bdb.Stats(); st.LedgerRecords != 10 {
+		t.Errorf("backup holds %d records, want 10", st.LedgerRecords)
+	}
+	bdb.Close()
 	if code, _, stderr := cli(t, map[string]string{"FLEETMETER_LISTEN": "127.0.0.1:1"}, "health"); code != 1 || !strings.Contains(stderr, "no fleetmeter daemon answers") {
 		t.Errorf("health without a daemon: exit %d %q", code, stderr)
 	}

@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,19 +21,29 @@ var errNoDaemon = errors.New("no fleetmeter daemon answers")
 // lock, so the CLI reads through it). The token, if configured, is sent;
 // it never appears in errors.
 func daemonGet(ctx context.Context, cfg Config, path string, q url.Values) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := daemonStream(ctx, cfg, path, q, &buf, 64<<20); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// daemonStream copies the answer to w; more than limit bytes is an error,
+// never a silently cut answer.
+func daemonStream(ctx context.Context, cfg Config, path string, q url.Values, w io.Writer, limit int64) error {
 	host, port, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("listen %q: %w", cfg.Listen, err)
+		return fmt.Errorf("listen %q: %w", cfg.Listen, err)
 	}
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
 	u := url.URL{Scheme: "http", Host: net.JoinHostPort(host, port), Path: path, RawQuery: q.Encode()}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if cfg.AuthToken != "" {
 		req.Header.Set("Authorization", "Bearer "+cfg.AuthToken)
@@ -40,17 +51,21 @@ func daemonGet(ctx context.Context, cfg Config, path string, q url.Values) ([]by
 	client := &http.Client{Transport: &http.Transport{Proxy: nil}} // loopback: never through a proxy
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w on %s", errNoDaemon, u.Host)
+		return fmt.Errorf("%w on %s", errNoDaemon, u.Host)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", u.Path, err)
-	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("daemon answered %s for %s: %s", resp.Status, u.Path, firstLine(body))
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("daemon answered %s for %s: %s", resp.Status, u.Path, firstLine(body))
 	}
-	return body, nil
+	n, err := io.Copy(w, io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", u.Path, err)
+	}
+	if n > limit {
+		return fmt.Errorf("read %s: answer larger than %d bytes", u.Path, limit)
+	}
+	return nil
 }
 
 func firstLine(b []byte) string {

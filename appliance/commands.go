@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -313,27 +315,56 @@ func runRollup(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func runBackup(ctx context.Context, env *cliEnv, args []string) error {
-	cfg, rest, err := parseConfig(env, "backup", args, flagsData, nil)
+	cfg, rest, err := parseConfig(env, "backup", args, flagsData|flagsServe, nil)
 	if err != nil {
 		return err
 	}
 	if len(rest) != 1 {
 		return usageErr("want `fleetmeter backup FILE`")
 	}
-	loc, err := cfg.Location()
+	dst := rest[0]
+	db, daemon, err := openForReading(cfg)
 	if err != nil {
 		return err
 	}
-	db, err := storage.Open(cfg.DBPath(), storage.Options{Location: loc, ReadOnly: true})
-	if err != nil {
-		return err
+	if daemon {
+		// The daemon holds the file: it streams a consistent copy.
+		err := writeFileAtomic(dst, func(w io.Writer) error {
+			return daemonStream(ctx, cfg, "/api/backup", nil, w, 1<<40)
+		})
+		if err != nil {
+			return fmt.Errorf("backup to %s through the daemon: %w", dst, err)
+		}
+	} else {
+		defer db.Close()
+		if err := db.Backup(dst); err != nil {
+			return err
+		}
 	}
-	defer db.Close()
-	if err := db.Backup(rest[0]); err != nil {
-		return err
-	}
-	fmt.Fprintf(env.stdout, "backed up %s to %s\n", cfg.DBPath(), rest[0])
+	fmt.Fprintf(env.stdout, "backed up %s to %s\n", cfg.DBPath(), dst)
 	return nil
+}
+
+// writeFileAtomic writes path through a temp file, fsync and rename, so
+// a failed backup never leaves a torn file under the final name.
+func writeFileAtomic(path string, write func(io.Writer) error) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	err = write(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 func runCompact(ctx context.Context, env *cliEnv, args []string) error {

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -196,6 +197,17 @@ func (db *DB) Backup(path string) error {
 		}
 		return nil
 	})
+}
+
+// WriteTo streams a consistent copy of the database (a hot backup).
+func (db *DB) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
 }
 
 // Compact copies the live data of the file at src into a new file and swaps

@@ -47,6 +47,8 @@ type Deps struct {
 	Reports Reports
 	// Metrics writes Prometheus text exposition.
 	Metrics func(w io.Writer)
+	// Backup streams a consistent copy of the database.
+	Backup func(w io.Writer) (int64, error)
 	// Token, when set, is required as "Authorization: Bearer <token>" on
 	// everything but /healthz.
 	Token string
@@ -78,6 +80,13 @@ func NewHandler(d Deps) http.Handler {
 			return
 		}
 		respond(c, d.Log, func() (any, error) { return d.Reports.Report(c, q) })
+	})
+	api.GET("/backup", func(c *gin.Context) {
+		c.Header("Content-Type", "application/octet-stream")
+		c.Header("Content-Disposition", `attachment; filename="fleetmeter.db"`)
+		if _, err := d.Backup(c.Writer); err != nil {
+			d.Log.Error("backup failed", "err", err) // headers are gone: the client sees a short body
+		}
 	})
 	api.GET("/advice", func(c *gin.Context) { respond(c, d.Log, func() (any, error) { return d.Reports.Advice(c) }) })
 	r.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, gin.H{"error": "not found"}) })

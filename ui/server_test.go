@@ -44,6 +44,7 @@ func serve(t *testing.T, d Deps) string {
 	d.Reports = fakeReports{}
 	d.Log = slog.New(slog.DiscardHandler)
 	d.Metrics = func(w io.Writer) { io.WriteString(w, "fleetmeter_up 1\n") }
+	d.Backup = func(w io.Writer) (int64, error) { n, err := io.WriteString(w, "BOLTDB"); return int64(n), err }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Serve(ctx, ln, NewHandler(d), d.Log) }()
@@ -92,6 +93,7 @@ func TestAPI(t *testing.T) {
 		{"/api/advice", nil, 200, `"verdict":"hold"`},
 		{"/api/nothing", nil, 404, "not found"},
 		{"/metrics", nil, 200, "fleetmeter_up 1"},
+		{"/api/backup", nil, 200, "BOLTDB"},
 		{"/api/status", map[string]string{"Host": "evil.example:8767"}, 421, "unexpected Host"},
 		{"/api/status", map[string]string{"Host": "localhost:8767"}, 200, `"v":"1"`},
 	}
