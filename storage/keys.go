@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 )
 
@@ -189,4 +190,67 @@ func Project(kind byte, d Dim) Dim {
 // dimKey is kind | day | projected dimension.
 func dimKey(kind byte, day int32, d Dim) []byte {
 	return append([]byte{kind}, rowKey(day, Project(kind, d))...)
+}
+
+// encodeSession is the sessions bucket's value: a version byte, then
+// lp(source) lp(id) lp(key) lp(agent) lp(channel), first and last ts (8
+// each), a model count (2) and per model lp(name) + Totals. Binary, not
+// JSON: the session report decodes every session, and JSON made that the
+// slowest report by far.
+func encodeSession(s *Session) []byte {
+	b := []byte{2}
+	for _, f := range []string{s.Source, s.SessionID, s.SessionKey, s.Agent, s.Channel} {
+		b = putString(b, f)
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(s.FirstTS))
+	b = binary.BigEndian.AppendUint64(b, uint64(s.LastTS))
+	names := make([]string, 0, len(s.Models))
+	for m := range s.Models {
+		names = append(names, m)
+	}
+	sort.Strings(names) // deterministic bytes: rebuilds compare equal
+	b = binary.BigEndian.AppendUint16(b, uint16(len(names)))
+	for _, m := range names {
+		b = putString(b, m)
+		b = append(b, encodeTotals(s.Models[m])...)
+	}
+	return b
+}
+
+func decodeSession(b []byte) (Session, error) {
+	var s Session
+	if len(b) < 1 || b[0] != 2 {
+		return s, errors.New("storage: bad session value")
+	}
+	rest := b[1:]
+	var err error
+	for _, f := range []*string{&s.Source, &s.SessionID, &s.SessionKey, &s.Agent, &s.Channel} {
+		if *f, rest, err = getString(rest); err != nil {
+			return s, err
+		}
+	}
+	if len(rest) < 18 {
+		return s, errShortKey
+	}
+	s.FirstTS = int64(binary.BigEndian.Uint64(rest))
+	s.LastTS = int64(binary.BigEndian.Uint64(rest[8:]))
+	n := int(binary.BigEndian.Uint16(rest[16:]))
+	rest = rest[18:]
+	s.Models = make(map[string]Totals, n)
+	for range n {
+		var name string
+		if name, rest, err = getString(rest); err != nil {
+			return s, err
+		}
+		if len(rest) < totalsSize {
+			return s, errShortKey
+		}
+		t, err := decodeTotals(rest[:totalsSize])
+		if err != nil {
+			return s, err
+		}
+		s.Models[name] = t
+		rest = rest[totalsSize:]
+	}
+	return s, nil
 }

@@ -285,12 +285,11 @@ func (w *writer) addSession(u *Usage, t Totals) error {
 	if !ok {
 		s = &Session{Source: u.Source, SessionID: u.SessionID, Models: map[string]Totals{}}
 		if v := w.sessionsB.Get(key); v != nil {
-			if err := json.Unmarshal(v, s); err != nil {
+			stored, err := decodeSession(v)
+			if err != nil {
 				return fmt.Errorf("session %q: %w", u.SessionID, err)
 			}
-			if s.Models == nil {
-				s.Models = map[string]Totals{}
-			}
+			*s = stored
 		}
 		w.sessions[string(key)] = s
 	}
@@ -340,10 +339,7 @@ func (w *writer) flushSessions() error {
 		if len(s.Models) == 0 {
 			err = w.sessionsB.Delete([]byte(k))
 		} else {
-			var v []byte
-			if v, err = json.Marshal(s); err == nil {
-				err = w.sessionsB.Put([]byte(k), v)
-			}
+			err = w.sessionsB.Put([]byte(k), encodeSession(s))
 		}
 		if err != nil {
 			return err
@@ -493,8 +489,8 @@ func (db *DB) Sessions() ([]Session, error) {
 	var out []Session
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
-			var s Session
-			if err := json.Unmarshal(v, &s); err != nil {
+			s, err := decodeSession(v)
+			if err != nil {
 				return fmt.Errorf("session row %x: %w", k, err)
 			}
 			out = append(out, s)

@@ -57,6 +57,14 @@ func TestKeysRoundTrip(t *testing.T) {
 	if got, err := decodeTotals(encodeTotals(tot)); err != nil || got != tot {
 		t.Errorf("totals round trip: %+v %v", got, err)
 	}
+	sess := Session{Source: "claude", SessionID: "s\x00", SessionKey: "agent:main:main", Agent: "a", Channel: "c",
+		FirstTS: -5, LastTS: 1 << 40, Models: map[string]Totals{"p/m": tot, "q/n": {Messages: 1}}}
+	if got, err := decodeSession(encodeSession(&sess)); err != nil || !reflect.DeepEqual(got, sess) {
+		t.Errorf("session round trip: %+v %v", got, err)
+	}
+	if _, err := decodeSession(encodeSession(&sess)[:20]); err == nil {
+		t.Error("a truncated session value decodes")
+	}
 }
 
 func TestDayAndWeek(t *testing.T) {

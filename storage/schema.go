@@ -17,7 +17,7 @@ import bolt "go.etcd.io/bbolt"
 //	session_meta  lp(source) lp(session id) → opaque JSON owned by ingest (what sessions.json said)
 //	seen          sha256(dedupe key)[:16] → ledger key of the record that holds it
 //	ledger        ts ms(8, sign flipped) | seq(8) → JSON Usage
-//	sessions      lp(source) lp(session id) → JSON Session (running per-session, per-model sums)
+//	sessions      lp(source) lp(session id) → Session, binary (see encodeSession): per-model sums
 //	users         user id → latest display label seen (untrusted text)
 //	daily         day | lp(source) lp(agent) lp(user) lp(provider) lp(model) → Totals (97 bytes)
 //	weekly        same, day = the Monday of the ISO week → Totals
