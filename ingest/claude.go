@@ -1,7 +1,346 @@
 package ingest
 
-// claudeCandidates lists Claude Code transcripts (placeholder until the
-// Claude Code reader lands).
-func (in *Ingester) claudeCandidates(listed map[string]bool) []candidate { return nil }
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 
-func (r *fileReader) claudeLine(line []byte, cur *fileCursor, c *chunk) {}
+	"github.com/fleetmeter/fleetmeter/storage"
+	"github.com/valyala/fastjson"
+)
+
+// Claude Code transcripts (shared/reference/openclaw-format.md §9):
+// <config>/projects/<encoded cwd>/<session>.jsonl, with sub-agents and side
+// chats under <project>/<session>/subagents/agent-<id>.jsonl. Only
+// assistant entries carry usage, in the Anthropic convention (input
+// excludes cache reads and writes).
+//
+// Counting rules, kept equivalent to ccusage's (adapter/claude, PR #1155):
+//   - One API response is written as several lines, one per content block,
+//     each repeating message.id, requestId and a usage whose output grows
+//     while the response streams. They share a dedupe key, and the copy
+//     with the largest token total is the one kept (storage.Supersedes).
+//   - Sidechain replays (/btw side questions, auto-compaction: isSidechain
+//     true) re-log the parent's assistant messages with the same message.id
+//     and a NEW requestId (ccusage issue #913). The key is therefore
+//     message.id alone: a message id names exactly one API response, so a
+//     replay lands on its parent's key and counts once, with the parent's
+//     time and session (storage.AdoptIdentity). requestId only matters for
+//     lines without a message id. One difference remains: ccusage keeps the
+//     parent's counts even when a replay's are larger, while here the
+//     larger copy's counts win (identity still the parent's). Making the
+//     main-chain copy win needs a sidechain flag on storage.Usage that
+//     storage.Supersedes consults. When a replay repeats its parent's
+//     usage, both rules give the same counts.
+//   - model "<synthetic>" and isApiErrorMessage lines are Claude Code's own
+//     notices, not calls (not_model_call); all-zero usage is zero_usage.
+//   - type "progress" lines that embed a sub-agent's assistant entry under
+//     data.message are read like direct entries (older Claude Code wrote
+//     some sub-agent calls only there); the key merges them with any other
+//     copy.
+//
+// The agent is the project: the base name of the first cwd a usage line of
+// the file records (what the user calls the project), falling back to the
+// encoded project directory name. Two projects with the same base name in
+// different places therefore share an agent; the encoded name would keep
+// them apart but reads like "-home-ubuntu-work-app".
+
+// claudeRoots returns the Claude Code config dirs to read: the configured
+// ones, else (with discovery) $CLAUDE_CONFIG_DIR (a comma list),
+// $XDG_CONFIG_HOME/claude, and ~/.claude and ~/.config/claude under every
+// home.
+func (in *Ingester) claudeRoots() []string {
+	if len(in.cfg.ClaudeDirs) > 0 {
+		return dedupePaths(in.cfg.ClaudeDirs)
+	}
+	if !in.cfg.Discover {
+		return nil
+	}
+	var roots []string
+	for _, d := range strings.Split(in.cfg.Env("CLAUDE_CONFIG_DIR"), ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			roots = append(roots, d)
+		}
+	}
+	if x := in.cfg.Env("XDG_CONFIG_HOME"); x != "" {
+		roots = append(roots, filepath.Join(x, "claude"))
+	}
+	for _, h := range in.homes() {
+		roots = append(roots, filepath.Join(h, ".claude"), filepath.Join(h, ".config", "claude"))
+	}
+	return dedupePaths(roots)
+}
+
+// homes is the configured home list, or this host's when discovering.
+func (in *Ingester) homes() []string {
+	if in.cfg.Homes != nil {
+		return in.cfg.Homes
+	}
+	return Homes()
+}
+
+// claudeProjectsDir is root/projects, or root itself when it already is a
+// projects dir (CLAUDE_CONFIG_DIR may name either).
+func claudeProjectsDir(root string) (string, bool) {
+	for _, d := range []string{filepath.Join(root, "projects"), root} {
+		if filepath.Base(d) != "projects" {
+			continue
+		}
+		if st, err := os.Stat(d); err == nil && st.IsDir() {
+			return d, true
+		}
+	}
+	return "", false
+}
+
+// claudeCandidates lists every Claude Code transcript under the roots and
+// marks each directory it listed completely.
+func (in *Ingester) claudeCandidates(listed map[string]bool) []candidate {
+	var out []candidate
+	for _, root := range in.claudeRoots() {
+		projects, ok := claudeProjectsDir(root)
+		if !ok {
+			if len(in.cfg.ClaudeDirs) > 0 {
+				in.warnOnce(root, "claude dir has no projects/ folder")
+			}
+			continue
+		}
+		entries, err := os.ReadDir(projects)
+		if err != nil {
+			in.warnOnce(projects, "cannot list claude projects: "+err.Error())
+			continue
+		}
+		for _, e := range entries {
+			if !e.IsDir() {
+				continue
+			}
+			project := e.Name()
+			dir := filepath.Join(projects, project)
+			in.walkJSONL(dir, nil, listed, 0, func(path string, rel []string) {
+				// <session>.jsonl, or <session>/subagents/agent-<id>.jsonl:
+				// a sub-agent belongs to the session whose folder holds it.
+				sid := strings.TrimSuffix(rel[0], ".jsonl")
+				out = append(out, candidate{
+					path: path, name: rel[len(rel)-1], agent: project, sessionID: sid, format: formatClaude,
+				})
+			})
+		}
+	}
+	return out
+}
+
+// maxWalkDepth bounds the recursive listing of transcript folders (Claude
+// Code nests two levels, Codex three): a deeper tree is not a transcript
+// store, and a cycle through bind mounts must not hang a poll.
+const maxWalkDepth = 6
+
+// walkJSONL calls visit for every *.jsonl (and *.jsonl.zst) file below dir,
+// with its path relative to the walk's start split into parts (rel holds
+// the parts down to dir). Directories that could be listed whole are marked
+// in listed; symlinked directories are not followed.
+func (in *Ingester) walkJSONL(dir string, rel []string, listed map[string]bool, depth int, visit func(path string, rel []string)) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			in.warnOnce(dir, "cannot list transcripts: "+err.Error())
+		}
+		return
+	}
+	listed[dir] = true
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case e.IsDir():
+			if depth < maxWalkDepth {
+				in.walkJSONL(filepath.Join(dir, name), append(rel[:len(rel):len(rel)], name), listed, depth+1, visit)
+			}
+		case strings.HasSuffix(name, ".jsonl") || strings.HasSuffix(name, ".jsonl.zst"):
+			visit(filepath.Join(dir, name), append(rel[:len(rel):len(rel)], name))
+		}
+	}
+}
+
+// warnOnce logs a problem with path the first time it is seen (polls run
+// every few seconds; a missing folder must not flood the log).
+func (in *Ingester) warnOnce(path, msg string) {
+	if in.warned[path] == msg {
+		return
+	}
+	in.warned[path] = msg
+	in.log.Warn(msg, "path", path)
+}
+
+// claudeUsageMarker: only lines that mention usage can be calls, and the
+// others (most of the bytes: tool results, user turns) are not parsed.
+var claudeUsageMarker = []byte(`"usage"`)
+
+// claudeLine turns one Claude Code line into a record or a skip count.
+func (r *fileReader) claudeLine(line []byte, cur *fileCursor, c *chunk) {
+	line = bytes.TrimSpace(line)
+	if len(line) == 0 {
+		return
+	}
+	if !bytes.Contains(line, claudeUsageMarker) {
+		// User turns, tool results, summaries: not parsed. A line that is
+		// not even shaped like an object is garbage or a torn write.
+		if line[0] != '{' || line[len(line)-1] != '}' {
+			c.skips.Malformed++
+		}
+		return
+	}
+	v, err := r.parser.p.ParseBytes(line)
+	if err != nil || v.Type() != fastjson.TypeObject {
+		c.skips.Malformed++
+		return
+	}
+	entry := v
+	if claudeUsage(entry) == nil {
+		// A sub-agent's progress line carries the assistant entry under
+		// data.message; anything else (a tool result that quotes a usage
+		// block, a Task result's usage summary) is not a call.
+		entry = v.Get("data", "message")
+		if entry == nil || entry.Type() != fastjson.TypeObject || claudeUsage(entry) == nil {
+			return
+		}
+	}
+	u, reason := claudeRecord(entry)
+	switch reason {
+	case claudeOK:
+	case claudeNotCall:
+		c.skips.NotModelCall++
+		return
+	case claudeZero:
+		c.skips.ZeroUsage++
+		return
+	default:
+		c.skips.Malformed++
+		return
+	}
+	// The line's session (a sub-agent's file names its parent's), else the
+	// progress line's around it, else the file's.
+	u.SessionID = cur.SessionID
+	for _, e := range []*fastjson.Value{entry, v} {
+		if sid := e.GetStringBytes("sessionId"); len(sid) > 0 {
+			u.SessionID = string(sid)
+			break
+		}
+	}
+	if cwd := v.GetStringBytes("cwd"); len(cwd) > 0 && cur.Agent == claudeProject(cur.Path) {
+		if name := cwdName(string(cwd)); name != "" {
+			cur.Agent = name
+		}
+	}
+	u.Agent = cur.Agent
+	r.in.pricer.Apply(&u)
+	c.records = append(c.records, u)
+}
+
+// claudeUsage is entry.message.usage when entry is an assistant entry.
+func claudeUsage(entry *fastjson.Value) *fastjson.Value {
+	u := entry.Get("message", "usage")
+	if u == nil || u.Type() != fastjson.TypeObject {
+		return nil
+	}
+	return u
+}
+
+type claudeOutcome int
+
+const (
+	claudeOK        claudeOutcome = iota
+	claudeNotCall                 // <synthetic> notices and API error messages
+	claudeZero                    // all-zero usage
+	claudeMalformed               // no usable time
+)
+
+// claudeRecord reads the call in an assistant entry (entry.message.usage
+// must exist). Agent, session and pricing are the caller's.
+func claudeRecord(entry *fastjson.Value) (storage.Usage, claudeOutcome) {
+	msg := entry.Get("message")
+	usage := msg.Get("usage")
+	u := storage.Usage{Source: storage.SourceClaude, Provider: "anthropic", Model: string(msg.GetStringBytes("model"))}
+	if u.Model == "<synthetic>" || entry.GetBool("isApiErrorMessage") {
+		return u, claudeNotCall
+	}
+	u.Input = tokens(usage, "input_tokens")
+	u.Output = tokens(usage, "output_tokens") // includes thinking
+	u.CacheRead = tokens(usage, "cache_read_input_tokens")
+	split := usage.Get("cache_creation")
+	if split != nil && split.Type() != fastjson.TypeObject {
+		split = nil
+	}
+	if usage.Exists("cache_creation_input_tokens") || split == nil {
+		u.CacheWrite = tokens(usage, "cache_creation_input_tokens")
+	} else {
+		u.CacheWrite = tokens(split, "ephemeral_5m_input_tokens") + tokens(split, "ephemeral_1h_input_tokens")
+	}
+	if split != nil {
+		u.CacheWrite1h = min(tokens(split, "ephemeral_1h_input_tokens"), u.CacheWrite)
+	}
+	if u.TotalTokens() == 0 {
+		return u, claudeZero
+	}
+	if u.TS = parseTimestamp(entry.Get("timestamp")); u.TS == 0 {
+		return u, claudeMalformed // a call with no time cannot be placed in a day
+	}
+	// Old Claude Code versions wrote their own estimate; the pricer keeps a
+	// positive one as the transcript's cost and prices the rest.
+	if cost := num(entry, "costUSD"); cost > 0 {
+		u.Cost.Total = cost
+	}
+	u.DedupeKey = claudeDedupeKey(&u, msg.GetStringBytes("id"), entry.GetStringBytes("requestId"), entry.GetStringBytes("uuid"))
+	return u, claudeOK
+}
+
+// claudeDedupeKey: "claude|<message.id>" (see the rules above); lines
+// without a message id fall back to the request id, the entry's uuid
+// (kept when Claude Code copies history into a resumed session), and last
+// to the call's content.
+func claudeDedupeKey(u *storage.Usage, msgID, requestID, uuid []byte) string {
+	b := make([]byte, 0, 48)
+	b = append(b, "claude|"...)
+	switch {
+	case len(msgID) > 0:
+		return string(append(b, msgID...))
+	case len(requestID) > 0:
+		return string(append(append(b, "req|"...), requestID...))
+	case len(uuid) > 0:
+		return string(append(append(b, "uuid|"...), uuid...))
+	}
+	b = append(b, u.Model...)
+	for _, n := range []int64{u.TS, u.Input, u.Output, u.CacheRead, u.CacheWrite} {
+		b = append(b, '|')
+		b = strconv.AppendInt(b, n, 10)
+	}
+	return string(b)
+}
+
+// claudeProject is the encoded project folder of a transcript path: the
+// component after the last "projects". It is the agent a file starts with,
+// before a cwd names the project better. (Called per record: no allocation.)
+func claudeProject(path string) string {
+	const sep = string(filepath.Separator)
+	i := strings.LastIndex(path, sep+"projects"+sep)
+	if i < 0 {
+		return ""
+	}
+	rest := path[i+len("projects")+2:]
+	if j := strings.Index(rest, sep); j >= 0 {
+		return rest[:j]
+	}
+	return ""
+}
+
+// cwdName is the project's readable name: the last element of its
+// working directory (either slash: Claude Code on Windows writes C:\...).
+func cwdName(cwd string) string {
+	cwd = strings.TrimRight(cwd, `/\`)
+	if i := strings.LastIndexAny(cwd, `/\`); i >= 0 {
+		cwd = cwd[i+1:]
+	}
+	return cwd
+}
