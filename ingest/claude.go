@@ -30,12 +30,9 @@ import (
 //     message.id alone: a message id names exactly one API response, so a
 //     replay lands on its parent's key and counts once, with the parent's
 //     time and session (storage.AdoptIdentity). requestId only matters for
-//     lines without a message id. One difference remains: ccusage keeps the
-//     parent's counts even when a replay's are larger, while here the
-//     larger copy's counts win (identity still the parent's). Making the
-//     main-chain copy win needs a sidechain flag on storage.Usage that
-//     storage.Supersedes consults. When a replay repeats its parent's
-//     usage, both rules give the same counts.
+//     lines without a message id. The main-chain copy wins over a replay
+//     even when the replay's counts are larger, as in ccusage
+//     (Usage.Sidechain, storage.Supersedes).
 //   - model "<synthetic>" and isApiErrorMessage lines are Claude Code's own
 //     notices, not calls (not_model_call); all-zero usage is zero_usage.
 //   - type "progress" lines that embed a sub-agent's assistant entry under
@@ -292,6 +289,7 @@ func claudeRecord(entry *fastjson.Value) (storage.Usage, claudeOutcome) {
 	if cost := num(entry, "costUSD"); cost > 0 {
 		u.Cost.Total = cost
 	}
+	u.Sidechain = entry.GetBool("isSidechain")
 	u.DedupeKey = claudeDedupeKey(&u, msg.GetStringBytes("id"), entry.GetStringBytes("requestId"), entry.GetStringBytes("uuid"))
 	return u, claudeOK
 }

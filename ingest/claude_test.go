@@ -180,7 +180,7 @@ func TestClaudeRecord(t *testing.T) {
 		{"1h part capped at the total", `{` + ts + `,"message":{"id":"m","model":"x","usage":{"output_tokens":1,"cache_creation_input_tokens":5,"cache_creation":{"ephemeral_1h_input_tokens":9}}}}`,
 			claudeOK, storage.Usage{TS: 1773133200000, Model: "x", Output: 1, CacheWrite: 5, CacheWrite1h: 5, DedupeKey: "claude|m"}},
 		{"sidechain replay keys like its parent", `{` + ts + `,"isSidechain":true,"requestId":"req_new","message":{"id":"msg_parent","model":"x","usage":{"input_tokens":1}}}`,
-			claudeOK, storage.Usage{TS: 1773133200000, Model: "x", Input: 1, DedupeKey: "claude|msg_parent"}},
+			claudeOK, storage.Usage{TS: 1773133200000, Model: "x", Input: 1, Sidechain: true, DedupeKey: "claude|msg_parent"}},
 		{"no message id: request id", `{` + ts + `,"requestId":"r9","message":{"model":"x","usage":{"input_tokens":1}}}`,
 			claudeOK, storage.Usage{TS: 1773133200000, Model: "x", Input: 1, DedupeKey: "claude|req|r9"}},
 		{"no ids: uuid", `{` + ts + `,"uuid":"u9","message":{"model":"x","usage":{"input_tokens":1}}}`,

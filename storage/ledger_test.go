@@ -127,6 +127,25 @@ func TestApplyDedupesAndReplaces(t *testing.T) {
 	if s, _ := db.Skips(); s.Duplicate != 2 {
 		t.Errorf("duplicate skips = %d, want 2", s.Duplicate)
 	}
+
+	// A larger sidechain replay loses to the main-chain copy; a main-chain
+	// copy replaces a sidechain one that came first.
+	side := rec("c", 4000, 1000, 1000, 0)
+	side.Sidechain = true
+	main := rec("c", 4000, 1, 1, 0)
+	res, _ = db.Apply(&Batch{Records: []Usage{main, side}})
+	if res.Added != 1 || res.Duplicates != 1 {
+		t.Errorf("main then larger sidechain: %+v", res)
+	}
+	side.DedupeKey, main.DedupeKey = "d", "d"
+	res, _ = db.Apply(&Batch{Records: []Usage{side, main}})
+	if res.Added != 1 || res.Replaced != 1 {
+		t.Errorf("sidechain then main: %+v", res)
+	}
+	rows, _ = db.DailyRows(0, 0)
+	if rows[0].Input != 11+1+1 {
+		t.Errorf("input = %d, want the main-chain copies' 13", rows[0].Input)
+	}
 }
 
 func TestRebuildIsByteIdentical(t *testing.T) {

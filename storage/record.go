@@ -36,6 +36,9 @@ type Usage struct {
 	CacheRead    int64 `json:"cache_read_tokens"`
 	CacheWrite   int64 `json:"cache_write_tokens"`
 	CacheWrite1h int64 `json:"cache_write_1h_tokens,omitempty"` // part of CacheWrite priced at the 1-hour rate
+	// Sidechain marks a Claude Code sidechain copy (isSidechain): a replay
+	// of a main-chain message that loses to the main-chain copy.
+	Sidechain bool `json:"sidechain,omitempty"`
 
 	Cost       Cost   `json:"cost"`
 	CostSource string `json:"cost_source"`
@@ -62,8 +65,12 @@ func (u *Usage) TotalTokens() int64 {
 // Supersedes reports whether candidate should replace existing, two records
 // with the same dedupe key. Identical copies (forks, archives, rewrites) never
 // replace; a streamed Claude Code response is written several times with a
-// growing output count, and the largest copy is the true one.
+// growing output count, and the largest copy is the true one; a sidechain
+// replay never beats the main-chain copy.
 func Supersedes(existing, candidate *Usage) bool {
+	if existing.Sidechain != candidate.Sidechain {
+		return existing.Sidechain // the main-chain copy wins, whatever its size (ccusage #913)
+	}
 	return candidate.TotalTokens() > existing.TotalTokens()
 }
 
