@@ -67,6 +67,39 @@ func TestCommandLineErrors(t *testing.T) {
 	}
 }
 
+// `prices` shows which models in the data have no price: here the traps
+// fixture's made-up model under a real provider stays unpriced, never
+// guessed from a similar name.
+func TestPricesListsUnpriced(t *testing.T) {
+	dir := t.TempDir()
+	sessions := filepath.Join(dir, "agents", "main", "sessions")
+	os.MkdirAll(sessions, 0o755)
+	line := func(model, resp string) string {
+		return `{"type":"message","timestamp":"2026-04-10T08:00:00.000Z","message":{"role":"assistant","provider":"anthropic","model":"` + model +
+			`","usage":{"input":100,"output":10},"timestamp":1775808000000,"responseId":"` + resp + `"}}` + "\n"
+	}
+	os.WriteFile(filepath.Join(sessions, "s.jsonl"), []byte(line("claude-sonnet-4-5", "r1")+line("claude-sonnett-9-typo", "r2")), 0o644)
+	code, out, stderr := cli(t, nil, "prices", "--json", "--openclaw-dir", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var got struct {
+		Models []modelPrice `json:"models"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got.Models) != 2 {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if m := got.Models[0]; m.Model != "claude-sonnett-9-typo" || m.PerMTok != nil || m.UnpricedTokens != 110 {
+		t.Errorf("first row = %+v, want the unpriced typo model with its 110 tokens", m)
+	}
+	if m := got.Models[1]; m.Model != "claude-sonnet-4-5" || m.PerMTok == nil || m.PerMTok.Input != 3 || m.PerMTok.Output != 15 {
+		t.Errorf("second row = %+v, want claude-sonnet-4-5 at $3/$15", m)
+	}
+	if code, out, _ := cli(t, nil, "prices", "--openclaw-dir", dir); code != 0 || !strings.Contains(out, "UNPRICED") {
+		t.Errorf("table: exit %d %q", code, out)
+	}
+}
+
 func TestConfigLayersAndMasking(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "fleetmeter.toml")

@@ -16,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/fleetmeter/fleetmeter/host"
 	"github.com/fleetmeter/fleetmeter/ingest"
+	"github.com/fleetmeter/fleetmeter/ingest/pricing"
 	"github.com/fleetmeter/fleetmeter/rollup"
 	"github.com/fleetmeter/fleetmeter/storage"
 )
@@ -107,77 +108,94 @@ func runReport(ctx context.Context, env *cliEnv, args []string) error {
 		return usageErr("%v", err)
 	}
 	q := rollup.Query{Kind: kind, Since: from, Until: to}
-	loc, err := cfg.Location()
+	if kind == "host" {
+		return hostReport(ctx, env, cfg, asJSON, since, until)
+	}
+	rep, err := usageReport(ctx, env, cfg, q, since, until)
 	if err != nil {
 		return err
 	}
-	direct := len(cfg.OpenClawDirs)+len(cfg.ClaudeDirs)+len(cfg.CodexDirs) > 0
-	if direct && kind == "host" {
-		return usageErr("report host reads the database; it takes no transcript dirs")
+	return printReport(env, asJSON, rep)
+}
+
+// usageReport builds a usage report straight from transcripts when source
+// dirs are given, else from the database, or through the daemon's API
+// when the daemon holds the database.
+func usageReport(ctx context.Context, env *cliEnv, cfg Config, q rollup.Query, since, until string) (rollup.Report, error) {
+	loc, err := cfg.Location()
+	if err != nil {
+		return rollup.Report{}, err
 	}
-	if direct {
-		// Straight from transcripts: an in-memory tally, no database.
+	if len(cfg.OpenClawDirs)+len(cfg.ClaudeDirs)+len(cfg.CodexDirs) > 0 {
 		tally := rollup.NewTally(loc)
 		c, err := ingestConfig(cfg, newLogger(cfg, env.stderr), true)
 		if err != nil {
-			return err
+			return rollup.Report{}, err
 		}
 		if _, err := ingest.New(c, tally).Step(ctx); err != nil {
-			return err
+			return rollup.Report{}, err
 		}
-		rep, err := rollup.Build(tally, q)
-		if err != nil {
-			return err
+		return rollup.Build(tally, q)
+	}
+	db, daemon, err := openForReading(cfg)
+	if err != nil {
+		return rollup.Report{}, err
+	}
+	if !daemon {
+		defer db.Close()
+		return rollup.Build(dbSource{db, loc}, q)
+	}
+	params := url.Values{}
+	for k, v := range map[string]string{"since": since, "until": until, "tz": cfg.TZ} {
+		if v != "" {
+			params.Set(k, v)
 		}
-		return printReport(env, asJSON, rep)
+	}
+	body, err := daemonGet(ctx, cfg, "/api/report/"+q.Kind, params)
+	if err != nil {
+		return rollup.Report{}, fmt.Errorf("%w: the database is held by a daemon that did not answer (%v)", storage.ErrLocked, err)
+	}
+	return rollup.DecodeReport(q.Kind, body)
+}
+
+// hostReport prints the daily host table from the database or the daemon.
+func hostReport(ctx context.Context, env *cliEnv, cfg Config, asJSON bool, since, until string) error {
+	if len(cfg.OpenClawDirs)+len(cfg.ClaudeDirs)+len(cfg.CodexDirs) > 0 {
+		return usageErr("report host reads the database; it takes no transcript dirs")
+	}
+	from, to, err := parseRange(since, until)
+	if err != nil {
+		return usageErr("%v", err)
 	}
 	db, daemon, err := openForReading(cfg)
 	if err != nil {
 		return err
 	}
+	var rep host.Report
 	if daemon {
 		params := url.Values{}
-		for k, v := range map[string]string{"since": since, "until": until, "tz": cfg.TZ} {
+		for k, v := range map[string]string{"since": since, "until": until} {
 			if v != "" {
 				params.Set(k, v)
 			}
 		}
-		body, err := daemonGet(ctx, cfg, "/api/report/"+kind, params)
+		body, err := daemonGet(ctx, cfg, "/api/report/host", params)
 		if err != nil {
 			return fmt.Errorf("%w: the database is held by a daemon that did not answer (%v)", storage.ErrLocked, err)
 		}
-		if asJSON {
-			return printJSON(env, json.RawMessage(body))
+		if err := json.Unmarshal(body, &rep); err != nil {
+			return fmt.Errorf("decode host report: %w", err)
 		}
-		if kind == "host" {
-			var rep host.Report
-			if err := json.Unmarshal(body, &rep); err != nil {
-				return fmt.Errorf("decode host report: %w", err)
-			}
-			return host.WriteReportText(env.stdout, rep)
-		}
-		rep, err := rollup.DecodeReport(kind, body)
-		if err != nil {
+	} else {
+		defer db.Close()
+		if rep, err = host.LoadReport(db, from, to); err != nil {
 			return err
 		}
-		return rollup.WriteTable(env.stdout, rep)
 	}
-	defer db.Close()
-	if kind == "host" {
-		rep, err := host.LoadReport(db, from, to)
-		if err != nil {
-			return err
-		}
-		if asJSON {
-			return printJSON(env, rep)
-		}
-		return host.WriteReportText(env.stdout, rep)
+	if asJSON {
+		return printJSON(env, rep)
 	}
-	rep, err := rollup.Build(dbSource{db, loc}, q)
-	if err != nil {
-		return err
-	}
-	return printReport(env, asJSON, rep)
+	return host.WriteReportText(env.stdout, rep)
 }
 
 func printReport(env *cliEnv, asJSON bool, rep rollup.Report) error {
@@ -392,6 +410,6 @@ func runConfig(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func runVersion(ctx context.Context, env *cliEnv, args []string) error {
-	fmt.Fprintf(env.stdout, "fleetmeter %s\n", Version)
+	fmt.Fprintf(env.stdout, "fleetmeter %s (price table: pydantic/genai-prices %s, MIT)\n", Version, pricing.TableDate)
 	return nil
 }

@@ -39,6 +39,7 @@ func commands() []command {
 		{"serve", "run the daemon: ingest transcripts, sample the host, serve UI, API and /metrics", runServe},
 		{"ingest", "read transcripts into the database (--once: one pass, then exit)", runIngest},
 		{"report", "usage report: daily|weekly|monthly|session|agent|user|model|host", runReport},
+		{"prices", "the models in your data and the price each gets; unpriced ones first", runPrices},
 		{"advise", "scaling advice for this host: scale_up, scale_down, hold or investigate", runAdvise},
 		{"health", "ask the running daemon how it is doing", runHealth},
 		{"rollup", "rollup rebuild: recompute daily/weekly/session rows from the ledger", runRollup},
