@@ -119,14 +119,34 @@ type sessionMeta struct {
 	Label      string `json:"label,omitempty"`
 }
 
-// readSessionsJSON reads <sessions>/sessions.json: session key → entry.
+// readSessionsJSON reads <sessions>/sessions.json: session key → entry,
+// returned by session id.
 func readSessionsJSON(path string) (map[string]sessionMeta, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var store map[string]struct {
-		SessionID   string `json:"sessionId"`
+	var store map[string]json.RawMessage
+	if err := json.Unmarshal(data, &store); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", path, err)
+	}
+	out := make(map[string]sessionMeta, len(store))
+	for key, raw := range store {
+		var id struct {
+			SessionID string `json:"sessionId"`
+		}
+		if json.Unmarshal(raw, &id) != nil || id.SessionID == "" {
+			continue
+		}
+		out[id.SessionID] = entryMeta(key, raw)
+	}
+	return out, nil
+}
+
+// entryMeta reads one SessionEntry: a sessions.json value (JSONL era) or a
+// session_nodes.entry_json (SQLite era), the same JSON in both.
+func entryMeta(key string, entry []byte) sessionMeta {
+	var e struct {
 		ChatType    string `json:"chatType"`
 		Channel     string `json:"channel"`
 		LastChannel string `json:"lastChannel"`
@@ -141,23 +161,16 @@ func readSessionsJSON(path string) (map[string]sessionMeta, error) {
 			Channel string `json:"channel"`
 		} `json:"deliveryContext"`
 	}
-	if err := json.Unmarshal(data, &store); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", path, err)
+	if json.Unmarshal(entry, &e) != nil {
+		return sessionMeta{Key: key} // the key alone still attributes the session
 	}
-	out := make(map[string]sessionMeta, len(store))
-	for key, e := range store {
-		if e.SessionID == "" {
-			continue
-		}
-		out[e.SessionID] = sessionMeta{
-			Key:        key,
-			Channel:    firstNonEmpty(e.Channel, e.Origin.Provider, e.LastChannel, e.DeliveryContext.Channel),
-			ChatType:   firstNonEmpty(e.ChatType, e.Origin.ChatType),
-			OriginFrom: e.Origin.From,
-			Label:      firstNonEmpty(e.Origin.Label, e.DisplayName),
-		}
+	return sessionMeta{
+		Key:        key,
+		Channel:    firstNonEmpty(e.Channel, e.Origin.Provider, e.LastChannel, e.DeliveryContext.Channel),
+		ChatType:   firstNonEmpty(e.ChatType, e.Origin.ChatType),
+		OriginFrom: e.Origin.From,
+		Label:      firstNonEmpty(e.Origin.Label, e.DisplayName),
 	}
-	return out, nil
 }
 
 // keyInfo is what a session key says about its session.

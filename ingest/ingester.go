@@ -96,7 +96,7 @@ type Ingester struct {
 	loaded  bool
 	cursors map[string]*fileCursor // by cursor id
 	meta    map[string]sessionMeta // by storage.SessionMetaID
-	stores  map[string]fileStamp   // sessions.json stamps, to re-read only on change
+	stores  map[string]fileStamp   // sessions.json and SQLite store stamps: re-read only on change
 	warned  map[string]string      // path → last error logged, so a bad file is logged once
 	// otherCursors are the stored cursors of non-file sources (SQLite
 	// stores), by id, as committed.
@@ -245,15 +245,15 @@ func (in *Ingester) step(ctx context.Context) (StepResult, error) {
 	if err != nil {
 		return StepResult{}, err
 	}
-	res := StepResult{Files: in.Status().Files}
-	if len(items) > 0 || !batch.Empty() {
-		if res, err = in.process(ctx, items, batch, res); err != nil {
-			return res, err
-		}
+	// SQLite-era OpenClaw stores first: they are canonical on current
+	// installs and name every session's key, so when leftover JSONL files
+	// hold the same calls (a failed import), the store's copy is the one
+	// kept and the file's count as duplicates.
+	res, err := in.pollStores(ctx, StepResult{Files: in.Status().Files})
+	if err != nil || (len(items) == 0 && batch.Empty()) {
+		return res, err
 	}
-	// SQLite-era OpenClaw stores, after the JSONL files: a host with both
-	// counts each call once, and the file copy is the one kept.
-	return in.pollStores(ctx, res)
+	return in.process(ctx, items, batch, res)
 }
 
 // plan lists the transcript files, learns attribution from sessions.json,

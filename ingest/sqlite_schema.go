@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -366,36 +365,6 @@ func (s *storeSchema) colOr(table, col string) string {
 		return col
 	}
 	return "''"
-}
-
-// entryMeta reads a session_nodes entry_json: the same SessionEntry JSON as
-// a sessions.json value, read the way readSessionsJSON reads one.
-func entryMeta(key string, entry []byte) sessionMeta {
-	var e struct {
-		ChatType    string `json:"chatType"`
-		Channel     string `json:"channel"`
-		LastChannel string `json:"lastChannel"`
-		DisplayName string `json:"displayName"`
-		Origin      struct {
-			Provider string `json:"provider"`
-			From     string `json:"from"`
-			Label    string `json:"label"`
-			ChatType string `json:"chatType"`
-		} `json:"origin"`
-		DeliveryContext struct {
-			Channel string `json:"channel"`
-		} `json:"deliveryContext"`
-	}
-	if json.Unmarshal(entry, &e) != nil {
-		return sessionMeta{Key: key} // the key alone still attributes the session
-	}
-	return sessionMeta{
-		Key:        key,
-		Channel:    firstNonEmpty(e.Channel, e.Origin.Provider, e.LastChannel, e.DeliveryContext.Channel),
-		ChatType:   firstNonEmpty(e.ChatType, e.Origin.ChatType),
-		OriginFrom: e.Origin.From,
-		Label:      firstNonEmpty(e.Origin.Label, e.DisplayName),
-	}
 }
 
 // mergeMeta fills the empty fields of m from o.
