@@ -50,11 +50,7 @@ func runIngest(ctx context.Context, env *cliEnv, args []string) error {
 		return usageErr("unexpected argument %q", rest[0])
 	}
 	log := newLogger(cfg, env.stderr)
-	loc, err := cfg.Location()
-	if err != nil {
-		return err
-	}
-	db, err := storage.Open(cfg.DBPath(), storage.Options{Location: loc})
+	db, err := openWritable(cfg)
 	if err != nil {
 		return err
 	}
@@ -92,11 +88,7 @@ func runReport(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	var asJSON bool
 	var since, until string
-	cfg, rest, err := parseConfig(env, "report "+kind, args[1:], flagsData|flagsSources|flagsServe, func(fs *flag.FlagSet) {
-		fs.BoolVar(&asJSON, "json", false, "print JSON")
-		fs.StringVar(&since, "since", "", "first day, YYYY-MM-DD (inclusive)")
-		fs.StringVar(&until, "until", "", "last day, YYYY-MM-DD (inclusive)")
-	})
+	cfg, rest, err := parseConfig(env, "report "+kind, args[1:], flagsData|flagsSources|flagsServe, reportFlags(&asJSON, &since, &until))
 	if err != nil {
 		return err
 	}
@@ -196,6 +188,25 @@ func hostReport(ctx context.Context, env *cliEnv, cfg Config, asJSON bool, since
 		return printJSON(env, rep)
 	}
 	return host.WriteReportText(env.stdout, rep)
+}
+
+// reportFlags registers --json, --since and --until.
+func reportFlags(asJSON *bool, since, until *string) func(*flag.FlagSet) {
+	return func(fs *flag.FlagSet) {
+		fs.BoolVar(asJSON, "json", false, "print JSON")
+		fs.StringVar(since, "since", "", "first day, YYYY-MM-DD (inclusive)")
+		fs.StringVar(until, "until", "", "last day, YYYY-MM-DD (inclusive)")
+	}
+}
+
+// openWritable opens the database for a command that writes it; it fails
+// at once when the daemon holds it.
+func openWritable(cfg Config) (*storage.DB, error) {
+	loc, err := cfg.Location()
+	if err != nil {
+		return nil, err
+	}
+	return storage.Open(cfg.DBPath(), storage.Options{Location: loc})
 }
 
 func printReport(env *cliEnv, asJSON bool, rep rollup.Report) error {
@@ -310,11 +321,7 @@ func runRollup(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	loc, err := cfg.Location()
-	if err != nil {
-		return err
-	}
-	db, err := storage.Open(cfg.DBPath(), storage.Options{Location: loc})
+	db, err := openWritable(cfg)
 	if err != nil {
 		return err
 	}

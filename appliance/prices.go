@@ -2,7 +2,6 @@ package appliance
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -28,11 +27,7 @@ type modelPrice struct {
 func runPrices(ctx context.Context, env *cliEnv, args []string) error {
 	var asJSON bool
 	var since, until string
-	cfg, rest, err := parseConfig(env, "prices", args, flagsData|flagsSources|flagsServe, func(fs *flag.FlagSet) {
-		fs.BoolVar(&asJSON, "json", false, "print JSON")
-		fs.StringVar(&since, "since", "", "first day, YYYY-MM-DD (inclusive)")
-		fs.StringVar(&until, "until", "", "last day, YYYY-MM-DD (inclusive)")
-	})
+	cfg, rest, err := parseConfig(env, "prices", args, flagsData|flagsSources|flagsServe, reportFlags(&asJSON, &since, &until))
 	if err != nil {
 		return err
 	}

@@ -21,11 +21,7 @@ import (
 // `report --claude-dir` does.
 func scanClaude(t testing.TB, dirs ...string) *rollup.Tally {
 	t.Helper()
-	tally := rollup.NewTally(time.UTC)
-	if _, err := New(Config{ClaudeDirs: dirs, Final: true}, tally).Step(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return tally
+	return scanWith(t, Config{ClaudeDirs: dirs})
 }
 
 // tokensOnly is a report's token figures without the cost ones.

@@ -20,11 +20,7 @@ import (
 // scanCodex reads Codex homes once into a tally, as `report --codex-dir` does.
 func scanCodex(t testing.TB, dirs ...string) *rollup.Tally {
 	t.Helper()
-	tally := rollup.NewTally(time.UTC)
-	if _, err := New(Config{CodexDirs: dirs, Final: true}, tally).Step(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return tally
+	return scanWith(t, Config{CodexDirs: dirs})
 }
 
 // testdata/codex, worked out by hand (input below is uncached: Codex's

@@ -55,9 +55,15 @@ func totalsOf(t testing.TB, src rollup.Source) totals {
 // scanDirs reads OpenClaw dirs once into a tally, as `report --openclaw-dir` does.
 func scanDirs(t testing.TB, dirs ...string) *rollup.Tally {
 	t.Helper()
+	return scanWith(t, Config{OpenClawDirs: dirs})
+}
+
+// scanWith reads the sources of cfg once into a tally, in report mode.
+func scanWith(t testing.TB, cfg Config) *rollup.Tally {
+	t.Helper()
 	tally := rollup.NewTally(time.UTC)
-	in := New(Config{OpenClawDirs: dirs, Final: true}, tally)
-	if _, err := in.Step(context.Background()); err != nil {
+	cfg.Final = true
+	if _, err := New(cfg, tally).Step(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	return tally
