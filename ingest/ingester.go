@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -100,9 +101,10 @@ type Ingester struct {
 	warned  map[string]string      // path → last error logged, so a bad file is logged once
 	// otherCursors are the stored cursors of non-file sources (SQLite
 	// stores), by id, as committed.
-	otherCursors map[string][]byte
-	stats        Status
-	mu           sync.Mutex // guards stats for Status()
+	otherCursors  map[string][]byte
+	sourcesLogged bool // the found sources were logged once
+	stats         Status
+	mu            sync.Mutex // guards stats for Status()
 }
 
 type fileStamp struct {
@@ -349,8 +351,15 @@ func (in *Ingester) candidates(batch *storage.Batch) ([]candidate, map[string]bo
 	out = append(out, in.claudeCandidates(listed)...)
 	out = append(out, in.codexCandidates(listed)...)
 	in.mu.Lock()
+	changed := !in.sourcesLogged || !slices.Equal(in.stats.Roots, roots)
 	in.stats.Roots = roots
 	in.mu.Unlock()
+	if changed {
+		in.sourcesLogged = true
+		// Say what was found, once: an empty list on a host that runs
+		// agents is the first thing a user needs to see.
+		in.log.Info("transcript sources", "openclaw_roots", roots, "transcript_files", len(out))
+	}
 	return out, listed, nil
 }
 
