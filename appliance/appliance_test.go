@@ -449,3 +449,39 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// A report in another zone than the database's recuts days from the
+// ledger: the cron call at 23:59:59.999 UTC on 04-10 is on 04-11 in Tokyo.
+func TestReportInAnotherZone(t *testing.T) {
+	dataDir := t.TempDir()
+	env := map[string]string{"FLEETMETER_DATA_DIR": dataDir}
+	if code, _, stderr := cli(t, env, "ingest", "--once", "--openclaw-dir", "../ingest/testdata/openclaw/traps"); code != 0 {
+		t.Fatalf("ingest: %s", stderr)
+	}
+	day := func(tz string) map[string]int64 {
+		_, out, stderr := cli(t, env, "report", "daily", "--json", "--tz", tz)
+		rep, err := rollup.DecodeReport("daily", []byte(out))
+		if err != nil {
+			t.Fatalf("%v: %s", err, stderr)
+		}
+		m := map[string]int64{}
+		for _, r := range rep.Rows.([]rollup.DailyRow) {
+			m[r.Date] = r.InputTokens
+		}
+		return m
+	}
+	utc, tokyo := day("UTC"), day("Asia/Tokyo")
+	if utc["2026-04-10"] != 1116 || tokyo["2026-04-11"] < 1000 || tokyo["2026-04-10"] >= utc["2026-04-10"] {
+		t.Errorf("UTC %v\nTokyo %v", utc, tokyo)
+	}
+	var sumU, sumT int64
+	for _, v := range utc {
+		sumU += v
+	}
+	for _, v := range tokyo {
+		sumT += v
+	}
+	if sumU != sumT || sumU != 1247 {
+		t.Errorf("totals differ by zone: %d vs %d", sumU, sumT)
+	}
+}

@@ -99,6 +99,15 @@ func (db *DB) init(readOnly bool) error {
 			}
 			db.instanceID = string(meta.Get(metaInstanceID))
 			db.generation = string(meta.Get(metaGeneration))
+			// A reader cannot rebuild: Location must say the zone the
+			// rollups were cut in, whatever the caller asked for.
+			if zone := meta.Get(metaRollupTZ); zone != nil {
+				loc, err := time.LoadLocation(string(zone))
+				if err != nil {
+					return fmt.Errorf("rollup zone %q: %w", zone, err)
+				}
+				db.loc = loc
+			}
 			return nil
 		})
 	}
@@ -164,7 +173,8 @@ func (db *DB) Close() error { return db.bolt.Close() }
 // Path is the file's path.
 func (db *DB) Path() string { return db.path }
 
-// Location is the zone the rollups are cut in.
+// Location is the zone the rollups are cut in. For a read-only open it
+// is the file's zone, which may differ from Options.Location.
 func (db *DB) Location() *time.Location { return db.loc }
 
 // InstanceID identifies this database (and so this host) upstream.
