@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -98,7 +99,7 @@ func (c *IMDS) do(ctx context.Context, method, path string, h http.Header) (stri
 	req.Header = h
 	resp, err := c.client.Do(req)
 	if err != nil {
-		if ctx.Err() != nil {
+		if timedOut(ctx, err) {
 			return "", fmt.Errorf("no answer within %s", c.timeout)
 		}
 		return "", err
@@ -106,7 +107,7 @@ func (c *IMDS) do(ctx context.Context, method, path string, h http.Header) (stri
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1025))
 	if err != nil {
-		if ctx.Err() != nil {
+		if timedOut(ctx, err) {
 			return "", fmt.Errorf("no answer within %s", c.timeout)
 		}
 		return "", fmt.Errorf("read answer: %w", err)
@@ -142,4 +143,11 @@ func ResolveInstanceType(ctx context.Context, configured string, cfg IMDSConfig)
 		return "", "", err
 	}
 	return t, "imds", nil
+}
+
+// timedOut: the context's deadline or the transport's own timer, whichever
+// fired first (they are set to the same duration).
+func timedOut(ctx context.Context, err error) bool {
+	var ne net.Error
+	return ctx.Err() != nil || errors.As(err, &ne) && ne.Timeout()
 }
