@@ -156,6 +156,28 @@ func BenchmarkCorpusPollUnchanged(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(files)), "ns/file")
 }
 
+// BenchmarkCorpusPollWatched is the daemon's poll with the directory
+// watcher and no events: a listing per directory, no stat per file.
+func BenchmarkCorpusPollWatched(b *testing.B) {
+	dir, files, _ := corpusDir(b)
+	in := New(Config{OpenClawDirs: []string{dir}}, openDB(b))
+	w := in.startWatching()
+	defer w.close()
+	for range 3 { // the first polls stat everything while watches are added
+		if _, err := in.stepWatched(context.Background(), w); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		w.polls = 3 // stay clear of the periodic full scan
+		res, err := in.stepWatched(context.Background(), w)
+		if err != nil || res.Read != 0 {
+			b.Fatalf("poll read %d files: %v", res.Read, err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(files)), "ns/file")
+}
+
 // BenchmarkParseAssistantLine is the parser alone on a realistic line.
 func BenchmarkParseAssistantLine(b *testing.B) {
 	line := []byte(`{"type":"message","id":"4e5f6a7b","parentId":"3d4e5f6a","timestamp":"2026-04-10T08:31:20.480Z","message":{"role":"assistant","content":[{"type":"thinking","thinking":"` +

@@ -2,11 +2,17 @@ package ingest
 
 import (
 	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/fleetmeter/fleetmeter/storage"
 )
 
 // OpenClawRoots returns the OpenClaw state dirs on this host: explicit dirs
@@ -89,8 +95,29 @@ const (
 	kindArchive             // .jsonl.reset.<ts>, .jsonl.deleted.<ts>: renamed transcripts, never appended to
 )
 
-// archiveRE matches reset/delete archives, plain or zstd-compressed.
-var archiveRE = regexp.MustCompile(`\.jsonl\.(reset|deleted)\.[0-9TZ:.\-]+(\.zst)?$`)
+// isArchive matches reset/delete archives, plain or zstd-compressed:
+// <id>.jsonl.reset.<ts>, <id>.jsonl.deleted.<ts>[.zst], ts like
+// 2026-04-10T07-59-59.912Z. (By hand, not a regexp: it runs for every
+// file on every poll.)
+func isArchive(name string) bool {
+	for _, mark := range []string{".jsonl.reset.", ".jsonl.deleted."} {
+		i := strings.Index(name, mark)
+		if i < 0 {
+			continue
+		}
+		ts := strings.TrimSuffix(name[i+len(mark):], ".zst")
+		if ts == "" {
+			return false
+		}
+		for _, r := range ts {
+			if !(r >= '0' && r <= '9' || r == 'T' || r == 'Z' || r == ':' || r == '.' || r == '-') {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
 
 // classify decides from the name alone. Checkpoint copies duplicate their
 // session (openclaw#70686), trajectory sidecars repeat usage, and .bak,
@@ -103,7 +130,7 @@ func classify(name string) fileKind {
 		return kindIgnore
 	case strings.HasSuffix(name, ".jsonl"):
 		return kindTranscript
-	case archiveRE.MatchString(name):
+	case isArchive(name):
 		return kindArchive
 	}
 	return kindIgnore
@@ -143,4 +170,140 @@ func agentDirs(root string) ([]agentDir, error) {
 		out = append(out, agentDir{agent: e.Name(), sessionsDir: filepath.Join(root, "agents", e.Name(), "sessions")})
 	}
 	return out, nil
+}
+
+// candidates lists every transcript file of every configured source, and
+// the directories that were listed completely (only there may a missing
+// file's cursor be dropped).
+func (in *Ingester) candidates(batch *storage.Batch) ([]candidate, map[string]bool, error) {
+	listed := map[string]bool{}
+	var out []candidate
+	roots, err := in.openclawRoots()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, root := range roots {
+		dirs, err := agentDirs(root)
+		if err != nil {
+			in.log.Warn("cannot list agents", "root", root, "err", err)
+			continue
+		}
+		for _, ad := range dirs {
+			in.learnSessions(ad, batch)
+			cands, err := in.listSessions(ad)
+			if err != nil {
+				if !errors.Is(err, fs.ErrNotExist) {
+					in.log.Warn("cannot list sessions", "dir", ad.sessionsDir, "err", err)
+				}
+				continue
+			}
+			listed[ad.sessionsDir] = true
+			out = append(out, cands...)
+		}
+	}
+	out = append(out, in.claudeCandidates(listed)...)
+	out = append(out, in.codexCandidates(listed)...)
+	in.mu.Lock()
+	changed := !in.sourcesLogged || !slices.Equal(in.stats.Roots, roots)
+	in.stats.Roots = roots
+	in.mu.Unlock()
+	if changed {
+		in.sourcesLogged = true
+		// Say what was found, once: an empty list on a host that runs
+		// agents is the first thing a user needs to see.
+		in.log.Info("transcript sources", "openclaw_roots", roots, "transcript_files", len(out))
+	}
+	return out, listed, nil
+}
+
+// listSessions lists the transcripts of an agent's sessions dir. With the
+// watcher on and no event in the dir, the last listing stands.
+func (in *Ingester) listSessions(ad agentDir) ([]candidate, error) {
+	if cached, ok := in.listings[ad.sessionsDir]; ok && in.dirty != nil && !in.dirty[ad.sessionsDir] {
+		return cached, nil
+	}
+	entries, err := readDir(ad.sessionsDir)
+	if err != nil {
+		delete(in.listings, ad.sessionsDir)
+		return nil, err
+	}
+	var cands []candidate
+	for _, e := range entries {
+		if e.IsDir() || classify(e.Name()) == kindIgnore {
+			continue
+		}
+		cands = append(cands, candidate{
+			path: ad.sessionsDir + string(filepath.Separator) + e.Name(), name: e.Name(), agent: ad.agent,
+			sessionID: sessionIDFromName(e.Name()), format: formatOpenClaw,
+		})
+	}
+	in.listings[ad.sessionsDir] = cands
+	return cands, nil
+}
+
+// readDir lists a directory unsorted: os.ReadDir's sort is a measurable
+// part of a poll over many unchanged files, and order does not matter here.
+func readDir(dir string) ([]fs.DirEntry, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.ReadDir(-1)
+}
+
+// dirOf is filepath.Dir for the clean paths built here, without Clean's cost.
+func dirOf(path string) string {
+	if i := strings.LastIndexByte(path, filepath.Separator); i > 0 {
+		return path[:i]
+	}
+	return filepath.Dir(path)
+}
+
+// openclawRoots resolves the configured or discovered OpenClaw state dirs.
+func (in *Ingester) openclawRoots() ([]string, error) {
+	if len(in.cfg.OpenClawDirs) == 0 && !in.cfg.Discover {
+		return nil, nil
+	}
+	homes := in.cfg.Homes
+	if homes == nil && in.cfg.Discover {
+		homes = Homes()
+	}
+	roots := OpenClawRoots(in.cfg.OpenClawDirs, in.cfg.Env, homes)
+	for _, root := range roots {
+		if _, err := os.Stat(filepath.Join(root, "agents")); err != nil && len(in.cfg.OpenClawDirs) > 0 {
+			return nil, fmt.Errorf("openclaw dir %s: no agents/ folder in it (%w)", root, err)
+		}
+	}
+	return roots, nil
+}
+
+// learnSessions reads an agent's sessions.json when it changed and keeps
+// what it says about each session id.
+func (in *Ingester) learnSessions(ad agentDir, batch *storage.Batch) {
+	path := filepath.Join(ad.sessionsDir, "sessions.json")
+	fi, err := os.Stat(path)
+	if err != nil {
+		return
+	}
+	stamp := fileStamp{fi.Size(), fi.ModTime().UnixNano()}
+	if in.stores[path] == stamp {
+		return
+	}
+	store, err := readSessionsJSON(path)
+	if err != nil {
+		in.log.Warn("cannot read session store", "path", path, "err", err)
+		return
+	}
+	in.stores[path] = stamp
+	for sid, m := range store {
+		id := storage.SessionMetaID(storage.SourceOpenClaw, sid)
+		if in.meta[id] == m {
+			continue
+		}
+		in.meta[id] = m
+		if v, err := json.Marshal(m); err == nil {
+			batch.SessionMeta[id] = v
+		}
+	}
 }

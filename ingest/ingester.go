@@ -13,8 +13,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -103,8 +101,16 @@ type Ingester struct {
 	// stores), by id, as committed.
 	otherCursors  map[string][]byte
 	sourcesLogged bool // the found sources were logged once
-	stats         Status
-	mu            sync.Mutex // guards stats for Status()
+
+	// Set by Run's directory watcher for one step (see watch.go): the
+	// directories with events since the last step; nil means stat every file.
+	dirty      map[string]bool
+	byPath     map[string]string      // file path → cursor id, for files not stat'ed
+	pathsStale bool                   // cursors changed since byPath was built
+	lastListed map[string]bool        // directories the last plan listed, to watch
+	listings   map[string][]candidate // sessions dir → its last listing
+	stats      Status
+	mu         sync.Mutex // guards stats for Status()
 }
 
 type fileStamp struct {
@@ -156,7 +162,7 @@ func New(cfg Config, ledger Ledger) *Ingester {
 		cfg: cfg, ledger: ledger, pricer: cfg.Pricer, log: cfg.Logger, final: cfg.Final,
 		chunkBytes: min(8<<20, cfg.BatchBytes), chunkRecords: min(5000, cfg.BatchRecords),
 		cursors: map[string]*fileCursor{}, meta: map[string]sessionMeta{}, stores: map[string]fileStamp{}, warned: map[string]string{},
-		otherCursors: map[string][]byte{},
+		otherCursors: map[string][]byte{}, listings: map[string][]candidate{},
 	}
 }
 
@@ -173,9 +179,11 @@ func (in *Ingester) Status() Status {
 func (in *Ingester) Run(ctx context.Context, interval time.Duration) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	w := in.startWatching()
+	defer w.close()
 	var lastLogged time.Time
 	for {
-		if _, err := in.Step(ctx); err != nil && ctx.Err() == nil {
+		if _, err := in.stepWatched(ctx, w); err != nil && ctx.Err() == nil {
 			// A database that is down or full: keep polling, log at most
 			// every 30 s so a long outage does not flood the log.
 			if time.Since(lastLogged) > 30*time.Second {
@@ -272,10 +280,11 @@ func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
 			items = append(items, item)
 		}
 	}
+	in.lastListed = listed
 	// Files that vanished (retention, deletes) lose their cursor; if the
 	// bytes come back under another inode, dedupe keeps them from counting twice.
 	for id, c := range in.cursors {
-		if !seen[id] && listed[filepath.Dir(c.Path)] {
+		if !seen[id] && listed[dirOf(c.Path)] {
 			batch.Cursors[id] = nil
 		}
 	}
@@ -311,77 +320,11 @@ const (
 	formatCodex    = "codex"
 )
 
-// candidates lists every transcript file of every configured source, and
-// the directories that were listed completely (only there may a missing
-// file's cursor be dropped).
-func (in *Ingester) candidates(batch *storage.Batch) ([]candidate, map[string]bool, error) {
-	listed := map[string]bool{}
-	var out []candidate
-	roots, err := in.openclawRoots()
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, root := range roots {
-		dirs, err := agentDirs(root)
-		if err != nil {
-			in.log.Warn("cannot list agents", "root", root, "err", err)
-			continue
-		}
-		for _, ad := range dirs {
-			in.learnSessions(ad, batch)
-			entries, err := os.ReadDir(ad.sessionsDir)
-			if err != nil {
-				if !errors.Is(err, fs.ErrNotExist) {
-					in.log.Warn("cannot list sessions", "dir", ad.sessionsDir, "err", err)
-				}
-				continue
-			}
-			listed[ad.sessionsDir] = true
-			for _, e := range entries {
-				if e.IsDir() || classify(e.Name()) == kindIgnore {
-					continue
-				}
-				out = append(out, candidate{
-					path: filepath.Join(ad.sessionsDir, e.Name()), name: e.Name(), agent: ad.agent,
-					sessionID: sessionIDFromName(e.Name()), format: formatOpenClaw,
-				})
-			}
-		}
-	}
-	out = append(out, in.claudeCandidates(listed)...)
-	out = append(out, in.codexCandidates(listed)...)
-	in.mu.Lock()
-	changed := !in.sourcesLogged || !slices.Equal(in.stats.Roots, roots)
-	in.stats.Roots = roots
-	in.mu.Unlock()
-	if changed {
-		in.sourcesLogged = true
-		// Say what was found, once: an empty list on a host that runs
-		// agents is the first thing a user needs to see.
-		in.log.Info("transcript sources", "openclaw_roots", roots, "transcript_files", len(out))
-	}
-	return out, listed, nil
-}
-
-// openclawRoots resolves the configured or discovered OpenClaw state dirs.
-func (in *Ingester) openclawRoots() ([]string, error) {
-	if len(in.cfg.OpenClawDirs) == 0 && !in.cfg.Discover {
-		return nil, nil
-	}
-	homes := in.cfg.Homes
-	if homes == nil && in.cfg.Discover {
-		homes = Homes()
-	}
-	roots := OpenClawRoots(in.cfg.OpenClawDirs, in.cfg.Env, homes)
-	for _, root := range roots {
-		if _, err := os.Stat(filepath.Join(root, "agents")); err != nil && len(in.cfg.OpenClawDirs) > 0 {
-			return nil, fmt.Errorf("openclaw dir %s: no agents/ folder in it (%w)", root, err)
-		}
-	}
-	return roots, nil
-}
-
 func (in *Ingester) planFile(c candidate, batch *storage.Batch, seen map[string]bool) (*fileItem, bool) {
+	if id, ok := in.unchangedByWatch(c.path); ok {
+		seen[id] = true // no event in its directory: no stat needed
+		return nil, false
+	}
 	fi, err := os.Stat(c.path)
 	if err != nil || !fi.Mode().IsRegular() && !fi.IsDir() {
 		return nil, false // vanished between listing and stat, or a device/FIFO
@@ -404,6 +347,9 @@ func (in *Ingester) planFile(c candidate, batch *storage.Batch, seen map[string]
 				if v, err := json.Marshal(moved); err == nil {
 					batch.Cursors[id] = v
 				}
+				// In memory at once, so the next poll does not write it again.
+				in.cursors[id] = &moved
+				in.pathsStale = true
 			}
 			return nil, false
 		}
@@ -413,36 +359,6 @@ func (in *Ingester) planFile(c candidate, batch *storage.Batch, seen map[string]
 		item.headerTS = headerTime(c.path)
 	}
 	return item, true
-}
-
-// learnSessions reads an agent's sessions.json when it changed and keeps
-// what it says about each session id.
-func (in *Ingester) learnSessions(ad agentDir, batch *storage.Batch) {
-	path := filepath.Join(ad.sessionsDir, "sessions.json")
-	fi, err := os.Stat(path)
-	if err != nil {
-		return
-	}
-	stamp := fileStamp{fi.Size(), fi.ModTime().UnixNano()}
-	if in.stores[path] == stamp {
-		return
-	}
-	store, err := readSessionsJSON(path)
-	if err != nil {
-		in.log.Warn("cannot read session store", "path", path, "err", err)
-		return
-	}
-	in.stores[path] = stamp
-	for sid, m := range store {
-		id := storage.SessionMetaID(storage.SourceOpenClaw, sid)
-		if in.meta[id] == m {
-			continue
-		}
-		in.meta[id] = m
-		if v, err := json.Marshal(m); err == nil {
-			batch.SessionMeta[id] = v
-		}
-	}
 }
 
 // process reads items with parallel workers and commits their chunks in
@@ -497,6 +413,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 				delete(in.cursors, id)
 			}
 		}
+		in.pathsStale = true
 		in.mu.Lock()
 		in.stats.Added += int64(ar.Added)
 		in.stats.Replaced += int64(ar.Replaced)

@@ -1,0 +1,63 @@
+package ingest
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+)
+
+// With the directory watcher, a poll stats only files in directories that
+// had events; changes are still all seen.
+func TestWatchedPolls(t *testing.T) {
+	tl := newTailer(t)
+	other := sessionsDir(t, tl.root, "ops")
+	appendFile(t, tl.path("a.jsonl"), headerLine("a", t0)+assistantLine("x", "rw1", t0+1, 1, 0, 0, 0, 0))
+	appendFile(t, other+"/b.jsonl", headerLine("b", t0)+assistantLine("x", "rw2", t0+2, 2, 0, 0, 0, 0))
+	w := tl.in.startWatching()
+	defer w.close()
+	ctx := context.Background()
+	poll := func() StepResult {
+		t.Helper()
+		res, err := tl.in.stepWatched(ctx, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	poll()
+	poll() // the first polls stat everything while watches are added
+	if w.take() == nil {
+		t.Skip("no inotify here")
+	}
+	appendFile(t, tl.path("a.jsonl"), assistantLine("y", "rw3", t0+3, 4, 0, 0, 0, 0))
+	waitDirty(t, w, tl.dir)
+	if res := poll(); res.Read != 1 {
+		t.Errorf("poll after an append read %d files, want 1", res.Read)
+	}
+	if got := totalsOf(t, tl.db).Sums.TotalTokens; got != 7 {
+		t.Errorf("tokens = %d, want 7", got)
+	}
+	// A file deleted elsewhere loses its cursor: the delete is an event.
+	os.Remove(other + "/b.jsonl")
+	waitDirty(t, w, other)
+	poll()
+	if st, _ := tl.db.Stats(); st.Cursors != 1 {
+		t.Errorf("cursors = %d, want 1", st.Cursors)
+	}
+}
+
+// waitDirty waits until the watcher has seen an event in dir.
+func waitDirty(t *testing.T, w *dirWatcher, dir string) {
+	t.Helper()
+	for range 1000 {
+		w.mu.Lock()
+		ok := w.dirty[dir]
+		w.mu.Unlock()
+		if ok {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("no event for %s", dir)
+}
