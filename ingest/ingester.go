@@ -376,6 +376,11 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 			select {
 			case next <- i:
 			case <-gctx.Done():
+				// Items never handed to a worker: close their channels,
+				// or the committer below would wait on them forever.
+				for j := i; j < len(items); j++ {
+					close(outs[j])
+				}
 				return nil
 			}
 		}

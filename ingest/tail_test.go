@@ -3,10 +3,13 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fleetmeter/fleetmeter/storage"
 	"github.com/klauspost/compress/zstd"
@@ -289,5 +292,48 @@ func TestFailedCommitMidFile(t *testing.T) {
 	step(t, New(cfg, db))
 	if got := totalsOf(t, db); got.Sums.Messages != 2000 || got.Skipped.Duplicate != 0 {
 		t.Errorf("after recovery: %d calls, %d duplicates; want 2000, 0", got.Sums.Messages, got.Skipped.Duplicate)
+	}
+}
+
+// cancellingLedger cancels the step's context at its first commit, as a
+// SIGTERM in the middle of a cold ingest does.
+type cancellingLedger struct {
+	*storage.DB
+	cancel context.CancelFunc
+}
+
+func (c *cancellingLedger) Apply(b *storage.Batch) (storage.ApplyResult, error) {
+	c.cancel()
+	return c.DB.Apply(b)
+}
+
+// Shutdown in the middle of a step returns promptly, keeps what was
+// committed, and the next step finishes the work.
+func TestCancelMidStep(t *testing.T) {
+	root := t.TempDir()
+	dir := sessionsDir(t, root, "main")
+	for i := range 300 {
+		appendFile(t, filepath.Join(dir, "s"+strings.Repeat("0", 3-len(fmt.Sprint(i)))+fmt.Sprint(i)+".jsonl"),
+			headerLine("s", t0+int64(i))+assistantLine("a", fmt.Sprint("rc", i), t0+int64(i), 1, 0, 0, 0, 0))
+	}
+	db := openDB(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg := Config{OpenClawDirs: []string{root}, BatchBytes: 4 << 10, Workers: 2}
+	done := make(chan error, 1)
+	go func() {
+		_, err := New(cfg, &cancellingLedger{DB: db, cancel: cancel}).Step(ctx)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled step returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a cancelled step did not return")
+	}
+	step(t, New(cfg, db))
+	if got := totalsOf(t, db); got.Sums.Messages != 300 || got.Skipped.Duplicate != 0 {
+		t.Errorf("after restart: %d calls, %d duplicates; want 300, 0", got.Sums.Messages, got.Skipped.Duplicate)
 	}
 }
