@@ -2,10 +2,12 @@ package ingest
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -211,7 +213,11 @@ func (in *Ingester) candidates(batch *storage.Batch) ([]candidate, map[string]bo
 		in.sourcesLogged = true
 		// Say what was found, once: an empty list on a host that runs
 		// agents is the first thing a user needs to see.
-		in.log.Info("transcript sources", "openclaw_roots", roots, "transcript_files", len(out))
+		level := slog.LevelInfo
+		if in.final {
+			level = slog.LevelDebug // a one-shot report prints its own result
+		}
+		in.log.Log(context.Background(), level, "transcript sources", "openclaw_roots", roots, "transcript_files", len(out))
 	}
 	return out, listed, nil
 }
