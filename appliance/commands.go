@@ -274,7 +274,23 @@ func runHealth(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	return printJSON(env, json.RawMessage(body))
+	if err := printJSON(env, json.RawMessage(body)); err != nil {
+		return err
+	}
+	// Exit non-zero when ingest is failing, so `fleetmeter health` can
+	// drive a monitor or a systemd watchdog script.
+	var st struct {
+		Ingest struct {
+			LastError string `json:"last_error"`
+		} `json:"ingest"`
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		return fmt.Errorf("decode status: %w", err)
+	}
+	if st.Ingest.LastError != "" {
+		return fmt.Errorf("unhealthy: the last ingest step failed: %s", st.Ingest.LastError)
+	}
+	return nil
 }
 
 // dbSource reads reports from the database. When the file's rollups were
