@@ -106,16 +106,17 @@ func (in *Ingester) claudeCandidates(listed map[string]bool) []candidate {
 			}
 			continue
 		}
-		entries, err := os.ReadDir(projects)
+		entries, err := in.readDir(projects)
 		if err != nil {
 			in.warnOnce(projects, "cannot list claude projects: "+err.Error())
 			continue
 		}
+		listed[projects] = true // watched too: a new project is an event here
 		for _, e := range entries {
-			if !e.IsDir() {
+			if !e.dir {
 				continue
 			}
-			project := e.Name()
+			project := e.name
 			dir := filepath.Join(projects, project)
 			in.walkJSONL(dir, nil, listed, 0, func(path string, rel []string) {
 				// <session>.jsonl, or <session>/subagents/agent-<id>.jsonl:
@@ -140,7 +141,7 @@ const maxWalkDepth = 6
 // the parts down to dir). Directories that could be listed whole are marked
 // in listed; symlinked directories are not followed.
 func (in *Ingester) walkJSONL(dir string, rel []string, listed map[string]bool, depth int, visit func(path string, rel []string)) {
-	entries, err := os.ReadDir(dir)
+	entries, err := in.readDir(dir)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			in.warnOnce(dir, "cannot list transcripts: "+err.Error())
@@ -149,9 +150,9 @@ func (in *Ingester) walkJSONL(dir string, rel []string, listed map[string]bool, 
 	}
 	listed[dir] = true
 	for _, e := range entries {
-		name := e.Name()
+		name := e.name
 		switch {
-		case e.IsDir():
+		case e.dir:
 			if depth < maxWalkDepth {
 				in.walkJSONL(filepath.Join(dir, name), append(rel[:len(rel):len(rel)], name), listed, depth+1, visit)
 			}

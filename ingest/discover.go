@@ -222,40 +222,65 @@ func (in *Ingester) candidates(batch *storage.Batch) ([]candidate, map[string]bo
 	return out, listed, nil
 }
 
-// listSessions lists the transcripts of an agent's sessions dir. With the
-// watcher on and no event in the dir, the last listing stands.
+// listSessions lists the transcripts of an agent's sessions dir.
 func (in *Ingester) listSessions(ad agentDir) ([]candidate, error) {
-	if cached, ok := in.listings[ad.sessionsDir]; ok && in.dirty != nil && !in.dirty[ad.sessionsDir] {
-		return cached, nil
-	}
-	entries, err := readDir(ad.sessionsDir)
+	entries, cached, err := in.readDirCached(ad.sessionsDir)
 	if err != nil {
-		delete(in.listings, ad.sessionsDir)
 		return nil, err
+	}
+	if prev, ok := in.sessionLists[ad.sessionsDir]; ok && cached {
+		return prev, nil // the listing stands, so do its candidates
 	}
 	var cands []candidate
 	for _, e := range entries {
-		if e.IsDir() || classify(e.Name()) == kindIgnore {
+		if e.dir || classify(e.name) == kindIgnore {
 			continue
 		}
 		cands = append(cands, candidate{
-			path: ad.sessionsDir + string(filepath.Separator) + e.Name(), name: e.Name(), agent: ad.agent,
-			sessionID: sessionIDFromName(e.Name()), format: formatOpenClaw,
+			path: ad.sessionsDir + string(filepath.Separator) + e.name, name: e.name, agent: ad.agent,
+			sessionID: sessionIDFromName(e.name), format: formatOpenClaw,
 		})
 	}
-	in.listings[ad.sessionsDir] = cands
+	in.sessionLists[ad.sessionsDir] = cands
 	return cands, nil
 }
 
-// readDir lists a directory unsorted: os.ReadDir's sort is a measurable
-// part of a poll over many unchanged files, and order does not matter here.
-func readDir(dir string) ([]fs.DirEntry, error) {
+// dirEntry is a name in a directory listing.
+type dirEntry struct {
+	name string
+	dir  bool
+}
+
+// readDir lists dir, unsorted (order does not matter here, and sorting is
+// a measurable part of an idle poll). With the daemon's watcher on and no
+// event in dir since, the last listing stands: no syscall at all.
+func (in *Ingester) readDir(dir string) ([]dirEntry, error) {
+	entries, _, err := in.readDirCached(dir)
+	return entries, err
+}
+
+// readDirCached is readDir that also says whether the listing was reused.
+func (in *Ingester) readDirCached(dir string) ([]dirEntry, bool, error) {
+	if cached, ok := in.listings[dir]; ok && in.dirty != nil && !in.dirty[dir] {
+		return cached, true, nil
+	}
 	f, err := os.Open(dir)
 	if err != nil {
-		return nil, err
+		delete(in.listings, dir)
+		return nil, false, err
 	}
 	defer f.Close()
-	return f.ReadDir(-1)
+	entries, err := f.ReadDir(-1)
+	if err != nil {
+		delete(in.listings, dir)
+		return nil, false, err
+	}
+	out := make([]dirEntry, len(entries))
+	for i, e := range entries {
+		out[i] = dirEntry{e.Name(), e.IsDir()}
+	}
+	in.listings[dir] = out
+	return out, false, nil
 }
 
 // dirOf is filepath.Dir for the clean paths built here, without Clean's cost.

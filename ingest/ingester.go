@@ -104,13 +104,14 @@ type Ingester struct {
 
 	// Set by Run's directory watcher for one step (see watch.go): the
 	// directories with events since the last step; nil means stat every file.
-	dirty      map[string]bool
-	byPath     map[string]string      // file path → cursor id, for files not stat'ed
-	pathsStale bool                   // cursors changed since byPath was built
-	lastListed map[string]bool        // directories the last plan listed, to watch
-	listings   map[string][]candidate // sessions dir → its last listing
-	stats      Status
-	mu         sync.Mutex // guards stats for Status()
+	dirty        map[string]bool
+	byPath       map[string]string      // file path → cursor id, for files not stat'ed
+	pathsStale   bool                   // cursors changed since byPath was built
+	lastListed   map[string]bool        // directories the last plan listed, to watch
+	listings     map[string][]dirEntry  // directory → its last listing (see readDir)
+	sessionLists map[string][]candidate // OpenClaw sessions dir → candidates of that listing
+	stats        Status
+	mu           sync.Mutex // guards stats for Status()
 }
 
 type fileStamp struct {
@@ -162,7 +163,8 @@ func New(cfg Config, ledger Ledger) *Ingester {
 		cfg: cfg, ledger: ledger, pricer: cfg.Pricer, log: cfg.Logger, final: cfg.Final,
 		chunkBytes: min(8<<20, cfg.BatchBytes), chunkRecords: min(5000, cfg.BatchRecords),
 		cursors: map[string]*fileCursor{}, meta: map[string]sessionMeta{}, stores: map[string]fileStamp{}, warned: map[string]string{},
-		otherCursors: map[string][]byte{}, listings: map[string][]candidate{},
+		otherCursors: map[string][]byte{}, listings: map[string][]dirEntry{},
+		sessionLists: map[string][]candidate{},
 	}
 }
 
@@ -269,6 +271,10 @@ func (in *Ingester) step(ctx context.Context) (StepResult, error) {
 // plan lists the transcript files, learns attribution from sessions.json,
 // and returns the files that changed since their cursor, parents first.
 func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
+	if in.dirty == nil {
+		clear(in.listings) // a full scan lists afresh; removed dirs drop out
+		clear(in.sessionLists)
+	}
 	cands, listed, err := in.candidates(batch)
 	if err != nil {
 		return nil, err

@@ -2,7 +2,9 @@ package ingest
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -60,4 +62,43 @@ func waitDirty(t *testing.T, w *dirWatcher, dir string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("no event for %s", dir)
+}
+
+// Under the watcher, a new Claude Code project (a new directory two
+// levels down) and a new session in it are found at the next poll.
+func TestWatchedPollsFindNewClaudeProjects(t *testing.T) {
+	root := t.TempDir()
+	projects := filepath.Join(root, "projects")
+	line := func(id string, in int) string {
+		return `{"type":"assistant","timestamp":"2026-03-10T09:00:00.000Z","sessionId":"s","cwd":"/home/u/app","requestId":"q` + id +
+			`","message":{"id":"` + id + `","model":"claude-sonnet-4-5","role":"assistant","usage":{"input_tokens":` + fmt.Sprint(in) + `,"output_tokens":1}}}` + "\n"
+	}
+	os.MkdirAll(filepath.Join(projects, "-home-u-app"), 0o755)
+	appendFile(t, filepath.Join(projects, "-home-u-app", "s1.jsonl"), line("m1", 10))
+	db := openDB(t)
+	in := New(Config{ClaudeDirs: []string{root}}, db)
+	w := in.startWatching()
+	defer w.close()
+	ctx := context.Background()
+	for range 3 {
+		if _, err := in.stepWatched(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w.w == nil {
+		t.Skip("no inotify here")
+	}
+	os.MkdirAll(filepath.Join(projects, "-home-u-other"), 0o755)
+	waitDirty(t, w, projects)
+	if _, err := in.stepWatched(ctx, w); err != nil { // lists the new project, watches it
+		t.Fatal(err)
+	}
+	appendFile(t, filepath.Join(projects, "-home-u-other", "s2.jsonl"), line("m2", 100))
+	waitDirty(t, w, filepath.Join(projects, "-home-u-other"))
+	if _, err := in.stepWatched(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	if got := totalsOf(t, db).Sums; got.Messages != 2 || got.InputTokens != 110 {
+		t.Errorf("got %d calls, %d input tokens; want 2, 110", got.Messages, got.InputTokens)
+	}
 }
