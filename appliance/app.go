@@ -184,7 +184,9 @@ func (a *App) maintain(ctx context.Context) error {
 
 func (a *App) retention() error {
 	now := a.Now()
-	days := func(n int) int64 { return now.AddDate(0, 0, -n).UnixMilli() }
+	// Whole 24-hour days, as the ingester's horizon counts them: a call
+	// pruned here is always too old to be ingested again.
+	days := func(n int) int64 { return now.Add(-time.Duration(n) * 24 * time.Hour).UnixMilli() }
 	r := a.cfg.Retention
 	var errs []error
 	for _, p := range []struct {

@@ -262,10 +262,18 @@ func (in *Ingester) step(ctx context.Context) (StepResult, error) {
 	// hold the same calls (a failed import), the store's copy is the one
 	// kept and the file's count as duplicates.
 	res, err := in.pollStores(ctx, StepResult{Files: in.Status().Files})
-	if err != nil || (len(items) == 0 && batch.Empty()) {
-		return res, err
+	if err == nil && !(len(items) == 0 && batch.Empty()) {
+		res, err = in.process(ctx, items, batch, res)
 	}
-	return in.process(ctx, items, batch, res)
+	if err != nil && len(batch.SessionMeta) > 0 {
+		// Attribution learned but not committed: forget it, so that it is
+		// learned (and put in a batch) again.
+		for id := range batch.SessionMeta {
+			delete(in.meta, id)
+		}
+		clear(in.stores)
+	}
+	return res, err
 }
 
 // plan lists the transcript files, learns attribution from sessions.json,

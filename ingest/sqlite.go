@@ -261,6 +261,11 @@ func (r *storeReader) commit() error {
 	}
 	ar, err := r.in.ledger.Apply(b)
 	if err != nil {
+		// Attribution learned for this batch was not stored: forget it so
+		// the next poll learns it, and puts it in a batch, again.
+		for id := range b.SessionMeta {
+			delete(r.in.meta, id)
+		}
 		return err
 	}
 	for id, v := range b.Cursors {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/fleetmeter/fleetmeter/storage"
 	"github.com/klauspost/compress/zstd"
@@ -247,6 +248,10 @@ func (r *storeReader) handle(line []byte, agent, sessionID string, snd *sender) 
 		*snd = pl.sender
 	case lineUsage:
 		u := pl.usage
+		if h := r.in.cfg.Horizon; h > 0 && u.TS < time.Now().Add(-h).UnixMilli() {
+			r.batch.Skips.TooOld++
+			return
+		}
 		meta := r.in.meta[storage.SessionMetaID(storage.SourceOpenClaw, sessionID)]
 		a := attribute(meta, *snd)
 		u.Agent, u.SessionID, u.SessionKey = agent, sessionID, meta.Key

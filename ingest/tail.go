@@ -73,17 +73,49 @@ type chunk struct {
 	err     error // the file could not be read; the cursor is not advanced
 }
 
-func fingerprint(f *os.File, off int64, n int) (uint64, error) {
-	if n <= 0 {
-		return 0, nil
-	}
+// readAt reads n bytes at off (n may be 0).
+func readAt(f *os.File, off int64, n int) ([]byte, error) {
 	buf := make([]byte, n)
-	if _, err := f.ReadAt(buf, off); err != nil {
-		return 0, err
+	if n == 0 {
+		return buf, nil
 	}
+	_, err := f.ReadAt(buf, off)
+	return buf, err
+}
+
+func hashBytes(b []byte) uint64 {
 	h := fnv.New64a()
-	h.Write(buf)
-	return h.Sum64(), nil
+	h.Write(b)
+	return h.Sum64()
+}
+
+// fingerprinter keeps the first and the last fingerprintLen bytes a read
+// consumed, so a cursor's fingerprints describe the bytes that were read,
+// not what the file holds by the time the chunk is emitted (an in-place
+// rewrite during the read must still be noticed at the next poll).
+type fingerprinter struct {
+	head []byte // the file's bytes from 0, up to fingerprintLen
+	tail []byte // the last up to fingerprintLen bytes before the offset
+}
+
+func (fp *fingerprinter) consumed(p []byte) {
+	if n := fingerprintLen - len(fp.head); n > 0 {
+		fp.head = append(fp.head, p[:min(len(p), n)]...)
+	}
+	if len(p) >= fingerprintLen {
+		fp.tail = append(fp.tail[:0], p[len(p)-fingerprintLen:]...)
+		return
+	}
+	fp.tail = append(fp.tail, p...)
+	if over := len(fp.tail) - fingerprintLen; over > 0 {
+		copy(fp.tail, fp.tail[over:])
+		fp.tail = fp.tail[:fingerprintLen]
+	}
+}
+
+func (fp *fingerprinter) set(cur *fileCursor) {
+	cur.HeadLen, cur.HeadHash = len(fp.head), hashBytes(fp.head)
+	cur.TailLen, cur.TailHash = len(fp.tail), hashBytes(fp.tail)
 }
 
 func statIDs(fi os.FileInfo) (dev, ino uint64) {
@@ -116,13 +148,16 @@ func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- chunk)
 	}
 	dev, ino := statIDs(fi)
 	cur := fileCursor{Path: item.path, Dev: dev, Ino: ino, Format: item.format, Agent: item.agent, SessionID: item.sessionID}
-	if item.cur != nil && item.cur.Dev == dev && item.cur.Ino == ino {
-		if ok, err := r.unchangedPrefix(f, item.cur, fi.Size()); err != nil {
+	var fp fingerprinter // what was read before, when resuming
+	if item.cur != nil && item.cur.Dev == dev && item.cur.Ino == ino && item.cur.Format == item.format {
+		ok, prev, err := r.unchangedPrefix(f, item.cur, fi.Size())
+		if err != nil {
 			out <- chunk{err: err}
 			return
 		} else if ok {
 			cur = *item.cur
 			cur.Path = item.path
+			fp = prev
 		}
 		// else: rewritten in place or truncated: read again from the start;
 		// the dedupe keys keep the calls already counted from counting twice.
@@ -145,46 +180,53 @@ func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- chunk)
 		out <- chunk{err: err}
 		return
 	}
-	r.scan(ctx, f, src, compressed, &cur, out)
+	r.scan(ctx, f, src, compressed, &cur, &fp, out)
 }
 
 // unchangedPrefix checks the fingerprints of what was read before.
-func (r *fileReader) unchangedPrefix(f *os.File, c *fileCursor, size int64) (bool, error) {
+func (r *fileReader) unchangedPrefix(f *os.File, c *fileCursor, size int64) (bool, fingerprinter, error) {
+	var fp fingerprinter
 	if size < c.Offset {
-		return false, nil // truncated
+		return false, fp, nil // truncated
 	}
-	for _, fp := range []struct {
-		off  int64
-		n    int
-		want uint64
-	}{{0, c.HeadLen, c.HeadHash}, {c.Offset - int64(c.TailLen), c.TailLen, c.TailHash}} {
-		got, err := fingerprint(f, fp.off, fp.n)
-		if err != nil {
-			return false, err
-		}
-		if got != fp.want {
-			return false, nil
-		}
+	var err error
+	if fp.head, err = readAt(f, 0, c.HeadLen); err != nil {
+		return false, fp, err
 	}
-	return true, nil
+	if fp.tail, err = readAt(f, c.Offset-int64(c.TailLen), c.TailLen); err != nil {
+		return false, fp, err
+	}
+	if hashBytes(fp.head) != c.HeadHash || hashBytes(fp.tail) != c.TailHash {
+		return false, fingerprinter{}, nil
+	}
+	return true, fp, nil
 }
 
 // scan parses lines from src (positioned at cur.Offset) to EOF.
-func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compressed bool, cur *fileCursor, out chan<- chunk) {
+func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compressed bool, cur *fileCursor, fp *fingerprinter, out chan<- chunk) {
 	lr := newLineReader(src, cur.Offset, r.buf)
 	defer func() { r.buf = lr.buf[:0] }()
 	var c chunk
 	var pl parsedLine
 	start := cur.Offset
+	skippedOversize := false
 	emit := func(final bool) bool {
 		cur.Complete = final
 		c.skips.OversizeLine += int64(lr.oversize)
+		skippedOversize = skippedOversize || lr.oversize > 0 || lr.skipping
 		lr.oversize = 0
-		if !compressed || final {
-			if err := r.fingerprints(f, cur, compressed); err != nil {
+		switch {
+		case compressed:
+			cur.HeadLen, cur.TailLen = 0, 0 // size and mtime alone guard an archive
+		case skippedOversize:
+			// The skipped bytes never passed through fp: take the
+			// fingerprints from the file instead.
+			if err := r.fingerprintsFromFile(f, cur); err != nil {
 				out <- chunk{err: err}
 				return false
 			}
+		default:
+			fp.set(cur)
 		}
 		c.cursor = *cur
 		c.id = cursorID(cur.Dev, cur.Ino)
@@ -201,9 +243,16 @@ func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compre
 	for {
 		line, end, ok := lr.next()
 		if !ok {
+			if !lr.skipping {
+				cur.Offset = end // past over-long lines skipped at the end
+			}
 			break
 		}
 		r.handleLine(line, cur, &c, &pl)
+		if !compressed {
+			fp.consumed(line)
+			fp.consumed(newline)
+		}
 		cur.Offset = end
 		if len(c.records) >= r.in.chunkRecords || cur.Offset-start >= r.in.chunkBytes {
 			if compressed {
@@ -224,6 +273,7 @@ func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compre
 		// two) is a whole line; anything else is a line still being written.
 		if tail[0] == '{' && fastjson.ValidateBytes(tail) == nil {
 			r.handleLine(tail, cur, &c, &pl)
+			fp.consumed(tail)
 			cur.Offset += int64(len(tail))
 		} else {
 			cur.Pending = true
@@ -252,7 +302,7 @@ func (r *fileReader) handleLine(line []byte, cur *fileCursor, c *chunk, pl *pars
 // another entry is a torn write followed by the next append: the fragment
 // is malformed, the entry after it is kept.
 func (r *fileReader) openclawLine(line []byte, cur *fileCursor, c *chunk, pl *parsedLine) {
-	for len(line) > 1 {
+	for len(line) > 1 && bytes.Contains(line[1:], messageStart) && fastjson.ValidateBytes(line) != nil {
 		i := bytes.Index(line[1:], messageStart)
 		if i < 0 {
 			break
@@ -288,20 +338,22 @@ func (r *fileReader) openclawLine(line []byte, cur *fileCursor, c *chunk, pl *pa
 	}
 }
 
-// fingerprints records the head and tail fingerprints at the cursor.
-func (r *fileReader) fingerprints(f *os.File, cur *fileCursor, compressed bool) error {
-	if compressed {
-		cur.HeadLen, cur.TailLen = 0, 0 // size and mtime alone guard an archive
-		return nil
-	}
-	var err error
-	cur.HeadLen = int(min(cur.Offset, fingerprintLen))
-	if cur.HeadHash, err = fingerprint(f, 0, cur.HeadLen); err != nil {
+var newline = []byte{'\n'}
+
+// fingerprintsFromFile reads the head and tail fingerprints at the cursor
+// from the file: for reads that skipped over-long lines.
+func (r *fileReader) fingerprintsFromFile(f *os.File, cur *fileCursor) error {
+	n := int(min(cur.Offset, fingerprintLen))
+	head, err := readAt(f, 0, n)
+	if err != nil {
 		return err
 	}
-	cur.TailLen = int(min(cur.Offset, fingerprintLen))
-	cur.TailHash, err = fingerprint(f, cur.Offset-int64(cur.TailLen), cur.TailLen)
-	return err
+	tail, err := readAt(f, cur.Offset-int64(n), n)
+	if err != nil {
+		return err
+	}
+	(&fingerprinter{head: head, tail: tail}).set(cur)
+	return nil
 }
 
 // headerTime reads the session header's timestamp from the file's first

@@ -51,6 +51,9 @@ func (in *Ingester) startWatching() *dirWatcher {
 				d.mu.Lock()
 				d.dirty[filepath.Dir(ev.Name)] = true
 				d.dirty[ev.Name] = true // a new subdirectory's own files
+				if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+					delete(d.watched, ev.Name) // re-added if it comes back
+				}
 				d.mu.Unlock()
 			case err, ok := <-w.Errors:
 				if !ok {
