@@ -39,6 +39,7 @@ func (t *Tally) Apply(b *storage.Batch) (storage.ApplyResult, error) {
 	var res storage.ApplyResult
 	for i := range b.Records {
 		u := b.Records[i]
+		u.Normalize()
 		old, known := t.seen[u.DedupeKey]
 		if known {
 			if !storage.Supersedes(old, &u) {

@@ -71,6 +71,9 @@ func (db *DB) Apply(b *Batch) (ApplyResult, error) {
 		}
 		sm := tx.Bucket(bucketSessionMeta)
 		for id, v := range b.SessionMeta {
+			if len(id) > 4*MaxNameBytes {
+				continue // an absurd session id from untrusted input: not worth failing the batch
+			}
 			if err := sm.Put([]byte(id), v); err != nil {
 				return err
 			}
@@ -170,6 +173,7 @@ func (w *writer) addRecord(u *Usage) (outcome, error) {
 	if u.DedupeKey == "" {
 		return duplicate, fmt.Errorf("record at %d without dedupe key", u.TS)
 	}
+	u.Normalize()
 	sk := seenKey(u.DedupeKey)
 	result := added
 	if lk := w.seen.Get(sk); lk != nil {

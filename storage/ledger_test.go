@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func openTest(t testing.TB, loc *time.Location) *DB {
@@ -185,6 +186,29 @@ func TestRebuildIsByteIdentical(t *testing.T) {
 		if !reflect.DeepEqual(before[name], after) {
 			t.Errorf("%s differs after rebuild (%d rows before, %d after)", name, len(before[name]), len(after))
 		}
+	}
+}
+
+// A name longer than a bbolt key may be (untrusted text) is cut, not a
+// batch that fails forever.
+func TestLongNamesAreCut(t *testing.T) {
+	db := openTest(t, time.UTC)
+	u := rec("long", 1000, 1, 1, 0)
+	u.Model = strings.Repeat("m", 40000)
+	u.User = strings.Repeat("ü", 30000)
+	if _, err := db.Apply(&Batch{Records: []Usage{u, rec("ok", 2000, 1, 1, 0)}}); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	rows, _ := db.DailyRows(0, 0)
+	var calls int64
+	for _, r := range rows {
+		calls += r.Messages
+		if len(r.Model) > MaxNameBytes || len(r.User) > MaxNameBytes || !utf8.ValidString(r.User) {
+			t.Errorf("name not cut to %d valid bytes: %d, %d", MaxNameBytes, len(r.Model), len(r.User))
+		}
+	}
+	if calls != 2 {
+		t.Errorf("calls = %d, want 2", calls)
 	}
 }
 

@@ -1,6 +1,9 @@
 package storage
 
-import "math"
+import (
+	"math"
+	"unicode/utf8"
+)
 
 // Sources of usage records.
 const (
@@ -55,6 +58,25 @@ type Cost struct {
 	Output     float64 `json:"output,omitempty"`
 	CacheRead  float64 `json:"cache_read,omitempty"`
 	CacheWrite float64 `json:"cache_write,omitempty"`
+}
+
+// MaxNameBytes caps every name a record carries (agent, user, model…):
+// they are untrusted text and become parts of bbolt keys, which must stay
+// well under bbolt's 32 KiB key limit or the whole batch fails.
+const MaxNameBytes = 512
+
+// Normalize cuts over-long names (at a UTF-8 boundary). Apply and the
+// in-memory tally call it before any key is built.
+func (u *Usage) Normalize() {
+	for _, f := range []*string{&u.Source, &u.Agent, &u.SessionID, &u.SessionKey, &u.Channel, &u.User, &u.UserLabel, &u.Provider, &u.Model} {
+		if len(*f) > MaxNameBytes {
+			cut := MaxNameBytes
+			for cut > 0 && !utf8.RuneStart((*f)[cut]) {
+				cut--
+			}
+			*f = (*f)[:cut]
+		}
+	}
 }
 
 // TotalTokens is the sum of the four token kinds.
