@@ -177,9 +177,19 @@ func Build(src Source, q Query) (Report, error) {
 		rep.Rows, rep.Totals = rows, SumsOf(totals)
 		return rep, err
 	}
+	if q.Kind == "weekly" {
+		// Whole ISO weeks, so that each row and its trend compare like
+		// with like: --since moves back to its Monday, --until on to its Sunday.
+		if q.Since != MinDay {
+			q.Since = storage.WeekStart(q.Since)
+		}
+		if q.Until != MaxDay {
+			q.Until = storage.WeekStart(q.Until) + 6
+		}
+	}
 	from := q.Since
 	if q.Kind == "weekly" && from != MinDay {
-		from = storage.WeekStart(from) - 7 // the week before the first, for its trend
+		from = q.Since - 7 // the week before the first, for its trend
 	}
 	kind := byte(storage.DimModel)
 	switch q.Kind {

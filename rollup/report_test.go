@@ -78,6 +78,12 @@ func TestWeeklyTrend(t *testing.T) {
 	if len(rows) != 2 || rows[0].PreviousWeekCostUSD != 2 {
 		t.Errorf("since 2026-04-13: %+v", rows)
 	}
+	// A range that cuts weeks covers them whole: the Sunday before --since
+	// (04-12) counts in the first week, like the week it is compared with.
+	rows = build(t, tally, "weekly", "2026-04-08", "2026-04-13").Rows.([]WeeklyRow)
+	if len(rows) != 2 || rows[0].CostUSD != 2 || rows[1].CostUSD != 3 || rows[1].CostChangeUSD != 1 {
+		t.Errorf("2026-04-08..13: %+v", rows)
+	}
 }
 
 func TestPeriodsAndLeaderboards(t *testing.T) {

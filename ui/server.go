@@ -82,6 +82,8 @@ func NewHandler(d Deps) http.Handler {
 		respond(c, d.Log, func() (any, error) { return d.Reports.Report(c, q) })
 	})
 	api.GET("/backup", func(c *gin.Context) {
+		// A large database takes longer than the server's write timeout.
+		_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
 		c.Header("Content-Type", "application/octet-stream")
 		c.Header("Content-Disposition", `attachment; filename="fleetmeter.db"`)
 		if _, err := d.Backup(c.Writer); err != nil {
@@ -157,8 +159,8 @@ func requireToken(token string) gin.HandlerFunc {
 			c.Next()
 			return
 		}
-		got, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+		scheme, got, _ := strings.Cut(c.GetHeader("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
 			c.Header("WWW-Authenticate", `Bearer realm="fleetmeter"`)
 			c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": "missing or wrong bearer token"})
 			return
@@ -195,7 +197,10 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logge
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return err
+		// A client that does not read (a stalled backup download) must
+		// not hold the daemon: cut what is left. Stopping is not an error.
+		log.Warn("closing connections that did not finish in time", "err", err)
+		srv.Close()
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 type fakeReports struct{}
@@ -128,5 +129,36 @@ func TestToken(t *testing.T) {
 	}
 	if code, _, _ := get(t, base+"/metrics", nil); code != 401 {
 		t.Errorf("/metrics without token: %d", code)
+	}
+}
+
+// A client stuck in a download does not keep the daemon from stopping, and
+// stopping is not an error.
+func TestShutdownWithStalledClient(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	started := make(chan struct{})
+	h := NewHandler(Deps{Reports: fakeReports{}, Log: log, Listen: ln.Addr().String(),
+		Metrics: func(io.Writer) {},
+		Backup: func(w io.Writer) (int64, error) {
+			close(started)
+			select {} // a transaction that never ends, as with a client that never reads
+		}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, ln, h, log) }()
+	go http.Get("http://" + ln.Addr().String() + "/api/backup")
+	<-started
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve returned %v, want nil", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Serve did not return after shutdown")
 	}
 }
