@@ -50,6 +50,9 @@ func TestCommandLineErrors(t *testing.T) {
 		{"exposed without token", []string{"serve", "--listen", "0.0.0.0:8767", "--data-dir", dir}, 1, "set an auth token"},
 		{"bad poll interval", []string{"serve", "--poll-interval", "1ns", "--data-dir", dir}, 1, "poll_interval"},
 		{"help", []string{"report", "--help"}, 0, ""},
+		{"rollup help", []string{"rollup", "--help"}, 0, ""},
+		{"stray argument", []string{"rollup", "rebuild", "extra", "--data-dir", dir}, 2, `unexpected argument "extra"`},
+		{"flags after the file", []string{"backup", filepath.Join(dir, "b.db"), "--data-dir", filepath.Join(dir, "none")}, 1, "no such file"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -118,6 +121,11 @@ func TestConfigLayersAndMasking(t *testing.T) {
 	}
 	if strings.Contains(out+stderr, "s3cret") {
 		t.Error("the token appears in the output")
+	}
+	// What `config` prints, saved as a config file, does not pass the
+	// placeholder off as a token.
+	if code, _, stderr := cli(t, map[string]string{"FLEETMETER_AUTH_TOKEN": "********"}, "config"); code != 1 || !strings.Contains(stderr, "masked placeholder") {
+		t.Errorf("masked token accepted: exit %d %q", code, stderr)
 	}
 	os.WriteFile(file, []byte("tz = \"UTC\"\npoll_intervall = \"3s\"\n"), 0o600)
 	if code, _, stderr := cli(t, env, "config"); code != 1 || !strings.Contains(stderr, "unknown keys poll_intervall") {

@@ -330,12 +330,19 @@ func (s dbSource) DimRows(kind byte, from, to int32) ([]storage.Row, error) {
 }
 
 func runRollup(ctx context.Context, env *cliEnv, args []string) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+		fmt.Fprintln(env.stdout, "Usage: fleetmeter rollup rebuild [--data-dir DIR] [--tz ZONE]\nRecomputes the daily, weekly and session rows from the ledger (the daemon must be stopped).")
+		return nil
+	}
 	if len(args) == 0 || args[0] != "rebuild" {
 		return usageErr("want `fleetmeter rollup rebuild`")
 	}
-	cfg, _, err := parseConfig(env, "rollup rebuild", args[1:], flagsData, nil)
+	cfg, rest, err := parseConfig(env, "rollup rebuild", args[1:], flagsData, nil)
 	if err != nil {
 		return err
+	}
+	if len(rest) > 0 {
+		return usageErr("unexpected argument %q", rest[0])
 	}
 	db, err := openWritable(cfg)
 	if err != nil {
@@ -425,9 +432,12 @@ func runCompact(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func runConfig(ctx context.Context, env *cliEnv, args []string) error {
-	cfg, _, err := parseConfig(env, "config", args, flagsData|flagsSources|flagsServe, nil)
+	cfg, rest, err := parseConfig(env, "config", args, flagsData|flagsSources|flagsServe, nil)
 	if err != nil {
 		return err
+	}
+	if len(rest) > 0 {
+		return usageErr("unexpected argument %q", rest[0])
 	}
 	return toml.NewEncoder(env.stdout).Encode(cfg.Masked())
 }

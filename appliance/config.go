@@ -116,7 +116,10 @@ func (c Config) Validate() error {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("listen %q: want host:port", c.Listen))
 	} else if !isLoopback(host) && c.AuthToken == "" {
-		errs = append(errs, fmt.Errorf("listen %q is not a loopback address: set an auth token (FLEETMETER_AUTH_TOKEN or auth_token_file) to expose the UI", c.Listen))
+		errs = append(errs, fmt.Errorf("listen %q is not a loopback address: set an auth token (auth_token, FLEETMETER_AUTH_TOKEN or FLEETMETER_AUTH_TOKEN_FILE) to expose the UI", c.Listen))
+	}
+	if c.AuthToken == maskedSecret {
+		errs = append(errs, errors.New("auth_token is the masked placeholder from `fleetmeter config`: put the real token there"))
 	}
 	if c.Retention.LedgerDays < 1 || c.Retention.HostRawDays < 1 || c.Retention.Host5mDays < 1 {
 		errs = append(errs, errors.New("retention days must be at least 1"))
@@ -235,10 +238,13 @@ func splitList(v string) []string {
 	return out
 }
 
+// maskedSecret stands for a secret in printed configuration.
+const maskedSecret = "********"
+
 // Masked is the config for printing: secrets replaced.
 func (c Config) Masked() Config {
 	if c.AuthToken != "" {
-		c.AuthToken = "********"
+		c.AuthToken = maskedSecret
 	}
 	return c
 }

@@ -128,19 +128,34 @@ func parseConfig(env *cliEnv, name string, args []string, groups flagGroups, ext
 	if extra != nil {
 		extra(fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(env.stdout, "Usage of fleetmeter %s:\n", name)
-			fs.SetOutput(env.stdout)
-			fs.PrintDefaults()
-			return cfg, nil, err
+	// Flags may come before or after the arguments (`backup FILE --data-dir
+	// D` as well as `backup --data-dir D FILE`); after "--" all is arguments.
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintf(env.stdout, "Usage of fleetmeter %s:\n", name)
+				fs.SetOutput(env.stdout)
+				fs.PrintDefaults()
+				return cfg, nil, err
+			}
+			return cfg, nil, usageErr("%v (see fleetmeter %s --help)", err, name)
 		}
-		return cfg, nil, usageErr("%v (see fleetmeter %s --help)", err, name)
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, nil, fmt.Errorf("config: %w", err)
 	}
-	return cfg, fs.Args(), nil
+	return cfg, positional, nil
 }
 
 // newLogger builds the one logger of the process; parts get children
