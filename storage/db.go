@@ -64,13 +64,7 @@ func Open(path string, opts Options) (*DB, error) {
 	} else if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:         opts.LockTimeout,
-		ReadOnly:        opts.ReadOnly,
-		FreelistType:    bolt.FreelistMapType,
-		NoFreelistSync:  true,
-		InitialMmapSize: 64 << 20,
-	})
+	bdb, err := openLocked(path, opts)
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w (stop the other process, e.g. `fleetmeter serve`, or point --data-dir elsewhere)", path, ErrLocked)
 	}
@@ -83,6 +77,31 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// openLocked opens the file and takes its lock. If the file at path was
+// replaced while we waited for the lock (`fleetmeter compact` renames a
+// new file over it, then releases the old one), the lock we got is on the
+// old, unlinked file, and writes there would be lost: open again.
+func openLocked(path string, opts Options) (*bolt.DB, error) {
+	for attempt := 0; ; attempt++ {
+		before, statErr := os.Stat(path)
+		bdb, err := bolt.Open(path, 0o600, &bolt.Options{
+			Timeout:         opts.LockTimeout,
+			ReadOnly:        opts.ReadOnly,
+			FreelistType:    bolt.FreelistMapType,
+			NoFreelistSync:  true,
+			InitialMmapSize: 64 << 20,
+		})
+		if err != nil {
+			return nil, err
+		}
+		after, err := os.Stat(path)
+		if err == nil && (statErr != nil || os.SameFile(before, after)) || attempt == 3 {
+			return bdb, nil
+		}
+		bdb.Close()
+	}
 }
 
 // init creates every bucket, mints the identity of a new file, applies

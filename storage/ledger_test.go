@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -265,5 +266,53 @@ func TestPruneLedger(t *testing.T) {
 	rows, _ := db.DailyRows(0, 0)
 	if rows[0].Messages != 12000 {
 		t.Errorf("rollups lost data on prune: %d", rows[0].Messages)
+	}
+}
+
+// A writer waiting for the lock while `compact` swaps a new file in must
+// end up on the new file, not on the old, unlinked one.
+func TestOpenAfterSwapUsesTheNewFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, FileName)
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	holder, err := Open(path, Options{ReadOnly: true}) // compact's shared lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan *DB, 1)
+	go func() {
+		w, err := Open(path, Options{LockTimeout: 10 * time.Second})
+		if err != nil {
+			t.Error(err)
+		}
+		opened <- w
+	}()
+	time.Sleep(100 * time.Millisecond) // the writer now waits on the old file's lock
+	fresh := filepath.Join(dir, "fresh.db")
+	f, _ := Open(fresh, Options{})
+	f.Close()
+	if err := os.Rename(fresh, path); err != nil {
+		t.Fatal(err)
+	}
+	holder.Close()
+	w := <-opened
+	if w == nil {
+		return
+	}
+	if _, err := w.Apply(&Batch{Records: []Usage{rec("k", 1000, 1, 1, 0)}}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	check, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer check.Close()
+	if st, _ := check.Stats(); st.LedgerRecords != 1 {
+		t.Errorf("the file at %s holds %d records: the write went to the replaced file", path, st.LedgerRecords)
 	}
 }
