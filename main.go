@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // --tz works on hosts and images without zoneinfo
 
 	"github.com/fleetmeter/fleetmeter/appliance"
 )

@@ -2,10 +2,14 @@ package appliance
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -124,13 +128,20 @@ func (a *App) Run(ctx context.Context) error {
 	a.mu.Unlock()
 	close(a.ready)
 	a.log.Info("fleetmeter started", "version", Version, "data_dir", a.cfg.DataDir, "tz", a.cfg.TZ, "listen", ln.Addr().String())
+	localToken, err := writeLocalToken(a.cfg.DataDir)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer os.Remove(localTokenPath(a.cfg.DataDir))
 	handler := ui.NewHandler(ui.Deps{
-		Reports: apiReports{a},
-		Metrics: a.writeMetrics,
-		Backup:  a.db.WriteTo,
-		Token:   a.cfg.AuthToken,
-		Listen:  a.cfg.Listen,
-		Log:     a.log.With("component", "ui"),
+		Reports:    apiReports{a},
+		Metrics:    a.writeMetrics,
+		Backup:     a.db.WriteTo,
+		LocalToken: localToken,
+		Token:      a.cfg.AuthToken,
+		Listen:     a.cfg.Listen,
+		Log:        a.log.With("component", "ui"),
 	})
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ui.Serve(ctx, ln, handler, a.log.With("component", "ui")) })
@@ -141,6 +152,28 @@ func (a *App) Run(ctx context.Context) error {
 	err = g.Wait()
 	a.log.Info("fleetmeter stopped")
 	return err
+}
+
+// localTokenPath is where the daemon leaves the token that lets local
+// commands (`fleetmeter backup`) use the privileged parts of its API.
+func localTokenPath(dataDir string) string { return filepath.Join(dataDir, "daemon.token") }
+
+// writeLocalToken mints a token and writes it readable by this user only.
+func writeLocalToken(dataDir string) (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	token := hex.EncodeToString(b[:])
+	path := localTokenPath(dataDir)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(token+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return token, nil
 }
 
 // resolveInstanceType asks EC2 instance metadata, only when enabled.

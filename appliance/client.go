@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/fleetmeter/fleetmeter/storage"
@@ -47,6 +49,9 @@ func daemonStream(ctx context.Context, cfg Config, path string, q url.Values, w 
 	}
 	if cfg.AuthToken != "" {
 		req.Header.Set("Authorization", "Bearer "+cfg.AuthToken)
+	}
+	if b, err := os.ReadFile(localTokenPath(cfg.DataDir)); err == nil {
+		req.Header.Set("X-Fleetmeter-Local-Token", strings.TrimSpace(string(b)))
 	}
 	client := &http.Client{Transport: &http.Transport{Proxy: nil}} // loopback: never through a proxy
 	resp, err := client.Do(req)

@@ -49,6 +49,11 @@ type Deps struct {
 	Metrics func(w io.Writer)
 	// Backup streams a consistent copy of the database.
 	Backup func(w io.Writer) (int64, error)
+	// LocalToken guards /api/backup when no Token is set: loopback is open
+	// to every local user, the database file is not (mode 0600). The daemon
+	// writes it to a 0600 file in its data dir; only who may read the
+	// database may read the token. Sent as X-Fleetmeter-Local-Token.
+	LocalToken string
 	// Token, when set, is required as "Authorization: Bearer <token>" on
 	// everything but /healthz.
 	Token string
@@ -82,6 +87,11 @@ func NewHandler(d Deps) http.Handler {
 		respond(c, d.Log, func() (any, error) { return d.Reports.Report(c, q) })
 	})
 	api.GET("/backup", func(c *gin.Context) {
+		local := c.GetHeader("X-Fleetmeter-Local-Token")
+		if d.Token == "" && (d.LocalToken == "" || subtle.ConstantTimeCompare([]byte(local), []byte(d.LocalToken)) != 1) {
+			c.JSON(http.StatusForbidden, gin.H{"error": "a backup needs the daemon's local token (readable by the daemon's user) or the auth token"})
+			return
+		}
 		// A large database takes longer than the server's write timeout.
 		_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
 		c.Header("Content-Type", "application/octet-stream")

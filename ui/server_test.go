@@ -78,7 +78,7 @@ func get(t *testing.T, url string, header map[string]string) (int, http.Header, 
 }
 
 func TestAPI(t *testing.T) {
-	base := serve(t, Deps{})
+	base := serve(t, Deps{LocalToken: "l0cal"})
 	tests := []struct {
 		path   string
 		header map[string]string
@@ -94,7 +94,9 @@ func TestAPI(t *testing.T) {
 		{"/api/advice", nil, 200, `"verdict":"hold"`},
 		{"/api/nothing", nil, 404, "not found"},
 		{"/metrics", nil, 200, "fleetmeter_up 1"},
-		{"/api/backup", nil, 200, "BOLTDB"},
+		{"/api/backup", nil, 403, "local token"},
+		{"/api/backup", map[string]string{"X-Fleetmeter-Local-Token": "wrong"}, 403, "local token"},
+		{"/api/backup", map[string]string{"X-Fleetmeter-Local-Token": "l0cal"}, 200, "BOLTDB"},
 		{"/api/status", map[string]string{"Host": "evil.example:8767"}, 421, "unexpected Host"},
 		{"/api/status", map[string]string{"Host": "localhost:8767"}, 200, `"v":"1"`},
 	}
@@ -141,7 +143,7 @@ func TestShutdownWithStalledClient(t *testing.T) {
 	}
 	log := slog.New(slog.DiscardHandler)
 	started := make(chan struct{})
-	h := NewHandler(Deps{Reports: fakeReports{}, Log: log, Listen: ln.Addr().String(),
+	h := NewHandler(Deps{Reports: fakeReports{}, Log: log, Listen: ln.Addr().String(), LocalToken: "t",
 		Metrics: func(io.Writer) {},
 		Backup: func(w io.Writer) (int64, error) {
 			close(started)
@@ -150,7 +152,9 @@ func TestShutdownWithStalledClient(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Serve(ctx, ln, h, log) }()
-	go http.Get("http://" + ln.Addr().String() + "/api/backup")
+	req, _ := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+"/api/backup", nil)
+	req.Header.Set("X-Fleetmeter-Local-Token", "t")
+	go http.DefaultClient.Do(req)
 	<-started
 	cancel()
 	select {
