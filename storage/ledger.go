@@ -151,6 +151,7 @@ type writer struct {
 	outbox, sessionsB, metaBucket *bolt.Bucket
 	changeSeq                     uint64
 	sessions                      map[string]*Session
+	scope                         *rebuildScope // nil: every row takes the record
 }
 
 func (db *DB) writer(tx *bolt.Tx) *writer {
@@ -229,16 +230,24 @@ func (w *writer) applyRollups(u *Usage, sign int) error {
 	}
 	day := DayNumber(u.TS, w.loc)
 	dim := DimOf(u)
-	if err := w.addRow(w.daily, OutboxDaily, rowKey(day, dim), t); err != nil {
-		return err
-	}
-	if err := w.addRow(w.weekly, OutboxWeekly, rowKey(WeekStart(day), dim), t); err != nil {
-		return err
-	}
-	for _, kind := range []byte{DimModel, DimAgent, DimUser} {
-		if err := w.addRow(w.dims, 0, dimKey(kind, day, dim), t); err != nil {
+	sc := w.scope
+	if sc == nil || day >= sc.dayFrom {
+		if err := w.addRow(w.daily, OutboxDaily, rowKey(day, dim), t); err != nil {
 			return err
 		}
+		for _, kind := range []byte{DimModel, DimAgent, DimUser} {
+			if err := w.addRow(w.dims, 0, dimKey(kind, day, dim), t); err != nil {
+				return err
+			}
+		}
+	}
+	if sc == nil || WeekStart(day) >= sc.weekFrom {
+		if err := w.addRow(w.weekly, OutboxWeekly, rowKey(WeekStart(day), dim), t); err != nil {
+			return err
+		}
+	}
+	if sc != nil && sc.keptSessions[string(sessionKey(u.Source, u.SessionID))] {
+		return nil
 	}
 	return w.addSession(u, t)
 }
@@ -349,59 +358,6 @@ func (w *writer) flushSessions() error {
 			return err
 		}
 		if err := w.markChanged(OutboxSession, []byte(k)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// RebuildRollups recomputes every daily, weekly and session row from the
-// ledger. The rows equal those built incrementally, byte for byte.
-func (db *DB) RebuildRollups() error {
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketDaily, bucketWeekly, bucketDailyDims, bucketSessions} {
-			if err := tx.DeleteBucket(name); err != nil {
-				return err
-			}
-			if _, err := tx.CreateBucket(name); err != nil {
-				return err
-			}
-		}
-		w := db.writer(tx)
-		w.outbox = nil // rows are re-marked below, once
-		err := tx.Bucket(bucketLedger).ForEach(func(k, v []byte) error {
-			var u Usage
-			if err := json.Unmarshal(v, &u); err != nil {
-				return fmt.Errorf("ledger row %x: %w", k, err)
-			}
-			return w.applyRollups(&u, +1)
-		})
-		if err != nil {
-			return err
-		}
-		if err := w.flushSessions(); err != nil {
-			return err
-		}
-		return markAllChanged(tx)
-	})
-	if err != nil {
-		return fmt.Errorf("rebuild rollups: %w", err)
-	}
-	return nil
-}
-
-// markAllChanged queues every rollup row for upstream, e.g. after a rebuild.
-func markAllChanged(tx *bolt.Tx) error {
-	seq, err := tx.Bucket(bucketMeta).NextSequence()
-	if err != nil {
-		return err
-	}
-	outbox := tx.Bucket(bucketOutbox)
-	for table, name := range map[byte][]byte{OutboxDaily: bucketDaily, OutboxWeekly: bucketWeekly, OutboxSession: bucketSessions} {
-		err := tx.Bucket(name).ForEach(func(k, _ []byte) error {
-			return outbox.Put(append([]byte{table}, k...), encodeUint(seq))
-		})
-		if err != nil {
 			return err
 		}
 	}
@@ -535,6 +491,13 @@ func (db *DB) PruneLedger(beforeMillis int64) (int, error) {
 				}
 			}
 			n = len(keys)
+			if n == 0 {
+				return nil
+			}
+			meta := tx.Bucket(bucketMeta)
+			if uint64(beforeMillis) > decodeUint(meta.Get(metaPrunedBefore)) {
+				return meta.Put(metaPrunedBefore, encodeUint(uint64(beforeMillis)))
+			}
 			return nil
 		})
 		total += n

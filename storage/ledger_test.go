@@ -316,3 +316,53 @@ func TestOpenAfterSwapUsesTheNewFile(t *testing.T) {
 		t.Errorf("the file at %s holds %d records: the write went to the replaced file", path, st.LedgerRecords)
 	}
 }
+
+// After retention pruned the ledger, a rebuild (asked for, or forced by a
+// zone change) keeps the rollups it cannot recompute.
+func TestRebuildKeepsPrunedHistory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Date(2024, 3, 5, 12, 0, 0, 0, time.UTC).UnixMilli()
+	recent := time.Date(2026, 3, 5, 12, 0, 0, 0, time.UTC).UnixMilli()
+	a, b, c := rec("old", old, 10, 0, 1), rec("recent", recent, 5, 0, 2), rec("recent2", recent+1000, 1, 0, 0)
+	b.SessionID = "s2"
+	if _, err := db.Apply(&Batch{Records: []Usage{a, b, c}}); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]map[string]string{}
+	for _, name := range []string{"daily", "weekly", "daily_dims", "sessions"} {
+		before[name], _ = db.BucketBytes(name)
+	}
+	if _, err := db.PruneLedger(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RebuildRollups(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"daily", "weekly", "daily_dims", "sessions"} {
+		after, _ := db.BucketBytes(name)
+		if !reflect.DeepEqual(before[name], after) {
+			t.Errorf("%s changed by a rebuild after a prune (%d rows before, %d after)", name, len(before[name]), len(after))
+		}
+	}
+	db.Close()
+	tokyo, _ := time.LoadLocation("Asia/Tokyo")
+	db, err = Open(path, Options{Location: tokyo}) // a zone change rebuilds
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, _ := db.DailyRows(rollupMin, rollupMax)
+	var input int64
+	for _, r := range rows {
+		input += r.Input
+	}
+	if input != 16 {
+		t.Errorf("input over all days = %d after a zone change, want 16 (the pruned year's 10 kept)", input)
+	}
+}
+
+const rollupMin, rollupMax = -1 << 31, 1<<31 - 1

@@ -13,6 +13,8 @@ import bolt "go.etcd.io/bbolt"
 //	              "created_at"       → RFC 3339
 //	              "rollup_tz"        → IANA zone the daily/weekly rows were cut in
 //	              "skips"            → JSON Skips, cumulative
+//	              "ledger_pruned_before" → uint64 unix ms: ledger records before it were pruned
+//	                                   (rollups before it cannot be rebuilt and are kept)
 //	cursors       opaque id (ingest's choice, e.g. "file:<dev>:<ino>") → opaque JSON owned by ingest
 //	session_meta  lp(source) lp(session id) → opaque JSON owned by ingest (what sessions.json said)
 //	seen          sha256(dedupe key)[:16] → ledger key of the record that holds it
@@ -67,6 +69,7 @@ var (
 	metaCreatedAt     = []byte("created_at")
 	metaRollupTZ      = []byte("rollup_tz")
 	metaSkips         = []byte("skips")
+	metaPrunedBefore  = []byte("ledger_pruned_before")
 )
 
 // Outbox table bytes.
