@@ -92,10 +92,13 @@ func hashBytes(b []byte) uint64 {
 // fingerprinter keeps the first and the last fingerprintLen bytes a read
 // consumed, so a cursor's fingerprints describe the bytes that were read,
 // not what the file holds by the time the chunk is emitted (an in-place
-// rewrite during the read must still be noticed at the next poll).
+// rewrite during the read must still be noticed at the next poll). The
+// tail is a ring: each line costs its own length, not a 4 KiB shift.
 type fingerprinter struct {
 	head []byte // the file's bytes from 0, up to fingerprintLen
-	tail []byte // the last up to fingerprintLen bytes before the offset
+	ring [fingerprintLen]byte
+	pos  int // where the next byte goes
+	n    int // bytes held, up to fingerprintLen
 }
 
 func (fp *fingerprinter) consumed(p []byte) {
@@ -103,19 +106,29 @@ func (fp *fingerprinter) consumed(p []byte) {
 		fp.head = append(fp.head, p[:min(len(p), n)]...)
 	}
 	if len(p) >= fingerprintLen {
-		fp.tail = append(fp.tail[:0], p[len(p)-fingerprintLen:]...)
+		copy(fp.ring[:], p[len(p)-fingerprintLen:])
+		fp.pos, fp.n = 0, fingerprintLen
 		return
 	}
-	fp.tail = append(fp.tail, p...)
-	if over := len(fp.tail) - fingerprintLen; over > 0 {
-		copy(fp.tail, fp.tail[over:])
-		fp.tail = fp.tail[:fingerprintLen]
-	}
+	k := copy(fp.ring[fp.pos:], p)
+	copy(fp.ring[:], p[k:])
+	fp.pos = (fp.pos + len(p)) % fingerprintLen
+	fp.n = min(fp.n+len(p), fingerprintLen)
+}
+
+// tail returns the last bytes consumed, in order.
+func (fp *fingerprinter) tail() []byte {
+	out := make([]byte, fp.n)
+	start := (fp.pos - fp.n + fingerprintLen) % fingerprintLen
+	k := copy(out, fp.ring[start:])
+	copy(out[k:], fp.ring[:fp.n-k])
+	return out
 }
 
 func (fp *fingerprinter) set(cur *fileCursor) {
+	t := fp.tail()
 	cur.HeadLen, cur.HeadHash = len(fp.head), hashBytes(fp.head)
-	cur.TailLen, cur.TailHash = len(fp.tail), hashBytes(fp.tail)
+	cur.TailLen, cur.TailHash = len(t), hashBytes(t)
 }
 
 func statIDs(fi os.FileInfo) (dev, ino uint64) {
@@ -193,12 +206,18 @@ func (r *fileReader) unchangedPrefix(f *os.File, c *fileCursor, size int64) (boo
 	if fp.head, err = readAt(f, 0, c.HeadLen); err != nil {
 		return false, fp, err
 	}
-	if fp.tail, err = readAt(f, c.Offset-int64(c.TailLen), c.TailLen); err != nil {
+	tail, err := readAt(f, c.Offset-int64(c.TailLen), c.TailLen)
+	if err != nil {
 		return false, fp, err
 	}
-	if hashBytes(fp.head) != c.HeadHash || hashBytes(fp.tail) != c.TailHash {
+	if hashBytes(fp.head) != c.HeadHash || hashBytes(tail) != c.TailHash {
 		return false, fingerprinter{}, nil
 	}
+	// Resume the ring from the verified tail; the head is complete or
+	// grows from exactly these bytes.
+	head := fp.head
+	fp.consumed(tail)
+	fp.head = head
 	return true, fp, nil
 }
 
@@ -352,7 +371,10 @@ func (r *fileReader) fingerprintsFromFile(f *os.File, cur *fileCursor) error {
 	if err != nil {
 		return err
 	}
-	(&fingerprinter{head: head, tail: tail}).set(cur)
+	fp := fingerprinter{}
+	fp.consumed(tail)
+	fp.head = head
+	fp.set(cur)
 	return nil
 }
 

@@ -337,3 +337,28 @@ func TestCancelMidStep(t *testing.T) {
 		t.Errorf("after restart: %d calls, %d duplicates; want 300, 0", got.Sums.Messages, got.Skipped.Duplicate)
 	}
 }
+
+// The fingerprints of bytes fed in pieces of any size equal those of the
+// same bytes read from the file.
+func TestFingerprinterMatchesFile(t *testing.T) {
+	data := make([]byte, 3*fingerprintLen+123)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	for _, piece := range []int{1, 7, 100, fingerprintLen - 1, fingerprintLen, 5000} {
+		var fp fingerprinter
+		for off := 0; off < len(data); off += piece {
+			fp.consumed(data[off:min(off+piece, len(data))])
+		}
+		for _, upTo := range []int{len(data)} {
+			var got, want fileCursor
+			fp.set(&got)
+			n := min(upTo, fingerprintLen)
+			want.HeadLen, want.HeadHash = n, hashBytes(data[:n])
+			want.TailLen, want.TailHash = n, hashBytes(data[upTo-n:upTo])
+			if got != want {
+				t.Errorf("pieces of %d: %+v, want %+v", piece, got, want)
+			}
+		}
+	}
+}
