@@ -86,20 +86,12 @@ func runReport(ctx context.Context, env *cliEnv, args []string) error {
 	if !slices.Contains(kinds, kind) {
 		return usageErr("unknown report %q (want one of %s)", kind, strings.Join(kinds, ", "))
 	}
-	var asJSON bool
-	var since, until string
-	cfg, rest, err := parseConfig(env, "report "+kind, args[1:], flagsData|flagsSources|flagsServe, reportFlags(&asJSON, &since, &until))
+	ra, err := parseReportArgs(env, "report "+kind, args[1:])
 	if err != nil {
 		return err
 	}
-	if len(rest) > 0 {
-		return usageErr("unexpected argument %q", rest[0])
-	}
-	from, to, err := parseRange(since, until)
-	if err != nil {
-		return usageErr("%v", err)
-	}
-	q := rollup.Query{Kind: kind, Since: from, Until: to}
+	cfg, asJSON, since, until := ra.cfg, ra.asJSON, ra.since, ra.until
+	q := rollup.Query{Kind: kind, Since: ra.from, Until: ra.to}
 	if kind == "host" {
 		return hostReport(ctx, env, cfg, asJSON, since, until)
 	}
@@ -190,13 +182,34 @@ func hostReport(ctx context.Context, env *cliEnv, cfg Config, asJSON bool, since
 	return host.WriteReportText(env.stdout, rep)
 }
 
-// reportFlags registers --json, --since and --until.
-func reportFlags(asJSON *bool, since, until *string) func(*flag.FlagSet) {
-	return func(fs *flag.FlagSet) {
-		fs.BoolVar(asJSON, "json", false, "print JSON")
-		fs.StringVar(since, "since", "", "first day, YYYY-MM-DD (inclusive)")
-		fs.StringVar(until, "until", "", "last day, YYYY-MM-DD (inclusive)")
+// reportArgs are the settings of a command that reports over a range.
+type reportArgs struct {
+	cfg          Config
+	asJSON       bool
+	since, until string // as given, for the daemon's API
+	from, to     int32  // day numbers, open ends as rollup.MinDay/MaxDay
+}
+
+// parseReportArgs parses the config flags plus --json, --since and --until;
+// no arguments are allowed.
+func parseReportArgs(env *cliEnv, name string, args []string) (reportArgs, error) {
+	var ra reportArgs
+	cfg, rest, err := parseConfig(env, name, args, flagsData|flagsSources|flagsServe, func(fs *flag.FlagSet) {
+		fs.BoolVar(&ra.asJSON, "json", false, "print JSON")
+		fs.StringVar(&ra.since, "since", "", "first day, YYYY-MM-DD (inclusive)")
+		fs.StringVar(&ra.until, "until", "", "last day, YYYY-MM-DD (inclusive)")
+	})
+	if err != nil {
+		return ra, err
 	}
+	if len(rest) > 0 {
+		return ra, usageErr("unexpected argument %q", rest[0])
+	}
+	ra.cfg = cfg
+	if ra.from, ra.to, err = parseRange(ra.since, ra.until); err != nil {
+		return ra, usageErr("%v", err)
+	}
+	return ra, nil
 }
 
 // openWritable opens the database for a command that writes it; it fails

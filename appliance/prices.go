@@ -25,20 +25,12 @@ type modelPrice struct {
 // runPrices lists the models in the data with their prices, unpriced
 // ones first, so a user sees what needs an override.
 func runPrices(ctx context.Context, env *cliEnv, args []string) error {
-	var asJSON bool
-	var since, until string
-	cfg, rest, err := parseConfig(env, "prices", args, flagsData|flagsSources|flagsServe, reportFlags(&asJSON, &since, &until))
+	ra, err := parseReportArgs(env, "prices", args)
 	if err != nil {
 		return err
 	}
-	if len(rest) > 0 {
-		return usageErr("unexpected argument %q", rest[0])
-	}
-	from, to, err := parseRange(since, until)
-	if err != nil {
-		return usageErr("%v", err)
-	}
-	rep, err := usageReport(ctx, env, cfg, rollup.Query{Kind: "model", Since: from, Until: to}, since, until)
+	cfg, asJSON := ra.cfg, ra.asJSON
+	rep, err := usageReport(ctx, env, cfg, rollup.Query{Kind: "model", Since: ra.from, Until: ra.to}, ra.since, ra.until)
 	if err != nil {
 		return err
 	}
