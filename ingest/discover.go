@@ -264,6 +264,7 @@ func (in *Ingester) readDirCached(dir string) ([]dirEntry, bool, error) {
 	if cached, ok := in.listings[dir]; ok && in.dirty != nil && !in.dirty[dir] {
 		return cached, true, nil
 	}
+	in.watch.addOne(dir) // before listing: a file made after it is an event
 	f, err := os.Open(dir)
 	if err != nil {
 		delete(in.listings, dir)

@@ -105,6 +105,7 @@ type Ingester struct {
 	// Set by Run's directory watcher for one step (see watch.go): the
 	// directories with events since the last step; nil means stat every file.
 	dirty        map[string]bool
+	watch        *dirWatcher            // the watcher during a watched step, else nil
 	byPath       map[string]string      // file path → cursor id, for files not stat'ed
 	pathsStale   bool                   // cursors changed since byPath was built
 	lastListed   map[string]bool        // directories the last plan listed, to watch

@@ -100,27 +100,33 @@ func (d *dirWatcher) take() map[string]bool {
 
 // add watches directories not watched yet.
 func (d *dirWatcher) add(dirs map[string]bool) {
-	if d.w == nil {
+	for dir := range dirs {
+		d.addOne(dir)
+	}
+}
+
+// addOne watches dir if it is not watched yet. Called before a directory
+// is listed, so nothing written after the listing goes unnoticed.
+func (d *dirWatcher) addOne(dir string) {
+	if d == nil || d.w == nil {
 		return
 	}
-	for dir := range dirs {
-		d.mu.Lock()
-		_, known := d.watched[dir]
-		d.mu.Unlock()
-		if known {
-			continue
-		}
-		err := d.w.Add(dir) // inotify's watch limit can refuse
-		d.mu.Lock()
-		d.watched[dir] = err == nil
-		d.mu.Unlock()
+	d.mu.Lock()
+	_, known := d.watched[dir]
+	d.mu.Unlock()
+	if known {
+		return
 	}
+	err := d.w.Add(dir) // inotify's watch limit can refuse
+	d.mu.Lock()
+	d.watched[dir] = err == nil
+	d.mu.Unlock()
 }
 
 // stepWatched is Step with the watcher's hint.
 func (in *Ingester) stepWatched(ctx context.Context, d *dirWatcher) (StepResult, error) {
-	in.dirty = d.take()
-	defer func() { in.dirty = nil }()
+	in.dirty, in.watch = d.take(), d
+	defer func() { in.dirty, in.watch = nil, nil }()
 	res, err := in.Step(ctx)
 	d.add(in.lastListed)
 	return res, err
