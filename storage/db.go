@@ -130,7 +130,7 @@ func (db *DB) init(readOnly bool) error {
 			return nil
 		})
 	}
-	rebuild := false
+	var rebuildFrom *time.Location // the zone existing rows were cut in, when it changed
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -168,7 +168,12 @@ func (db *DB) init(readOnly bool) error {
 		}
 		zone := db.loc.String()
 		if old := meta.Get(metaRollupTZ); string(old) != zone {
-			rebuild = old != nil
+			if old != nil {
+				var err error
+				if rebuildFrom, err = time.LoadLocation(string(old)); err != nil {
+					rebuildFrom = db.loc // an unknown old zone: treat its rows as cut in the new one
+				}
+			}
 			if err := meta.Put(metaRollupTZ, []byte(zone)); err != nil {
 				return err
 			}
@@ -180,8 +185,8 @@ func (db *DB) init(readOnly bool) error {
 	if err != nil {
 		return err
 	}
-	if rebuild {
-		return db.RebuildRollups()
+	if rebuildFrom != nil {
+		return db.rebuildRollups(rebuildFrom)
 	}
 	return nil
 }

@@ -387,7 +387,17 @@ func (db *DB) PruneHostRollups5m(beforeMillis int64) (int, error) {
 	if err != nil {
 		return n, fmt.Errorf("prune host_5m: %w", err)
 	}
-	return n, nil
+	if n > 0 {
+		// Remember it: days before it can no longer be recut (rebuildHostDaily).
+		err = db.bolt.Update(func(tx *bolt.Tx) error {
+			meta := tx.Bucket(bucketMeta)
+			if uint64(beforeMillis) > decodeUint(meta.Get(metaHost5mPrunedBefore)) {
+				return meta.Put(metaHost5mPrunedBefore, encodeUint(uint64(beforeMillis)))
+			}
+			return nil
+		})
+	}
+	return n, err
 }
 
 // pruneBefore deletes keys < end from the start of a bucket: it collects a

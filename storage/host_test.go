@@ -305,3 +305,45 @@ func TestActiveSessions(t *testing.T) {
 		t.Fatalf("three hours later: %d %v %v", total, per, err)
 	}
 }
+
+// A zone change recuts the daily host rows from the 5-minute rows.
+func TestZoneChangeRecutsHostDays(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2026, 4, 10, 0, 0, 0, 0, time.UTC)
+	for _, at := range []time.Duration{2 * time.Hour, 10 * time.Hour, 23*time.Hour + 30*time.Minute} {
+		if err := db.PutHostSample(HostSample{TS: day.Add(at).UnixMilli(), CPUPct: 50, CPUCount: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An older day that only host_daily still has (its 5-minute rows pruned).
+	if err := db.PutHostSample(HostSample{TS: day.AddDate(0, 0, -30).UnixMilli(), CPUPct: 10, CPUCount: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.PruneHostRollups5m(day.AddDate(0, 0, -1).UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	tokyo, _ := time.LoadLocation("Asia/Tokyo")
+	db, err = Open(path, Options{Location: tokyo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.HostRollupsDaily(-1<<31, 1<<31-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, r := range rows {
+		got[DayString(r.Day)] = r.Samples
+	}
+	// Tokyo is UTC+9: 02:00 and 10:00 UTC fall on 04-10, 23:30 UTC on 04-11.
+	want := map[string]int64{"2026-03-11": 1, "2026-04-10": 2, "2026-04-11": 1}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("host days = %v, want %v", got, want)
+	}
+}

@@ -231,7 +231,7 @@ func (w *writer) applyRollups(u *Usage, sign int) error {
 	day := DayNumber(u.TS, w.loc)
 	dim := DimOf(u)
 	sc := w.scope
-	if sc == nil || day >= sc.dayFrom {
+	if sc == nil || u.TS >= sc.dailyFrom {
 		if err := w.addRow(w.daily, OutboxDaily, rowKey(day, dim), t); err != nil {
 			return err
 		}
@@ -241,7 +241,7 @@ func (w *writer) applyRollups(u *Usage, sign int) error {
 			}
 		}
 	}
-	if sc == nil || WeekStart(day) >= sc.weekFrom {
+	if sc == nil || u.TS >= sc.weeklyFrom {
 		if err := w.addRow(w.weekly, OutboxWeekly, rowKey(WeekStart(day), dim), t); err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import bolt "go.etcd.io/bbolt"
 //	              "skips"            → JSON Skips, cumulative
 //	              "ledger_pruned_before" → uint64 unix ms: ledger records before it were pruned
 //	                                   (rollups before it cannot be rebuilt and are kept)
+//	              "host_5m_pruned_before" → uint64 unix ms: the same for host_5m and host_daily
 //	cursors       opaque id (ingest's choice, e.g. "file:<dev>:<ino>") → opaque JSON owned by ingest
 //	session_meta  lp(source) lp(session id) → opaque JSON owned by ingest (what sessions.json said)
 //	seen          sha256(dedupe key)[:16] → ledger key of the record that holds it
@@ -63,13 +64,14 @@ var (
 )
 
 var (
-	metaSchemaVersion = []byte("schema_version")
-	metaInstanceID    = []byte("instance_id")
-	metaGeneration    = []byte("generation")
-	metaCreatedAt     = []byte("created_at")
-	metaRollupTZ      = []byte("rollup_tz")
-	metaSkips         = []byte("skips")
-	metaPrunedBefore  = []byte("ledger_pruned_before")
+	metaSchemaVersion      = []byte("schema_version")
+	metaInstanceID         = []byte("instance_id")
+	metaGeneration         = []byte("generation")
+	metaCreatedAt          = []byte("created_at")
+	metaRollupTZ           = []byte("rollup_tz")
+	metaSkips              = []byte("skips")
+	metaPrunedBefore       = []byte("ledger_pruned_before")
+	metaHost5mPrunedBefore = []byte("host_5m_pruned_before")
 )
 
 // Outbox table bytes.
