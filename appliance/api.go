@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -45,20 +47,13 @@ func (r apiReports) Report(ctx context.Context, q ui.Query) (any, error) {
 			return nil, fmt.Errorf("%w: tz %q is not an IANA zone", ui.ErrBadRequest, q.TZ)
 		}
 	}
-	rep, err := rollup.Build(dbSource{r.a.db, loc}, rollup.Query{Kind: q.Kind, Since: from, Until: to})
-	if err != nil && !isKnownKind(q.Kind) || err != nil && from > to {
-		return nil, fmt.Errorf("%w: %v", ui.ErrBadRequest, err)
+	if !slices.Contains(rollup.Kinds(), q.Kind) {
+		return nil, fmt.Errorf("%w: unknown report %q (want one of %s)", ui.ErrBadRequest, q.Kind, strings.Join(rollup.Kinds(), ", "))
 	}
-	return rep, err
-}
-
-func isKnownKind(kind string) bool {
-	for _, k := range rollup.Kinds() {
-		if k == kind {
-			return true
-		}
+	if from > to {
+		return nil, fmt.Errorf("%w: since %s is after until %s", ui.ErrBadRequest, q.Since, q.Until)
 	}
-	return false
+	return rollup.Build(dbSource{r.a.db, loc}, rollup.Query{Kind: q.Kind, Since: from, Until: to})
 }
 
 func (r apiReports) HostReport(ctx context.Context, q ui.Query) (any, error) {
