@@ -101,15 +101,9 @@ func TestClaudeFixture(t *testing.T) {
 		check(t, scanClaude(t, "testdata/claude"))
 	})
 	t.Run("ledger", func(t *testing.T) {
-		root := t.TempDir()
-		copyTree(t, "testdata/claude", root)
-		db := openDB(t)
-		in := New(Config{ClaudeDirs: []string{root}}, db)
-		if res := step(t, in); res.Read != 4 || res.Added != 9 {
+		db, res := ingestTwice(t, "testdata/claude", func(cfg *Config, root string) { cfg.ClaudeDirs = []string{root} })
+		if res.Read != 4 || res.Added != 9 {
 			t.Errorf("first step read %d files, added %d; want 4, 9", res.Read, res.Added)
-		}
-		if res := step(t, in); res.Read != 0 || res.Added != 0 {
-			t.Errorf("second step read %d files, added %d", res.Read, res.Added)
 		}
 		check(t, db)
 	})

@@ -89,15 +89,9 @@ func TestCodexFixture(t *testing.T) {
 		check(t, scanCodex(t, "testdata/codex"))
 	})
 	t.Run("ledger", func(t *testing.T) {
-		root := t.TempDir()
-		copyTree(t, "testdata/codex", root)
-		db := openDB(t)
-		in := New(Config{CodexDirs: []string{root}}, db)
-		if res := step(t, in); res.Read != 5 || res.Added != 8 {
+		db, res := ingestTwice(t, "testdata/codex", func(cfg *Config, root string) { cfg.CodexDirs = []string{root} })
+		if res.Read != 5 || res.Added != 8 {
 			t.Errorf("first step read %d files, added %d; want 5, 8", res.Read, res.Added)
-		}
-		if res := step(t, in); res.Read != 0 || res.Added != 0 {
-			t.Errorf("second step read %d files, added %d", res.Read, res.Added)
 		}
 		check(t, db)
 	})

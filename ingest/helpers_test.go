@@ -79,6 +79,24 @@ func step(t testing.TB, in *Ingester) StepResult {
 	return res
 }
 
+// ingestTwice copies a fixture tree to a temp dir, points cfg at it with
+// set, ingests it into a real database and then polls once more, which must
+// read and add nothing. It returns the database and the first step's result.
+func ingestTwice(t *testing.T, fixture string, set func(cfg *Config, root string)) (*storage.DB, StepResult) {
+	t.Helper()
+	root := t.TempDir()
+	copyTree(t, fixture, root)
+	db := openDB(t)
+	var cfg Config
+	set(&cfg, root)
+	in := New(cfg, db)
+	first := step(t, in)
+	if res := step(t, in); res.Read != 0 || res.Added != 0 {
+		t.Errorf("second step read %d files, added %d; want nothing", res.Read, res.Added)
+	}
+	return db, first
+}
+
 // golden compares got (as indented JSON) with testdata/golden/name.json.
 func golden(t *testing.T, name string, got any) {
 	t.Helper()

@@ -71,18 +71,10 @@ func TestTrapsFixture(t *testing.T) {
 		golden(t, "traps-sessions", reportOf(t, tally, "session"))
 	})
 	t.Run("ledger", func(t *testing.T) {
-		root := t.TempDir()
-		copyTree(t, "testdata/openclaw/traps", root)
-		db := openDB(t)
-		in := New(Config{OpenClawDirs: []string{root}}, db)
-		step(t, in)
-		// A second pass reads nothing new and counts nothing twice. In the
-		// daemon a partial line waits for its end instead of being counted.
-		if res := step(t, in); res.Read != 0 || res.Added != 0 {
-			t.Errorf("second step read %d files, added %d", res.Read, res.Added)
-		}
+		// In the daemon a partial line waits for its end instead of being counted.
+		db, _ := ingestTwice(t, "testdata/openclaw/traps", func(cfg *Config, root string) { cfg.OpenClawDirs = []string{root} })
 		check(t, db, 0)
-		if got, want := reportOf(t, db, "user"), reportOf(t, scanDirs(t, root), "user"); !sameRows(got, want) {
+		if got, want := reportOf(t, db, "user"), reportOf(t, scanDirs(t, "testdata/openclaw/traps"), "user"); !sameRows(got, want) {
 			t.Errorf("ledger user report differs from direct read:\n%+v\n%+v", got.Rows, want.Rows)
 		}
 	})
