@@ -182,6 +182,15 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 			*dst = d
 		}
 	}
+	integer := func(name string, dst *int64) {
+		if v := getenv("FLEETMETER_" + name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("FLEETMETER_%s=%q: want a whole number", name, v))
+			}
+			*dst = n
+		}
+	}
 	boolean := func(name string, dst *bool) {
 		if v := getenv("FLEETMETER_" + name); v != "" {
 			b, err := strconv.ParseBool(v)
@@ -210,13 +219,7 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	boolean("NO_DISCOVER", &c.NoDiscover)
 	dur("POLL_INTERVAL", &c.PollInterval)
 	str("PRICE_FILE", &c.PriceFile)
-	if v := getenv("FLEETMETER_INGEST_BATCH_BYTES"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("FLEETMETER_INGEST_BATCH_BYTES=%q: want a number of bytes", v))
-		}
-		c.IngestBatchBytes = n
-	}
+	integer("INGEST_BATCH_BYTES", &c.IngestBatchBytes)
 	str("LISTEN", &c.Listen)
 	secret("AUTH_TOKEN", &c.AuthToken)
 	dur("SAMPLE_INTERVAL", &c.SampleInterval)
