@@ -95,7 +95,6 @@ func ingestConfig(cfg Config, log *slog.Logger, final bool) (ingest.Config, erro
 		Discover:     !cfg.NoDiscover && !explicit,
 		Final:        final,
 		BatchBytes:   cfg.IngestBatchBytes,
-		Horizon:      time.Duration(cfg.Retention.LedgerDays) * 24 * time.Hour,
 		Pricer:       pricing.NewPricer(table, overrides),
 		Logger:       log.With("component", "ingest"),
 	}, nil

@@ -117,6 +117,10 @@ type sessionMeta struct {
 	ChatType   string `json:"chat_type,omitempty"`
 	OriginFrom string `json:"origin_from,omitempty"`
 	Label      string `json:"label,omitempty"`
+	// The sessions of CLI backends (Claude Code, Codex) this session ran
+	// its turns in: their transcripts hold those calls in full.
+	ClaudeCLI string `json:"claude_cli,omitempty"`
+	CodexCLI  string `json:"codex_cli,omitempty"`
 }
 
 // readSessionsJSON reads <sessions>/sessions.json: session key → entry,
@@ -160,9 +164,23 @@ func entryMeta(key string, entry []byte) sessionMeta {
 		DeliveryContext struct {
 			Channel string `json:"channel"`
 		} `json:"deliveryContext"`
+		ClaudeCLISessionID string         `json:"claudeCliSessionId"`
+		CLISessionIDs      map[string]any `json:"cliSessionIds"`
+		CLISessionBindings map[string]struct {
+			SessionID string `json:"sessionId"`
+		} `json:"cliSessionBindings"`
 	}
 	if json.Unmarshal(entry, &e) != nil {
 		return sessionMeta{Key: key} // the key alone still attributes the session
+	}
+	cli := func(backend string) string {
+		if b, ok := e.CLISessionBindings[backend]; ok && b.SessionID != "" {
+			return b.SessionID
+		}
+		if id, ok := e.CLISessionIDs[backend].(string); ok {
+			return id
+		}
+		return ""
 	}
 	return sessionMeta{
 		Key:        key,
@@ -170,6 +188,8 @@ func entryMeta(key string, entry []byte) sessionMeta {
 		ChatType:   firstNonEmpty(e.ChatType, e.Origin.ChatType),
 		OriginFrom: e.Origin.From,
 		Label:      firstNonEmpty(e.Origin.Label, e.DisplayName),
+		ClaudeCLI:  firstNonEmpty(cli("claude-cli"), e.ClaudeCLISessionID),
+		CodexCLI:   cli("codex-cli"),
 	}
 }
 

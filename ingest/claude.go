@@ -233,8 +233,29 @@ func (r *fileReader) claudeLine(line []byte, cur *fileCursor, c *chunk) {
 		}
 	}
 	u.Agent = cur.Agent
-	r.in.pricer.Apply(&u)
-	c.records = append(c.records, u)
+	r.owner.attribute(&u)
+	if drift := claudeDrift(claudeUsage(entry)); drift != "" {
+		c.unrecognized(storage.SourceClaude, drift)
+	}
+	r.in.record(&c.calls, u)
+}
+
+// claudeTokenFields are the numeric fields of an Anthropic usage object the
+// reader knows.
+var claudeTokenFields = map[string]bool{
+	"input_tokens": true, "output_tokens": true, "cache_creation_input_tokens": true, "cache_read_input_tokens": true,
+}
+
+// claudeDrift names a non-zero numeric usage field the reader does not
+// know (a new kind of token the writer started to report), or "".
+func claudeDrift(usage *fastjson.Value) string {
+	var drift string
+	usage.GetObject().Visit(func(k []byte, x *fastjson.Value) {
+		if drift == "" && !claudeTokenFields[string(k)] && x.Type() == fastjson.TypeNumber && x.GetFloat64() != 0 {
+			drift = "field " + string(k)
+		}
+	})
+	return drift
 }
 
 // claudeUsage is entry.message.usage when entry is an assistant entry.
@@ -279,6 +300,14 @@ func claudeRecord(entry *fastjson.Value) (storage.Usage, claudeOutcome) {
 	if split != nil {
 		u.CacheWrite1h = min(tokens(split, "ephemeral_1h_input_tokens"), u.CacheWrite)
 	}
+	// Fast mode bills a multiple of the standard rates, and so does a batch
+	// tier; the pricer's modifier table knows the multiples.
+	u.Modifier = string(usage.GetStringBytes("speed"))
+	if u.Modifier == "" || u.Modifier == "standard" {
+		u.Modifier = string(usage.GetStringBytes("service_tier"))
+	}
+	u.WebSearches = tokens(usage, "server_tool_use", "web_search_requests")
+	u.WebFetches = tokens(usage, "server_tool_use", "web_fetch_requests")
 	if u.TotalTokens() == 0 {
 		return u, claudeZero
 	}

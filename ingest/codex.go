@@ -14,28 +14,46 @@ import (
 // <home>/sessions/YYYY/MM/DD/rollout-<local time>-<thread id>.jsonl and
 // <home>/archived_sessions/*.jsonl, lines {timestamp, type, payload}.
 //
-//   - session_meta gives the thread id, cwd and originator. The first one is
-//     the rollout's own; a forked rollout then embeds its parent's metadata
-//     and replays the parent's history, token_count events included.
-//   - turn_context gives the model of the turns that follow.
+//   - session_meta gives the thread id, cwd, originator and the parent link
+//     of a forked or spawned thread (forked_from_id, parent_thread_id, or
+//     source.subagent.thread_spawn.parent_thread_id). The first one is the
+//     rollout's own; a fork or spawned sub-agent then embeds its parents'
+//     metadata and replays their history, token_count events included
+//     (re-stamped with new times in some versions).
+//   - turn_context gives the model of the turns that follow;
+//     thread_settings_applied (an event_msg) and turn_context may give the
+//     service tier, and a token_count payload may restate it.
 //   - event_msg with payload.type "token_count" carries info
 //     {total_token_usage, last_token_usage}. input_tokens INCLUDES the
-//     cached ones (OpenAI convention), output_tokens includes reasoning.
+//     cached ones and, in newer versions, cache_write_input_tokens (OpenAI
+//     convention); output_tokens includes reasoning_output_tokens.
+//   - token_usage_record (newer versions) is one model response's usage
+//     with its response_id. Calls outside the turn totals, such as
+//     auto-compaction, appear only here.
 //
-// Each call is the difference between consecutive cumulative totals. An
-// event whose totals did not move (Codex repeats token_count when only the
-// rate limits change) adds nothing and is counted as a duplicate. The first
-// event of a history, or one after the totals went back (a reset), takes
-// last_token_usage, or the whole total when there is none; an event with no
-// totals at all takes last_token_usage.
+// Each token_count call is the difference between consecutive cumulative
+// totals. An event whose totals did not move (Codex repeats token_count
+// when only the rate limits change) adds nothing and is counted as a
+// duplicate. The first event of a history, or one after the totals went
+// back (a reset), takes last_token_usage, or the whole total when there is
+// none; an event with no totals at all takes last_token_usage.
 //
-// The dedupe key is "codex|<history>|<cumulative totals>": the cumulative
-// totals identify an event within its history, so the same event read from
-// a copied or archived rollout, or replayed into a fork, counts once. The
-// history is the thread the events were first written in: the id of the
-// latest session_meta (its forked_from_id when it has one), so a fork's
-// replay of its parent lands on the parent's keys while the fork's own
-// calls, whose totals differ, stay distinct.
+// A call is counted once across both records: token_usage_records count
+// under "codex|resp|<response id>"; a token_count delta counts only what
+// the records since the previous token_count do not already cover, and a
+// record that restates the call the previous token_count just counted is
+// a duplicate. Either order of the two lines gives the same calls.
+//
+// The dedupe key of a token_count call is "codex|<history>|<cumulative
+// totals>": the totals identify an event within its history, so the same
+// event read from a copied or archived rollout, or replayed into a fork or
+// sub-agent, counts once (times are not part of the key: replays re-stamp
+// them). The history is the thread the events were first written in: the
+// latest session_meta's parent when it has one, else its id; the
+// committer then resolves it to the root of its family of forks and
+// spawns (codexFamilyKey), so a grandchild's replay of its parent lands on
+// the keys the parent's own rollout made, whether or not the replay embeds
+// every ancestor's metadata.
 //
 // Rollouts whose originator is OpenClaw (its Codex harness) are skipped
 // whole: the same calls are in OpenClaw's own transcript. Their calls are
@@ -49,39 +67,122 @@ type codexState struct {
 	Own        bool       `json:"own,omitempty"` // the rollout's own session_meta was read
 	Originator string     `json:"originator,omitempty"`
 	Model      string     `json:"model,omitempty"`
+	Tier       string     `json:"tier,omitempty"`    // the thread's service tier
 	History    string     `json:"history,omitempty"` // namespace of the dedupe keys (see above)
 	HasTotal   bool       `json:"has_total,omitempty"`
 	Total      codexUsage `json:"total"` // latest cumulative totals of History
+	// Records since the last token_count, summed; and the call the last
+	// token_count counted, while no record followed it (see above).
+	RecSum   codexUsage  `json:"rec_sum"`
+	LastCall *codexUsage `json:"last_call,omitempty"`
 }
 
 // codexUsage is Codex's TokenUsage.
 type codexUsage struct {
-	Input     int64 `json:"input"` // includes Cached
-	Cached    int64 `json:"cached"`
-	Output    int64 `json:"output"` // includes Reasoning
-	Reasoning int64 `json:"reasoning"`
-	Total     int64 `json:"total"`
+	Input      int64 `json:"input"` // includes Cached and CacheWrite
+	Cached     int64 `json:"cached"`
+	CacheWrite int64 `json:"cache_write,omitempty"`
+	Output     int64 `json:"output"` // includes Reasoning
+	Reasoning  int64 `json:"reasoning"`
+	Total      int64 `json:"total"`
 }
 
 func (a codexUsage) covers(b codexUsage) bool {
-	return a.Input >= b.Input && a.Cached >= b.Cached && a.Output >= b.Output && a.Reasoning >= b.Reasoning
+	return a.Input >= b.Input && a.Cached >= b.Cached && a.CacheWrite >= b.CacheWrite &&
+		a.Output >= b.Output && a.Reasoning >= b.Reasoning
 }
 
 func (a codexUsage) minus(b codexUsage) codexUsage {
-	return codexUsage{a.Input - b.Input, a.Cached - b.Cached, a.Output - b.Output, a.Reasoning - b.Reasoning, a.Total - b.Total}
+	return codexUsage{a.Input - b.Input, a.Cached - b.Cached, a.CacheWrite - b.CacheWrite,
+		a.Output - b.Output, a.Reasoning - b.Reasoning, a.Total - b.Total}
 }
 
-func readCodexUsage(v *fastjson.Value) (codexUsage, bool) {
+func (a codexUsage) plus(b codexUsage) codexUsage {
+	return codexUsage{a.Input + b.Input, a.Cached + b.Cached, a.CacheWrite + b.CacheWrite,
+		a.Output + b.Output, a.Reasoning + b.Reasoning, a.Total + b.Total}
+}
+
+// uncovered is what of a is not in b, field by field (never negative).
+func (a codexUsage) uncovered(b codexUsage) codexUsage {
+	return codexUsage{max(a.Input-b.Input, 0), max(a.Cached-b.Cached, 0), max(a.CacheWrite-b.CacheWrite, 0),
+		max(a.Output-b.Output, 0), max(a.Reasoning-b.Reasoning, 0), max(a.Total-b.Total, 0)}
+}
+
+// codexTokenFields are the token fields of a TokenUsage the reader knows.
+var codexTokenFields = map[string]bool{
+	"input_tokens": true, "cached_input_tokens": true, "cache_write_input_tokens": true,
+	"output_tokens": true, "reasoning_output_tokens": true, "total_tokens": true,
+}
+
+// readCodexUsage reads a TokenUsage; drift names a non-zero numeric field
+// it does not know ("" when none).
+func readCodexUsage(v *fastjson.Value) (u codexUsage, ok bool, drift string) {
 	if v == nil || v.Type() != fastjson.TypeObject {
-		return codexUsage{}, false
+		return codexUsage{}, false, ""
 	}
+	v.GetObject().Visit(func(k []byte, x *fastjson.Value) {
+		if drift == "" && !codexTokenFields[string(k)] && x.Type() == fastjson.TypeNumber && x.GetFloat64() != 0 {
+			drift = "field " + string(k)
+		}
+	})
 	return codexUsage{
-		Input:     tokens(v, "input_tokens"),
-		Cached:    tokens(v, "cached_input_tokens"),
-		Output:    tokens(v, "output_tokens"),
-		Reasoning: tokens(v, "reasoning_output_tokens"),
-		Total:     tokens(v, "total_tokens"),
-	}, true
+		Input:      tokens(v, "input_tokens"),
+		Cached:     tokens(v, "cached_input_tokens"),
+		CacheWrite: tokens(v, "cache_write_input_tokens"),
+		Output:     tokens(v, "output_tokens"),
+		Reasoning:  tokens(v, "reasoning_output_tokens"),
+		Total:      tokens(v, "total_tokens"),
+	}, true, drift
+}
+
+// threadMetaPrefix keys a Codex thread's parent in the session_meta bucket.
+const threadMetaPrefix = "codex-thread:"
+
+// learnThread keeps a thread → parent link, in memory and in the batch.
+func (in *Ingester) learnThread(b *storage.Batch, thread, parent string) {
+	if in.threads[thread] == parent || len(thread) > storage.MaxNameBytes {
+		return
+	}
+	in.threads[thread] = parent
+	b.SessionMeta[threadMetaPrefix+thread] = []byte(parent)
+}
+
+// codexFamilyKey puts a token_count key in its family's namespace: the
+// history thread is replaced by the root of its chain of parents.
+func (in *Ingester) codexFamilyKey(key string) string {
+	rest, ok := strings.CutPrefix(key, "codex|")
+	if !ok {
+		return key
+	}
+	ns, tail, ok := strings.Cut(rest, "|")
+	if !ok {
+		return key
+	}
+	root := ns
+	for range 32 { // a cycle in untrusted links must not hang the commit
+		p, ok := in.threads[root]
+		if !ok || p == root {
+			break
+		}
+		root = p
+	}
+	if root == ns {
+		return key
+	}
+	return "codex|" + root + "|" + tail
+}
+
+// codexParent is the parent a session_meta names: a fork's forked_from_id,
+// a spawned sub-agent's parent thread.
+func codexParent(payload *fastjson.Value) string {
+	for _, path := range [][]string{
+		{"forked_from_id"}, {"parent_thread_id"}, {"source", "subagent", "thread_spawn", "parent_thread_id"},
+	} {
+		if id := payload.GetStringBytes(path...); len(id) > 0 {
+			return string(id)
+		}
+	}
+	return ""
 }
 
 // codexRoots returns the Codex homes to read: the configured ones, else
@@ -160,7 +261,17 @@ var (
 	codexTokenCount  = []byte(`"token_count"`)
 	codexSessionMeta = []byte(`"session_meta"`)
 	codexTurnContext = []byte(`"turn_context"`)
+	codexUsageRecord = []byte(`"token_usage_record"`)
+	codexTier        = []byte(`"service_tier"`)
+	codexInputTokens = []byte(`"input_tokens"`)
 )
+
+// codexKnownTypes are the line types the reader knows; a line of another
+// type that carries token counts is format drift.
+var codexKnownTypes = map[string]bool{
+	"session_meta": true, "turn_context": true, "response_item": true, "event_msg": true,
+	"compacted": true, "token_usage_record": true,
+}
 
 // codexLine folds one rollout line into the file's state and the chunk.
 func (r *fileReader) codexLine(line []byte, cur *fileCursor, c *chunk) {
@@ -178,15 +289,20 @@ func (r *fileReader) codexLine(line []byte, cur *fileCursor, c *chunk) {
 	}
 	if typ, ok := codexType(line); ok {
 		switch string(typ) {
-		case "session_meta", "turn_context":
+		case "session_meta", "turn_context", "token_usage_record":
 		case "event_msg":
-			if !bytes.Contains(line, codexTokenCount) {
+			if !bytes.Contains(line, codexTokenCount) && !bytes.Contains(line, codexTier) {
 				return
 			}
-		default:
+		case "response_item", "compacted":
 			return
+		default:
+			if !bytes.Contains(line, codexInputTokens) {
+				return // a type we do not read, with no token counts
+			}
 		}
-	} else if !bytes.Contains(line, codexTokenCount) && !bytes.Contains(line, codexSessionMeta) && !bytes.Contains(line, codexTurnContext) {
+	} else if !bytes.Contains(line, codexTokenCount) && !bytes.Contains(line, codexSessionMeta) &&
+		!bytes.Contains(line, codexTurnContext) && !bytes.Contains(line, codexUsageRecord) && !bytes.Contains(line, codexTier) {
 		return
 	}
 	v, err := r.parser.p.ParseBytes(line)
@@ -202,13 +318,16 @@ func (r *fileReader) codexLine(line []byte, cur *fileCursor, c *chunk) {
 	if payload == nil || payload.Type() != fastjson.TypeObject {
 		return // older rollout shapes carry no usage
 	}
-	switch string(v.GetStringBytes("type")) {
+	switch typ := string(v.GetStringBytes("type")); typ {
 	case "session_meta":
+		id := string(payload.GetStringBytes("id"))
+		parent := codexParent(payload)
+		c.link(id, parent)
 		if !st.Own {
 			st.Own = true
 			st.Originator = string(payload.GetStringBytes("originator"))
-			if id := payload.GetStringBytes("id"); len(id) > 0 {
-				cur.SessionID = string(id)
+			if id != "" {
+				cur.SessionID = id
 			}
 			if cwd := payload.GetStringBytes("cwd"); len(cwd) > 0 {
 				if name := cwdName(string(cwd)); name != "" {
@@ -216,23 +335,37 @@ func (r *fileReader) codexLine(line []byte, cur *fileCursor, c *chunk) {
 				}
 			}
 		}
-		history := payload.GetStringBytes("forked_from_id")
-		if len(history) == 0 {
-			history = payload.GetStringBytes("id")
-		}
-		if len(history) > 0 {
+		history := firstNonEmpty(parent, id)
+		if history != "" {
 			// A new history: its totals start again from the unknown.
-			st.History, st.HasTotal, st.Total = string(history), false, codexUsage{}
+			st.History, st.HasTotal, st.Total, st.RecSum, st.LastCall = history, false, codexUsage{}, codexUsage{}, nil
 		}
 		cur.Codex = &st
 	case "turn_context":
-		if m := payload.GetStringBytes("model"); len(m) > 0 && string(m) != st.Model {
-			st.Model = string(m)
+		m := string(payload.GetStringBytes("model"))
+		tier := st.Tier
+		if t := payload.GetStringBytes("service_tier"); t != nil {
+			tier = string(t)
+		}
+		if (m != "" && m != st.Model) || tier != st.Tier {
+			st.Model, st.Tier = firstNonEmpty(m, st.Model), tier
 			cur.Codex = &st
 		}
 	case "event_msg":
-		if string(payload.GetStringBytes("type")) == "token_count" {
+		switch string(payload.GetStringBytes("type")) {
+		case "token_count":
 			r.codexTokens(v, payload, &st, cur, c)
+		case "thread_settings_applied":
+			if t := payload.Get("thread_settings", "service_tier"); t != nil && t.Type() == fastjson.TypeString {
+				st.Tier = string(t.GetStringBytes())
+				cur.Codex = &st
+			}
+		}
+	case "token_usage_record":
+		r.codexRecord(v, payload, &st, cur, c)
+	default:
+		if !codexKnownTypes[typ] {
+			c.unrecognized(storage.SourceCodex, "type "+typ)
 		}
 	}
 }
@@ -243,10 +376,13 @@ func (r *fileReader) codexTokens(v, payload *fastjson.Value, st *codexState, cur
 	if info == nil || info.Type() != fastjson.TypeObject {
 		return // a rate-limit update: no usage
 	}
-	total, hasTotal := readCodexUsage(info.Get("total_token_usage"))
-	last, hasLast := readCodexUsage(info.Get("last_token_usage"))
+	total, hasTotal, drift := readCodexUsage(info.Get("total_token_usage"))
+	last, hasLast, drift2 := readCodexUsage(info.Get("last_token_usage"))
 	if !hasTotal && !hasLast {
 		return
+	}
+	if drift = firstNonEmpty(drift, drift2); drift != "" {
+		c.unrecognized(storage.SourceCodex, drift)
 	}
 	history := st.History
 	if history == "" {
@@ -255,6 +391,7 @@ func (r *fileReader) codexTokens(v, payload *fastjson.Value, st *codexState, cur
 	ts := parseTimestamp(v.Get("timestamp"))
 	var call codexUsage
 	var key []byte
+	next := *st
 	if hasTotal {
 		if st.HasTotal && total == st.Total {
 			c.skips.Duplicate++ // the same event again: nothing moved
@@ -268,9 +405,7 @@ func (r *fileReader) codexTokens(v, payload *fastjson.Value, st *codexState, cur
 		default:
 			call = total
 		}
-		next := *st
 		next.Total, next.HasTotal = total, true
-		cur.Codex = &next
 		key = codexKey(history, "", total)
 	} else {
 		if ts == 0 {
@@ -280,25 +415,77 @@ func (r *fileReader) codexTokens(v, payload *fastjson.Value, st *codexState, cur
 		call = last
 		key = codexKey(history, strconv.FormatInt(ts, 10), last)
 	}
+	// What token_usage_records since the last token_count counted already.
+	own := call.uncovered(st.RecSum)
+	next.RecSum, next.LastCall = codexUsage{}, nil
+	if own != (codexUsage{}) {
+		next.LastCall = &own
+	}
+	cur.Codex = &next
+	if own == (codexUsage{}) {
+		if call != (codexUsage{}) {
+			c.skips.Duplicate++ // counted from its token_usage_record
+		}
+		return
+	}
+	tier := firstNonEmpty(string(payload.GetStringBytes("service_tier")), st.Tier)
+	r.codexCall(own, ts, string(key), firstNonEmpty(string(payload.GetStringBytes("model")), string(info.GetStringBytes("model")), st.Model), tier, st, cur, c)
+}
+
+// codexRecord turns a token_usage_record line into a record (or a skip).
+func (r *fileReader) codexRecord(v, payload *fastjson.Value, st *codexState, cur *fileCursor, c *chunk) {
+	usage, ok, drift := readCodexUsage(payload.Get("usage"))
+	if !ok {
+		c.unrecognized(storage.SourceCodex, "token_usage_record without usage")
+		return
+	}
+	if drift != "" {
+		c.unrecognized(storage.SourceCodex, drift)
+	}
+	next := *st
+	if st.LastCall != nil && *st.LastCall == usage {
+		// The token_count just before counted this very response.
+		next.LastCall = nil
+		cur.Codex = &next
+		c.skips.Duplicate++
+		return
+	}
+	next.RecSum = st.RecSum.plus(usage)
+	next.LastCall = nil
+	cur.Codex = &next
+	ts := parseTimestamp(v.Get("timestamp"))
+	key := "codex|resp|" + string(payload.GetStringBytes("response_id"))
+	if len(payload.GetStringBytes("response_id")) == 0 {
+		history := firstNonEmpty(st.History, cur.SessionID)
+		key = string(codexKey(history, "r"+strconv.FormatInt(ts, 10), usage))
+	}
+	tier := firstNonEmpty(string(payload.GetStringBytes("service_tier")), st.Tier)
+	r.codexCall(usage, ts, key, firstNonEmpty(string(payload.GetStringBytes("model")), st.Model), tier, st, cur, c)
+}
+
+// codexCall records one Codex call: uncached input is input minus cached
+// and cache-write tokens, both of which Codex counts inside input_tokens.
+func (r *fileReader) codexCall(call codexUsage, ts int64, key, model, tier string, st *codexState, cur *fileCursor, c *chunk) {
 	if strings.Contains(strings.ToLower(st.Originator), "openclaw") {
 		if call != (codexUsage{}) {
 			c.skips.Duplicate++ // counted in OpenClaw's transcript
 		}
 		return
 	}
+	cacheRead := min(call.Cached, call.Input)
+	cacheWrite := min(call.CacheWrite, call.Input-cacheRead)
 	u := storage.Usage{
 		TS: ts, Source: storage.SourceCodex, Agent: cur.Agent, SessionID: cur.SessionID,
-		Provider: "openai", Model: st.Model,
-		Input:     max(call.Input-call.Cached, 0),
-		CacheRead: min(call.Cached, call.Input),
-		Output:    call.Output,
-		DedupeKey: string(key),
+		Provider: "openai", Model: model,
+		Input:      max(call.Input-cacheRead-cacheWrite, 0),
+		CacheRead:  cacheRead,
+		CacheWrite: cacheWrite,
+		Output:     call.Output,
+		Reasoning:  min(call.Reasoning, call.Output),
+		Modifier:   tier,
+		DedupeKey:  key,
 	}
-	if m := payload.GetStringBytes("model"); len(m) > 0 {
-		u.Model = string(m)
-	} else if m := info.GetStringBytes("model"); len(m) > 0 {
-		u.Model = string(m)
-	}
+	r.owner.attribute(&u)
 	if u.TotalTokens() == 0 {
 		c.skips.ZeroUsage++
 		return
@@ -307,11 +494,10 @@ func (r *fileReader) codexTokens(v, payload *fastjson.Value, st *codexState, cur
 		c.skips.Malformed++ // a call with no time cannot be placed in a day
 		return
 	}
-	r.in.pricer.Apply(&u)
-	c.records = append(c.records, u)
+	r.in.record(&c.calls, u)
 }
 
-// codexKey is "codex|<history>|[<ts>|]<input>|<cached>|<output>|<reasoning>|<total>".
+// codexKey is "codex|<history>|[<ts>|]<input>|<cached>|<output>|<reasoning>|<total>[|w<cache write>]".
 func codexKey(history, ts string, n codexUsage) []byte {
 	b := make([]byte, 0, 96)
 	b = append(b, "codex|"...)
@@ -323,6 +509,10 @@ func codexKey(history, ts string, n codexUsage) []byte {
 	for _, x := range []int64{n.Input, n.Cached, n.Output, n.Reasoning, n.Total} {
 		b = append(b, '|')
 		b = strconv.AppendInt(b, x, 10)
+	}
+	if n.CacheWrite != 0 { // absent in older versions: their keys stay as they were
+		b = append(b, "|w"...)
+		b = strconv.AppendInt(b, n.CacheWrite, 10)
 	}
 	return b
 }

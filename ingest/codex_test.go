@@ -266,7 +266,7 @@ func writeCodexCorpus(dir string, seed uint64, size int64) (claudeExpected, erro
 				last.Reasoning = last.Output / 3
 				last.Total = last.Input + last.Output
 				context += last.Output + int64(rng.IntN(4000))
-				total = codexUsage{total.Input + last.Input, total.Cached + last.Cached, total.Output + last.Output, total.Reasoning + last.Reasoning, total.Total + last.Total}
+				total = total.plus(last)
 				info := map[string]any{"total_token_usage": total.json(), "last_token_usage": last.json(), "model_context_window": 272000}
 				w(t, "event_msg", map[string]any{"type": "token_count", "info": info})
 				if rng.IntN(4) == 0 { // a rate-limit refresh repeats the event

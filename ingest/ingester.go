@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"sort"
 	"strings"
@@ -73,12 +74,15 @@ type Config struct {
 	BatchBytes   int64
 	BatchRecords int
 
-	// Horizon drops calls older than this (the ledger's retention), so a
-	// re-read transcript cannot bring back what retention removed. 0 = keep all.
+	// Horizon drops calls older than this. 0 (the default, and what
+	// fleetmeter uses) keeps all: the ledger keeps the dedupe keys of
+	// pruned calls, so a re-read transcript cannot count one twice.
 	Horizon time.Duration
 
 	Pricer Pricer
 	Logger *slog.Logger
+	// Now is the clock (time.Now when nil): the horizon and status times.
+	Now func() time.Time
 }
 
 // Ingester tails transcripts into a Ledger. Step is synchronous; Run is a
@@ -111,8 +115,12 @@ type Ingester struct {
 	lastListed   map[string]bool        // directories the last plan listed, to watch
 	listings     map[string][]dirEntry  // directory → its last listing (see readDir)
 	sessionLists map[string][]candidate // OpenClaw sessions dir → candidates of that listing
-	stats        Status
-	mu           sync.Mutex // guards stats for Status()
+	// threads maps a Codex thread to its parent (forks and spawned
+	// sub-agents), learned from session_meta lines and kept in storage.
+	threads map[string]string
+	owners  map[uint32]localUser // file owner uid → local user (guarded by mu)
+	stats   Status
+	mu      sync.Mutex // guards stats for Status()
 }
 
 type fileStamp struct {
@@ -128,9 +136,14 @@ type Status struct {
 	Added        int64         `json:"records_added"`
 	Replaced     int64         `json:"records_replaced"`
 	Skips        storage.Skips `json:"skipped"`
-	FileErrors   int64         `json:"file_errors"`
-	LastStep     time.Time     `json:"last_step"`
-	LastError    string        `json:"last_error,omitempty"`
+	// Corrected counts added records whose writer's numbers were fixed.
+	Corrected storage.Corrections `json:"corrected"`
+	// Unrecognized counts usage-shaped fields no reader understands, by
+	// "<source> <field>" (format drift; see calls.unrecognized).
+	Unrecognized map[string]int64 `json:"unrecognized_usage,omitempty"`
+	FileErrors   int64            `json:"file_errors"`
+	LastStep     time.Time        `json:"last_step"`
+	LastError    string           `json:"last_error,omitempty"`
 }
 
 // StepResult summarises one Step.
@@ -160,14 +173,19 @@ func New(cfg Config, ledger Ledger) *Ingester {
 	if cfg.Env == nil {
 		cfg.Env = os.Getenv
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Ingester{
 		cfg: cfg, ledger: ledger, pricer: cfg.Pricer, log: cfg.Logger, final: cfg.Final,
 		chunkBytes: min(8<<20, cfg.BatchBytes), chunkRecords: min(5000, cfg.BatchRecords),
 		cursors: map[string]*fileCursor{}, meta: map[string]sessionMeta{}, stores: map[string]fileStamp{}, warned: map[string]string{},
 		otherCursors: map[string][]byte{}, listings: map[string][]dirEntry{},
-		sessionLists: map[string][]candidate{},
+		sessionLists: map[string][]candidate{}, threads: map[string]string{},
 	}
 }
+
+func (in *Ingester) now() time.Time { return in.cfg.Now() }
 
 // Status returns a copy of the running counters.
 func (in *Ingester) Status() Status {
@@ -175,6 +193,7 @@ func (in *Ingester) Status() Status {
 	defer in.mu.Unlock()
 	s := in.stats
 	s.Roots = append([]string(nil), s.Roots...)
+	s.Unrecognized = maps.Clone(s.Unrecognized)
 	return s
 }
 
@@ -189,9 +208,9 @@ func (in *Ingester) Run(ctx context.Context, interval time.Duration) error {
 		if _, err := in.stepWatched(ctx, w); err != nil && ctx.Err() == nil {
 			// A database that is down or full: keep polling, log at most
 			// every 30 s so a long outage does not flood the log.
-			if time.Since(lastLogged) > 30*time.Second {
+			if in.now().Sub(lastLogged) > 30*time.Second {
 				in.log.Error("ingest step failed", "err", err)
-				lastLogged = time.Now()
+				lastLogged = in.now()
 			}
 		}
 		select {
@@ -227,6 +246,10 @@ func (in *Ingester) load() error {
 		return fmt.Errorf("load session attribution: %w", err)
 	}
 	for id, v := range metas {
+		if strings.HasPrefix(id, threadMetaPrefix) {
+			in.threads[strings.TrimPrefix(id, threadMetaPrefix)] = string(v)
+			continue
+		}
 		var m sessionMeta
 		if json.Unmarshal(v, &m) == nil {
 			in.meta[id] = m
@@ -240,7 +263,7 @@ func (in *Ingester) load() error {
 func (in *Ingester) Step(ctx context.Context) (StepResult, error) {
 	res, err := in.step(ctx)
 	in.mu.Lock()
-	in.stats.LastStep = time.Now()
+	in.stats.LastStep = in.now()
 	in.stats.LastError = ""
 	if err != nil {
 		in.stats.LastError = err.Error()
@@ -266,13 +289,8 @@ func (in *Ingester) step(ctx context.Context) (StepResult, error) {
 	if err == nil && !(len(items) == 0 && batch.Empty()) {
 		res, err = in.process(ctx, items, batch, res)
 	}
-	if err != nil && len(batch.SessionMeta) > 0 {
-		// Attribution learned but not committed: forget it, so that it is
-		// learned (and put in a batch) again.
-		for id := range batch.SessionMeta {
-			delete(in.meta, id)
-		}
-		clear(in.stores)
+	if err != nil {
+		in.forget(batch)
 	}
 	return res, err
 }
@@ -411,42 +429,14 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 			return nil
 		})
 	}
-	var oldest int64
-	if in.cfg.Horizon > 0 {
-		oldest = time.Now().Add(-in.cfg.Horizon).UnixMilli()
-	}
 	pendingCursors := map[string]*fileCursor{}
 	var batchBytes int64
 	commit := func() error {
-		if batch.Empty() {
-			return nil
-		}
-		ar, err := in.ledger.Apply(batch)
-		if err != nil {
-			return err
-		}
-		for id, c := range pendingCursors {
-			in.cursors[id] = c
-		}
-		for id, v := range batch.Cursors {
-			if v == nil {
-				delete(in.cursors, id)
-			}
-		}
-		in.pathsStale = true
-		in.mu.Lock()
-		in.stats.Added += int64(ar.Added)
-		in.stats.Replaced += int64(ar.Replaced)
-		skips := batch.Skips
-		skips.Duplicate += int64(ar.Duplicates)
-		in.stats.Skips.Add(skips)
-		in.mu.Unlock()
+		ar, err := in.commit(batch, pendingCursors)
 		res.Added += ar.Added
 		res.Skipped += ar.Duplicates
-		*batch = storage.Batch{Cursors: map[string][]byte{}, SessionMeta: map[string][]byte{}}
-		clear(pendingCursors)
 		batchBytes = 0
-		return nil
+		return err
 	}
 	var commitErr error
 	for i, item := range items {
@@ -460,14 +450,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 				in.fileError(item, c.err, batch)
 				continue
 			}
-			for _, u := range c.records {
-				if u.TS < oldest {
-					batch.Skips.TooOld++
-					continue
-				}
-				batch.Records = append(batch.Records, u)
-			}
-			batch.Skips.Add(c.skips)
+			in.take(batch, &c.calls)
 			cur := c.cursor
 			if v, err := json.Marshal(&cur); err == nil {
 				batch.Cursors[c.id] = v

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fleetmeter/fleetmeter/storage"
@@ -21,6 +22,7 @@ const (
 	lineUsage                     // an assistant message with usage: a record
 	lineSkip                      // a line we count as skipped (see reason)
 	lineMalformed                 // not JSON, or JSON of the wrong shape
+	lineDrift                     // usage-shaped, but in a shape no reader knows (see drift)
 )
 
 type skipReason int
@@ -45,6 +47,10 @@ type parsedLine struct {
 
 	// lineUsage
 	usage storage.Usage
+
+	// lineDrift (and lineUsage with an unknown token field): what was
+	// not understood, e.g. `type "turn_usage"` or `usage.cacheWrite2h`.
+	drift string
 }
 
 // sender is the human behind the latest user message, from OpenClaw's
@@ -196,6 +202,59 @@ func (lp *lineParser) assistant(entry, msg *fastjson.Value, out *parsedLine) {
 	}
 	u.DedupeKey = openclawDedupeKey(u, string(msg.GetStringBytes("responseId")), msgTS)
 	out.kind = lineUsage
+}
+
+// openclawEntry folds one parsed OpenClaw entry (a JSONL line or a store
+// row) into out, the same way for both: a header names the session, a user
+// message says who speaks to the calls that follow, and a call is
+// attributed to the session's key and that sender, then recorded. A row
+// that mirrors a turn of a CLI backend's own transcript (claude-cli,
+// codex-cli) names that transcript, so the fuller copy wins (storage rule 2).
+func (in *Ingester) openclawEntry(pl *parsedLine, agent string, sessionID *string, snd *sender, out *calls) {
+	switch pl.kind {
+	case lineHeader:
+		if pl.sessionID != "" {
+			*sessionID = pl.sessionID
+		}
+	case lineUser:
+		*snd = pl.sender
+	case lineUsage:
+		u := pl.usage
+		meta := in.meta[storage.SessionMetaID(storage.SourceOpenClaw, *sessionID)]
+		a := attribute(meta, *snd)
+		u.Agent, u.SessionID, u.SessionKey = agent, *sessionID, meta.Key
+		u.Channel, u.User, u.UserLabel = a.channel, a.user, a.label
+		u.MirrorOf = mirrorOf(&u, meta)
+		in.record(out, u)
+	case lineSkip:
+		switch pl.reason {
+		case skipNotModelCall:
+			out.skips.NotModelCall++
+		case skipZeroUsage:
+			out.skips.ZeroUsage++
+		}
+	case lineMalformed:
+		out.skips.Malformed++
+	case lineDrift:
+		out.unrecognized(storage.SourceOpenClaw, pl.drift)
+	}
+}
+
+// mirrorOf names the transcript an OpenClaw row of a CLI backend mirrors:
+// OpenClaw's claude-cli runtime runs Claude Code, whose own transcript
+// holds the turn's calls in full; the session entry binds the two.
+func mirrorOf(u *storage.Usage, meta sessionMeta) string {
+	switch strings.ToLower(u.Provider) {
+	case "claude-cli":
+		if meta.ClaudeCLI != "" {
+			return "claude:" + meta.ClaudeCLI
+		}
+	case "codex-cli":
+		if meta.CodexCLI != "" {
+			return "codex:" + meta.CodexCLI
+		}
+	}
+	return ""
 }
 
 // openclawDedupeKey is the DESIGN §2 rule: provider|responseId when the

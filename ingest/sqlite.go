@@ -25,8 +25,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-
-	"github.com/fleetmeter/fleetmeter/storage"
 )
 
 const storeFile = "openclaw-agent.sqlite"
@@ -222,7 +220,7 @@ func (r *storeReader) poll(ctx context.Context, st store) (err error) {
 		if err != nil {
 			err = fmt.Errorf("%s: %w", st.path, err)
 			if r.in.final {
-				r.batch.Skips.UnreadableFile++
+				r.out.skips.UnreadableFile++
 			}
 		}
 	}()
@@ -238,7 +236,7 @@ func (r *storeReader) poll(ctx context.Context, st store) (err error) {
 		if !bytes.Equal(r.in.otherCursors[state], v) {
 			r.in.log.Warn("OpenClaw store has a layout fleetmeter does not read; its usage is not counted",
 				"path", st.path, "agent", st.agent, "layout", why)
-			r.batch.Skips.Unsupported++
+			r.out.skips.Unsupported++
 			r.batch.Cursors[state] = v
 		}
 		return nil
@@ -252,38 +250,11 @@ func (r *storeReader) poll(ctx context.Context, st store) (err error) {
 	return r.archives(ctx, d, st)
 }
 
-// commit applies the batch and, once it is durable, makes its cursors the
-// ones the next poll compares with.
+// commit applies what was read so far with the cursors that cover it.
 func (r *storeReader) commit() error {
-	b := r.batch
-	if b.Empty() {
-		return nil
-	}
-	ar, err := r.in.ledger.Apply(b)
-	if err != nil {
-		// Attribution learned for this batch was not stored: forget it so
-		// the next poll learns it, and puts it in a batch, again.
-		for id := range b.SessionMeta {
-			delete(r.in.meta, id)
-		}
-		return err
-	}
-	for id, v := range b.Cursors {
-		if v == nil {
-			delete(r.in.otherCursors, id)
-		} else {
-			r.in.otherCursors[id] = v
-		}
-	}
-	r.in.mu.Lock()
-	r.in.stats.Added += int64(ar.Added)
-	r.in.stats.Replaced += int64(ar.Replaced)
-	skips := b.Skips
-	skips.Duplicate += int64(ar.Duplicates)
-	r.in.stats.Skips.Add(skips)
-	r.in.mu.Unlock()
+	r.in.take(r.batch, &r.out)
+	ar, err := r.in.commit(r.batch, nil)
 	r.res.Added += ar.Added
 	r.res.Skipped += ar.Duplicates
-	*b = storage.Batch{Cursors: map[string][]byte{}, SessionMeta: map[string][]byte{}}
-	return nil
+	return err
 }

@@ -11,7 +11,6 @@ import (
 	"io"
 	"math"
 	"strings"
-	"time"
 
 	"github.com/fleetmeter/fleetmeter/storage"
 	"github.com/klauspost/compress/zstd"
@@ -39,7 +38,8 @@ func rowHash(b []byte) uint64 {
 type storeReader struct {
 	in      *Ingester
 	res     *StepResult
-	batch   *storage.Batch
+	batch   *storage.Batch // cursors and attribution; records and skips go through out
+	out     calls
 	parser  lineParser
 	pl      parsedLine
 	dec     *zstd.Decoder // for event_zstd rows, made on first use
@@ -88,7 +88,7 @@ func (r *storeReader) sessions(ctx context.Context, d *storeDB, st store) error 
 		if err := r.readSession(ctx, d, st, ls, prev); err != nil {
 			return fmt.Errorf("session %s: %w", ls.id, err)
 		}
-		if len(r.batch.Records) >= r.in.cfg.BatchRecords {
+		if len(r.out.records) >= r.in.cfg.BatchRecords {
 			if err := r.commit(); err != nil {
 				return err
 			}
@@ -145,7 +145,7 @@ func (r *storeReader) readSession(ctx context.Context, d *storeDB, st store, ls 
 			return nil
 		}
 		from = cur.Seq + 1
-		if len(r.batch.Records) >= r.in.cfg.BatchRecords {
+		if len(r.out.records) >= r.in.cfg.BatchRecords {
 			if err := r.commit(); err != nil {
 				return err
 			}
@@ -205,69 +205,44 @@ func (r *storeReader) event(js, zs []byte, utf8Size int64, cur *storeCursor) {
 	if line == nil {
 		switch {
 		case zs == nil:
-			r.batch.Skips.Malformed++ // neither column: the row holds nothing
+			r.out.skips.Malformed++ // neither column: the row holds nothing
 			return
 		case utf8Size > MaxLineBytes:
-			r.batch.Skips.OversizeLine++
+			r.out.skips.OversizeLine++
 			return
 		}
 		if r.dec == nil {
 			var err error
 			if r.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxLineBytes)); err != nil {
-				r.batch.Skips.Malformed++
+				r.out.skips.Malformed++
 				return
 			}
 		}
 		out, err := r.dec.DecodeAll(zs, r.buf[:0])
 		switch {
 		case errors.Is(err, zstd.ErrDecoderSizeExceeded):
-			r.batch.Skips.OversizeLine++
+			r.out.skips.OversizeLine++
 			return
 		case err != nil:
-			r.batch.Skips.Malformed++
+			r.out.skips.Malformed++
 			return
 		}
 		r.buf, line = out, out
 	}
 	if len(line) > MaxLineBytes {
-		r.batch.Skips.OversizeLine++
+		r.out.skips.OversizeLine++
 		return
 	}
 	r.handle(line, cur.Agent, cur.SessionID, &cur.Sender)
 }
 
-// handle parses one event with the JSONL line parser and attributes it the
-// same way: the session's key and origin, and the sender of the latest
-// user message. Unlike a file line, a row is never a torn write, so a
-// nested `{"type":"message"` is not mistaken for one.
+// handle parses one event with the JSONL line parser and folds it in the
+// same way (openclawEntry). Unlike a file line, a row is never a torn
+// write, so a nested `{"type":"message"` is not mistaken for one; and the
+// session is the row's, whatever a header row says.
 func (r *storeReader) handle(line []byte, agent, sessionID string, snd *sender) {
-	pl := &r.pl
-	r.parser.parse(line, pl)
-	switch pl.kind {
-	case lineUser:
-		*snd = pl.sender
-	case lineUsage:
-		u := pl.usage
-		if h := r.in.cfg.Horizon; h > 0 && u.TS < time.Now().Add(-h).UnixMilli() {
-			r.batch.Skips.TooOld++
-			return
-		}
-		meta := r.in.meta[storage.SessionMetaID(storage.SourceOpenClaw, sessionID)]
-		a := attribute(meta, *snd)
-		u.Agent, u.SessionID, u.SessionKey = agent, sessionID, meta.Key
-		u.Channel, u.User, u.UserLabel = a.channel, a.user, a.label
-		r.in.pricer.Apply(&u)
-		r.batch.Records = append(r.batch.Records, u)
-	case lineSkip:
-		switch pl.reason {
-		case skipNotModelCall:
-			r.batch.Skips.NotModelCall++
-		case skipZeroUsage:
-			r.batch.Skips.ZeroUsage++
-		}
-	case lineMalformed:
-		r.batch.Skips.Malformed++
-	}
+	r.parser.parse(line, &r.pl)
+	r.in.openclawEntry(&r.pl, agent, &sessionID, snd, &r.out)
 }
 
 // learnMeta looks up a session's attribution in the store and keeps it
@@ -338,7 +313,7 @@ func (r *storeReader) archives(ctx context.Context, d *storeDB, st store) error 
 		if err := r.readArchive(ctx, d, st, a); err != nil {
 			return fmt.Errorf("archive %s generation %s: %w", a.sessionID, a.gen, err)
 		}
-		if len(r.batch.Records) >= r.in.cfg.BatchRecords {
+		if len(r.out.records) >= r.in.cfg.BatchRecords {
 			if err := r.commit(); err != nil {
 				return err
 			}
@@ -381,7 +356,7 @@ func (r *storeReader) readArchive(ctx context.Context, d *storeDB, st store, a s
 	default:
 		r.in.log.Warn("OpenClaw archive in an unknown encoding; not counted",
 			"path", st.path, "session_id", a.sessionID, "encoding", enc.String)
-		r.batch.Skips.Unsupported++
+		r.out.skips.Unsupported++
 		src = nil
 	}
 	if src != nil {
@@ -411,9 +386,9 @@ func (r *storeReader) archiveLines(src io.Reader, agent, sessionID string) int {
 		lines++
 		r.handle(line, agent, sessionID, &snd)
 	}
-	r.batch.Skips.OversizeLine += int64(lr.oversize)
+	r.out.skips.OversizeLine += int64(lr.oversize)
 	if lr.err != nil {
-		r.batch.Skips.Malformed++ // a corrupt blob: its readable lines are counted
+		r.out.skips.Malformed++ // a corrupt blob: its readable lines are counted
 		return lines
 	}
 	if tail := lr.tail(); len(bytes.TrimSpace(tail)) > 0 {

@@ -374,5 +374,7 @@ func mergeMeta(m, o sessionMeta) sessionMeta {
 	m.ChatType = firstNonEmpty(m.ChatType, o.ChatType)
 	m.OriginFrom = firstNonEmpty(m.OriginFrom, o.OriginFrom)
 	m.Label = firstNonEmpty(m.Label, o.Label)
+	m.ClaudeCLI = firstNonEmpty(m.ClaudeCLI, o.ClaudeCLI)
+	m.CodexCLI = firstNonEmpty(m.CodexCLI, o.CodexCLI)
 	return m
 }

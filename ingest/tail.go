@@ -11,7 +11,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/fleetmeter/fleetmeter/storage"
 	"github.com/klauspost/compress/zstd"
 	"github.com/valyala/fastjson"
 )
@@ -65,12 +64,11 @@ type fileItem struct {
 // chunk is a piece of a file's progress: records and skips since the last
 // chunk, and the cursor that covers them.
 type chunk struct {
-	records []storage.Usage
-	skips   storage.Skips
-	cursor  fileCursor
-	id      string
-	bytes   int64
-	err     error // the file could not be read; the cursor is not advanced
+	calls
+	cursor fileCursor
+	id     string
+	bytes  int64
+	err    error // the file could not be read; the cursor is not advanced
 }
 
 // readAt reads n bytes at off (n may be 0).
@@ -143,6 +141,7 @@ type fileReader struct {
 	in     *Ingester
 	parser lineParser
 	buf    []byte
+	owner  localUser // the file's owner: the user of Claude Code and Codex calls
 }
 
 // read reads item and sends its chunks to out. Errors that concern only
@@ -160,6 +159,10 @@ func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- chunk)
 		return
 	}
 	dev, ino := statIDs(fi)
+	r.owner = localUser{}
+	if item.format != formatOpenClaw {
+		r.owner = r.in.ownerOf(fi)
+	}
 	cur := fileCursor{Path: item.path, Dev: dev, Ino: ino, Format: item.format, Agent: item.agent, SessionID: item.sessionID}
 	var fp fingerprinter // what was read before, when resuming
 	if item.cur != nil && item.cur.Dev == dev && item.cur.Ino == ino && item.cur.Format == item.format {
@@ -330,31 +333,7 @@ func (r *fileReader) openclawLine(line []byte, cur *fileCursor, c *chunk, pl *pa
 		line = line[i+1:]
 	}
 	r.parser.parse(line, pl)
-	switch pl.kind {
-	case lineHeader:
-		if pl.sessionID != "" {
-			cur.SessionID = pl.sessionID
-		}
-	case lineUser:
-		cur.Sender = pl.sender
-	case lineUsage:
-		u := pl.usage
-		meta := r.in.meta[storage.SessionMetaID(storage.SourceOpenClaw, cur.SessionID)]
-		a := attribute(meta, cur.Sender)
-		u.Agent, u.SessionID, u.SessionKey = cur.Agent, cur.SessionID, meta.Key
-		u.Channel, u.User, u.UserLabel = a.channel, a.user, a.label
-		r.in.pricer.Apply(&u)
-		c.records = append(c.records, u)
-	case lineSkip:
-		switch pl.reason {
-		case skipNotModelCall:
-			c.skips.NotModelCall++
-		case skipZeroUsage:
-			c.skips.ZeroUsage++
-		}
-	case lineMalformed:
-		c.skips.Malformed++
-	}
+	r.in.openclawEntry(pl, cur.Agent, &cur.SessionID, &cur.Sender, &c.calls)
 }
 
 var newline = []byte{'\n'}

@@ -8,14 +8,21 @@ import (
 )
 
 // Tally is an in-memory ledger for reports read straight from transcripts:
-// the same dedupe and the same rows as storage.DB.Apply, with no file.
+// the same rules (storage.ApplyRecord) and the same rows as
+// storage.DB.Apply, with no file.
 type Tally struct {
-	loc      *time.Location
-	seen     map[string]*storage.Usage
-	daily    map[dayDim]storage.Totals
-	sessions map[[2]string]*storage.Session
-	labels   map[string]string
-	skips    storage.Skips
+	loc         *time.Location
+	seen        map[string]*storage.Usage // live records by dedupe key; nil: known, gone
+	daily       map[dayDim]storage.Totals
+	sessions    map[[2]string]*storage.Session
+	labels      map[string]string
+	skips       storage.Skips
+	corrections storage.Corrections
+
+	claimed map[string]bool
+	mirrors map[string][]string // group → dedupe keys
+	aliases map[[2]string]string
+	bare    map[[2]string][]string // scope, bare id → dedupe keys
 }
 
 type dayDim struct {
@@ -31,33 +38,104 @@ func NewTally(loc *time.Location) *Tally {
 		daily:    map[dayDim]storage.Totals{},
 		sessions: map[[2]string]*storage.Session{},
 		labels:   map[string]string{},
+		claimed:  map[string]bool{},
+		mirrors:  map[string][]string{},
+		aliases:  map[[2]string]string{},
+		bare:     map[[2]string][]string{},
 	}
 }
 
-// Apply folds a batch in, deduplicating exactly as storage does.
+// Apply folds a batch in, under the rules storage applies.
 func (t *Tally) Apply(b *storage.Batch) (storage.ApplyResult, error) {
 	var res storage.ApplyResult
 	for i := range b.Records {
 		u := b.Records[i]
 		u.Normalize()
-		old, known := t.seen[u.DedupeKey]
-		if known {
-			if !storage.Supersedes(old, &u) {
-				res.Duplicates++
-				continue
-			}
-			u.AdoptIdentity(old)
-			t.add(old, -1)
-			res.Replaced++
-		} else {
-			res.Added++
+		rr, err := storage.ApplyRecord(t, &u)
+		if err != nil {
+			return res, err
 		}
-		t.seen[u.DedupeKey] = &u
-		t.add(&u, +1)
+		res.Count(rr, &u)
 	}
 	t.skips.Add(b.Skips)
 	t.skips.Duplicate += int64(res.Duplicates)
+	t.corrections.Add(res.Corrected)
 	return res, nil
+}
+
+// Lookup implements storage.RecordStore.
+func (t *Tally) Lookup(key string) (*storage.Usage, bool, error) {
+	u, known := t.seen[key]
+	return u, known && u == nil, nil
+}
+
+// Insert implements storage.RecordStore.
+func (t *Tally) Insert(u *storage.Usage) error {
+	c := *u
+	t.seen[u.DedupeKey] = &c
+	t.add(&c, +1)
+	return nil
+}
+
+// Remove implements storage.RecordStore.
+func (t *Tally) Remove(u *storage.Usage) error {
+	if old := t.seen[u.DedupeKey]; old != nil {
+		t.add(old, -1)
+	}
+	t.seen[u.DedupeKey] = nil
+	return nil
+}
+
+// Claimed implements storage.RecordStore.
+func (t *Tally) Claimed(group string) (bool, error) { return t.claimed[group], nil }
+
+// Claim implements storage.RecordStore.
+func (t *Tally) Claim(group string) ([]storage.Usage, error) {
+	t.claimed[group] = true
+	out := t.live(t.mirrors[group])
+	delete(t.mirrors, group)
+	return out, nil
+}
+
+// IndexMirror implements storage.RecordStore.
+func (t *Tally) IndexMirror(u *storage.Usage) error {
+	t.mirrors[u.MirrorOf] = append(t.mirrors[u.MirrorOf], u.DedupeKey)
+	return nil
+}
+
+// Alias implements storage.RecordStore.
+func (t *Tally) Alias(scope, bare string) (string, error) { return t.aliases[[2]string{scope, bare}], nil }
+
+// SetAlias implements storage.RecordStore.
+func (t *Tally) SetAlias(scope, bare, user string) error {
+	t.aliases[[2]string{scope, bare}] = user
+	return nil
+}
+
+// IndexBare implements storage.RecordStore.
+func (t *Tally) IndexBare(scope string, u *storage.Usage) error {
+	k := [2]string{scope, u.User}
+	t.bare[k] = append(t.bare[k], u.DedupeKey)
+	return nil
+}
+
+// TakeBare implements storage.RecordStore.
+func (t *Tally) TakeBare(scope, bare string) ([]storage.Usage, error) {
+	k := [2]string{scope, bare}
+	out := t.live(t.bare[k])
+	delete(t.bare, k)
+	return out, nil
+}
+
+// live copies the live records of keys.
+func (t *Tally) live(keys []string) []storage.Usage {
+	var out []storage.Usage
+	for _, k := range keys {
+		if u := t.seen[k]; u != nil {
+			out = append(out, *u)
+		}
+	}
+	return out
 }
 
 func (t *Tally) add(u *storage.Usage, sign int64) {
@@ -71,11 +149,15 @@ func (t *Tally) add(u *storage.Usage, sign int64) {
 	}
 	t.daily[k] = row
 	if sign < 0 {
-		// A replaced copy: remove its sums from the session too.
+		// A removed record: take its sums out of the session too.
 		if s := t.sessions[[2]string{u.Source, u.SessionID}]; s != nil {
 			m := s.Models[u.Provider+"/"+u.Model]
 			m.Sub(tot)
-			s.Models[u.Provider+"/"+u.Model] = m
+			if m.IsZero() {
+				delete(s.Models, u.Provider+"/"+u.Model)
+			} else {
+				s.Models[u.Provider+"/"+u.Model] = m
+			}
 		}
 		return
 	}
@@ -131,14 +213,20 @@ func (t *Tally) DimRows(kind byte, from, to int32) ([]storage.Row, error) {
 	return out, nil
 }
 
-// Sessions returns the session summaries.
+// Sessions returns the session summaries (a session whose every record
+// was removed is gone, as in storage).
 func (t *Tally) Sessions() ([]storage.Session, error) {
 	out := make([]storage.Session, 0, len(t.sessions))
 	for _, s := range t.sessions {
-		out = append(out, *s)
+		if len(s.Models) > 0 {
+			out = append(out, *s)
+		}
 	}
 	return out, nil
 }
+
+// Corrections returns how many records carry a writer correction.
+func (t *Tally) Corrections() (storage.Corrections, error) { return t.corrections, nil }
 
 // Skips returns what was skipped.
 func (t *Tally) Skips() (storage.Skips, error) { return t.skips, nil }

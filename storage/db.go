@@ -113,8 +113,10 @@ func (db *DB) init(readOnly bool) error {
 			if meta == nil {
 				return errors.New("not a fleetmeter database (no meta bucket)")
 			}
-			if v := decodeUint(meta.Get(metaSchemaVersion)); v != SchemaVersion {
-				return fmt.Errorf("schema version %d, this fleetmeter reads %d", v, SchemaVersion)
+			// Older layouts read as they are (schema 1 differs from 2 only
+			// in what a writer adds); a writable open upgrades them.
+			if v := decodeUint(meta.Get(metaSchemaVersion)); v < 1 || v > SchemaVersion {
+				return fmt.Errorf("schema version %d, this fleetmeter reads 1 to %d", v, SchemaVersion)
 			}
 			db.instanceID = string(meta.Get(metaInstanceID))
 			db.generation = string(meta.Get(metaGeneration))

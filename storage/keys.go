@@ -116,31 +116,44 @@ func decodeRowKey(k []byte) (int32, Dim, error) {
 	return period, d, nil
 }
 
-// totalsSize is the encoded size of Totals: a version byte and 12 int64s.
-const totalsSize = 1 + 12*8
+// Totals values are a version byte and int64s: version 1 (schema 1) has
+// the first 12 fields, version 2 adds Reasoning and CostToolsNanos. Both
+// decode; writes are version 2.
+const (
+	totalsSizeV1 = 1 + 12*8
+	totalsSize   = 1 + 14*8
+)
 
 func encodeTotals(t Totals) []byte {
 	b := make([]byte, 1, totalsSize)
-	b[0] = 1
+	b[0] = 2
 	for _, v := range []int64{
 		t.Messages, t.Input, t.Output, t.CacheRead, t.CacheWrite,
 		t.CostNanos, t.CostInputNanos, t.CostOutputNanos, t.CostCacheReadNanos, t.CostCacheWriteNanos,
-		t.UnpricedMessages, t.UnpricedTokens,
+		t.UnpricedMessages, t.UnpricedTokens, t.Reasoning, t.CostToolsNanos,
 	} {
 		b = binary.BigEndian.AppendUint64(b, uint64(v))
 	}
 	return b
 }
 
+// encodedTotalsSize is the size of the Totals value that b starts with.
+func encodedTotalsSize(b []byte) int {
+	if len(b) > 0 && b[0] == 1 {
+		return totalsSizeV1
+	}
+	return totalsSize
+}
+
 func decodeTotals(b []byte) (Totals, error) {
-	if len(b) != totalsSize || b[0] != 1 {
+	if len(b) == 0 || len(b) != encodedTotalsSize(b) || b[0] > 2 || b[0] == 0 {
 		return Totals{}, fmt.Errorf("storage: bad totals value (%d bytes)", len(b))
 	}
-	var v [12]int64
-	for i := range v {
+	var v [14]int64
+	for i := range (len(b) - 1) / 8 {
 		v[i] = int64(binary.BigEndian.Uint64(b[1+8*i:]))
 	}
-	return Totals{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11]}, nil
+	return Totals{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13]}, nil
 }
 
 // ledgerKey is ts(8, unix ms) | seq(8): the seq breaks ties and keeps
@@ -242,15 +255,16 @@ func decodeSession(b []byte) (Session, error) {
 		if name, rest, err = getString(rest); err != nil {
 			return s, err
 		}
-		if len(rest) < totalsSize {
+		size := encodedTotalsSize(rest)
+		if len(rest) < size {
 			return s, errShortKey
 		}
-		t, err := decodeTotals(rest[:totalsSize])
+		t, err := decodeTotals(rest[:size])
 		if err != nil {
 			return s, err
 		}
 		s.Models[name] = t
-		rest = rest[totalsSize:]
+		rest = rest[size:]
 	}
 	return s, nil
 }

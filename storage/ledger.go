@@ -31,28 +31,56 @@ type ApplyResult struct {
 	Added      int // new model calls
 	Replaced   int // a larger copy of a known call replaced the smaller one
 	Duplicates int // known calls, ignored
+	// Superseded: mirror rows removed because the transcript they
+	// summarise arrived (storage.ApplyRecord, rule 2).
+	Superseded int
+	// TooOld: calls older than what retention pruned before this file kept
+	// dedupe keys (schema 1), which could otherwise count twice.
+	TooOld int
+	// Corrected counts the added records that carry a writer correction.
+	Corrected Corrections
 }
 
-// Apply commits a batch in one transaction: for each record the dedupe
-// check, the ledger row, the seen key, the rollup deltas and outbox marks;
-// then cursors, session attribution and skip counters. A crash at any
-// instant leaves all of it or none.
+// Count folds one record's result in.
+func (r *ApplyResult) Count(rr RecordResult, u *Usage) {
+	switch rr.Outcome {
+	case OutcomeAdded:
+		r.Added++
+		r.Corrected.Count(u.Corrected)
+	case OutcomeReplaced:
+		r.Replaced++
+	default:
+		r.Duplicates++
+	}
+	r.Superseded += rr.Superseded
+}
+
+// Apply commits a batch in one transaction: for each record the rules of
+// ApplyRecord (dedupe, mirrors, users) with the ledger rows, seen keys,
+// rollup deltas and outbox marks they imply; then cursors, session
+// attribution, skip and correction counters. A crash at any instant leaves
+// all of it or none.
 func (db *DB) Apply(b *Batch) (ApplyResult, error) {
 	var res ApplyResult
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		res = ApplyResult{}
 		w := db.writer(tx)
+		legacy := int64(decodeUint(w.metaBucket.Get(metaSeenPrunedBefore)))
 		for i := range b.Records {
-			switch outcome, err := w.addRecord(&b.Records[i]); {
-			case err != nil:
-				return err
-			case outcome == added:
-				res.Added++
-			case outcome == replaced:
-				res.Replaced++
-			default:
-				res.Duplicates++
+			u := &b.Records[i]
+			if u.DedupeKey == "" {
+				return fmt.Errorf("record at %d without dedupe key", u.TS)
 			}
+			u.Normalize()
+			if u.TS < legacy {
+				res.TooOld++
+				continue
+			}
+			rr, err := ApplyRecord(w, u)
+			if err != nil {
+				return err
+			}
+			res.Count(rr, u)
 		}
 		if err := w.flushSessions(); err != nil {
 			return err
@@ -80,7 +108,11 @@ func (db *DB) Apply(b *Batch) (ApplyResult, error) {
 		}
 		skips := b.Skips
 		skips.Duplicate += int64(res.Duplicates)
-		return addSkips(tx, skips)
+		skips.TooOld += int64(res.TooOld)
+		if err := addSkips(tx, skips); err != nil {
+			return err
+		}
+		return addCorrections(tx, res.Corrected)
 	})
 	if err != nil {
 		return ApplyResult{}, fmt.Errorf("apply batch of %d records: %w", len(b.Records), err)
@@ -105,6 +137,38 @@ func addSkips(tx *bolt.Tx, add Skips) error {
 		return err
 	}
 	return meta.Put(metaSkips, v)
+}
+
+func addCorrections(tx *bolt.Tx, add Corrections) error {
+	if add == (Corrections{}) {
+		return nil
+	}
+	meta := tx.Bucket(bucketMeta)
+	var c Corrections
+	if v := meta.Get(metaCorrections); v != nil {
+		if err := json.Unmarshal(v, &c); err != nil {
+			return fmt.Errorf("corrections: %w", err)
+		}
+	}
+	c.Add(add)
+	v, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return meta.Put(metaCorrections, v)
+}
+
+// Corrections returns how many stored records carry a writer correction,
+// by kind, counted since the file was created.
+func (db *DB) Corrections() (Corrections, error) {
+	var c Corrections
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(metaCorrections); v != nil {
+			return json.Unmarshal(v, &c)
+		}
+		return nil
+	})
+	return c, err
 }
 
 // SessionMetaID is the key session_meta uses for a session.
@@ -133,16 +197,9 @@ func (db *DB) copyBucket(name []byte) (map[string][]byte, error) {
 	return out, err
 }
 
-type outcome int
-
-const (
-	duplicate outcome = iota
-	added
-	replaced
-)
-
 // writer applies records inside one write transaction. Session rows are
-// cached and written once at the end: a batch touches few sessions many times.
+// cached and written once at the end: a batch touches few sessions many
+// times. It is the bbolt RecordStore of ApplyRecord.
 type writer struct {
 	tx                            *bolt.Tx
 	loc                           *time.Location
@@ -170,55 +227,134 @@ func (db *DB) writer(tx *bolt.Tx) *writer {
 	}
 }
 
-func (w *writer) addRecord(u *Usage) (outcome, error) {
-	if u.DedupeKey == "" {
-		return duplicate, fmt.Errorf("record at %d without dedupe key", u.TS)
+// Lookup implements RecordStore: the seen key points at the ledger row; a
+// row that is gone was pruned by retention or removed (a mirror, a moved
+// user), and its key is kept so the call cannot count again.
+func (w *writer) Lookup(dedupeKey string) (*Usage, bool, error) {
+	lk := w.seen.Get(seenKey(dedupeKey))
+	if lk == nil {
+		return nil, false, nil
 	}
-	u.Normalize()
-	sk := seenKey(u.DedupeKey)
-	result := added
-	if lk := w.seen.Get(sk); lk != nil {
-		var old Usage
-		raw := w.ledger.Get(lk)
-		if raw == nil {
-			return duplicate, fmt.Errorf("seen key points at missing ledger row %x", lk)
-		}
-		if err := json.Unmarshal(raw, &old); err != nil {
-			return duplicate, fmt.Errorf("ledger row %x: %w", lk, err)
-		}
-		if !Supersedes(&old, u) {
-			return duplicate, nil
-		}
-		u.AdoptIdentity(&old)
-		if err := w.applyRollups(&old, -1); err != nil {
-			return duplicate, err
-		}
-		if err := w.ledger.Delete(bytes.Clone(lk)); err != nil {
-			return duplicate, err
-		}
-		result = replaced
+	raw := w.ledger.Get(lk)
+	if raw == nil {
+		return nil, true, nil
 	}
+	var old Usage
+	if err := json.Unmarshal(raw, &old); err != nil {
+		return nil, false, fmt.Errorf("ledger row %x: %w", lk, err)
+	}
+	return &old, false, nil
+}
+
+// Insert implements RecordStore.
+func (w *writer) Insert(u *Usage) error {
 	seq, err := w.ledger.NextSequence()
 	if err != nil {
-		return duplicate, err
+		return err
 	}
 	lk := ledgerKey(u.TS, seq)
 	v, err := json.Marshal(u)
 	if err != nil {
-		return duplicate, err
+		return err
 	}
 	if err := w.ledger.Put(lk, v); err != nil {
-		return duplicate, err
+		return err
 	}
-	if err := w.seen.Put(sk, lk); err != nil {
-		return duplicate, err
+	if err := w.seen.Put(seenKey(u.DedupeKey), lk); err != nil {
+		return err
 	}
 	if u.User != "" && u.UserLabel != "" {
 		if err := w.tx.Bucket(bucketUsers).Put([]byte(u.User), []byte(u.UserLabel)); err != nil {
-			return duplicate, err
+			return err
 		}
 	}
-	return result, w.applyRollups(u, +1)
+	return w.applyRollups(u, +1)
+}
+
+// Remove implements RecordStore.
+func (w *writer) Remove(u *Usage) error {
+	lk := w.seen.Get(seenKey(u.DedupeKey))
+	if lk == nil {
+		return fmt.Errorf("remove %q: not in the ledger", u.DedupeKey)
+	}
+	if err := w.applyRollups(u, -1); err != nil {
+		return err
+	}
+	return w.ledger.Delete(bytes.Clone(lk))
+}
+
+// Claimed implements RecordStore.
+func (w *writer) Claimed(group string) (bool, error) {
+	return w.tx.Bucket(bucketClaimed).Get([]byte(group)) != nil, nil
+}
+
+// Claim implements RecordStore: the group is marked, its mirror index
+// emptied, and the mirrors still in the ledger returned.
+func (w *writer) Claim(group string) ([]Usage, error) {
+	if err := w.tx.Bucket(bucketClaimed).Put([]byte(group), []byte{1}); err != nil {
+		return nil, err
+	}
+	return w.takeIndexed(w.tx.Bucket(bucketMirrors), putString(nil, group))
+}
+
+// IndexMirror implements RecordStore.
+func (w *writer) IndexMirror(u *Usage) error {
+	return w.index(w.tx.Bucket(bucketMirrors), putString(nil, u.MirrorOf), u)
+}
+
+// Alias implements RecordStore.
+func (w *writer) Alias(scope, bare string) (string, error) {
+	return string(w.tx.Bucket(bucketUserAlias).Get(putString(putString(nil, scope), bare))), nil
+}
+
+// SetAlias implements RecordStore.
+func (w *writer) SetAlias(scope, bare, user string) error {
+	return w.tx.Bucket(bucketUserAlias).Put(putString(putString(nil, scope), bare), []byte(user))
+}
+
+// IndexBare implements RecordStore.
+func (w *writer) IndexBare(scope string, u *Usage) error {
+	return w.index(w.tx.Bucket(bucketBareUsers), putString(putString(nil, scope), u.User), u)
+}
+
+// TakeBare implements RecordStore.
+func (w *writer) TakeBare(scope, bare string) ([]Usage, error) {
+	return w.takeIndexed(w.tx.Bucket(bucketBareUsers), putString(putString(nil, scope), bare))
+}
+
+// index puts prefix | the ledger key of u (just stored) into b.
+func (w *writer) index(b *bolt.Bucket, prefix []byte, u *Usage) error {
+	lk := w.seen.Get(seenKey(u.DedupeKey))
+	if lk == nil {
+		return fmt.Errorf("index %q: not in the ledger", u.DedupeKey)
+	}
+	return b.Put(append(prefix, lk...), nil)
+}
+
+// takeIndexed deletes every prefix | ledger key entry of b and returns the
+// records still in the ledger (pruned ones are skipped).
+func (w *writer) takeIndexed(b *bolt.Bucket, prefix []byte) ([]Usage, error) {
+	var keys [][]byte
+	var out []Usage
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+		raw := w.ledger.Get(k[len(prefix):])
+		if raw == nil {
+			continue
+		}
+		var u Usage
+		if err := json.Unmarshal(raw, &u); err != nil {
+			return nil, fmt.Errorf("ledger row %x: %w", k[len(prefix):], err)
+		}
+		out = append(out, u)
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // applyRollups adds (sign +1) or removes (sign -1) a record's contribution
@@ -460,9 +596,11 @@ func (db *DB) Sessions() ([]Session, error) {
 	return out, err
 }
 
-// PruneLedger deletes ledger records older than beforeMillis with their
-// dedupe keys, a chunk per transaction so writers are not held up. Rollups
-// are kept.
+// PruneLedger deletes ledger records older than beforeMillis, a chunk per
+// transaction so writers are not held up. Rollups are kept, and so are the
+// records' dedupe keys (32 bytes a call): a transcript read again later,
+// however old, cannot count a pruned call twice, so ingest needs no
+// retention horizon and a first ingest keeps rollups for all history.
 func (db *DB) PruneLedger(beforeMillis int64) (int, error) {
 	const chunk = 5000
 	total := 0
@@ -470,19 +608,10 @@ func (db *DB) PruneLedger(beforeMillis int64) (int, error) {
 	for {
 		n := 0
 		err := db.bolt.Update(func(tx *bolt.Tx) error {
-			ledger, seen := tx.Bucket(bucketLedger), tx.Bucket(bucketSeen)
+			ledger := tx.Bucket(bucketLedger)
 			var keys [][]byte
 			c := ledger.Cursor()
-			for k, v := c.First(); k != nil && bytes.Compare(k, end) < 0 && len(keys) < chunk; k, v = c.Next() {
-				var u Usage
-				if err := json.Unmarshal(v, &u); err == nil {
-					sk := seenKey(u.DedupeKey)
-					if bytes.Equal(seen.Get(sk), k) {
-						if err := seen.Delete(sk); err != nil {
-							return err
-						}
-					}
-				}
+			for k, _ := c.First(); k != nil && bytes.Compare(k, end) < 0 && len(keys) < chunk; k, _ = c.Next() {
 				keys = append(keys, bytes.Clone(k))
 			}
 			for _, k := range keys {

@@ -55,9 +55,20 @@ func TestKeysRoundTrip(t *testing.T) {
 	if string(ledgerKey(-5, 0)) >= string(ledgerKey(5, 0)) {
 		t.Error("ledger keys do not sort")
 	}
-	tot := Totals{1, 2, 3, 4, 5, -6, 7, 8, 9, 10, 11, 12}
+	tot := Totals{1, 2, 3, 4, 5, -6, 7, 8, 9, 10, 11, 12, 13, 14}
 	if got, err := decodeTotals(encodeTotals(tot)); err != nil || got != tot {
 		t.Errorf("totals round trip: %+v %v", got, err)
+	}
+	// A version 1 value (schema 1: 12 fields) still decodes, the new
+	// fields zero; and a session holding one decodes too.
+	v1 := append([]byte{1}, encodeTotals(tot)[1:1+12*8]...)
+	want := tot
+	want.Reasoning, want.CostToolsNanos = 0, 0
+	if got, err := decodeTotals(v1); err != nil || got != want {
+		t.Errorf("version 1 totals: %+v %v", got, err)
+	}
+	if _, err := decodeTotals(v1[:50]); err == nil {
+		t.Error("a truncated totals value decodes")
 	}
 	sess := Session{Source: "claude", SessionID: "s\x00", SessionKey: "agent:main:main", Agent: "a", Channel: "c",
 		FirstTS: -5, LastTS: 1 << 40, Models: map[string]Totals{"p/m": tot, "q/n": {Messages: 1}}}

@@ -39,6 +39,26 @@ type Usage struct {
 	CacheRead    int64 `json:"cache_read_tokens"`
 	CacheWrite   int64 `json:"cache_write_tokens"`
 	CacheWrite1h int64 `json:"cache_write_1h_tokens,omitempty"` // part of CacheWrite priced at the 1-hour rate
+	// Reasoning is the part of Output the format reports as reasoning
+	// (Codex reasoning_output_tokens). Providers bill it as output; it is
+	// shown apart, never added to the total.
+	Reasoning int64 `json:"reasoning_tokens,omitempty"`
+	// Server tools billed per request (Anthropic server_tool_use).
+	WebSearches int64 `json:"web_search_requests,omitempty"`
+	WebFetches  int64 `json:"web_fetch_requests,omitempty"`
+
+	// Modifier is what, besides the model, the call was billed by: a
+	// service tier or speed ("fast", "priority", "flex", "batch"), as the
+	// transcript recorded it. The pricer applies the multiple of its
+	// modifier table; "" is the standard rate.
+	Modifier string `json:"price_modifier,omitempty"`
+	// Corrected names a fix applied to what the writer recorded (see the
+	// Corrected* constants); "" when the record is as written.
+	Corrected string `json:"corrected,omitempty"`
+	// MirrorOf names the fuller transcript a summary row mirrors
+	// ("claude:<session id>" for an OpenClaw claude-cli row): once calls of
+	// that transcript are recorded, the mirror is dropped (see Mirrors).
+	MirrorOf string `json:"mirror_of,omitempty"`
 	// Sidechain marks a Claude Code sidechain copy (isSidechain): a replay
 	// of a main-chain message that loses to the main-chain copy.
 	Sidechain bool `json:"sidechain,omitempty"`
@@ -58,6 +78,39 @@ type Cost struct {
 	Output     float64 `json:"output,omitempty"`
 	CacheRead  float64 `json:"cache_read,omitempty"`
 	CacheWrite float64 `json:"cache_write,omitempty"`
+	Tools      float64 `json:"tools,omitempty"` // server tools billed per request (web search)
+}
+
+// Corrections to what a transcript's writer recorded (Usage.Corrected).
+const (
+	// CorrectedImplausibleCost: a positive cost.total more than an order of
+	// magnitude away from tokens × the table price; the table price is used.
+	CorrectedImplausibleCost = "implausible_cost"
+	// CorrectedCacheInInput: an adapter counted cache reads inside input
+	// (input + output == totalTokens while cacheRead > 0); input is reduced.
+	CorrectedCacheInInput = "cache_in_input"
+)
+
+// Corrections counts records stored with a correction, by kind.
+type Corrections struct {
+	ImplausibleCost int64 `json:"implausible_cost"`
+	CacheInInput    int64 `json:"cache_in_input"`
+}
+
+// Add adds o to c.
+func (c *Corrections) Add(o Corrections) {
+	c.ImplausibleCost += o.ImplausibleCost
+	c.CacheInInput += o.CacheInInput
+}
+
+// Count adds one record's correction.
+func (c *Corrections) Count(kind string) {
+	switch kind {
+	case CorrectedImplausibleCost:
+		c.ImplausibleCost++
+	case CorrectedCacheInInput:
+		c.CacheInInput++
+	}
 }
 
 // MaxNameBytes caps every name a record carries (agent, user, model…):
@@ -135,6 +188,9 @@ type Totals struct {
 
 	UnpricedMessages int64 // calls with cost_source "unpriced"
 	UnpricedTokens   int64 // their tokens, the bucket reports show on its own
+
+	Reasoning      int64 // reasoning tokens, a part of Output
+	CostToolsNanos int64 // server tools billed per request, a part of CostNanos
 }
 
 // TotalsOf is the contribution of one record.
@@ -150,6 +206,8 @@ func TotalsOf(u *Usage) Totals {
 		CostOutputNanos:     Nanos(u.Cost.Output),
 		CostCacheReadNanos:  Nanos(u.Cost.CacheRead),
 		CostCacheWriteNanos: Nanos(u.Cost.CacheWrite),
+		Reasoning:           u.Reasoning,
+		CostToolsNanos:      Nanos(u.Cost.Tools),
 	}
 	if u.CostSource == CostUnpriced {
 		t.UnpricedMessages = 1
@@ -172,6 +230,8 @@ func (t *Totals) Add(o Totals) {
 	t.CostCacheWriteNanos += o.CostCacheWriteNanos
 	t.UnpricedMessages += o.UnpricedMessages
 	t.UnpricedTokens += o.UnpricedTokens
+	t.Reasoning += o.Reasoning
+	t.CostToolsNanos += o.CostToolsNanos
 }
 
 // Sub subtracts o from t.
@@ -184,6 +244,7 @@ func (t Totals) negate() Totals {
 		-t.Messages, -t.Input, -t.Output, -t.CacheRead, -t.CacheWrite,
 		-t.CostNanos, -t.CostInputNanos, -t.CostOutputNanos, -t.CostCacheReadNanos, -t.CostCacheWriteNanos,
 		-t.UnpricedMessages, -t.UnpricedTokens,
+		-t.Reasoning, -t.CostToolsNanos,
 	}
 }
 
@@ -234,6 +295,9 @@ type Skips struct {
 	UnreadableFile int64 `json:"unreadable_file"`
 	Unsupported    int64 `json:"unsupported"` // stores or lines of a format we do not read
 	TooOld         int64 `json:"too_old"`     // calls older than the ledger's retention
+	// UnrecognizedUsage: a usage-shaped object or token field no reader
+	// understands (a new record type, a new non-zero token field).
+	UnrecognizedUsage int64 `json:"unrecognized_usage"`
 }
 
 // Add adds o to s.
@@ -247,4 +311,5 @@ func (s *Skips) Add(o Skips) {
 	s.UnreadableFile += o.UnreadableFile
 	s.Unsupported += o.Unsupported
 	s.TooOld += o.TooOld
+	s.UnrecognizedUsage += o.UnrecognizedUsage
 }

@@ -1,6 +1,10 @@
 package storage
 
-import bolt "go.etcd.io/bbolt"
+import (
+	"bytes"
+
+	bolt "go.etcd.io/bbolt"
+)
 
 // The bbolt layout, in one place. All keys are big-endian; "lp(s)" is a
 // string prefixed by its uint16 length; "day" is a day number (days since
@@ -16,9 +20,14 @@ import bolt "go.etcd.io/bbolt"
 //	              "ledger_pruned_before" → uint64 unix ms: ledger records before it were pruned
 //	                                   (rollups before it cannot be rebuilt and are kept)
 //	              "host_5m_pruned_before" → uint64 unix ms: the same for host_5m and host_daily
+//	              "seen_pruned_before" → uint64 unix ms: schema 1 deleted the dedupe keys of pruned
+//	                                   records; calls before it are refused (too_old), else they
+//	                                   would count twice
+//	              "corrections"      → JSON Corrections, cumulative
 //	cursors       opaque id (ingest's choice, e.g. "file:<dev>:<ino>") → opaque JSON owned by ingest
 //	session_meta  lp(source) lp(session id) → opaque JSON owned by ingest (what sessions.json said)
-//	seen          sha256(dedupe key)[:16] → ledger key of the record that holds it
+//	seen          sha256(dedupe key)[:16] → ledger key of the record that holds it; kept when the
+//	              record is pruned or removed (the key then points at no row: the call is known, gone)
 //	ledger        ts ms(8, sign flipped) | seq(8) → JSON Usage
 //	sessions      lp(source) lp(session id) → Session, binary (see encodeSession): per-model sums
 //	users         user id → latest display label seen (untrusted text)
@@ -29,6 +38,12 @@ import bolt "go.etcd.io/bbolt"
 //	              'u' user+source+agent. Reports read these: a few thousand rows for 90 days
 //	              instead of every agent×user×model combination.
 //	outbox        table byte ('d','w','s') | key of that row → change counter (uint64)
+//	mirrors       lp(group) | ledger key → empty: records that mirror another transcript (Usage.MirrorOf)
+//	claimed       group ("claude:<session id>") → 1: the mirrored transcript's own calls are known
+//	user_alias    lp(source NUL agent) lp(bare id) → the qualified user it is ("telegram:123"), or
+//	              NUL "ambiguous" when the id was seen with two channels
+//	bare_users    lp(source NUL agent) lp(bare id) | ledger key → empty: records with a bare user,
+//	              moved to the qualified user once one is known (storage/rules.go)
 //	host          ts ms(8) | seq(2) → host sample (owned by the host sampler)
 //	host_5m       slot start ms(8) → host rollup
 //	host_daily    day → host rollup
@@ -37,8 +52,11 @@ import bolt "go.etcd.io/bbolt"
 // The ledger, seen keys, rollup deltas, outbox marks and cursors of one batch
 // commit in one transaction (see Apply).
 
-// SchemaVersion is the layout this code reads and writes.
-const SchemaVersion = 1
+// SchemaVersion is the layout this code reads and writes. Version 2 added
+// the mirrors, claimed, user_alias and bare_users buckets, Totals values of
+// 14 fields (version 1's 12-field values still decode), and dedupe keys
+// kept past retention.
+const SchemaVersion = 2
 
 var (
 	bucketMeta        = []byte("meta")
@@ -56,10 +74,15 @@ var (
 	bucketHost5m      = []byte("host_5m")
 	bucketHostDaily   = []byte("host_daily")
 	bucketAlerts      = []byte("alerts")
+	bucketMirrors     = []byte("mirrors")
+	bucketClaimed     = []byte("claimed")
+	bucketUserAlias   = []byte("user_alias")
+	bucketBareUsers   = []byte("bare_users")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketCursors, bucketSessionMeta, bucketSeen, bucketLedger, bucketSessions, bucketUsers,
 		bucketDaily, bucketWeekly, bucketDailyDims, bucketOutbox, bucketHost, bucketHost5m, bucketHostDaily, bucketAlerts,
+		bucketMirrors, bucketClaimed, bucketUserAlias, bucketBareUsers,
 	}
 )
 
@@ -72,6 +95,8 @@ var (
 	metaSkips              = []byte("skips")
 	metaPrunedBefore       = []byte("ledger_pruned_before")
 	metaHost5mPrunedBefore = []byte("host_5m_pruned_before")
+	metaSeenPrunedBefore   = []byte("seen_pruned_before")
+	metaCorrections        = []byte("corrections")
 )
 
 // Outbox table bytes.
@@ -81,6 +106,17 @@ const (
 	OutboxSession = 's'
 )
 
-// upgrades[v] moves a file from schema version v to v+1. There is only
-// version 1 so far; the slot is here so the next layout change has a home.
-var upgrades = map[uint64]func(*bolt.Tx) error{}
+// upgrades[v] moves a file from schema version v to v+1. The buckets a
+// version adds are created at open, before upgrades run.
+var upgrades = map[uint64]func(*bolt.Tx) error{
+	// 1 → 2: schema 1 deleted the dedupe keys of the records it pruned, so
+	// calls older than its last prune are refused from now on, as its
+	// ingest horizon refused them. Version 1 Totals values decode as they are.
+	1: func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(metaPrunedBefore); v != nil {
+			return meta.Put(metaSeenPrunedBefore, bytes.Clone(v))
+		}
+		return nil
+	},
+}

@@ -23,7 +23,7 @@ var ErrInvalidOverrides = errors.New("invalid price overrides")
 type Overrides map[string]Price
 
 // overrideFields are the accepted keys of one price object.
-var overrideFields = []string{"input", "output", "cache_read", "cache_write", "cache_write_1h"}
+var overrideFields = []string{"input", "output", "cache_read", "cache_write", "cache_write_1h", "output_reasoning", "web_search_per_1k"}
 
 // LoadOverrides reads a JSON price file:
 //
@@ -104,6 +104,7 @@ func parseOverridePrice(raw json.RawMessage) (Price, error) {
 	dst := map[string]*float64{
 		"input": &p.Input, "output": &p.Output, "cache_read": &p.CacheRead,
 		"cache_write": &p.CacheWrite, "cache_write_1h": &p.CacheWrite1h,
+		"output_reasoning": &p.OutputReasoning, "web_search_per_1k": &p.WebSearchPer1k,
 	}
 	for name, v := range fields {
 		d, ok := dst[name]

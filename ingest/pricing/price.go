@@ -22,11 +22,17 @@ type Price struct {
 	CacheRead    float64 `json:"cache_read"`
 	CacheWrite   float64 `json:"cache_write"`
 	CacheWrite1h float64 `json:"cache_write_1h,omitempty"`
+	// OutputReasoning is the price of reasoning output tokens where a
+	// provider bills them apart (0: at the output price).
+	OutputReasoning float64 `json:"output_reasoning,omitempty"`
+	// WebSearchPer1k is USD per 1,000 server-side web search requests.
+	WebSearchPer1k float64 `json:"web_search_per_1k,omitempty"`
 }
 
 // cost prices one call. u.CacheWrite1h is the part of u.CacheWrite written
-// with a one-hour TTL. Negative counts (a broken transcript) are priced as
-// zero rather than producing a negative cost.
+// with a one-hour TTL, u.Reasoning the part of u.Output that is reasoning.
+// Negative counts (a broken transcript) are priced as zero rather than
+// producing a negative cost.
 func (p *Price) cost(u *storage.Usage) storage.Cost {
 	in, out := nonNeg(u.Input), nonNeg(u.Output)
 	read, write := nonNeg(u.CacheRead), nonNeg(u.CacheWrite)
@@ -35,13 +41,19 @@ func (p *Price) cost(u *storage.Usage) storage.Cost {
 	if rate1h == 0 {
 		rate1h = p.CacheWrite
 	}
+	output := out * p.Output
+	if p.OutputReasoning > 0 {
+		reasoning := min(nonNeg(u.Reasoning), out)
+		output = (out-reasoning)*p.Output + reasoning*p.OutputReasoning
+	}
 	c := storage.Cost{
 		Input:      in * p.Input / 1e6,
-		Output:     out * p.Output / 1e6,
+		Output:     output / 1e6,
 		CacheRead:  read * p.CacheRead / 1e6,
 		CacheWrite: ((write-hour)*p.CacheWrite + hour*rate1h) / 1e6,
+		Tools:      nonNeg(u.WebSearches) * p.WebSearchPer1k / 1e3,
 	}
-	c.Total = c.Input + c.Output + c.CacheRead + c.CacheWrite
+	c.Total = c.Input + c.Output + c.CacheRead + c.CacheWrite + c.Tools
 	return c
 }
 
@@ -102,23 +114,27 @@ func (r *rate) UnmarshalJSON(b []byte) error {
 	return json.Unmarshal(b, &r.base)
 }
 
-// priceSet is one ModelPrice of the feed, reduced to the text-token prices
-// a usage record can use. Audio, image, video, per-request and web-search
-// prices are ignored: the ledger carries only text token counts. A price
-// the feed leaves out costs zero, as in the reference implementation (an
-// OpenAI model has no cache-write price; "free" models have none at all).
+// priceSet is one ModelPrice of the feed, reduced to the prices a usage
+// record can use: text tokens, reasoning output where it is billed apart,
+// and web search requests. Audio, image and video prices are ignored: the
+// ledger carries only text token counts. A price the feed leaves out costs
+// zero, as in the reference implementation (an OpenAI model has no
+// cache-write price; "free" models have none at all).
 type priceSet struct {
-	input, output, cacheRead, cacheWrite, cacheWrite1h rate
-	has1h                                              bool
+	input, output, cacheRead, cacheWrite, cacheWrite1h, reasoning rate
+	has1h                                                         bool
+	webSearches                                                   float64 // USD per 1,000
 }
 
 type rawPriceSet struct {
-	Input        *rate `json:"input_mtok"`
-	Output       *rate `json:"output_mtok"`
-	CacheRead    *rate `json:"cache_read_mtok"`
-	CacheWrite   *rate `json:"cache_write_mtok"`
-	CacheWrite5m *rate `json:"cache_write_5m_mtok"`
-	CacheWrite1h *rate `json:"cache_write_1h_mtok"`
+	Input        *rate    `json:"input_mtok"`
+	Output       *rate    `json:"output_mtok"`
+	CacheRead    *rate    `json:"cache_read_mtok"`
+	CacheWrite   *rate    `json:"cache_write_mtok"`
+	CacheWrite5m *rate    `json:"cache_write_5m_mtok"`
+	CacheWrite1h *rate    `json:"cache_write_1h_mtok"`
+	Reasoning    *rate    `json:"output_reasoning_mtok"`
+	WebSearches  *float64 `json:"web_searches_kcount"`
 }
 
 func (r *rawPriceSet) set() priceSet {
@@ -138,6 +154,10 @@ func (r *rawPriceSet) set() priceSet {
 	if r.CacheWrite1h != nil {
 		s.cacheWrite1h, s.has1h = *r.CacheWrite1h, true
 	}
+	take(&s.reasoning, r.Reasoning)
+	if r.WebSearches != nil {
+		s.webSearches = *r.WebSearches
+	}
 	return s
 }
 
@@ -148,6 +168,9 @@ func (s *priceSet) at(prompt int64) Price {
 		Output:     s.output.at(prompt),
 		CacheRead:  s.cacheRead.at(prompt),
 		CacheWrite: s.cacheWrite.at(prompt),
+		// The feed's reasoning price, when it has one (0 otherwise: output).
+		OutputReasoning: s.reasoning.at(prompt),
+		WebSearchPer1k:  s.webSearches,
 	}
 	if s.has1h {
 		p.CacheWrite1h = s.cacheWrite1h.at(prompt)
@@ -204,7 +227,8 @@ func floorDiv(a, b int64) int64 {
 
 // model is one priced model of the feed.
 type model struct {
-	id     string
+	id       string
+	provider string // the feed provider that lists it
 	match  clause
 	prices []conditional // one entry when the feed gives a single price set
 }
@@ -258,11 +282,11 @@ func parsePrices(raw json.RawMessage) ([]conditional, error) {
 		switch k := e.Constraint; {
 		case k == nil:
 		case k.StartDate != "":
-			d, err := time.Parse(time.DateOnly, k.StartDate)
+			day, err := dayOf(k.StartDate)
 			if err != nil {
 				return nil, fmt.Errorf("prices[%d]: start_date: %w", i, err)
 			}
-			c.kind, c.startDay = fromDate, floorDiv(d.UnixMilli(), msPerDay)
+			c.kind, c.startDay = fromDate, day
 		case k.StartTime != "" && k.EndTime != "":
 			from, err := secondOfDay(k.StartTime)
 			if err != nil {
@@ -279,6 +303,15 @@ func parsePrices(raw json.RawMessage) ([]conditional, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// dayOf parses YYYY-MM-DD into days since 1970-01-01 (UTC).
+func dayOf(date string) (int64, error) {
+	d, err := time.Parse(time.DateOnly, date)
+	if err != nil {
+		return 0, err
+	}
+	return floorDiv(d.UnixMilli(), msPerDay), nil
 }
 
 // secondOfDay parses an RFC 3339 time ("00:30:00Z", "08:30:00+08:00"; no

@@ -48,23 +48,83 @@ func NewPricer(table *Table, overrides Overrides) *Pricer {
 // Apply sets u.Cost and u.CostSource, in the order of DESIGN §3:
 //  1. the user's override for u.Provider/u.Model ("override");
 //  2. the transcript's own cost, when u.Cost.Total arrives above zero
-//     (and finite): kept as it is ("transcript");
+//     (and finite): kept as it is ("transcript"), unless it is more than
+//     an order of magnitude away from what the table prices the same
+//     tokens at: the writer got it wrong, the table price is used and the
+//     record is marked (Corrected = implausible_cost);
 //  3. the embedded table, at the price in force on the UTC date (and time,
 //     for time-of-day prices) of u.TS ("table");
 //  4. otherwise cost zero ("unpriced"); the tokens are left untouched.
+//
+// Override and table prices are standard rates: the multiple of the call's
+// modifier (u.Modifier: fast mode, a service tier; see Modifiers) is
+// applied on top. A modifier the table does not know leaves the call
+// without a price. Server tools add their per-request price (Cost.Tools).
 func (p *Pricer) Apply(u *storage.Usage) {
-	r := p.resolve(u.Provider, u.Model)
+	u.Modifier = NormalizeModifier(u.Modifier)
+	price, source, ok := p.standard(u)
+	if ok && u.Modifier != "" {
+		k, known := modifierFor(p.modifierProvider(u), p.modifierModel(u), u.Modifier, u.TS)
+		ok = known
+		price = price.times(k)
+	}
+	transcript := u.Cost.Total > 0 && !math.IsInf(u.Cost.Total, 0) && !math.IsNaN(u.Cost.Total)
 	switch {
-	case r.override != nil:
-		u.Cost, u.CostSource = r.override.cost(u), storage.CostOverride
-	case u.Cost.Total > 0 && !math.IsInf(u.Cost.Total, 0):
+	case ok && source == storage.CostOverride:
+		u.Cost, u.CostSource = price.cost(u), storage.CostOverride
+	case transcript:
 		u.CostSource = storage.CostTranscript
-	case r.model != nil:
-		price := r.model.setAt(u.TS).at(prompt(u))
+		if !ok {
+			return
+		}
+		if c := price.cost(u); implausible(u.Cost.Total, c.Total) {
+			u.Cost, u.CostSource, u.Corrected = c, storage.CostTable, storage.CorrectedImplausibleCost
+		}
+	case ok:
 		u.Cost, u.CostSource = price.cost(u), storage.CostTable
 	default:
 		u.Cost, u.CostSource = storage.Cost{}, storage.CostUnpriced
 	}
+}
+
+// standard is the call's price at the standard rate: the override, else
+// the table's price in force at u.TS for the call's prompt size.
+func (p *Pricer) standard(u *storage.Usage) (Price, string, bool) {
+	r := p.resolve(u.Provider, u.Model)
+	switch {
+	case r.override != nil:
+		return *r.override, storage.CostOverride, true
+	case r.model != nil:
+		return r.model.setAt(u.TS).at(prompt(u)), storage.CostTable, true
+	}
+	return Price{}, "", false
+}
+
+// modifierProvider and modifierModel name the call for the modifier table:
+// the matched table provider and model id, else the recorded names.
+func (p *Pricer) modifierProvider(u *storage.Usage) string {
+	if r := p.resolve(u.Provider, u.Model); r.model != nil {
+		return r.model.provider
+	}
+	return strings.ToLower(u.Provider)
+}
+
+func (p *Pricer) modifierModel(u *storage.Usage) string {
+	if r := p.resolve(u.Provider, u.Model); r.model != nil {
+		return r.model.id
+	}
+	return strings.ToLower(u.Model)
+}
+
+// implausible reports whether a transcript's cost is more than an order of
+// magnitude away from the price of its tokens. A zero price (a free model)
+// says nothing.
+func implausible(recorded, priced float64) bool {
+	if priced <= 0 {
+		return false
+	}
+	ratio := recorded / priced
+	return ratio > 10 || ratio < 0.1
 }
 
 // prompt is the call's whole input, the size that selects a price tier.

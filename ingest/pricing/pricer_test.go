@@ -268,7 +268,7 @@ func TestApplyOrder(t *testing.T) {
 	}
 	p := NewPricer(table, overrides)
 	ts := ms(t, "2026-08-01T00:00:00Z")
-	transcript := storage.Cost{Total: 0.42, Input: 0.1, Output: 0.3, CacheRead: 0.02}
+	transcript := storage.Cost{Total: 4.2, Input: 1, Output: 3, CacheRead: 0.2}
 	cases := []struct {
 		name            string
 		provider, model string
@@ -296,9 +296,24 @@ func TestApplyOrder(t *testing.T) {
 			wantSource: storage.CostOverride, want: cost(0.5, 0, 0, 2.8),
 		},
 		{
+			// $4.20 against the table's $30: within an order of magnitude.
 			name: "transcript beats table", provider: "anthropic", model: "claude-opus-4-5", arrives: transcript,
 			tk:         tokens{in: 1e6, out: 1e6},
 			wantSource: storage.CostTranscript, want: transcript,
+		},
+		{
+			// $0.42 against $30 (71× off): the writer got it wrong.
+			name: "implausible transcript cost is replaced", provider: "anthropic", model: "claude-opus-4-5",
+			arrives:    storage.Cost{Total: 0.42},
+			tk:         tokens{in: 1e6, out: 1e6},
+			wantSource: storage.CostTable, want: cost(5, 25, 0, 0),
+		},
+		{
+			// 11× the table: too high is as implausible as too low.
+			name: "too high transcript cost is replaced", provider: "anthropic", model: "claude-opus-4-5",
+			arrives:    storage.Cost{Total: 330.01},
+			tk:         tokens{in: 1e6, out: 1e6},
+			wantSource: storage.CostTable, want: cost(5, 25, 0, 0),
 		},
 		{
 			name: "transcript cost of an unknown model", provider: "github-copilot", model: "gpt-4.1", arrives: transcript,
@@ -357,14 +372,14 @@ func TestLookup(t *testing.T) {
 	}{
 		// Tiered prices are reported at their base tier.
 		{"anthropic", "claude-sonnet-4-5-20250929", "2026-08-01T00:00:00Z", "claude-sonnet-4-5",
-			Price{Input: 3, Output: 15, CacheRead: 0.3, CacheWrite: 3.75, CacheWrite1h: 6}},
+			Price{Input: 3, Output: 15, CacheRead: 0.3, CacheWrite: 3.75, CacheWrite1h: 6, WebSearchPer1k: 10}},
 		{"openai", "o3", "2025-01-01T00:00:00Z", "o3", Price{Input: 10, Output: 40, CacheRead: 0.5}},
 		{"openai", "o3", "2026-01-01T00:00:00Z", "o3", Price{Input: 2, Output: 8, CacheRead: 0.5}},
 		// claude-sonnet-5 has a price that starts after the snapshot date.
 		{"anthropic", "claude-sonnet-5", "2026-08-31T23:59:59Z", "claude-sonnet-5",
-			Price{Input: 2, Output: 10, CacheRead: 0.2, CacheWrite: 2.5, CacheWrite1h: 4}},
+			Price{Input: 2, Output: 10, CacheRead: 0.2, CacheWrite: 2.5, CacheWrite1h: 4, WebSearchPer1k: 10}},
 		{"anthropic", "claude-sonnet-5", "2026-09-01T00:00:00Z", "claude-sonnet-5",
-			Price{Input: 3, Output: 15, CacheRead: 0.3, CacheWrite: 3.75, CacheWrite1h: 6}},
+			Price{Input: 3, Output: 15, CacheRead: 0.3, CacheWrite: 3.75, CacheWrite1h: 6, WebSearchPer1k: 10}},
 		// An override reports its key.
 		{"OpenAI", "GPT-5", "2026-08-01T00:00:00Z", "openai/gpt-5", Price{Input: 9, Output: 9}},
 	}

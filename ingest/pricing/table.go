@@ -105,7 +105,7 @@ func parseTable(data []byte) (*Table, error) {
 			if err != nil {
 				return nil, fmt.Errorf("provider %s model %s: %w", rp.ID, rm.ID, err)
 			}
-			p.models = append(p.models, &model{id: rm.ID, match: c, prices: prices})
+			p.models = append(p.models, &model{id: rm.ID, provider: rp.ID, match: c, prices: prices})
 		}
 		t.providers = append(t.providers, p)
 		t.byID[p.id] = p

@@ -1,0 +1,186 @@
+package ingest
+
+// The seam every format goes through. A reader (OpenClaw JSONL, OpenClaw
+// SQLite, Claude Code, Codex) turns its source into model calls and skip
+// counts in a calls value, together with the position that covers them (a
+// file cursor, a store cursor). Everything after that is shared:
+//
+//   - record: writer corrections and pricing, once per call, in the reader's
+//     goroutine (pricing is the costly part and runs in parallel);
+//   - commit: the one path to the ledger. It applies the retention horizon,
+//     resolves Codex thread families, applies the batch in one transaction
+//     and, once it is durable, adopts the cursors it carried.
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/fleetmeter/fleetmeter/storage"
+)
+
+// calls is what a reader produced since its last hand-over: records (priced)
+// and skip counts, plus what it learned on the way that the committer must
+// know before it applies them.
+type calls struct {
+	records []storage.Usage
+	skips   storage.Skips
+	// threads are Codex thread → parent thread links seen in session_meta
+	// lines, so the committer can put a spawned thread's calls in its
+	// family's dedupe namespace (see codexFamily).
+	threads map[string]string
+	// drift are usage-shaped fields no reader understands, by "source field".
+	drift map[string]int64
+}
+
+// record prices one call and appends it. (The pricer also replaces an
+// implausible transcript cost; corrections of token counts are the
+// readers', which know the fields the writer recorded.)
+func (in *Ingester) record(out *calls, u storage.Usage) {
+	in.pricer.Apply(&u)
+	out.records = append(out.records, u)
+}
+
+// unrecognized counts a usage-shaped field of a source no reader
+// understands (format drift): the day a writer adds a token field or a
+// record type, it shows as unrecognized_usage instead of a silent undercount.
+func (out *calls) unrecognized(source, field string) {
+	out.skips.UnrecognizedUsage++
+	if out.drift == nil {
+		out.drift = map[string]int64{}
+	}
+	out.drift[source+" "+field]++
+}
+
+// link remembers a Codex thread's parent.
+func (out *calls) link(thread, parent string) {
+	if thread == "" || parent == "" || thread == parent {
+		return
+	}
+	if out.threads == nil {
+		out.threads = map[string]string{}
+	}
+	out.threads[thread] = parent
+}
+
+// take moves c into the batch: records, skips, and what was learned.
+func (in *Ingester) take(b *storage.Batch, c *calls) {
+	for t, p := range c.threads {
+		in.learnThread(b, t, p)
+	}
+	for k, n := range c.drift {
+		in.noteDrift(k, n)
+	}
+	b.Records = append(b.Records, c.records...)
+	b.Skips.Add(c.skips)
+	*c = calls{}
+}
+
+// commit is the one path from readers to the ledger. It drops calls older
+// than the horizon, resolves Codex dedupe namespaces, applies b in one
+// transaction and, once that is durable, adopts its cursors: file cursors
+// from files (decoded already), the rest as raw values. On failure the
+// attribution the batch carried is forgotten, so it is learned (and put in
+// a batch) again. b is reset either way.
+func (in *Ingester) commit(b *storage.Batch, files map[string]*fileCursor) (storage.ApplyResult, error) {
+	defer func() {
+		*b = storage.Batch{Cursors: map[string][]byte{}, SessionMeta: map[string][]byte{}}
+		clear(files)
+	}()
+	if b.Empty() {
+		return storage.ApplyResult{}, nil
+	}
+	if oldest := in.oldest(); oldest > 0 {
+		kept := b.Records[:0]
+		for _, u := range b.Records {
+			if u.TS < oldest {
+				b.Skips.TooOld++
+				continue
+			}
+			kept = append(kept, u)
+		}
+		b.Records = kept
+	}
+	for i := range b.Records {
+		if u := &b.Records[i]; u.Source == storage.SourceCodex {
+			u.DedupeKey = in.codexFamilyKey(u.DedupeKey)
+		}
+	}
+	ar, err := in.ledger.Apply(b)
+	if err != nil {
+		in.forget(b)
+		return ar, err
+	}
+	for id, v := range b.Cursors {
+		switch {
+		case strings.HasPrefix(id, "file:"):
+			if v == nil {
+				delete(in.cursors, id)
+			} else if c := files[id]; c != nil {
+				in.cursors[id] = c
+			} else {
+				var c fileCursor
+				if json.Unmarshal(v, &c) == nil {
+					in.cursors[id] = &c
+				}
+			}
+		case v == nil:
+			delete(in.otherCursors, id)
+		default:
+			in.otherCursors[id] = v
+		}
+	}
+	in.pathsStale = true
+	in.mu.Lock()
+	in.stats.Added += int64(ar.Added)
+	in.stats.Replaced += int64(ar.Replaced)
+	skips := b.Skips
+	skips.Duplicate += int64(ar.Duplicates)
+	in.stats.Skips.Add(skips)
+	in.stats.Corrected.Add(ar.Corrected)
+	in.mu.Unlock()
+	return ar, nil
+}
+
+// forget drops what a batch that was not committed taught: attribution
+// and thread links, so they are learned (and put in a batch) again, and
+// the store stamps that would skip re-reading them.
+func (in *Ingester) forget(b *storage.Batch) {
+	if len(b.SessionMeta) == 0 {
+		return
+	}
+	for id := range b.SessionMeta {
+		if t, ok := strings.CutPrefix(id, threadMetaPrefix); ok {
+			delete(in.threads, t)
+		} else {
+			delete(in.meta, id)
+		}
+	}
+	clear(in.stores)
+}
+
+// oldest is the horizon in unix ms (0: keep everything).
+func (in *Ingester) oldest() int64 {
+	if in.cfg.Horizon <= 0 {
+		return 0
+	}
+	return in.now().Add(-in.cfg.Horizon).UnixMilli()
+}
+
+// noteDrift counts a usage-shaped field no reader understands and logs it
+// the first time it is seen, naming the source and the field: the day an
+// upstream format changes, the log says so instead of reports quietly
+// dropping what they cannot read.
+func (in *Ingester) noteDrift(key string, n int64) {
+	in.mu.Lock()
+	if in.stats.Unrecognized == nil {
+		in.stats.Unrecognized = map[string]int64{}
+	}
+	first := in.stats.Unrecognized[key] == 0
+	in.stats.Unrecognized[key] += n
+	in.mu.Unlock()
+	if first {
+		source, field, _ := strings.Cut(key, " ")
+		in.log.Warn("usage in a shape fleetmeter does not read; its tokens are not counted (unrecognized_usage)",
+			"source", source, "what", field)
+	}
+}
