@@ -104,7 +104,9 @@ func (t *Tally) IndexMirror(u *storage.Usage) error {
 }
 
 // Alias implements storage.RecordStore.
-func (t *Tally) Alias(scope, bare string) (string, error) { return t.aliases[[2]string{scope, bare}], nil }
+func (t *Tally) Alias(scope, bare string) (string, error) {
+	return t.aliases[[2]string{scope, bare}], nil
+}
 
 // SetAlias implements storage.RecordStore.
 func (t *Tally) SetAlias(scope, bare, user string) error {

@@ -229,8 +229,8 @@ func floorDiv(a, b int64) int64 {
 type model struct {
 	id       string
 	provider string // the feed provider that lists it
-	match  clause
-	prices []conditional // one entry when the feed gives a single price set
+	match    clause
+	prices   []conditional // one entry when the feed gives a single price set
 }
 
 // setAt picks the price set in force at tsMillis: the list is tried last to
