@@ -48,7 +48,69 @@ func senderOf(msg *fastjson.Value) sender {
 			}
 		}
 	}
-	return sender{}
+	return envelopeSender(text)
+}
+
+// envelopeChannels are the channels of OpenClaw's one-line envelopes, as
+// written (before Feb 2026 OpenClaw prefixed inbound text with
+// "[<Channel> <from> …] text" instead of metadata blocks).
+var envelopeChannels = map[string]string{
+	"telegram": "telegram", "whatsapp": "whatsapp", "discord": "discord", "signal": "signal", "slack": "slack",
+	"imessage": "imessage", "webchat": "webchat", "googlechat": "googlechat", "msteams": "msteams",
+	"teams": "msteams", "matrix": "matrix", "line": "line", "irc": "irc", "mattermost": "mattermost",
+}
+
+// envelopeSender reads the sender of an old one-line envelope:
+//
+//	[Telegram Alice] text                      → telegram, Alice (a DM: the envelope names the peer)
+//	[WebChat user1 mac-mini 10.0.0.5 2025-…] … → webchat, user1
+//	[Discord Guild #general] Alice: text       → discord, Alice (a group: the body names the sender)
+//	[Signal Signal Group id:123] Bob (42): …   → signal, 42 labelled Bob
+//
+// The names are display names, not ids (the envelope carries no ids for
+// DMs); they are untrusted text like everything else here.
+func envelopeSender(text []byte) sender {
+	t := string(bytes.TrimLeft(text, " \n"))
+	if !strings.HasPrefix(t, "[") {
+		return sender{}
+	}
+	end := strings.IndexByte(t, ']')
+	if end < 0 || end > 200 {
+		return sender{}
+	}
+	fields := strings.Fields(t[1:end])
+	if len(fields) < 2 {
+		return sender{}
+	}
+	channel, ok := envelopeChannels[strings.ToLower(fields[0])]
+	if !ok {
+		return sender{}
+	}
+	head := fields[1:]
+	body := strings.TrimLeft(t[end+1:], " ")
+	if group := strings.Contains(t[1:end], "#") || strings.Contains(strings.ToLower(t[1:end]), "group") ||
+		strings.Contains(strings.ToLower(t[1:end]), "guild"); group {
+		// "Name (id): text" or "Name: text".
+		colon := strings.Index(body, ": ")
+		if colon <= 0 || colon > 100 {
+			return sender{}
+		}
+		name := body[:colon]
+		if open := strings.LastIndex(name, " ("); open > 0 && strings.HasSuffix(name, ")") {
+			return sender{ID: channel + ":" + name[open+2:len(name)-1], Label: name[:open]}
+		}
+		return sender{ID: channel + ":" + name, Label: name}
+	}
+	// A DM: the peer is the words before host, address or time.
+	var name []string
+	for i, f := range head {
+		if i > 0 && (channel == "webchat" || strings.ContainsAny(f, "0123456789") && strings.ContainsAny(f, ".:")) {
+			break
+		}
+		name = append(name, f)
+	}
+	from := strings.Join(name, " ")
+	return sender{ID: channel + ":" + from, Label: from}
 }
 
 // messageText is the text of a message: a string content, or the first

@@ -73,6 +73,8 @@ var (
 	senderMarker    = []byte(`Sender (untrusted metadata)`)
 	convMarker      = []byte(`Conversation info (untrusted metadata)`)
 	provenanceMaker = []byte(`"provenance"`)
+	envelopeText    = []byte(`"text":"[`) // an old one-line envelope (attribution.go)
+	envelopeContent = []byte(`"content":"[`)
 )
 
 // lineParser parses OpenClaw (pi SessionManager) JSONL lines. Not safe for
@@ -97,15 +99,20 @@ func (lp *lineParser) parse(line []byte, out *parsedLine) {
 		case bytes.HasPrefix(role, []byte(`assistant"`)):
 			lp.full(line, out)
 		case bytes.HasPrefix(role, []byte(`user"`)):
-			if bytes.Contains(line, senderMarker) || bytes.Contains(line, convMarker) || bytes.Contains(line, provenanceMaker) {
+			if bytes.Contains(line, senderMarker) || bytes.Contains(line, convMarker) || bytes.Contains(line, provenanceMaker) ||
+				bytes.Contains(line, envelopeText) || bytes.Contains(line, envelopeContent) {
 				lp.full(line, out)
 			} else {
 				// A user message with no sender block: whoever spoke
 				// before is not the speaker now.
 				out.kind = lineUser
 			}
+		case bytes.HasPrefix(role, []byte(`toolResult"`)):
+			out.kind = lineOther // tool output: the bulk of the bytes, never usage
 		default:
-			out.kind = lineOther // toolResult and other roles carry no usage
+			if bytes.Contains(line, usageMarker) {
+				lp.full(line, out) // another role with usage: drift, counted
+			}
 		}
 		return
 	}
@@ -130,7 +137,7 @@ func (lp *lineParser) full(line []byte, out *parsedLine) {
 		out.kind = lineMalformed
 		return
 	}
-	switch string(v.GetStringBytes("type")) {
+	switch typ := string(v.GetStringBytes("type")); typ {
 	case "session":
 		out.kind = lineHeader
 		out.sessionID = string(v.GetStringBytes("id"))
@@ -139,6 +146,10 @@ func (lp *lineParser) full(line []byte, out *parsedLine) {
 	case "message":
 	default:
 		out.kind = lineOther
+		if hasTokens(v.Get("usage")) || hasTokens(v.Get("message", "usage")) {
+			// A new entry type that carries usage: no reader knows it yet.
+			out.kind, out.drift = lineDrift, "type "+typ
+		}
 		return
 	}
 	msg := v.Get("message")
@@ -146,7 +157,7 @@ func (lp *lineParser) full(line []byte, out *parsedLine) {
 		out.kind = lineMalformed
 		return
 	}
-	switch string(msg.GetStringBytes("role")) {
+	switch role := string(msg.GetStringBytes("role")); role {
 	case "assistant":
 		lp.assistant(v, msg, out)
 	case "user":
@@ -154,7 +165,44 @@ func (lp *lineParser) full(line []byte, out *parsedLine) {
 		out.sender = senderOf(msg)
 	default:
 		out.kind = lineOther
+		if hasTokens(msg.Get("usage")) {
+			out.kind, out.drift = lineDrift, "role "+role
+		}
 	}
+}
+
+// hasTokens reports whether v is an object with a non-zero number in it:
+// a usage object worth counting.
+func hasTokens(v *fastjson.Value) bool {
+	if v == nil || v.Type() != fastjson.TypeObject {
+		return false
+	}
+	found := false
+	v.GetObject().Visit(func(_ []byte, x *fastjson.Value) {
+		found = found || x.Type() == fastjson.TypeNumber && x.GetFloat64() != 0
+	})
+	return found
+}
+
+// openclawUsageFields are the usage fields the OpenClaw reader knows: pi's
+// own and the foreign spellings OpenClaw normalises.
+var openclawUsageFields = map[string]bool{
+	"input": true, "output": true, "cacheRead": true, "cacheWrite": true, "cacheWrite1h": true, "totalTokens": true,
+	"reasoning": true, "reasoningTokens": true,
+	"input_tokens": true, "output_tokens": true, "prompt_tokens": true, "completion_tokens": true, "total_tokens": true,
+	"cache_creation_input_tokens": true, "cache_read_input_tokens": true, "cached_tokens": true, "cache_write_tokens": true,
+	"reasoning_tokens": true,
+}
+
+// usageDrift names a non-zero numeric usage field the reader does not know.
+func usageDrift(usage *fastjson.Value) string {
+	var drift string
+	usage.GetObject().Visit(func(k []byte, x *fastjson.Value) {
+		if drift == "" && !openclawUsageFields[string(k)] && x.Type() == fastjson.TypeNumber && x.GetFloat64() != 0 {
+			drift = "field " + string(k)
+		}
+	})
+	return drift
 }
 
 // assistant turns an assistant message into a usage record, or a skip.
@@ -174,6 +222,7 @@ func (lp *lineParser) assistant(entry, msg *fastjson.Value, out *parsedLine) {
 		return
 	}
 	readTokens(usage, u)
+	out.drift = usageDrift(usage)
 	if u.TotalTokens() == 0 {
 		out.kind, out.reason = lineSkip, skipZeroUsage // errors and aborts
 		return
@@ -225,6 +274,9 @@ func (in *Ingester) openclawEntry(pl *parsedLine, agent string, sessionID *strin
 		u.Agent, u.SessionID, u.SessionKey = agent, *sessionID, meta.Key
 		u.Channel, u.User, u.UserLabel = a.channel, a.user, a.label
 		u.MirrorOf = mirrorOf(&u, meta)
+		if pl.drift != "" {
+			out.unrecognized(storage.SourceOpenClaw, pl.drift)
+		}
 		in.record(out, u)
 	case lineSkip:
 		switch pl.reason {
@@ -284,9 +336,21 @@ func readTokens(usage *fastjson.Value, u *storage.Usage) {
 		u.CacheRead = tokens(usage, "cacheRead")
 		u.CacheWrite = tokens(usage, "cacheWrite")
 		u.CacheWrite1h = min(tokens(usage, "cacheWrite1h"), u.CacheWrite)
+		u.Reasoning = min(firstTokens(usage, []string{"reasoning"}, []string{"reasoningTokens"}), u.Output)
+		// Some provider adapters put cached tokens inside input (OpenAI's
+		// prompt_tokens convention) and report them again as cacheRead:
+		// then input + output already make totalTokens.
+		if total := tokens(usage, "totalTokens"); total > 0 && (u.CacheRead > 0 || u.CacheWrite > 0) &&
+			u.Input+u.Output == total && u.Input >= u.CacheRead+u.CacheWrite {
+			u.Input -= u.CacheRead + u.CacheWrite
+			u.Corrected = storage.CorrectedCacheInInput
+		}
 		return
 	}
+	u.Reasoning = firstTokens(usage, []string{"reasoning_tokens"}, []string{"completion_tokens_details", "reasoning_tokens"},
+		[]string{"output_tokens_details", "reasoning_tokens"})
 	u.Output = firstTokens(usage, []string{"output_tokens"}, []string{"completion_tokens"})
+	u.Reasoning = min(u.Reasoning, u.Output)
 	u.CacheWrite = firstTokens(usage, []string{"cache_creation_input_tokens"}, []string{"cache_write_tokens"})
 	if usage.Exists("input_tokens") {
 		// Anthropic convention: input excludes cache reads and writes.

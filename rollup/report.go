@@ -61,6 +61,11 @@ type Sums struct {
 	CacheWriteCost   float64 `json:"cache_write_cost_usd"`
 	UnpricedMessages int64   `json:"unpriced_messages"`
 	UnpricedTokens   int64   `json:"unpriced_tokens"`
+	// ReasoningTokens is the part of OutputTokens a format reported as
+	// reasoning; ToolsCostUSD the part of CostUSD billed per server-tool
+	// request (web search).
+	ReasoningTokens int64   `json:"reasoning_tokens"`
+	ToolsCostUSD    float64 `json:"server_tool_cost_usd"`
 }
 
 // SumsOf converts rollup totals (integer nano-dollars) to report figures.
@@ -72,6 +77,7 @@ func SumsOf(t storage.Totals) Sums {
 		OutputCostUSD: storage.USD(t.CostOutputNanos), CacheReadCostUSD: storage.USD(t.CostCacheReadNanos),
 		CacheWriteCost:   storage.USD(t.CostCacheWriteNanos),
 		UnpricedMessages: t.UnpricedMessages, UnpricedTokens: t.UnpricedTokens,
+		ReasoningTokens: t.Reasoning, ToolsCostUSD: storage.USD(t.CostToolsNanos),
 	}
 }
 
@@ -144,6 +150,9 @@ type Report struct {
 	Rows    any
 	Totals  Sums
 	Skipped storage.Skips
+	// Corrected counts stored calls whose writer's numbers were fixed
+	// (an implausible cost, cached tokens counted inside input).
+	Corrected storage.Corrections
 }
 
 // MarshalJSON writes the rows under their kind's key.
@@ -155,7 +164,8 @@ func (r Report) MarshalJSON() ([]byte, error) {
 	}
 	totals, _ := json.Marshal(r.Totals)
 	skipped, _ := json.Marshal(r.Skipped)
-	fmt.Fprintf(&b, `{%q:%s,"totals":%s,"skipped":%s}`, kinds[r.Kind], rows, totals, skipped)
+	corrected, _ := json.Marshal(r.Corrected)
+	fmt.Fprintf(&b, `{%q:%s,"totals":%s,"skipped":%s,"corrected":%s}`, kinds[r.Kind], rows, totals, skipped, corrected)
 	return b.Bytes(), nil
 }
 
@@ -172,6 +182,13 @@ func Build(src Source, q Query) (Report, error) {
 		return Report{}, err
 	}
 	rep := Report{Kind: q.Kind, Skipped: skipped}
+	if c, ok := src.(interface {
+		Corrections() (storage.Corrections, error)
+	}); ok {
+		if rep.Corrected, err = c.Corrections(); err != nil {
+			return Report{}, err
+		}
+	}
 	if q.Kind == "session" {
 		rows, totals, err := sessionRows(src, q)
 		rep.Rows, rep.Totals = rows, SumsOf(totals)
@@ -476,7 +493,10 @@ func DecodeReport(kind string, data []byte) (Report, error) {
 	for _, part := range []struct {
 		key string
 		dst any
-	}{{key, rows}, {"totals", &rep.Totals}, {"skipped", &rep.Skipped}} {
+	}{{key, rows}, {"totals", &rep.Totals}, {"skipped", &rep.Skipped}, {"corrected", &rep.Corrected}} {
+		if raw[part.key] == nil && part.key == "corrected" {
+			continue // a daemon from before corrections were counted
+		}
 		if err := json.Unmarshal(raw[part.key], part.dst); err != nil {
 			return Report{}, fmt.Errorf("decode %s report %q: %w", kind, part.key, err)
 		}

@@ -51,7 +51,8 @@ func NewPricer(table *Table, overrides Overrides) *Pricer {
 //     (and finite): kept as it is ("transcript"), unless it is more than
 //     an order of magnitude away from what the table prices the same
 //     tokens at: the writer got it wrong, the table price is used and the
-//     record is marked (Corrected = implausible_cost);
+//     record is marked (Corrected = implausible_cost); a record whose
+//     token counts a reader corrected is priced from the table as well;
 //  3. the embedded table, at the price in force on the UTC date (and time,
 //     for time-of-day prices) of u.TS ("table");
 //  4. otherwise cost zero ("unpriced"); the tokens are left untouched.
@@ -77,8 +78,12 @@ func (p *Pricer) Apply(u *storage.Usage) {
 		if !ok {
 			return
 		}
-		if c := price.cost(u); implausible(u.Cost.Total, c.Total) {
+		switch c := price.cost(u); {
+		case implausible(u.Cost.Total, c.Total):
 			u.Cost, u.CostSource, u.Corrected = c, storage.CostTable, storage.CorrectedImplausibleCost
+		case u.Corrected != "":
+			// The writer's cost came from the token counts it got wrong.
+			u.Cost, u.CostSource = c, storage.CostTable
 		}
 	case ok:
 		u.Cost, u.CostSource = price.cost(u), storage.CostTable
@@ -127,6 +132,19 @@ func implausible(recorded, priced float64) bool {
 	return ratio > 10 || ratio < 0.1
 }
 
+// tableProvider maps the provider names of CLI backends to the API they
+// bill through: OpenClaw's claude-cli runtime runs Claude Code against
+// Anthropic's API, codex-cli runs Codex against OpenAI's.
+func tableProvider(provider string) string {
+	switch strings.ToLower(provider) {
+	case "claude-cli":
+		return "anthropic"
+	case "codex-cli":
+		return "openai"
+	}
+	return provider
+}
+
 // prompt is the call's whole input, the size that selects a price tier.
 func prompt(u *storage.Usage) int64 {
 	return max(u.Input, 0) + max(u.CacheRead, 0) + max(u.CacheWrite, 0)
@@ -159,7 +177,7 @@ func (p *Pricer) resolve(provider, model string) resolution {
 	if o, ok := p.overrides[strings.ToLower(provider+"/"+model)]; ok {
 		r.override = &o
 	}
-	r.model = p.table.resolve(provider, model)
+	r.model = p.table.resolve(tableProvider(provider), model)
 	p.mu.Lock()
 	if len(p.cache) < maxCached {
 		p.cache[k] = r
