@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -70,14 +71,16 @@ func (r apiReports) Advice(ctx context.Context) (any, error) {
 
 // status is /api/status and `fleetmeter health`.
 type status struct {
-	Version      string        `json:"version"`
-	InstanceID   string        `json:"instance_id"`
-	InstanceType string        `json:"instance_type,omitempty"`
-	DataDir      string        `json:"data_dir"`
-	TZ           string        `json:"tz"`
-	Ingest       any           `json:"ingest"`
-	Database     storage.Stats `json:"database"`
-	Skipped      storage.Skips `json:"skipped"`
+	Version      string              `json:"version"`
+	InstanceID   string              `json:"instance_id"`
+	InstanceType string              `json:"instance_type,omitempty"`
+	DataDir      string              `json:"data_dir"`
+	TZ           string              `json:"tz"`
+	Ingest       any                 `json:"ingest"`
+	Database     storage.Stats       `json:"database"`
+	Skipped      storage.Skips       `json:"skipped"`
+	Corrected    storage.Corrections `json:"corrected"`
+	Pricing      string              `json:"pricing"` // fingerprint of the prices the daemon applies
 }
 
 func (r apiReports) Status(ctx context.Context) (any, error) {
@@ -89,9 +92,14 @@ func (r apiReports) Status(ctx context.Context) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	corrected, err := r.a.db.Corrections()
+	if err != nil {
+		return nil, err
+	}
 	return status{
 		Version: Version, InstanceID: r.a.db.InstanceID(), InstanceType: r.a.currentInstanceType(),
 		DataDir: r.a.cfg.DataDir, TZ: r.a.cfg.TZ, Ingest: r.a.ingest.Status(), Database: st, Skipped: skips,
+		Corrected: corrected, Pricing: r.a.pricing,
 	}, nil
 }
 
@@ -122,15 +130,59 @@ func newMetrics(a *App) *metrics.Set {
 		"duplicate": func(k storage.Skips) int64 { return k.Duplicate }, "not_model_call": func(k storage.Skips) int64 { return k.NotModelCall },
 		"zero_usage": func(k storage.Skips) int64 { return k.ZeroUsage }, "malformed": func(k storage.Skips) int64 { return k.Malformed },
 		"oversize_line": func(k storage.Skips) int64 { return k.OversizeLine }, "unsupported": func(k storage.Skips) int64 { return k.Unsupported },
+		"too_old": func(k storage.Skips) int64 { return k.TooOld }, "unrecognized_usage": func(k storage.Skips) int64 { return k.UnrecognizedUsage },
+		"partial_line": func(k storage.Skips) int64 { return k.PartialLine }, "unreadable_file": func(k storage.Skips) int64 { return k.UnreadableFile },
 	} {
 		s.NewGauge(fmt.Sprintf(`fleetmeter_ingest_skipped_total{reason=%q}`, reason), ing(func(st ingest.Status) float64 { return float64(get(st.Skips)) }))
 	}
+	for kind, get := range map[string]func(storage.Corrections) int64{
+		storage.CorrectedImplausibleCost: func(c storage.Corrections) int64 { return c.ImplausibleCost },
+		storage.CorrectedCacheInInput:    func(c storage.Corrections) int64 { return c.CacheInInput },
+	} {
+		s.NewGauge(fmt.Sprintf(`fleetmeter_ingest_corrected_total{kind=%q}`, kind), ing(func(st ingest.Status) float64 { return float64(get(st.Corrected)) }))
+	}
 	return s
+}
+
+// maxDriftSeries bounds the unrecognized_usage series: the field names come
+// from transcripts, so their number must not grow without limit.
+const maxDriftSeries = 20
+
+// writeDriftMetrics writes fleetmeter_ingest_unrecognized_usage_total by
+// source and field, the most frequent maxDriftSeries and an "other" series.
+func writeDriftMetrics(w io.Writer, drift map[string]int64) {
+	if len(drift) == 0 {
+		return
+	}
+	keys := make([]string, 0, len(drift))
+	for k := range drift {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if drift[keys[i]] != drift[keys[j]] {
+			return drift[keys[i]] > drift[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	var other int64
+	for i, k := range keys {
+		if i >= maxDriftSeries {
+			other += drift[k]
+			continue
+		}
+		source, what, _ := strings.Cut(k, " ")
+		metrics.WriteGaugeUint64(w, fmt.Sprintf(`fleetmeter_ingest_unrecognized_usage_total{source=%q,what=%q}`,
+			rollup.Clean(source), rollup.Clean(what)), uint64(drift[k]))
+	}
+	if other > 0 {
+		metrics.WriteGaugeUint64(w, `fleetmeter_ingest_unrecognized_usage_total{source="other",what="other"}`, uint64(other))
+	}
 }
 
 // writeMetrics writes our set, the latest host sample, and Go/process metrics.
 func (a *App) writeMetrics(w io.Writer) {
 	a.metrics.WritePrometheus(w)
+	writeDriftMetrics(w, a.ingest.Status().Unrecognized)
 	if s, ok, err := a.db.LatestHostSample(); err == nil && ok {
 		for name, v := range map[string]float64{
 			"fleetmeter_host_cpu_busy_percent":     s.CPUPct,

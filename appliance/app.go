@@ -31,6 +31,7 @@ type App struct {
 	ingest  *ingest.Ingester
 	sampler *host.Sampler
 	metrics *metrics.Set
+	pricing string // the pricer's fingerprint (Status)
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 
@@ -56,6 +57,12 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		db.Close()
 		return nil, err
 	}
+	pricer := ic.Pricer.(*pricing.Pricer)
+	a.pricing = pricer.Fingerprint()
+	if _, err := priceLedger(context.Background(), db, pricer, a.Now(), log.With("component", "pricing")); err != nil {
+		db.Close()
+		return nil, err
+	}
 	a.ingest = ingest.New(ic, db)
 	a.sampler, err = host.NewSampler(context.Background(), host.SamplerConfig{
 		DataDir: cfg.DataDir,
@@ -77,15 +84,9 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 // ingestConfig maps the settings onto the ingester's, with the pricer
 // (embedded table plus the user's overrides).
 func ingestConfig(cfg Config, log *slog.Logger, final bool) (ingest.Config, error) {
-	table, err := pricing.LoadTable()
+	ps, err := newPricer(cfg)
 	if err != nil {
-		return ingest.Config{}, fmt.Errorf("price table: %w", err)
-	}
-	var overrides pricing.Overrides
-	if cfg.PriceFile != "" {
-		if overrides, err = pricing.LoadOverrides(cfg.PriceFile); err != nil {
-			return ingest.Config{}, err
-		}
+		return ingest.Config{}, err
 	}
 	explicit := len(cfg.OpenClawDirs)+len(cfg.ClaudeDirs)+len(cfg.CodexDirs) > 0
 	return ingest.Config{
@@ -95,7 +96,7 @@ func ingestConfig(cfg Config, log *slog.Logger, final bool) (ingest.Config, erro
 		Discover:     !cfg.NoDiscover && !explicit,
 		Final:        final,
 		BatchBytes:   cfg.IngestBatchBytes,
-		Pricer:       pricing.NewPricer(table, overrides),
+		Pricer:       ps.pricer,
 		Logger:       log.With("component", "ingest"),
 	}, nil
 }

@@ -59,6 +59,9 @@ func runIngest(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	if _, err := priceLedger(ctx, db, ic.Pricer.(*pricing.Pricer), time.Now(), log.With("component", "pricing")); err != nil {
+		return err
+	}
 	in := ingest.New(ic, db)
 	if !once {
 		return in.Run(ctx, cfg.PollInterval)
@@ -120,6 +123,9 @@ func usageReport(ctx context.Context, env *cliEnv, cfg Config, q rollup.Query, s
 			return rollup.Report{}, err
 		}
 		return rollup.Build(tally, q)
+	}
+	if err := repriceOffline(ctx, cfg, env); err != nil {
+		return rollup.Report{}, err
 	}
 	db, daemon, err := openForReading(cfg)
 	if err != nil {

@@ -65,6 +65,11 @@ type Usage struct {
 
 	Cost       Cost   `json:"cost"`
 	CostSource string `json:"cost_source"`
+	// Recorded is the transcript's own cost when pricing replaced it (an
+	// override, an implausible value), kept so that a later reprice
+	// starts from what the transcript said. Nil when Cost is the
+	// transcript's, or the transcript had none.
+	Recorded *Cost `json:"recorded_cost,omitempty"`
 
 	// DedupeKey identifies the model call across files, forks, rewrites and
 	// archives (DESIGN §2). Two records with the same key are one call.

@@ -24,6 +24,10 @@ import (
 //	                                   records; calls before it are refused (too_old), else they
 //	                                   would count twice
 //	              "corrections"      → JSON Corrections, cumulative
+//	              "pricing"          → fingerprint of the prices the ledger is priced with
+//	              "reprice_progress" → JSON: target fingerprint and last ledger key repriced, while a
+//	                                   reprice runs (reprice.go)
+//	              "last_reprice"     → JSON RepriceResult of the last reprice that changed something
 //	cursors       opaque id (ingest's choice, e.g. "file:<dev>:<ino>") → opaque JSON owned by ingest
 //	session_meta  lp(source) lp(session id) → opaque JSON owned by ingest (what sessions.json said)
 //	seen          sha256(dedupe key)[:16] → ledger key of the record that holds it; kept when the
@@ -97,6 +101,9 @@ var (
 	metaHost5mPrunedBefore = []byte("host_5m_pruned_before")
 	metaSeenPrunedBefore   = []byte("seen_pruned_before")
 	metaCorrections        = []byte("corrections")
+	metaPricing            = []byte("pricing")
+	metaRepriceProgress    = []byte("reprice_progress")
+	metaLastReprice        = []byte("last_reprice")
 )
 
 // Outbox table bytes.

@@ -1,7 +1,11 @@
 package pricing
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"math"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -62,6 +66,16 @@ func NewPricer(table *Table, overrides Overrides) *Pricer {
 // applied on top. A modifier the table does not know leaves the call
 // without a price. Server tools add their per-request price (Cost.Tools).
 func (p *Pricer) Apply(u *storage.Usage) {
+	recorded := u.Cost
+	p.apply(u)
+	if recorded.Total > 0 && u.CostSource != storage.CostTranscript {
+		u.Recorded = &recorded // what the transcript said, for a later reprice
+	} else {
+		u.Recorded = nil
+	}
+}
+
+func (p *Pricer) apply(u *storage.Usage) {
 	u.Modifier = NormalizeModifier(u.Modifier)
 	price, source, ok := p.standard(u)
 	if ok && u.Modifier != "" {
@@ -130,6 +144,34 @@ func implausible(recorded, priced float64) bool {
 	}
 	ratio := recorded / priced
 	return ratio > 10 || ratio < 0.1
+}
+
+// rulesVersion changes whenever Apply prices the same record differently
+// for the same table, overrides and modifiers (a new rule, a fixed one):
+// it is part of the fingerprint, so such a change reprices the ledger.
+const rulesVersion = "3"
+
+// Fingerprint identifies everything Apply's result depends on: the price
+// table, the overrides, the modifier table and the pricing rules. A ledger
+// priced under another fingerprint is repriced (storage.DB.Reprice).
+func (p *Pricer) Fingerprint() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "rules %s\n", rulesVersion)
+	if p.table != nil {
+		fmt.Fprintf(h, "table %s\n", p.table.version)
+	}
+	keys := make([]string, 0, len(p.overrides))
+	for k := range p.overrides {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(h, "override %q %+v\n", k, p.overrides[k])
+	}
+	for _, m := range Modifiers {
+		fmt.Fprintf(h, "modifier %+v\n", m)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 
 // tableProvider maps the provider names of CLI backends to the API they

@@ -44,7 +44,13 @@ func TableLicense() string { return feedLicense }
 type Table struct {
 	providers []*provider // feed order: provider_match is first-match
 	byID      map[string]*provider
+	// version identifies the feed: the embedded snapshot's commit, or the
+	// digest of a feed file (see Pricer.Fingerprint). date is its date.
+	version, date string
 }
+
+// Date is the day the table's prices were published or fetched.
+func (t *Table) Date() string { return t.date }
 
 type provider struct {
 	id       string
@@ -60,6 +66,7 @@ func LoadTable() (*Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pricing: embedded genai-prices %s: %w", TableDate, err)
 	}
+	t.version, t.date = "genai-prices@"+TableCommit, TableDate
 	return t, nil
 }
 
