@@ -1,8 +1,8 @@
 package storage
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"sort"
