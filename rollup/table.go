@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"unicode"
+
+	"github.com/fleetmeter/fleetmeter/storage"
 )
 
 // WriteTable prints a report for people: one line per row, then totals and
@@ -84,10 +86,43 @@ func WriteTable(w io.Writer, r Report) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	s := r.Skipped
-	_, err := fmt.Fprintf(w, "\nSkipped: %s duplicate, %s not model calls, %s zero usage, %s malformed, %s partial lines, %s over-long lines, %s unreadable files\n",
-		count(s.Duplicate), count(s.NotModelCall), count(s.ZeroUsage), count(s.Malformed),
-		count(s.PartialLine), count(s.OversizeLine), count(s.UnreadableFile))
+	return writeSkips(w, r.Skipped, r.Corrected)
+}
+
+// writeSkips prints every skip reason and correction that counted
+// anything, so none of them goes unseen (too_old and unsupported included).
+func writeSkips(w io.Writer, s storage.Skips, c storage.Corrections) error {
+	var parts []string
+	for _, p := range []struct {
+		n    int64
+		what string
+	}{
+		{s.Duplicate, "duplicate"}, {s.NotModelCall, "not model calls"}, {s.ZeroUsage, "zero usage"},
+		{s.Malformed, "malformed"}, {s.PartialLine, "partial lines"}, {s.OversizeLine, "over-long lines"},
+		{s.UnreadableFile, "unreadable files"}, {s.Unsupported, "unsupported stores or lines"},
+		{s.TooOld, "too old"}, {s.UnrecognizedUsage, "unrecognized usage (see the log)"},
+	} {
+		if p.n != 0 {
+			parts = append(parts, count(p.n)+" "+p.what)
+		}
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "nothing")
+	}
+	if _, err := fmt.Fprintf(w, "\nSkipped: %s\n", strings.Join(parts, ", ")); err != nil {
+		return err
+	}
+	var fixed []string
+	if c.ImplausibleCost != 0 {
+		fixed = append(fixed, count(c.ImplausibleCost)+" implausible transcript costs repriced")
+	}
+	if c.CacheInInput != 0 {
+		fixed = append(fixed, count(c.CacheInInput)+" cached tokens counted inside input")
+	}
+	if len(fixed) == 0 {
+		return nil
+	}
+	_, err := fmt.Fprintf(w, "Corrected: %s\n", strings.Join(fixed, ", "))
 	return err
 }
 
