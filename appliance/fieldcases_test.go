@@ -193,20 +193,7 @@ func liveAppend(t *testing.T, caseDir string, args []string, kind string, want r
 		i++
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].dst < files[j].dst })
-	app, err := New(cfg, newLogger(Config{LogLevel: "error", LogFormat: "text"}, os.Stderr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	app := startApp(t, cfg)
 	rng := rand.New(rand.NewPCG(1, uint64(len(files))))
 	for round := 0; ; round++ {
 		wrote := false
@@ -246,4 +233,24 @@ func liveAppend(t *testing.T, caseDir string, args []string, kind string, want r
 		}
 	}
 	return got
+}
+
+// startApp runs a daemon in-process until the test ends.
+func startApp(t *testing.T, cfg Config) *App {
+	t.Helper()
+	app, err := New(cfg, newLogger(Config{LogLevel: "error", LogFormat: "text"}, os.Stderr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		app.Close()
+	})
+	return app
 }

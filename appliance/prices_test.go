@@ -1,7 +1,6 @@
 package appliance
 
 import (
-	"context"
 	"encoding/json"
 	"math"
 	"net/http"
@@ -105,15 +104,7 @@ func TestPricesFollowOverrides(t *testing.T) {
 	// A daemon holds the database, pricing without the file.
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.OpenClawDirs, cfg.Listen = data, []string{src}, "127.0.0.1:0"
-	app, err := New(cfg, newLogger(Config{LogLevel: "error", LogFormat: "text"}, os.Stderr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	app := startApp(t, cfg)
 	denv := map[string]string{"FLEETMETER_DATA_DIR": data, "FLEETMETER_LISTEN": app.Addr().String()}
 	if code, _, stderr := cli(t, denv, "report", "daily", "--prices", prices); code != 1 || !strings.Contains(stderr, "running daemon prices with its own price file") {
 		t.Errorf("--prices against a daemon without it: exit %d %q", code, stderr)

@@ -2,8 +2,6 @@ package ingest
 
 import (
 	"bytes"
-	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -131,47 +129,6 @@ func (in *Ingester) claudeCandidates(listed map[string]bool) []candidate {
 	return out
 }
 
-// maxWalkDepth bounds the recursive listing of transcript folders (Claude
-// Code nests two levels, Codex three): a deeper tree is not a transcript
-// store, and a cycle through bind mounts must not hang a poll.
-const maxWalkDepth = 6
-
-// walkJSONL calls visit for every *.jsonl (and *.jsonl.zst) file below dir,
-// with its path relative to the walk's start split into parts (rel holds
-// the parts down to dir). Directories that could be listed whole are marked
-// in listed; symlinked directories are not followed.
-func (in *Ingester) walkJSONL(dir string, rel []string, listed map[string]bool, depth int, visit func(path string, rel []string)) {
-	entries, err := in.readDir(dir)
-	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			in.warnOnce(dir, "cannot list transcripts: "+err.Error())
-		}
-		return
-	}
-	listed[dir] = true
-	for _, e := range entries {
-		name := e.name
-		switch {
-		case e.dir:
-			if depth < maxWalkDepth {
-				in.walkJSONL(filepath.Join(dir, name), append(rel[:len(rel):len(rel)], name), listed, depth+1, visit)
-			}
-		case strings.HasSuffix(name, ".jsonl") || strings.HasSuffix(name, ".jsonl.zst"):
-			visit(filepath.Join(dir, name), append(rel[:len(rel):len(rel)], name))
-		}
-	}
-}
-
-// warnOnce logs a problem with path the first time it is seen (polls run
-// every few seconds; a missing folder must not flood the log).
-func (in *Ingester) warnOnce(path, msg string) {
-	if in.warned[path] == msg {
-		return
-	}
-	in.warned[path] = msg
-	in.log.Warn(msg, "path", path)
-}
-
 // claudeUsageMarker: only lines that mention usage can be calls, and the
 // others (most of the bytes: tool results, user turns) are not parsed.
 var claudeUsageMarker = []byte(`"usage"`)
@@ -234,7 +191,7 @@ func (r *fileReader) claudeLine(line []byte, cur *fileCursor, c *chunk) {
 	}
 	u.Agent = cur.Agent
 	r.owner.attribute(&u)
-	if drift := claudeDrift(claudeUsage(entry)); drift != "" {
+	if drift := unknownField(claudeUsage(entry), claudeTokenFields); drift != "" {
 		c.unrecognized(storage.SourceClaude, drift)
 	}
 	r.in.record(&c.calls, u)
@@ -244,18 +201,6 @@ func (r *fileReader) claudeLine(line []byte, cur *fileCursor, c *chunk) {
 // reader knows.
 var claudeTokenFields = map[string]bool{
 	"input_tokens": true, "output_tokens": true, "cache_creation_input_tokens": true, "cache_read_input_tokens": true,
-}
-
-// claudeDrift names a non-zero numeric usage field the reader does not
-// know (a new kind of token the writer started to report), or "".
-func claudeDrift(usage *fastjson.Value) string {
-	var drift string
-	usage.GetObject().Visit(func(k []byte, x *fastjson.Value) {
-		if drift == "" && !claudeTokenFields[string(k)] && x.Type() == fastjson.TypeNumber && x.GetFloat64() != 0 {
-			drift = "field " + string(k)
-		}
-	})
-	return drift
 }
 
 // claudeUsage is entry.message.usage when entry is an assistant entry.
@@ -361,14 +306,4 @@ func claudeProject(path string) string {
 		return rest[:j]
 	}
 	return ""
-}
-
-// cwdName is the project's readable name: the last element of its
-// working directory (either slash: Claude Code on Windows writes C:\...).
-func cwdName(cwd string) string {
-	cwd = strings.TrimRight(cwd, `/\`)
-	if i := strings.LastIndexAny(cwd, `/\`); i >= 0 {
-		cwd = cwd[i+1:]
-	}
-	return cwd
 }

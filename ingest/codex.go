@@ -120,11 +120,6 @@ func readCodexUsage(v *fastjson.Value) (u codexUsage, ok bool, drift string) {
 	if v == nil || v.Type() != fastjson.TypeObject {
 		return codexUsage{}, false, ""
 	}
-	v.GetObject().Visit(func(k []byte, x *fastjson.Value) {
-		if drift == "" && !codexTokenFields[string(k)] && x.Type() == fastjson.TypeNumber && x.GetFloat64() != 0 {
-			drift = "field " + string(k)
-		}
-	})
 	return codexUsage{
 		Input:      tokens(v, "input_tokens"),
 		Cached:     tokens(v, "cached_input_tokens"),
@@ -132,7 +127,7 @@ func readCodexUsage(v *fastjson.Value) (u codexUsage, ok bool, drift string) {
 		Output:     tokens(v, "output_tokens"),
 		Reasoning:  tokens(v, "reasoning_output_tokens"),
 		Total:      tokens(v, "total_tokens"),
-	}, true, drift
+	}, true, unknownField(v, codexTokenFields)
 }
 
 // threadMetaPrefix keys a Codex thread's parent in the session_meta bucket.

@@ -339,3 +339,44 @@ func (in *Ingester) learnSessions(ad agentDir, batch *storage.Batch) {
 		}
 	}
 }
+
+// maxWalkDepth bounds the recursive listing of transcript folders (Claude
+// Code nests two levels, Codex three): a deeper tree is not a transcript
+// store, and a cycle through bind mounts must not hang a poll.
+const maxWalkDepth = 6
+
+// walkJSONL calls visit for every *.jsonl (and *.jsonl.zst) file below dir,
+// with its path relative to the walk's start split into parts (rel holds
+// the parts down to dir). Directories that could be listed whole are marked
+// in listed; symlinked directories are not followed.
+func (in *Ingester) walkJSONL(dir string, rel []string, listed map[string]bool, depth int, visit func(path string, rel []string)) {
+	entries, err := in.readDir(dir)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			in.warnOnce(dir, "cannot list transcripts: "+err.Error())
+		}
+		return
+	}
+	listed[dir] = true
+	for _, e := range entries {
+		name := e.name
+		switch {
+		case e.dir:
+			if depth < maxWalkDepth {
+				in.walkJSONL(filepath.Join(dir, name), append(rel[:len(rel):len(rel)], name), listed, depth+1, visit)
+			}
+		case strings.HasSuffix(name, ".jsonl") || strings.HasSuffix(name, ".jsonl.zst"):
+			visit(filepath.Join(dir, name), append(rel[:len(rel):len(rel)], name))
+		}
+	}
+}
+
+// warnOnce logs a problem with path the first time it is seen (polls run
+// every few seconds; a missing folder must not flood the log).
+func (in *Ingester) warnOnce(path, msg string) {
+	if in.warned[path] == msg {
+		return
+	}
+	in.warned[path] = msg
+	in.log.Warn(msg, "path", path)
+}

@@ -3,10 +3,8 @@ package ingest
 import (
 	"bytes"
 	"errors"
-	"math"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/fleetmeter/fleetmeter/storage"
 	"github.com/valyala/fastjson"
@@ -194,17 +192,6 @@ var openclawUsageFields = map[string]bool{
 	"reasoning_tokens": true,
 }
 
-// usageDrift names a non-zero numeric usage field the reader does not know.
-func usageDrift(usage *fastjson.Value) string {
-	var drift string
-	usage.GetObject().Visit(func(k []byte, x *fastjson.Value) {
-		if drift == "" && !openclawUsageFields[string(k)] && x.Type() == fastjson.TypeNumber && x.GetFloat64() != 0 {
-			drift = "field " + string(k)
-		}
-	})
-	return drift
-}
-
 // assistant turns an assistant message into a usage record, or a skip.
 func (lp *lineParser) assistant(entry, msg *fastjson.Value, out *parsedLine) {
 	usage := msg.Get("usage")
@@ -222,7 +209,7 @@ func (lp *lineParser) assistant(entry, msg *fastjson.Value, out *parsedLine) {
 		return
 	}
 	readTokens(usage, u)
-	out.drift = usageDrift(usage)
+	out.drift = unknownField(usage, openclawUsageFields)
 	if u.TotalTokens() == 0 {
 		out.kind, out.reason = lineSkip, skipZeroUsage // errors and aborts
 		return
@@ -361,71 +348,4 @@ func readTokens(usage *fastjson.Value, u *storage.Usage) {
 	// OpenAI convention: prompt tokens include the cached ones.
 	u.CacheRead = firstTokens(usage, []string{"cached_tokens"}, []string{"prompt_tokens_details", "cached_tokens"}, []string{"cache_read_input_tokens"})
 	u.Input = max(tokens(usage, "prompt_tokens")-u.CacheRead, 0)
-}
-
-func firstTokens(v *fastjson.Value, paths ...[]string) int64 {
-	for _, p := range paths {
-		if v.Exists(p...) {
-			return tokens(v, p...)
-		}
-	}
-	return 0
-}
-
-// tokens reads a count that may be written as an integer or a float.
-func tokens(v *fastjson.Value, keys ...string) int64 {
-	f := v.GetFloat64(keys...)
-	if f <= 0 || math.IsNaN(f) || math.IsInf(f, 0) || f > 1e15 {
-		return 0
-	}
-	return int64(math.Round(f))
-}
-
-func num(v *fastjson.Value, key string) float64 {
-	f := v.GetFloat64(key)
-	if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
-		return 0
-	}
-	return f
-}
-
-// parseTimestamp accepts an ISO-8601 string or epoch milliseconds (a
-// number or a numeric string) and returns unix ms, 0 when absent or bad.
-func parseTimestamp(v *fastjson.Value) int64 {
-	if v == nil {
-		return 0
-	}
-	switch v.Type() {
-	case fastjson.TypeNumber:
-		f, _ := v.Float64()
-		return epochMillis(f)
-	case fastjson.TypeString:
-		b, _ := v.StringBytes()
-		return parseTimeString(b)
-	}
-	return 0
-}
-
-func parseTimeString(b []byte) int64 {
-	if t, err := time.Parse(time.RFC3339Nano, string(b)); err == nil {
-		return t.UnixMilli()
-	}
-	if f, err := strconv.ParseFloat(string(b), 64); err == nil {
-		return epochMillis(f)
-	}
-	return 0
-}
-
-// epochMillis takes seconds or milliseconds (values below 1e11 are seconds:
-// that is the year 5138 in seconds and 1973 in milliseconds).
-func epochMillis(f float64) int64 {
-	switch {
-	case f <= 0 || math.IsNaN(f) || math.IsInf(f, 0):
-		return 0
-	case f < 1e11:
-		return int64(f * 1000)
-	case f < 1e14:
-		return int64(f)
-	}
-	return 0
 }

@@ -124,38 +124,32 @@ func addSkips(tx *bolt.Tx, add Skips) error {
 	if add == (Skips{}) {
 		return nil
 	}
-	meta := tx.Bucket(bucketMeta)
-	var s Skips
-	if v := meta.Get(metaSkips); v != nil {
-		if err := json.Unmarshal(v, &s); err != nil {
-			return fmt.Errorf("skips: %w", err)
-		}
-	}
-	s.Add(add)
-	v, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
-	return meta.Put(metaSkips, v)
+	return updateMetaJSON(tx, metaSkips, func(s *Skips) { s.Add(add) })
 }
 
 func addCorrections(tx *bolt.Tx, add Corrections) error {
 	if add == (Corrections{}) {
 		return nil
 	}
+	return updateMetaJSON(tx, metaCorrections, func(c *Corrections) { c.Add(add) })
+}
+
+// updateMetaJSON reads a JSON value of the meta bucket, changes it and
+// writes it back.
+func updateMetaJSON[T any](tx *bolt.Tx, key []byte, change func(*T)) error {
 	meta := tx.Bucket(bucketMeta)
-	var c Corrections
-	if v := meta.Get(metaCorrections); v != nil {
-		if err := json.Unmarshal(v, &c); err != nil {
-			return fmt.Errorf("corrections: %w", err)
+	var v T
+	if raw := meta.Get(key); raw != nil {
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return fmt.Errorf("meta %s: %w", key, err)
 		}
 	}
-	c.Add(add)
-	v, err := json.Marshal(c)
+	change(&v)
+	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return meta.Put(metaCorrections, v)
+	return meta.Put(key, raw)
 }
 
 // Corrections returns how many stored records carry a writer correction,
