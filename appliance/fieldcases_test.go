@@ -221,6 +221,7 @@ func liveAppend(t *testing.T, caseDir string, args []string, kind string, want r
 		}
 	}
 	var got rollup.Report
+	var err error
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if got, err = rollup.Build(app.db, rollup.Query{Kind: kind, Since: rollup.MinDay, Until: rollup.MaxDay}); err != nil {
 			t.Fatal(err)
