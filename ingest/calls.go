@@ -70,7 +70,9 @@ func (in *Ingester) take(b *storage.Batch, c *calls) {
 	for k, n := range c.drift {
 		in.noteDrift(k, n)
 	}
-	b.Records = append(b.Records, c.records...)
+	if len(c.records) > 0 {
+		b.Chunks = append(b.Chunks, c.records) // handed over, not copied
+	}
 	b.Skips.Add(c.skips)
 	*c = calls{}
 }
@@ -90,21 +92,23 @@ func (in *Ingester) commit(b *storage.Batch, files map[string]*fileCursor) (stor
 		return storage.ApplyResult{}, nil
 	}
 	if oldest := in.oldest(); oldest > 0 {
-		kept := b.Records[:0]
-		for _, u := range b.Records {
+		var kept []storage.Usage
+		b.Each(func(u *storage.Usage) error {
 			if u.TS < oldest {
 				b.Skips.TooOld++
-				continue
+			} else {
+				kept = append(kept, *u)
 			}
-			kept = append(kept, u)
-		}
-		b.Records = kept
+			return nil
+		})
+		b.Records, b.Chunks = kept, nil
 	}
-	for i := range b.Records {
-		if u := &b.Records[i]; u.Source == storage.SourceCodex {
+	b.Each(func(u *storage.Usage) error {
+		if u.Source == storage.SourceCodex {
 			u.DedupeKey = in.codexFamilyKey(u.DedupeKey)
 		}
-	}
+		return nil
+	})
 	ar, err := in.ledger.Apply(b)
 	if err != nil {
 		in.forget(b)

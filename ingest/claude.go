@@ -162,7 +162,7 @@ func (r *fileReader) claudeLine(line []byte, cur *fileCursor, c *chunk) {
 			return
 		}
 	}
-	u, reason := claudeRecord(entry)
+	u, reason, drift := claudeRecord(entry)
 	switch reason {
 	case claudeOK:
 	case claudeNotCall:
@@ -191,16 +191,61 @@ func (r *fileReader) claudeLine(line []byte, cur *fileCursor, c *chunk) {
 	}
 	u.Agent = cur.Agent
 	r.owner.attribute(&u)
-	if drift := unknownField(claudeUsage(entry), claudeTokenFields); drift != "" {
+	if drift != "" {
 		c.unrecognized(storage.SourceClaude, drift)
 	}
 	r.in.record(&c.calls, u)
 }
 
-// claudeTokenFields are the numeric fields of an Anthropic usage object the
-// reader knows.
-var claudeTokenFields = map[string]bool{
-	"input_tokens": true, "output_tokens": true, "cache_creation_input_tokens": true, "cache_read_input_tokens": true,
+// readClaudeUsage reads an Anthropic usage object in one pass over its
+// fields (a transcript has one per streamed content block, so this is the
+// reader's hot path): tokens, the 5-minute/1-hour split of cache writes,
+// fast mode or a batch tier (the pricer's modifier table knows their
+// multiples), server tool requests. It returns the first non-zero number
+// under a key it does not know ("field <key>"), or "".
+func readClaudeUsage(usage *fastjson.Value, u *storage.Usage) (drift string) {
+	var split *fastjson.Value
+	var speed, tier []byte
+	hasWrite := false
+	usage.GetObject().Visit(func(k []byte, x *fastjson.Value) {
+		switch string(k) {
+		case "input_tokens":
+			u.Input = count(x)
+		case "output_tokens":
+			u.Output = count(x) // includes thinking
+		case "cache_read_input_tokens":
+			u.CacheRead = count(x)
+		case "cache_creation_input_tokens":
+			u.CacheWrite, hasWrite = count(x), true
+		case "cache_creation":
+			if x.Type() == fastjson.TypeObject {
+				split = x
+			}
+		case "speed":
+			speed, _ = x.StringBytes()
+		case "service_tier":
+			tier, _ = x.StringBytes()
+		case "server_tool_use":
+			u.WebSearches = tokens(x, "web_search_requests")
+			u.WebFetches = tokens(x, "web_fetch_requests")
+		default:
+			if drift == "" && x.Type() == fastjson.TypeNumber && x.GetFloat64() != 0 {
+				drift = "field " + string(k)
+			}
+		}
+	})
+	if split != nil {
+		hour := tokens(split, "ephemeral_1h_input_tokens")
+		if !hasWrite {
+			u.CacheWrite = tokens(split, "ephemeral_5m_input_tokens") + hour
+		}
+		u.CacheWrite1h = min(hour, u.CacheWrite)
+	}
+	u.Modifier = string(speed)
+	if u.Modifier == "" || u.Modifier == "standard" {
+		u.Modifier = string(tier)
+	}
+	return drift
 }
 
 // claudeUsage is entry.message.usage when entry is an assistant entry.
@@ -222,42 +267,21 @@ const (
 )
 
 // claudeRecord reads the call in an assistant entry (entry.message.usage
-// must exist). Agent, session and pricing are the caller's.
-func claudeRecord(entry *fastjson.Value) (storage.Usage, claudeOutcome) {
+// must exist), and names a usage field it does not know (drift). Agent,
+// session and pricing are the caller's.
+func claudeRecord(entry *fastjson.Value) (u storage.Usage, outcome claudeOutcome, drift string) {
 	msg := entry.Get("message")
 	usage := msg.Get("usage")
-	u := storage.Usage{Source: storage.SourceClaude, Provider: "anthropic", Model: string(msg.GetStringBytes("model"))}
+	u = storage.Usage{Source: storage.SourceClaude, Provider: "anthropic", Model: string(msg.GetStringBytes("model"))}
 	if u.Model == "<synthetic>" || entry.GetBool("isApiErrorMessage") {
-		return u, claudeNotCall
+		return u, claudeNotCall, ""
 	}
-	u.Input = tokens(usage, "input_tokens")
-	u.Output = tokens(usage, "output_tokens") // includes thinking
-	u.CacheRead = tokens(usage, "cache_read_input_tokens")
-	split := usage.Get("cache_creation")
-	if split != nil && split.Type() != fastjson.TypeObject {
-		split = nil
-	}
-	if usage.Exists("cache_creation_input_tokens") || split == nil {
-		u.CacheWrite = tokens(usage, "cache_creation_input_tokens")
-	} else {
-		u.CacheWrite = tokens(split, "ephemeral_5m_input_tokens") + tokens(split, "ephemeral_1h_input_tokens")
-	}
-	if split != nil {
-		u.CacheWrite1h = min(tokens(split, "ephemeral_1h_input_tokens"), u.CacheWrite)
-	}
-	// Fast mode bills a multiple of the standard rates, and so does a batch
-	// tier; the pricer's modifier table knows the multiples.
-	u.Modifier = string(usage.GetStringBytes("speed"))
-	if u.Modifier == "" || u.Modifier == "standard" {
-		u.Modifier = string(usage.GetStringBytes("service_tier"))
-	}
-	u.WebSearches = tokens(usage, "server_tool_use", "web_search_requests")
-	u.WebFetches = tokens(usage, "server_tool_use", "web_fetch_requests")
+	drift = readClaudeUsage(usage, &u)
 	if u.TotalTokens() == 0 {
-		return u, claudeZero
+		return u, claudeZero, drift
 	}
 	if u.TS = parseTimestamp(entry.Get("timestamp")); u.TS == 0 {
-		return u, claudeMalformed // a call with no time cannot be placed in a day
+		return u, claudeMalformed, drift // a call with no time cannot be placed in a day
 	}
 	// Old Claude Code versions wrote their own estimate; the pricer keeps a
 	// positive one as the transcript's cost and prices the rest.
@@ -266,7 +290,7 @@ func claudeRecord(entry *fastjson.Value) (storage.Usage, claudeOutcome) {
 	}
 	u.Sidechain = entry.GetBool("isSidechain")
 	u.DedupeKey = claudeDedupeKey(&u, msg.GetStringBytes("id"), entry.GetStringBytes("requestId"), entry.GetStringBytes("uuid"))
-	return u, claudeOK
+	return u, claudeOK, drift
 }
 
 // claudeDedupeKey: "claude|<message.id>" (see the rules above); lines

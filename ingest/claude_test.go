@@ -191,7 +191,7 @@ func TestClaudeRecord(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			u, outcome := claudeRecord(v)
+			u, outcome, _ := claudeRecord(v)
 			if outcome != tc.outcome {
 				t.Fatalf("outcome = %d, want %d", outcome, tc.outcome)
 			}

@@ -23,7 +23,16 @@ func firstTokens(v *fastjson.Value, paths ...[]string) int64 {
 
 // tokens reads a count that may be written as an integer or a float.
 func tokens(v *fastjson.Value, keys ...string) int64 {
-	f := v.GetFloat64(keys...)
+	return countOf(v.GetFloat64(keys...))
+}
+
+// count reads a count that is x itself.
+func count(x *fastjson.Value) int64 {
+	f, _ := x.Float64()
+	return countOf(f)
+}
+
+func countOf(f float64) int64 {
 	if f <= 0 || math.IsNaN(f) || math.IsInf(f, 0) || f > 1e15 {
 		return 0
 	}

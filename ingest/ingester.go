@@ -329,6 +329,15 @@ func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
 		if (a.cur == nil) != (b.cur == nil) {
 			return a.cur != nil // known files first
 		}
+		// Sessions whose key is known before those whose key is gone
+		// (reset archives, superseded transcripts, forks): the senders the
+		// latter name without a channel are then already known with one
+		// (storage rule 3), and their calls are stored qualified at once
+		// instead of being moved later (a third of a cold ingest's writes on
+		// the project's corpus).
+		if a.keyed != b.keyed {
+			return a.keyed
+		}
 		if a.headerTS != b.headerTS {
 			return a.headerTS < b.headerTS
 		}
@@ -390,6 +399,9 @@ func (in *Ingester) planFile(c candidate, batch *storage.Batch, seen map[string]
 	}
 	if c.format == formatOpenClaw {
 		item.headerTS = headerTime(c.path)
+		item.keyed = in.meta[storage.SessionMetaID(storage.SourceOpenClaw, c.sessionID)].Key != ""
+	} else {
+		item.keyed = true // Claude Code and Codex users are the file's owner
 	}
 	return item, true
 }
@@ -458,7 +470,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 			}
 			batchBytes += c.bytes
 			res.Bytes += c.bytes
-			if len(batch.Records) >= in.cfg.BatchRecords || batchBytes >= in.cfg.BatchBytes {
+			if batch.Len() >= in.cfg.BatchRecords || batchBytes >= in.cfg.BatchBytes {
 				commitErr = commit()
 			}
 		}

@@ -58,6 +58,7 @@ type fileItem struct {
 	size     int64
 	modNano  int64
 	headerTS int64       // for new files: the header's time, to read parents before forks
+	keyed    bool        // for new files: the session's key is known (see plan's order)
 	cur      *fileCursor // nil for a file never seen
 }
 

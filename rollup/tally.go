@@ -21,8 +21,8 @@ type Tally struct {
 
 	claimed map[string]bool
 	mirrors map[string][]string // group → dedupe keys
-	aliases map[[2]string]string
-	bare    map[[2]string][]string // scope, bare id → dedupe keys
+	aliases map[[3]string]string
+	bare    map[[3]string][]string // source, agent, bare id → dedupe keys
 }
 
 type dayDim struct {
@@ -40,22 +40,22 @@ func NewTally(loc *time.Location) *Tally {
 		labels:   map[string]string{},
 		claimed:  map[string]bool{},
 		mirrors:  map[string][]string{},
-		aliases:  map[[2]string]string{},
-		bare:     map[[2]string][]string{},
+		aliases:  map[[3]string]string{},
+		bare:     map[[3]string][]string{},
 	}
 }
 
 // Apply folds a batch in, under the rules storage applies.
 func (t *Tally) Apply(b *storage.Batch) (storage.ApplyResult, error) {
 	var res storage.ApplyResult
-	for i := range b.Records {
-		u := b.Records[i]
+	err := b.Each(func(u *storage.Usage) error {
 		u.Normalize()
-		rr, err := storage.ApplyRecord(t, &u)
-		if err != nil {
-			return res, err
-		}
-		res.Count(rr, &u)
+		rr, err := storage.ApplyRecord(t, u)
+		res.Count(rr, u)
+		return err
+	})
+	if err != nil {
+		return res, err
 	}
 	t.skips.Add(b.Skips)
 	t.skips.Duplicate += int64(res.Duplicates)
@@ -104,26 +104,26 @@ func (t *Tally) IndexMirror(u *storage.Usage) error {
 }
 
 // Alias implements storage.RecordStore.
-func (t *Tally) Alias(scope, bare string) (string, error) {
-	return t.aliases[[2]string{scope, bare}], nil
+func (t *Tally) Alias(source, agent, bare string) (string, error) {
+	return t.aliases[[3]string{source, agent, bare}], nil
 }
 
 // SetAlias implements storage.RecordStore.
-func (t *Tally) SetAlias(scope, bare, user string) error {
-	t.aliases[[2]string{scope, bare}] = user
+func (t *Tally) SetAlias(source, agent, bare, user string) error {
+	t.aliases[[3]string{source, agent, bare}] = user
 	return nil
 }
 
 // IndexBare implements storage.RecordStore.
-func (t *Tally) IndexBare(scope string, u *storage.Usage) error {
-	k := [2]string{scope, u.User}
+func (t *Tally) IndexBare(u *storage.Usage) error {
+	k := [3]string{u.Source, u.Agent, u.User}
 	t.bare[k] = append(t.bare[k], u.DedupeKey)
 	return nil
 }
 
 // TakeBare implements storage.RecordStore.
-func (t *Tally) TakeBare(scope, bare string) ([]storage.Usage, error) {
-	k := [2]string{scope, bare}
+func (t *Tally) TakeBare(source, agent, bare string) ([]storage.Usage, error) {
+	k := [3]string{source, agent, bare}
 	out := t.live(t.bare[k])
 	delete(t.bare, k)
 	return out, nil

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -14,6 +15,10 @@ import (
 // counts. Apply commits all of it in one transaction.
 type Batch struct {
 	Records []Usage
+	// Chunks are more records, in slices handed over whole: a reader's
+	// chunk joins the batch without being copied again. Records come
+	// first, then the chunks in order.
+	Chunks [][]Usage
 	// Cursors to put (value non-nil) or delete (value nil), by opaque id.
 	Cursors map[string][]byte
 	// SessionMeta to put, by SessionMetaID.
@@ -23,7 +28,33 @@ type Batch struct {
 
 // Empty reports whether the batch holds nothing to write.
 func (b *Batch) Empty() bool {
-	return len(b.Records) == 0 && len(b.Cursors) == 0 && len(b.SessionMeta) == 0 && b.Skips == (Skips{})
+	return b.Len() == 0 && len(b.Cursors) == 0 && len(b.SessionMeta) == 0 && b.Skips == (Skips{})
+}
+
+// Len is the number of records in the batch.
+func (b *Batch) Len() int {
+	n := len(b.Records)
+	for _, c := range b.Chunks {
+		n += len(c)
+	}
+	return n
+}
+
+// Each calls fn for every record, Records first, then the chunks.
+func (b *Batch) Each(fn func(*Usage) error) error {
+	for i := range b.Records {
+		if err := fn(&b.Records[i]); err != nil {
+			return err
+		}
+	}
+	for _, c := range b.Chunks {
+		for i := range c {
+			if err := fn(&c[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // ApplyResult says what Apply did with the records.
@@ -66,21 +97,21 @@ func (db *DB) Apply(b *Batch) (ApplyResult, error) {
 		res = ApplyResult{}
 		w := db.writer(tx)
 		legacy := int64(decodeUint(w.metaBucket.Get(metaSeenPrunedBefore)))
-		for i := range b.Records {
-			u := &b.Records[i]
+		err := b.Each(func(u *Usage) error {
 			if u.DedupeKey == "" {
 				return fmt.Errorf("record at %d without dedupe key", u.TS)
 			}
 			u.Normalize()
 			if u.TS < legacy {
 				res.TooOld++
-				continue
+				return nil
 			}
 			rr, err := ApplyRecord(w, u)
-			if err != nil {
-				return err
-			}
 			res.Count(rr, u)
+			return err
+		})
+		if err != nil {
+			return err
 		}
 		if err := w.flushSessions(); err != nil {
 			return err
@@ -115,7 +146,7 @@ func (db *DB) Apply(b *Batch) (ApplyResult, error) {
 		return addCorrections(tx, res.Corrected)
 	})
 	if err != nil {
-		return ApplyResult{}, fmt.Errorf("apply batch of %d records: %w", len(b.Records), err)
+		return ApplyResult{}, fmt.Errorf("apply batch of %d records: %w", b.Len(), err)
 	}
 	return res, nil
 }
@@ -203,6 +234,9 @@ type writer struct {
 	changeSeq                     uint64
 	sessions                      map[string]*Session
 	scope                         *rebuildScope // nil: every row takes the record
+	// Caches of RecordStore answers for this transaction.
+	aliases map[[3]string]string
+	claimed map[string]bool
 }
 
 func (db *DB) writer(tx *bolt.Tx) *writer {
@@ -218,6 +252,8 @@ func (db *DB) writer(tx *bolt.Tx) *writer {
 		sessionsB:  tx.Bucket(bucketSessions),
 		metaBucket: tx.Bucket(bucketMeta),
 		sessions:   map[string]*Session{},
+		aliases:    map[[3]string]string{},
+		claimed:    map[string]bool{},
 	}
 }
 
@@ -277,14 +313,21 @@ func (w *writer) Remove(u *Usage) error {
 	return w.ledger.Delete(bytes.Clone(lk))
 }
 
-// Claimed implements RecordStore.
+// Claimed implements RecordStore. Answers are cached for the transaction:
+// every Claude Code and Codex record asks for its own session.
 func (w *writer) Claimed(group string) (bool, error) {
-	return w.tx.Bucket(bucketClaimed).Get([]byte(group)) != nil, nil
+	if c, ok := w.claimed[group]; ok {
+		return c, nil
+	}
+	c := w.tx.Bucket(bucketClaimed).Get([]byte(group)) != nil
+	w.claimed[group] = c
+	return c, nil
 }
 
 // Claim implements RecordStore: the group is marked, its mirror index
 // emptied, and the mirrors still in the ledger returned.
 func (w *writer) Claim(group string) ([]Usage, error) {
+	w.claimed[group] = true
 	if err := w.tx.Bucket(bucketClaimed).Put([]byte(group), []byte{1}); err != nil {
 		return nil, err
 	}
@@ -296,24 +339,41 @@ func (w *writer) IndexMirror(u *Usage) error {
 	return w.index(w.tx.Bucket(bucketMirrors), putString(nil, u.MirrorOf), u)
 }
 
-// Alias implements RecordStore.
-func (w *writer) Alias(scope, bare string) (string, error) {
-	return string(w.tx.Bucket(bucketUserAlias).Get(putString(putString(nil, scope), bare))), nil
+// Alias implements RecordStore. Lookups are cached for the transaction:
+// every record with a qualified user asks.
+func (w *writer) Alias(source, agent, bare string) (string, error) {
+	k := [3]string{source, agent, bare}
+	if a, ok := w.aliases[k]; ok {
+		return a, nil
+	}
+	a := string(w.tx.Bucket(bucketUserAlias).Get(userKey(source, agent, bare)))
+	w.aliases[k] = a
+	return a, nil
 }
 
 // SetAlias implements RecordStore.
-func (w *writer) SetAlias(scope, bare, user string) error {
-	return w.tx.Bucket(bucketUserAlias).Put(putString(putString(nil, scope), bare), []byte(user))
+func (w *writer) SetAlias(source, agent, bare, user string) error {
+	w.aliases[[3]string{source, agent, bare}] = user
+	return w.tx.Bucket(bucketUserAlias).Put(userKey(source, agent, bare), []byte(user))
 }
 
 // IndexBare implements RecordStore.
-func (w *writer) IndexBare(scope string, u *Usage) error {
-	return w.index(w.tx.Bucket(bucketBareUsers), putString(putString(nil, scope), u.User), u)
+func (w *writer) IndexBare(u *Usage) error {
+	return w.index(w.tx.Bucket(bucketBareUsers), userKey(u.Source, u.Agent, u.User), u)
 }
 
 // TakeBare implements RecordStore.
-func (w *writer) TakeBare(scope, bare string) ([]Usage, error) {
-	return w.takeIndexed(w.tx.Bucket(bucketBareUsers), putString(putString(nil, scope), bare))
+func (w *writer) TakeBare(source, agent, bare string) ([]Usage, error) {
+	return w.takeIndexed(w.tx.Bucket(bucketBareUsers), userKey(source, agent, bare))
+}
+
+// userKey is lp(source NUL agent) lp(bare id): the key of user_alias and
+// the prefix of bare_users.
+func userKey(source, agent, bare string) []byte {
+	scope := make([]byte, 0, len(source)+1+len(agent))
+	scope = append(append(append(scope, source...), 0), agent...)
+	b := binary.BigEndian.AppendUint16(make([]byte, 0, 4+len(scope)+len(bare)), uint16(len(scope)))
+	return putString(append(b, scope...), bare)
 }
 
 // index puts prefix | the ledger key of u (just stored) into b.

@@ -33,20 +33,21 @@ type RecordStore interface {
 	// Remove takes a live record out of the rollups and the ledger; its
 	// dedupe key stays known (Lookup reports it gone).
 	Remove(u *Usage) error
-	// Claimed reports whether a mirror group's fuller transcript is known;
-	// Claim marks it so and returns the live mirrors of the group.
+	// Claimed reports whether a mirror group's fuller transcript is known
+	// (a group is "<kind>:<id>", e.g. "claude:<session id>"); Claim marks
+	// it so and returns the live mirrors of the group.
 	Claimed(group string) (bool, error)
 	Claim(group string) ([]Usage, error)
 	// IndexMirror remembers that u (stored) mirrors u.MirrorOf.
 	IndexMirror(u *Usage) error
-	// Alias returns the qualified user a bare id of a scope resolves to:
-	// "" when none is known, AmbiguousUser when several are.
-	Alias(scope, bare string) (string, error)
-	SetAlias(scope, bare, user string) error
+	// Alias returns the qualified user a bare id resolves to for a source
+	// and agent: "" when none is known, AmbiguousUser when several are.
+	Alias(source, agent, bare string) (string, error)
+	SetAlias(source, agent, bare, user string) error
 	// IndexBare remembers that u (stored) has a bare user; TakeBare returns
-	// and forgets the live records with that bare id in the scope.
-	IndexBare(scope string, u *Usage) error
-	TakeBare(scope, bare string) ([]Usage, error)
+	// and forgets the live records with that bare id for source and agent.
+	IndexBare(u *Usage) error
+	TakeBare(source, agent, bare string) ([]Usage, error)
 }
 
 // AmbiguousUser is the alias of a bare id seen with more than one channel.
@@ -107,7 +108,7 @@ func ApplyRecord(s RecordStore, u *Usage) (RecordResult, error) {
 	if err := indexUser(s, u); err != nil {
 		return res, err
 	}
-	if group := ClaimOf(u); group != "" {
+	if group := claimOf(u); group != "" {
 		claimed, err := s.Claimed(group)
 		if err != nil || claimed {
 			return res, err
@@ -126,25 +127,16 @@ func ApplyRecord(s RecordStore, u *Usage) (RecordResult, error) {
 	return res, nil
 }
 
-// ClaimOf is the mirror group a record's own transcript is: a Claude Code
+// claimOf is the mirror group a record's own transcript is: a Claude Code
 // session is the fuller copy of OpenClaw's claude-cli rows for it, a Codex
-// thread of codex-cli rows.
-func ClaimOf(u *Usage) string {
-	if u.SessionID == "" {
+// thread of codex-cli rows. The group string is the record's own
+// "<source>:<session id>" and is built once per record.
+func claimOf(u *Usage) string {
+	if u.SessionID == "" || (u.Source != SourceClaude && u.Source != SourceCodex) {
 		return ""
 	}
-	switch u.Source {
-	case SourceClaude:
-		return "claude:" + u.SessionID
-	case SourceCodex:
-		return "codex:" + u.SessionID
-	}
-	return ""
+	return u.Source + ":" + u.SessionID
 }
-
-// userScope is the scope in which a bare id names one person: the source
-// and agent that recorded it.
-func userScope(u *Usage) string { return u.Source + "\x00" + u.Agent }
 
 // bareID splits a user into its channel and id: "telegram:123" → ("telegram",
 // "123"); a bare "123" has no channel.
@@ -163,7 +155,7 @@ func resolveUser(s RecordStore, u *Usage) error {
 	if ch, _ := bareID(u.User); ch != "" {
 		return nil
 	}
-	q, err := s.Alias(userScope(u), u.User)
+	q, err := s.Alias(u.Source, u.Agent, u.User)
 	if err == nil && q != "" && q != AmbiguousUser {
 		u.User = q
 	}
@@ -178,26 +170,25 @@ func indexUser(s RecordStore, u *Usage) error {
 		return nil
 	}
 	ch, id := bareID(u.User)
-	scope := userScope(u)
 	if ch == "" {
-		return s.IndexBare(scope, u)
+		return s.IndexBare(u)
 	}
 	if id == "" || ch == "unix" {
 		return nil
 	}
-	known, err := s.Alias(scope, id)
+	known, err := s.Alias(u.Source, u.Agent, id)
 	switch {
 	case err != nil:
 		return err
 	case known == u.User || known == AmbiguousUser:
 		return nil
 	case known != "":
-		return s.SetAlias(scope, id, AmbiguousUser) // one id, two channels: no longer one person
+		return s.SetAlias(u.Source, u.Agent, id, AmbiguousUser) // one id, two channels: no longer one person
 	}
-	if err := s.SetAlias(scope, id, u.User); err != nil {
+	if err := s.SetAlias(u.Source, u.Agent, id, u.User); err != nil {
 		return err
 	}
-	bare, err := s.TakeBare(scope, id)
+	bare, err := s.TakeBare(u.Source, u.Agent, id)
 	if err != nil {
 		return err
 	}
