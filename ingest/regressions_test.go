@@ -88,9 +88,12 @@ func TestRewriteDuringReadIsNoticed(t *testing.T) {
 	tl.expect(2, 101) // A and B
 }
 
-// Horizon is applied to files only: a SQLite rewrite after retention
-// pruned the ledger brings old calls back into the (forever) rollups.
-func TestSQLiteRespectsHorizon(t *testing.T) {
+// History is never dropped unasked: a first ingest keeps a call 500 days
+// old (the rollups are forever), and after retention pruned it from the
+// ledger, a rewrite of its transcript does not count it again: the ledger
+// keeps the dedupe keys of pruned calls. A one-shot report applies no
+// retention at all.
+func TestHistoryKeptAcrossRetention(t *testing.T) {
 	root := t.TempDir()
 	f := newFixture(t, root, "main", "schema_v24.sql")
 	f.window("s1", "agent:main:main", "")
@@ -98,16 +101,21 @@ func TestSQLiteRespectsHorizon(t *testing.T) {
 	f.add("s1", headerLine("s1", old), assistantLine("c1", "rold", old, 10, 0, 0, 0, 0.001))
 	f.watermark("s1", "g1")
 	db := openDB(t)
-	in := New(Config{OpenClawDirs: []string{root}, Horizon: 400 * 24 * time.Hour}, db)
+	in := New(Config{OpenClawDirs: []string{root}}, db)
 	step(t, in)
-	if got := totalsOf(t, db).Sums.Messages; got != 0 {
-		t.Errorf("a call older than the horizon was stored: %d messages", got)
+	if got := totalsOf(t, db); got.Sums.Messages != 1 || got.Skipped.TooOld != 0 {
+		t.Errorf("first ingest of long history: %d messages, too_old %d; want the call kept", got.Sums.Messages, got.Skipped.TooOld)
 	}
-	db.PruneLedger(time.Now().Add(-400 * 24 * time.Hour).UnixMilli())
-	f.watermark("s1", "g2") // a rewrite
+	if n, err := db.PruneLedger(time.Now().Add(-400 * 24 * time.Hour).UnixMilli()); err != nil || n != 1 {
+		t.Fatalf("prune: %d %v", n, err)
+	}
+	f.watermark("s1", "g2") // a rewrite: the session is read again from the start
 	step(t, in)
-	if got := totalsOf(t, db).Sums.Messages; got > 1 {
-		t.Errorf("after prune + rewrite: %d messages for one call", got)
+	if got := totalsOf(t, db); got.Sums.Messages != 1 || got.Skipped.Duplicate != 1 {
+		t.Errorf("after prune + rewrite: %d messages, %d duplicates; want the one call, counted once", got.Sums.Messages, got.Skipped.Duplicate)
+	}
+	if got := totalsOf(t, scanDirs(t, root)); got.Sums.Messages != 1 {
+		t.Errorf("a one-shot report dropped old history: %d messages", got.Sums.Messages)
 	}
 }
 

@@ -1,11 +1,15 @@
 package storage
 
 import (
+	"bytes"
+
 	"context"
 	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // A price that changes after the fact reprices the ledger and its rollups
@@ -131,5 +135,57 @@ func TestReprice(t *testing.T) {
 	}
 	if err := db.Check(); err != nil {
 		t.Error(err)
+	}
+}
+
+// A schema 1 file deleted the dedupe keys of the records it pruned: the
+// upgrade to 2 refuses calls before its last prune (they could count twice)
+// and keeps everything else; version 1 rollup rows still read.
+func TestUpgradeFromSchema1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Apply(&Batch{Records: []Usage{{TS: 5000, Source: SourceOpenClaw, Agent: "a", Provider: "p", Model: "m", Input: 7, DedupeKey: "k1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Make it a schema 1 file: version 1, a prune at ts 1000 that dropped
+	// keys, and its daily row in the 12-field encoding.
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		meta.Put(metaSchemaVersion, encodeUint(1))
+		meta.Put(metaPrunedBefore, encodeUint(1000))
+		c := tx.Bucket(bucketDaily).Cursor()
+		k, v := c.First()
+		return tx.Bucket(bucketDaily).Put(bytes.Clone(k), append([]byte{1}, v[1:1+12*8]...))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	// A read-only open (a report with no daemon) reads the old file as it is.
+	ro, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("read-only open of a schema 1 file: %v", err)
+	}
+	if rows, err := ro.DailyRows(-1<<30, 1<<30); err != nil || len(rows) != 1 || rows[0].Input != 7 {
+		t.Errorf("schema 1 daily rows: %+v %v", rows, err)
+	}
+	ro.Close()
+	db, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	res, err := db.Apply(&Batch{Records: []Usage{
+		{TS: 500, Source: SourceOpenClaw, Agent: "a", Provider: "p", Model: "m", Input: 1, DedupeKey: "old"},
+		{TS: 6000, Source: SourceOpenClaw, Agent: "a", Provider: "p", Model: "m", Input: 1, DedupeKey: "new"},
+	}})
+	if err != nil || res.TooOld != 1 || res.Added != 1 {
+		t.Errorf("after the upgrade: %+v %v; want the call before the old prune refused, the other added", res, err)
+	}
+	if sk, _ := db.Skips(); sk.TooOld != 1 {
+		t.Errorf("too_old not counted: %+v", sk)
 	}
 }
