@@ -4,99 +4,36 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	"github.com/fleetmeter/fleetmeter/host"
 	"github.com/fleetmeter/fleetmeter/ingest"
 	"github.com/fleetmeter/fleetmeter/rollup"
 	"github.com/fleetmeter/fleetmeter/storage"
 	"github.com/fleetmeter/fleetmeter/ui"
 )
 
-// apiReports answers the HTTP API from the daemon's database.
-type apiReports struct{ a *App }
-
 // parseRange turns --since/--until strings into inclusive day numbers.
-func parseRange(since, until string) (int32, int32, error) {
-	from, to := rollup.MinDay, rollup.MaxDay
-	var err error
-	if since != "" {
-		if from, err = storage.ParseDay(since); err != nil {
-			return 0, 0, err
-		}
-	}
-	if until != "" {
-		if to, err = storage.ParseDay(until); err != nil {
-			return 0, 0, err
-		}
-	}
-	return from, to, nil
-}
+func parseRange(since, until string) (int32, int32, error) { return rollup.ParseRange(since, until) }
 
-func (r apiReports) Report(ctx context.Context, q ui.Query) (any, error) {
-	from, to, err := parseRange(q.Since, q.Until)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ui.ErrBadRequest, err)
-	}
-	loc := r.a.db.Location()
-	if q.TZ != "" {
-		if loc, err = time.LoadLocation(q.TZ); err != nil {
-			return nil, fmt.Errorf("%w: tz %q is not an IANA zone", ui.ErrBadRequest, q.TZ)
-		}
-	}
-	if !slices.Contains(rollup.Kinds(), q.Kind) {
-		return nil, fmt.Errorf("%w: unknown report %q (want one of %s)", ui.ErrBadRequest, q.Kind, strings.Join(rollup.Kinds(), ", "))
-	}
-	if from > to {
-		return nil, fmt.Errorf("%w: since %s is after until %s", ui.ErrBadRequest, q.Since, q.Until)
-	}
-	return rollup.Build(dbSource{r.a.db, loc}, rollup.Query{Kind: q.Kind, Since: from, Until: to})
-}
+// appStatus answers /api/status (and so `fleetmeter health`).
+type appStatus struct{ a *App }
 
-func (r apiReports) HostReport(ctx context.Context, q ui.Query) (any, error) {
-	from, to, err := parseRange(q.Since, q.Until)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ui.ErrBadRequest, err)
-	}
-	return host.LoadReport(r.a.db, from, to)
-}
-
-func (r apiReports) Advice(ctx context.Context) (any, error) {
-	return host.AdviseFrom(r.a.db, r.a.Now(), r.a.currentInstanceType(), host.DefaultThresholds())
-}
-
-// status is /api/status and `fleetmeter health`.
-type status struct {
-	Version      string              `json:"version"`
-	InstanceID   string              `json:"instance_id"`
-	InstanceType string              `json:"instance_type,omitempty"`
-	DataDir      string              `json:"data_dir"`
-	TZ           string              `json:"tz"`
-	Ingest       any                 `json:"ingest"`
-	Database     storage.Stats       `json:"database"`
-	Skipped      storage.Skips       `json:"skipped"`
-	Corrected    storage.Corrections `json:"corrected"`
-	Pricing      string              `json:"pricing"` // fingerprint of the prices the daemon applies
-}
-
-func (r apiReports) Status(ctx context.Context) (any, error) {
+func (r appStatus) Status(ctx context.Context) (ui.Status, error) {
 	st, err := r.a.db.Stats()
 	if err != nil {
-		return nil, err
+		return ui.Status{}, err
 	}
 	skips, err := r.a.db.Skips()
 	if err != nil {
-		return nil, err
+		return ui.Status{}, err
 	}
 	corrected, err := r.a.db.Corrections()
 	if err != nil {
-		return nil, err
+		return ui.Status{}, err
 	}
-	return status{
+	return ui.Status{
 		Version: Version, InstanceID: r.a.db.InstanceID(), InstanceType: r.a.currentInstanceType(),
 		DataDir: r.a.cfg.DataDir, TZ: r.a.cfg.TZ, Ingest: r.a.ingest.Status(), Database: st, Skipped: skips,
 		Corrected: corrected, Pricing: r.a.pricing,

@@ -17,6 +17,7 @@ import (
 	"github.com/fleetmeter/fleetmeter/host"
 	"github.com/fleetmeter/fleetmeter/ingest"
 	"github.com/fleetmeter/fleetmeter/ingest/pricing"
+	"github.com/fleetmeter/fleetmeter/rollup"
 	"github.com/fleetmeter/fleetmeter/storage"
 	"github.com/fleetmeter/fleetmeter/ui"
 	"golang.org/x/sync/errgroup"
@@ -88,7 +89,7 @@ func ingestConfig(cfg Config, log *slog.Logger, final bool) (ingest.Config, erro
 	if err != nil {
 		return ingest.Config{}, err
 	}
-	explicit := len(cfg.OpenClawDirs)+len(cfg.ClaudeDirs)+len(cfg.CodexDirs) > 0
+	explicit := hasSourceDirs(cfg)
 	return ingest.Config{
 		OpenClawDirs: cfg.OpenClawDirs,
 		ClaudeDirs:   cfg.ClaudeDirs,
@@ -134,8 +135,10 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 	defer os.Remove(localTokenPath(a.cfg.DataDir))
+	reader := rollup.NewReader(a.db, rollup.ReaderConfig{Host: a.db, Now: func() time.Time { return a.Now() }, InstanceType: a.currentInstanceType})
 	handler := ui.NewHandler(ui.Deps{
-		Reports:    apiReports{a},
+		Reports:    reader,
+		Status:     appStatus{a},
 		Metrics:    a.writeMetrics,
 		Backup:     a.db.WriteTo,
 		LocalToken: localToken,

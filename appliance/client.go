@@ -3,6 +3,7 @@ package appliance
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,8 +12,12 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/fleetmeter/fleetmeter/host"
+	"github.com/fleetmeter/fleetmeter/ingest"
+	"github.com/fleetmeter/fleetmeter/rollup"
 	"github.com/fleetmeter/fleetmeter/storage"
 )
 
@@ -97,4 +102,114 @@ func openForReading(cfg Config) (db *storage.DB, daemon bool, err error) {
 		return nil, false, fmt.Errorf("%w (run `fleetmeter ingest --once` or `fleetmeter serve` first, or pass --openclaw-dir)", err)
 	}
 	return db, false, nil
+}
+
+// cliReader is where a CLI command reads from, decided in this one place:
+// transcripts named on the command line (an in-memory tally; no database),
+// else the database when this process can open it, else the daemon that
+// holds it, over its API. done releases what was opened.
+func cliReader(ctx context.Context, env *cliEnv, cfg Config) (r rollup.Reader, done func(), err error) {
+	loc, err := cfg.Location()
+	if err != nil {
+		return nil, nil, err
+	}
+	if hasSourceDirs(cfg) {
+		tally := rollup.NewTally(loc)
+		c, err := ingestConfig(cfg, newLogger(cfg, env.stderr), true)
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, err := ingest.New(c, tally).Step(ctx); err != nil {
+			return nil, nil, err
+		}
+		return rollup.NewReader(tally, rollup.ReaderConfig{}), func() {}, nil
+	}
+	// The database shows this configuration's prices: repriced first when
+	// no daemon holds it (a daemon applies its own, see repriceOffline).
+	if err := repriceOffline(ctx, cfg, env); err != nil {
+		return nil, nil, err
+	}
+	db, daemon, err := openForReading(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if daemon {
+		return daemonReader{cfg}, func() {}, nil
+	}
+	// The instance type is looked up only when advice asks for it: an
+	// IMDS call (when enabled) is no business of a usage report.
+	instanceType := sync.OnceValue(func() string {
+		typ, _, err := host.ResolveInstanceType(ctx, cfg.InstanceType, host.IMDSConfig{Enabled: cfg.EC2Metadata, Endpoint: cfg.IMDSEndpoint})
+		if err != nil {
+			fmt.Fprintf(env.stderr, "fleetmeter: instance type unknown: %v\n", err)
+		}
+		return typ
+	})
+	return rollup.NewReader(db, rollup.ReaderConfig{Host: db, InstanceType: instanceType}), func() { db.Close() }, nil
+}
+
+// hasSourceDirs reports whether transcript dirs were named explicitly.
+func hasSourceDirs(cfg Config) bool {
+	return len(cfg.OpenClawDirs)+len(cfg.ClaudeDirs)+len(cfg.CodexDirs) > 0
+}
+
+// daemonReader asks the daemon that holds the database, over its API: the
+// same questions rollup.LocalReader answers, with the same typed results.
+type daemonReader struct{ cfg Config }
+
+var _ rollup.Reader = daemonReader{}
+
+func (r daemonReader) Report(ctx context.Context, q rollup.Query) (rollup.Report, error) {
+	body, err := r.get(ctx, "/api/report/"+q.Kind, q)
+	if err != nil {
+		return rollup.Report{}, err
+	}
+	return rollup.DecodeReport(q.Kind, body)
+}
+
+func (r daemonReader) HostReport(ctx context.Context, q rollup.Query) (rollup.HostReport, error) {
+	q.Kind = rollup.HostKind
+	var rep rollup.HostReport
+	return rep, r.getJSON(ctx, "/api/report/host", q, &rep)
+}
+
+func (r daemonReader) Advice(ctx context.Context) (rollup.Advice, error) {
+	var a rollup.Advice
+	return a, r.getJSON(ctx, "/api/advice", rollup.Query{}, &a)
+}
+
+func (r daemonReader) getJSON(ctx context.Context, path string, q rollup.Query, v any) error {
+	body, err := r.get(ctx, path, q)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("decode %s: %w", path, err)
+	}
+	return nil
+}
+
+// get validates q here first, so a bad query reads the same whoever
+// answers it, then asks the daemon.
+func (r daemonReader) get(ctx context.Context, path string, q rollup.Query) ([]byte, error) {
+	params := url.Values{}
+	if q.Kind != "" {
+		if err := q.Validate(); err != nil {
+			return nil, err
+		}
+		if q.Since != rollup.MinDay {
+			params.Set("since", storage.DayString(q.Since))
+		}
+		if q.Until != rollup.MaxDay {
+			params.Set("until", storage.DayString(q.Until))
+		}
+		if q.TZ != "" {
+			params.Set("tz", q.TZ)
+		}
+	}
+	body, err := daemonGet(ctx, r.cfg, path, params)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the database is held by a daemon that did not answer (%v)", storage.ErrLocked, err)
+	}
+	return body, nil
 }

@@ -6,15 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
-	"github.com/fleetmeter/fleetmeter/host"
 	"github.com/fleetmeter/fleetmeter/ingest"
 	"github.com/fleetmeter/fleetmeter/ingest/pricing"
 	"github.com/fleetmeter/fleetmeter/rollup"
@@ -93,106 +90,53 @@ func runReport(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, asJSON, since, until := ra.cfg, ra.asJSON, ra.since, ra.until
-	q := rollup.Query{Kind: kind, Since: ra.from, Until: ra.to}
-	if kind == "host" {
-		return hostReport(ctx, env, cfg, asJSON, since, until)
-	}
-	rep, err := usageReport(ctx, env, cfg, q, since, until)
-	if err != nil {
-		return err
-	}
-	return printReport(env, asJSON, rep)
-}
-
-// usageReport builds a usage report straight from transcripts when source
-// dirs are given, else from the database, or through the daemon's API
-// when the daemon holds the database.
-func usageReport(ctx context.Context, env *cliEnv, cfg Config, q rollup.Query, since, until string) (rollup.Report, error) {
-	loc, err := cfg.Location()
-	if err != nil {
-		return rollup.Report{}, err
-	}
-	if len(cfg.OpenClawDirs)+len(cfg.ClaudeDirs)+len(cfg.CodexDirs) > 0 {
-		tally := rollup.NewTally(loc)
-		c, err := ingestConfig(cfg, newLogger(cfg, env.stderr), true)
+	q := rollup.Query{Kind: kind, Since: ra.from, Until: ra.to, TZ: ra.cfg.TZ}
+	if kind == rollup.HostKind {
+		if hasSourceDirs(ra.cfg) {
+			return usageErr("report host reads the database; it takes no transcript dirs")
+		}
+		reader, done, err := cliReader(ctx, env, ra.cfg)
 		if err != nil {
-			return rollup.Report{}, err
-		}
-		if _, err := ingest.New(c, tally).Step(ctx); err != nil {
-			return rollup.Report{}, err
-		}
-		return rollup.Build(tally, q)
-	}
-	if err := repriceOffline(ctx, cfg, env); err != nil {
-		return rollup.Report{}, err
-	}
-	db, daemon, err := openForReading(cfg)
-	if err != nil {
-		return rollup.Report{}, err
-	}
-	if !daemon {
-		defer db.Close()
-		return rollup.Build(dbSource{db, loc}, q)
-	}
-	params := url.Values{}
-	for k, v := range map[string]string{"since": since, "until": until, "tz": cfg.TZ} {
-		if v != "" {
-			params.Set(k, v)
-		}
-	}
-	body, err := daemonGet(ctx, cfg, "/api/report/"+q.Kind, params)
-	if err != nil {
-		return rollup.Report{}, fmt.Errorf("%w: the database is held by a daemon that did not answer (%v)", storage.ErrLocked, err)
-	}
-	return rollup.DecodeReport(q.Kind, body)
-}
-
-// hostReport prints the daily host table from the database or the daemon.
-func hostReport(ctx context.Context, env *cliEnv, cfg Config, asJSON bool, since, until string) error {
-	if len(cfg.OpenClawDirs)+len(cfg.ClaudeDirs)+len(cfg.CodexDirs) > 0 {
-		return usageErr("report host reads the database; it takes no transcript dirs")
-	}
-	from, to, err := parseRange(since, until)
-	if err != nil {
-		return usageErr("%v", err)
-	}
-	db, daemon, err := openForReading(cfg)
-	if err != nil {
-		return err
-	}
-	var rep host.Report
-	if daemon {
-		params := url.Values{}
-		for k, v := range map[string]string{"since": since, "until": until} {
-			if v != "" {
-				params.Set(k, v)
-			}
-		}
-		body, err := daemonGet(ctx, cfg, "/api/report/host", params)
-		if err != nil {
-			return fmt.Errorf("%w: the database is held by a daemon that did not answer (%v)", storage.ErrLocked, err)
-		}
-		if err := json.Unmarshal(body, &rep); err != nil {
-			return fmt.Errorf("decode host report: %w", err)
-		}
-	} else {
-		defer db.Close()
-		if rep, err = host.LoadReport(db, from, to); err != nil {
 			return err
 		}
+		defer done()
+		rep, err := reader.HostReport(ctx, q)
+		if err != nil {
+			return err
+		}
+		if ra.asJSON {
+			return printJSON(env, rep)
+		}
+		return rollup.WriteHostTable(env.stdout, rep)
 	}
-	if asJSON {
-		return printJSON(env, rep)
+	rep, err := usageReport(ctx, env, ra.cfg, q, ra.since, ra.until)
+	if err != nil {
+		return err
 	}
-	return host.WriteReportText(env.stdout, rep)
+	return printReport(env, ra.asJSON, rep)
+}
+
+// usageReport builds a usage report through cliReader: straight from
+// transcripts when source dirs are given, else from the database or the
+// daemon that holds it. since and until are what the user typed; q holds
+// the same range as day numbers. An empty q.TZ means the configured zone.
+func usageReport(ctx context.Context, env *cliEnv, cfg Config, q rollup.Query, since, until string) (rollup.Report, error) {
+	reader, done, err := cliReader(ctx, env, cfg)
+	if err != nil {
+		return rollup.Report{}, err
+	}
+	defer done()
+	if q.TZ == "" {
+		q.TZ = cfg.TZ
+	}
+	return reader.Report(ctx, q)
 }
 
 // reportArgs are the settings of a command that reports over a range.
 type reportArgs struct {
 	cfg          Config
 	asJSON       bool
-	since, until string // as given, for the daemon's API
+	since, until string // as given
 	from, to     int32  // day numbers, open ends as rollup.MinDay/MaxDay
 }
 
@@ -252,33 +196,19 @@ func runAdvise(ctx context.Context, env *cliEnv, args []string) error {
 	if len(rest) > 0 {
 		return usageErr("unexpected argument %q", rest[0])
 	}
-	db, daemon, err := openForReading(cfg)
+	reader, done, err := cliReader(ctx, env, cfg)
 	if err != nil {
 		return err
 	}
-	var advice host.Advice
-	if daemon {
-		body, err := daemonGet(ctx, cfg, "/api/advice", nil)
-		if err != nil {
-			return fmt.Errorf("%w: the database is held by a daemon that did not answer (%v)", storage.ErrLocked, err)
-		}
-		if err := json.Unmarshal(body, &advice); err != nil {
-			return fmt.Errorf("decode advice: %w", err)
-		}
-	} else {
-		defer db.Close()
-		typ, _, err := host.ResolveInstanceType(ctx, cfg.InstanceType, host.IMDSConfig{Enabled: cfg.EC2Metadata, Endpoint: cfg.IMDSEndpoint})
-		if err != nil {
-			fmt.Fprintf(env.stderr, "fleetmeter advise: instance type unknown: %v\n", err)
-		}
-		if advice, err = host.AdviseFrom(db, time.Now(), typ, host.DefaultThresholds()); err != nil {
-			return err
-		}
+	defer done()
+	advice, err := reader.Advice(ctx)
+	if err != nil {
+		return err
 	}
 	if asJSON {
 		return printJSON(env, advice)
 	}
-	return host.WriteAdviceText(env.stdout, advice)
+	return rollup.WriteAdvice(env.stdout, advice)
 }
 
 func runHealth(ctx context.Context, env *cliEnv, args []string) error {
@@ -310,42 +240,6 @@ func runHealth(ctx context.Context, env *cliEnv, args []string) error {
 		return fmt.Errorf("unhealthy: the last ingest step failed: %s", st.Ingest.LastError)
 	}
 	return nil
-}
-
-// dbSource reads reports from the database. When the file's rollups were
-// cut in another zone than the report asks for, days are recut from the
-// ledger instead.
-type dbSource struct {
-	*storage.DB
-	loc *time.Location
-}
-
-func (s dbSource) Location() *time.Location { return s.loc }
-
-func (s dbSource) DimRows(kind byte, from, to int32) ([]storage.Row, error) {
-	if s.DB.Location().String() == s.loc.String() {
-		return s.DB.DimRows(kind, from, to)
-	}
-	tally := rollup.NewTally(s.loc)
-	fromMs, toMs := int64(math.MinInt64), int64(math.MaxInt64)
-	if from != rollup.MinDay {
-		fromMs = storage.DayStartMillis(from-1, time.UTC) // a day of slack either side for zone offsets
-	}
-	if to != rollup.MaxDay {
-		toMs = storage.DayStartMillis(to+2, time.UTC)
-	}
-	var batch storage.Batch
-	err := s.DB.Ledger(fromMs, toMs, func(u *storage.Usage) error {
-		batch.Records = append(batch.Records, *u)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := tally.Apply(&batch); err != nil {
-		return nil, err
-	}
-	return tally.DimRows(kind, from, to)
 }
 
 func runRollup(ctx context.Context, env *cliEnv, args []string) error {

@@ -1,9 +1,9 @@
 // Package host watches the machine fleetmeter runs on: a sampler that
 // reads CPU, memory, swap, load, disks, network, processes, the agent
 // gateway and active sessions every few seconds and stores the sample (with
-// its 5-minute and daily rollups) through storage; the rules that turn a
-// week of rollups into scaling advice; the EC2 size table and the opt-in
-// IMDSv2 lookup that name the next size; and the report and advice output.
+// its 5-minute and daily rollups) through storage, and the opt-in IMDSv2
+// lookup of the instance type. What the samples say (the host report and
+// the scaling advice) is rollup's: host only touches the machine.
 package host
 
 import (

@@ -1,7 +1,11 @@
-// Package rollup turns daily rows and session summaries into the reports
-// fleetmeter shows: by day, ISO week (with the trend against the week
-// before), month, session, agent, user and model. The rows come from the
-// bbolt database or from an in-memory Tally; the reports are the same.
+// Package rollup is fleetmeter's read model: everything it shows, as typed
+// results, behind one Reader. Usage reports (series by day, ISO week with
+// the trend against the week before, and month; leaderboards by agent,
+// user and model; sessions) come from daily rows and session summaries of
+// the bbolt database or of an in-memory Tally; host reports and scaling
+// advice (with the EC2 size table) come from the host rollups. One Query
+// type, validated here, selects what to read; ErrBadQuery marks a query
+// that cannot be answered as asked.
 package rollup
 
 import (
@@ -10,7 +14,6 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/fleetmeter/fleetmeter/storage"
@@ -25,24 +28,6 @@ type Source interface {
 	Skips() (storage.Skips, error)
 	UserLabels() (map[string]string, error)
 	Location() *time.Location
-}
-
-// Report kinds and the JSON key their rows go under.
-var kinds = map[string]string{
-	"daily": "daily", "weekly": "weekly", "monthly": "monthly",
-	"session": "sessions", "agent": "agents", "user": "users", "model": "models",
-}
-
-// Kinds lists the report kinds in a stable order, for help texts.
-func Kinds() []string {
-	return []string{"daily", "weekly", "monthly", "session", "agent", "user", "model"}
-}
-
-// Query selects a report. Since and Until are inclusive day numbers;
-// MinDay/MaxDay leave an end open.
-type Query struct {
-	Kind         string
-	Since, Until int32
 }
 
 // Sums are the usage figures every report row carries, in the snake_case
@@ -171,11 +156,8 @@ func (r Report) MarshalJSON() ([]byte, error) {
 
 // Build makes the report q asks for from src.
 func Build(src Source, q Query) (Report, error) {
-	if _, ok := kinds[q.Kind]; !ok {
-		return Report{}, fmt.Errorf("unknown report %q (want one of %s)", q.Kind, strings.Join(Kinds(), ", "))
-	}
-	if q.Since > q.Until {
-		return Report{}, fmt.Errorf("--since %s is after --until %s", storage.DayString(q.Since), storage.DayString(q.Until))
+	if err := q.validate(true); err != nil {
+		return Report{}, err
 	}
 	skipped, err := src.Skips()
 	if err != nil {

@@ -15,36 +15,51 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetmeter/fleetmeter/rollup"
+	"github.com/fleetmeter/fleetmeter/storage"
 	"github.com/gin-gonic/gin"
 )
 
-// ErrBadRequest marks errors caused by the request (a bad date, an unknown
-// report): they become 400 with their message; anything else is a 500
-// with a generic message, the detail only in the log.
+// ErrBadRequest marks errors caused by the request: they become 400 with
+// their message (as rollup.ErrBadQuery does); anything else is a 500 with a
+// generic message, the detail only in the log.
 var ErrBadRequest = errors.New("bad request")
 
 // ErrNotFound marks a request for something that does not exist.
 var ErrNotFound = errors.New("not found")
 
-// Query is a report request.
-type Query struct {
-	Kind  string // daily, weekly, …, or "host"
-	Since string // YYYY-MM-DD, empty = open
-	Until string
-	TZ    string // empty = the daemon's zone
+// Reports is what the API reads; rollup.Reader satisfies it.
+type Reports interface {
+	Report(ctx context.Context, q rollup.Query) (rollup.Report, error)
+	HostReport(ctx context.Context, q rollup.Query) (rollup.HostReport, error)
+	Advice(ctx context.Context) (rollup.Advice, error)
 }
 
-// Reports is what the API reads. Results are marshalled as JSON as they are.
-type Reports interface {
-	Report(ctx context.Context, q Query) (any, error)
-	HostReport(ctx context.Context, q Query) (any, error)
-	Advice(ctx context.Context) (any, error)
-	Status(ctx context.Context) (any, error)
+// Status is /api/status: what the daemon is and how its parts are doing.
+type Status struct {
+	Version      string `json:"version"`
+	InstanceID   string `json:"instance_id"`
+	InstanceType string `json:"instance_type,omitempty"`
+	DataDir      string `json:"data_dir"`
+	TZ           string `json:"tz"`
+	// Ingest is the ingester's own status, as it marshals it (ui does not
+	// import ingest).
+	Ingest    any                 `json:"ingest"`
+	Database  storage.Stats       `json:"database"`
+	Skipped   storage.Skips       `json:"skipped"`
+	Corrected storage.Corrections `json:"corrected"`
+	Pricing   string              `json:"pricing"` // fingerprint of the prices the daemon applies
+}
+
+// StatusSource reports the daemon's status; the appliance satisfies it.
+type StatusSource interface {
+	Status(ctx context.Context) (Status, error)
 }
 
 // Deps are the handler's dependencies.
 type Deps struct {
 	Reports Reports
+	Status  StatusSource
 	// Metrics writes Prometheus text exposition.
 	Metrics func(w io.Writer)
 	// Backup streams a consistent copy of the database.
@@ -77,14 +92,18 @@ func NewHandler(d Deps) http.Handler {
 		d.Metrics(c.Writer)
 	})
 	api := authed.Group("/api")
-	api.GET("/status", func(c *gin.Context) { respond(c, d.Log, func() (any, error) { return d.Reports.Status(c) }) })
+	api.GET("/status", func(c *gin.Context) { respond(c, d.Log, func() (Status, error) { return d.Status.Status(c) }) })
 	api.GET("/report/:kind", func(c *gin.Context) {
-		q := Query{Kind: c.Param("kind"), Since: c.Query("since"), Until: c.Query("until"), TZ: c.Query("tz")}
-		if q.Kind == "host" {
-			respond(c, d.Log, func() (any, error) { return d.Reports.HostReport(c, q) })
+		q, err := rollup.ParseQuery(c.Param("kind"), c.Query("since"), c.Query("until"), c.Query("tz"))
+		if err != nil {
+			fail(c, d.Log, err)
 			return
 		}
-		respond(c, d.Log, func() (any, error) { return d.Reports.Report(c, q) })
+		if q.Kind == rollup.HostKind {
+			respond(c, d.Log, func() (rollup.HostReport, error) { return d.Reports.HostReport(c, q) })
+			return
+		}
+		respond(c, d.Log, func() (rollup.Report, error) { return d.Reports.Report(c, q) })
 	})
 	api.GET("/backup", func(c *gin.Context) {
 		local := c.GetHeader("X-Fleetmeter-Local-Token")
@@ -100,19 +119,28 @@ func NewHandler(d Deps) http.Handler {
 			d.Log.Error("backup failed", "err", err) // headers are gone: the client sees a short body
 		}
 	})
-	api.GET("/advice", func(c *gin.Context) { respond(c, d.Log, func() (any, error) { return d.Reports.Advice(c) }) })
+	api.GET("/advice", func(c *gin.Context) { respond(c, d.Log, func() (rollup.Advice, error) { return d.Reports.Advice(c) }) })
 	r.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, gin.H{"error": "not found"}) })
 	// Cross-origin browser requests that change state are refused.
 	return http.NewCrossOriginProtection().Handler(r)
 }
 
-// respond runs fn and maps its error to a status in one place.
-func respond(c *gin.Context, log *slog.Logger, fn func() (any, error)) {
+// respond runs fn and answers its result as JSON, or its error.
+func respond[T any](c *gin.Context, log *slog.Logger, fn func() (T, error)) {
 	v, err := fn()
+	if err != nil {
+		fail(c, log, err)
+		return
+	}
+	c.JSON(http.StatusOK, v)
+}
+
+// fail maps an error to a status and a safe message, in one place: the
+// request's own faults say what is wrong; anything else is a 500 whose
+// detail goes to the log only.
+func fail(c *gin.Context, log *slog.Logger, err error) {
 	switch {
-	case err == nil:
-		c.JSON(http.StatusOK, v)
-	case errors.Is(err, ErrBadRequest):
+	case errors.Is(err, ErrBadRequest), errors.Is(err, rollup.ErrBadQuery):
 		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
 	case errors.Is(err, ErrNotFound):
 		c.JSON(http.StatusNotFound, gin.H{"error": err.Error()})

@@ -3,7 +3,6 @@ package ui
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -11,26 +10,30 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleetmeter/fleetmeter/rollup"
+	"github.com/fleetmeter/fleetmeter/storage"
 )
 
 type fakeReports struct{}
 
-func (fakeReports) Report(ctx context.Context, q Query) (any, error) {
-	if q.Kind == "bogus" {
-		return nil, fmt.Errorf("%w: unknown report %q", ErrBadRequest, q.Kind)
+func (fakeReports) Report(ctx context.Context, q rollup.Query) (rollup.Report, error) {
+	if q.Kind == "monthly" {
+		return rollup.Report{}, errors.New("disk on fire at /secret/path")
 	}
-	if q.Kind == "broken" {
-		return nil, errors.New("disk on fire at /secret/path")
-	}
-	return map[string]any{"kind": q.Kind, "since": q.Since, "agent": `<script>alert(1)</script>`}, nil
+	// The range comes back as a row's date; the agent name is hostile.
+	return rollup.Report{Kind: "daily", Rows: []rollup.DailyRow{{Date: storage.DayString(q.Since), Models: []string{`<script>alert(1)</script>`}}}}, nil
 }
-func (fakeReports) HostReport(ctx context.Context, q Query) (any, error) {
-	return map[string]string{"host": "ok"}, nil
+func (fakeReports) HostReport(ctx context.Context, q rollup.Query) (rollup.HostReport, error) {
+	return rollup.HostReport{Host: []rollup.HostDayRow{{Date: "2026-04-01", Samples: 7}}}, nil
 }
-func (fakeReports) Advice(ctx context.Context) (any, error) {
-	return map[string]string{"verdict": "hold"}, nil
+func (fakeReports) Advice(ctx context.Context) (rollup.Advice, error) {
+	return rollup.Advice{Verdict: rollup.Hold}, nil
 }
-func (fakeReports) Status(ctx context.Context) (any, error) { return map[string]string{"v": "1"}, nil }
+
+type fakeStatus struct{}
+
+func (fakeStatus) Status(ctx context.Context) (Status, error) { return Status{Version: "1"}, nil }
 
 // serve runs the handler on a real loopback listener.
 func serve(t *testing.T, d Deps) string {
@@ -42,7 +45,7 @@ func serve(t *testing.T, d Deps) string {
 	if d.Listen == "" {
 		d.Listen = ln.Addr().String()
 	}
-	d.Reports = fakeReports{}
+	d.Reports, d.Status = fakeReports{}, fakeStatus{}
 	d.Log = slog.New(slog.DiscardHandler)
 	d.Metrics = func(w io.Writer) { io.WriteString(w, "fleetmeter_up 1\n") }
 	d.Backup = func(w io.Writer) (int64, error) { n, err := io.WriteString(w, "BOLTDB"); return int64(n), err }
@@ -86,11 +89,14 @@ func TestAPI(t *testing.T) {
 		body   string
 	}{
 		{"/healthz", nil, 200, "ok"},
-		{"/api/report/daily?since=2026-04-01", nil, 200, `"since":"2026-04-01"`},
+		{"/api/report/daily?since=2026-04-01", nil, 200, `"date":"2026-04-01"`},
 		{"/api/report/daily", nil, 200, `\u003cscript\u003e`}, // untrusted names are escaped in JSON
 		{"/api/report/bogus", nil, 400, `unknown report \"bogus\"`},
-		{"/api/report/broken", nil, 500, "internal error"},
-		{"/api/report/host", nil, 200, `"host":"ok"`},
+		{"/api/report/daily?since=2026-13-01", nil, 400, `want YYYY-MM-DD`},
+		{"/api/report/daily?since=2026-02-01&until=2026-01-01", nil, 400, `is after`},
+		{"/api/report/daily?tz=Mars/Olympus", nil, 400, `not an IANA zone`},
+		{"/api/report/monthly", nil, 500, "internal error"},
+		{"/api/report/host", nil, 200, `"samples":7`},
 		{"/api/advice", nil, 200, `"verdict":"hold"`},
 		{"/api/nothing", nil, 404, "not found"},
 		{"/metrics", nil, 200, "fleetmeter_up 1"},
@@ -98,7 +104,7 @@ func TestAPI(t *testing.T) {
 		{"/api/backup", map[string]string{"X-Fleetmeter-Local-Token": "wrong"}, 403, "local token"},
 		{"/api/backup", map[string]string{"X-Fleetmeter-Local-Token": "l0cal"}, 200, "BOLTDB"},
 		{"/api/status", map[string]string{"Host": "evil.example:8767"}, 421, "unexpected Host"},
-		{"/api/status", map[string]string{"Host": "localhost:8767"}, 200, `"v":"1"`},
+		{"/api/status", map[string]string{"Host": "localhost:8767"}, 200, `"version":"1"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
@@ -143,7 +149,7 @@ func TestShutdownWithStalledClient(t *testing.T) {
 	}
 	log := slog.New(slog.DiscardHandler)
 	started := make(chan struct{})
-	h := NewHandler(Deps{Reports: fakeReports{}, Log: log, Listen: ln.Addr().String(), LocalToken: "t",
+	h := NewHandler(Deps{Reports: fakeReports{}, Status: fakeStatus{}, Log: log, Listen: ln.Addr().String(), LocalToken: "t",
 		Metrics: func(io.Writer) {},
 		Backup: func(w io.Writer) (int64, error) {
 			close(started)

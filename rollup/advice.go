@@ -1,4 +1,4 @@
-package host
+package rollup
 
 import (
 	"fmt"
@@ -344,13 +344,13 @@ func p95(h *storage.Histogram, s storage.Stat) float64 {
 	return min(max(h.Quantile(0.95), s.Min), s.Max)
 }
 
-// RollupReader reads 5-minute host rollups; *storage.DB satisfies it.
-type RollupReader interface {
+// HostSlotReader reads 5-minute host rollups; *storage.DB satisfies it.
+type HostSlotReader interface {
 	HostRollups5m(fromMillis, toMillis int64) ([]storage.HostRollup, error)
 }
 
 // AdviseFrom reads the window ending at now and advises on it.
-func AdviseFrom(r RollupReader, now time.Time, instanceType string, th Thresholds) (Advice, error) {
+func AdviseFrom(r HostSlotReader, now time.Time, instanceType string, th Thresholds) (Advice, error) {
 	if th.Window <= 0 {
 		th.Window = DefaultThresholds().Window
 	}

@@ -1,4 +1,4 @@
-package host
+package rollup
 
 import (
 	"bytes"
@@ -54,7 +54,7 @@ func threeDays(t *testing.T) *storage.DB {
 func TestReport(t *testing.T) {
 	db := threeDays(t)
 	from := storage.DayNumber(histStart.UnixMilli(), time.UTC)
-	rep, err := LoadReport(db, from, from+9)
+	rep, err := LoadHostReport(db, from, from+9)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestReport(t *testing.T) {
 		t.Errorf("totals %+v", rep.Totals)
 	}
 	var text bytes.Buffer
-	if err := WriteReportText(&text, rep); err != nil {
+	if err := WriteHostTable(&text, rep); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "report-host.txt", text.Bytes())
@@ -86,13 +86,13 @@ func TestReport(t *testing.T) {
 			t.Errorf("JSON lacks %s", key)
 		}
 	}
-	var back Report
+	var back HostReport
 	if err := json.Unmarshal(js, &back); err != nil || back.Totals != rep.Totals {
 		t.Errorf("JSON round trip: %v", err)
 	}
 
 	var empty bytes.Buffer
-	WriteReportText(&empty, BuildReport(nil))
+	WriteHostTable(&empty, BuildHostReport(nil))
 	if !strings.Contains(empty.String(), "no host samples") {
 		t.Errorf("empty report: %q", empty.String())
 	}
@@ -103,7 +103,7 @@ func TestAdviceText(t *testing.T) {
 		diskUsed: func(days float64) uint64 { return uint64((20 + 5*days) * gib) }}, 7*24*time.Hour, 5)
 	a := Advise(rows, "m6i.xlarge", DefaultThresholds())
 	var text bytes.Buffer
-	if err := WriteAdviceText(&text, a); err != nil {
+	if err := WriteAdvice(&text, a); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "advice.txt", text.Bytes())
