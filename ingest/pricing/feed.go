@@ -93,7 +93,8 @@ func SaveFeed(dataDir string, data []byte, source string, now time.Time) (FeedIn
 	sum := sha256.Sum256(data)
 	info := FeedInfo{Source: source, FetchedAt: now.UTC(), SHA256: hex.EncodeToString(sum[:]), Providers: len(t.providers)}
 	for _, p := range t.providers {
-		info.Models += len(p.models)
+		list, _ := p.list() // parsed whole by ValidateFeed
+		info.Models += len(list)
 	}
 	dir := FeedDir(dataDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
