@@ -338,8 +338,12 @@ func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
 		if a.keyed != b.keyed {
 			return a.keyed
 		}
-		if a.headerTS != b.headerTS {
-			return a.headerTS < b.headerTS
+		// Forks after the sessions they copy, and in the order they were
+		// made: the inherited calls are then first seen in their parent,
+		// and keep its session. A fork's name starts with the time it was
+		// made, so no file needs opening to order them.
+		if a.forkedAt != b.forkedAt {
+			return a.forkedAt < b.forkedAt
 		}
 		return a.path < b.path
 	})
@@ -398,7 +402,7 @@ func (in *Ingester) planFile(c candidate, batch *storage.Batch, seen map[string]
 		return item, true
 	}
 	if c.format == formatOpenClaw {
-		item.headerTS = headerTime(c.path)
+		item.forkedAt = forkTime(c.name)
 		item.keyed = in.meta[storage.SessionMetaID(storage.SourceOpenClaw, c.sessionID)].Key != ""
 	} else {
 		item.keyed = true // Claude Code and Codex users are the file's owner

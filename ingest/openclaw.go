@@ -38,7 +38,6 @@ type parsedLine struct {
 
 	// lineHeader
 	sessionID string
-	headerTS  int64
 
 	// lineUser
 	sender sender
@@ -139,7 +138,6 @@ func (lp *lineParser) full(line []byte, out *parsedLine) {
 	case "session":
 		out.kind = lineHeader
 		out.sessionID = string(v.GetStringBytes("id"))
-		out.headerTS = parseTimestamp(v.Get("timestamp"))
 		return
 	case "message":
 	default:

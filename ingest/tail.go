@@ -3,7 +3,6 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -32,10 +31,14 @@ type fileCursor struct {
 
 	// Fingerprints of the first bytes and of the bytes just before Offset.
 	// If either differs, the file was rewritten in place and is re-read.
+	// Hash says how they were taken: "crc32c" (CRC-32C, which the CPU
+	// computes at several GB/s), or "" for FNV-1a (cursors written before
+	// crc32c, verified as they were written).
 	HeadLen  int    `json:"head_len"`
 	HeadHash uint64 `json:"head_hash"`
 	TailLen  int    `json:"tail_len"`
 	TailHash uint64 `json:"tail_hash"`
+	Hash     string `json:"hash,omitempty"`
 
 	Format    string `json:"format"` // which reader: openclaw, claude, codex
 	Agent     string `json:"agent"`
@@ -57,7 +60,7 @@ type fileItem struct {
 	dev, ino uint64
 	size     int64
 	modNano  int64
-	headerTS int64       // for new files: the header's time, to read parents before forks
+	forkedAt string      // for new fork files: when the fork was made (see plan's order)
 	keyed    bool        // for new files: the session's key is known (see plan's order)
 	cur      *fileCursor // nil for a file never seen
 }
@@ -82,7 +85,15 @@ func readAt(f *os.File, off int64, n int) ([]byte, error) {
 	return buf, err
 }
 
-func hashBytes(b []byte) uint64 {
+// fingerprintHash is how new cursors fingerprint bytes.
+const fingerprintHash = "crc32c"
+
+// hashBytes fingerprints b with the named hash (see fileCursor.Hash): its
+// length and CRC-32C, or FNV-1a for cursors written before.
+func hashBytes(hash string, b []byte) uint64 {
+	if hash == fingerprintHash {
+		return rowHash(b)
+	}
 	h := fnv.New64a()
 	h.Write(b)
 	return h.Sum64()
@@ -126,8 +137,9 @@ func (fp *fingerprinter) tail() []byte {
 
 func (fp *fingerprinter) set(cur *fileCursor) {
 	t := fp.tail()
-	cur.HeadLen, cur.HeadHash = len(fp.head), hashBytes(fp.head)
-	cur.TailLen, cur.TailHash = len(t), hashBytes(t)
+	cur.Hash = fingerprintHash
+	cur.HeadLen, cur.HeadHash = len(fp.head), hashBytes(cur.Hash, fp.head)
+	cur.TailLen, cur.TailHash = len(t), hashBytes(cur.Hash, t)
 }
 
 func statIDs(fi os.FileInfo) (dev, ino uint64) {
@@ -214,7 +226,7 @@ func (r *fileReader) unchangedPrefix(f *os.File, c *fileCursor, size int64) (boo
 	if err != nil {
 		return false, fp, err
 	}
-	if hashBytes(fp.head) != c.HeadHash || hashBytes(tail) != c.TailHash {
+	if hashBytes(c.Hash, fp.head) != c.HeadHash || hashBytes(c.Hash, tail) != c.TailHash {
 		return false, fingerprinter{}, nil
 	}
 	// Resume the ring from the verified tail; the head is complete or
@@ -356,27 +368,4 @@ func (r *fileReader) fingerprintsFromFile(f *os.File, cur *fileCursor) error {
 	fp.head = head
 	fp.set(cur)
 	return nil
-}
-
-// headerTime reads the session header's timestamp from the file's first
-// line without parsing the rest.
-func headerTime(path string) int64 {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	buf := make([]byte, 1024)
-	n, _ := io.ReadFull(f, buf)
-	line := buf[:n]
-	if i := bytes.IndexByte(line, '\n'); i >= 0 {
-		line = line[:i]
-	}
-	var h struct {
-		Timestamp string `json:"timestamp"`
-	}
-	if json.Unmarshal(line, &h) != nil {
-		return 0
-	}
-	return parseTimeString([]byte(h.Timestamp))
 }
