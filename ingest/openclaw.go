@@ -77,7 +77,8 @@ var (
 // lineParser parses OpenClaw (pi SessionManager) JSONL lines. Not safe for
 // concurrent use; each worker has its own.
 type lineParser struct {
-	p fastjson.Parser
+	p      fastjson.Parser
+	blocks fastjson.Parser // a user message's metadata blocks
 }
 
 var errNotObject = errors.New("line is not a JSON object")
@@ -158,7 +159,7 @@ func (lp *lineParser) full(line []byte, out *parsedLine) {
 		lp.assistant(v, msg, out)
 	case "user":
 		out.kind = lineUser
-		out.sender = senderOf(msg)
+		out.sender = senderOf(msg, &lp.blocks)
 	default:
 		out.kind = lineOther
 		if hasTokens(msg.Get("usage")) {
