@@ -61,7 +61,8 @@ type sender struct {
 // Substrings that let most lines be classified without a JSON parse. pi
 // writes compact JSON.stringify output with "role" first in "message", so
 // the role of a message line sits right after this prefix; lines in any
-// other shape fall back to a full parse when they mention usage.
+// other shape fall back to a full parse when they mention usage, a header
+// or a user role.
 var (
 	rolePrefix      = []byte(`"message":{"role":"`)
 	usageMarker     = []byte(`"usage"`)
@@ -71,6 +72,7 @@ var (
 	convMarker      = []byte(`Conversation info (untrusted metadata)`)
 	provenanceMaker = []byte(`"provenance"`)
 	envelopeText    = []byte(`"text":"[`) // an old one-line envelope (attribution.go)
+	userRole        = []byte(`"role":"user"`)
 	envelopeContent = []byte(`"content":"[`)
 )
 
@@ -114,7 +116,10 @@ func (lp *lineParser) parse(line []byte, out *parsedLine) {
 		}
 		return
 	}
-	if bytes.Contains(line, sessionMarker) || bytes.Contains(line, usageMarker) {
+	// Keys in another order than pi's (another serializer, sorted keys):
+	// parse whatever may carry usage, a header, or a user message; the
+	// rest (tool results, other entries) cannot matter.
+	if bytes.Contains(line, sessionMarker) || bytes.Contains(line, usageMarker) || bytes.Contains(line, userRole) {
 		lp.full(line, out)
 		return
 	}
