@@ -413,23 +413,31 @@ func (in *Ingester) planFile(c candidate, batch *storage.Batch, seen map[string]
 // process reads items with parallel workers and commits their chunks in
 // item order, batching several files per transaction.
 func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *storage.Batch, res StepResult) (StepResult, error) {
-	g, gctx := errgroup.WithContext(ctx)
-	outs := make([]chan chunk, len(items))
-	for i := range outs {
-		outs[i] = make(chan chunk, 4)
+	// Files are read by parallel workers and committed in order. At most
+	// window files are in flight: each has a small channel of chunks, and
+	// making one per file up front cost 2 KB a file (170 MB at 100k files).
+	type job struct {
+		i   int
+		out chan chunk
 	}
-	next := make(chan int)
+	window := 4 * in.cfg.Workers
+	g, gctx := errgroup.WithContext(ctx)
+	ordered := make(chan job, window) // the committer's order, bounded
+	next := make(chan job)            // to the workers
 	g.Go(func() error {
+		defer close(ordered)
 		defer close(next)
 		for i := range items {
+			j := job{i, make(chan chunk, 4)}
 			select {
-			case next <- i:
+			case ordered <- j:
 			case <-gctx.Done():
-				// Items never handed to a worker: close their channels,
-				// or the committer below would wait on them forever.
-				for j := i; j < len(items); j++ {
-					close(outs[j])
-				}
+				return nil
+			}
+			select {
+			case next <- j:
+			case <-gctx.Done():
+				close(j.out) // queued for the committer, never read: it must not wait on it
 				return nil
 			}
 		}
@@ -438,9 +446,9 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 	for range in.cfg.Workers {
 		g.Go(func() error {
 			r := &fileReader{in: in}
-			for i := range next {
-				r.read(gctx, items[i], outs[i])
-				close(outs[i])
+			for j := range next {
+				r.read(gctx, items[j.i], j.out)
+				close(j.out)
 			}
 			return nil
 		})
@@ -455,9 +463,10 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 		return err
 	}
 	var commitErr error
-	for i, item := range items {
+	for j := range ordered {
+		item := items[j.i]
 		failed := false
-		for c := range outs[i] {
+		for c := range j.out {
 			if commitErr != nil || failed {
 				continue // drain so the worker can finish
 			}
