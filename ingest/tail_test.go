@@ -356,8 +356,8 @@ func TestFingerprinterMatchesFile(t *testing.T) {
 			fp.set(&got)
 			n := min(upTo, fingerprintLen)
 			want.Hash = fingerprintHash
-			want.HeadLen, want.HeadHash = n, hashBytes(want.Hash, data[:n])
-			want.TailLen, want.TailHash = n, hashBytes(want.Hash, data[upTo-n:upTo])
+			want.HeadLen, want.HeadHash = n, hashBytes(want.Hash, data[:n], nil)
+			want.TailLen, want.TailHash = n, hashBytes(want.Hash, data[upTo-n:upTo], nil)
 			if got != want {
 				t.Errorf("pieces of %d: %+v, want %+v", piece, got, want)
 			}
@@ -380,8 +380,8 @@ func TestLegacyFingerprintsResume(t *testing.T) {
 		data, _ := os.ReadFile(c.Path)
 		legacy := *c
 		legacy.Hash = ""
-		legacy.HeadHash = hashBytes("", data[:legacy.HeadLen])
-		legacy.TailHash = hashBytes("", data[legacy.Offset-int64(legacy.TailLen):legacy.Offset])
+		legacy.HeadHash = hashBytes("", data[:legacy.HeadLen], nil)
+		legacy.TailHash = hashBytes("", data[legacy.Offset-int64(legacy.TailLen):legacy.Offset], nil)
 		v, _ := json.Marshal(&legacy)
 		if _, err := db.Apply(&storage.Batch{Cursors: map[string][]byte{id: v}}); err != nil {
 			t.Fatal(err)
