@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -84,6 +85,16 @@ type Config struct {
 	// Now is the clock (time.Now when nil): the horizon and status times.
 	Now func() time.Time
 }
+
+// batchFiles bounds the files (cursors) one transaction commits.
+const batchFiles = 2000
+
+// A step that read this much is a catch-up, after which the daemon hands
+// its grown heap back to the system (see Run).
+const (
+	bigStepFiles = 5000
+	bigStepBytes = 256 << 20
+)
 
 // Ingester tails transcripts into a Ledger. Step is synchronous; Run is a
 // ticker around it. Not safe for concurrent Steps.
@@ -208,13 +219,20 @@ func (in *Ingester) Run(ctx context.Context, interval time.Duration) error {
 	defer w.close()
 	var lastLogged time.Time
 	for {
-		if _, err := in.stepWatched(ctx, w); err != nil && ctx.Err() == nil {
+		res, err := in.stepWatched(ctx, w)
+		if err != nil && ctx.Err() == nil {
 			// A database that is down or full: keep polling, log at most
 			// every 30 s so a long outage does not flood the log.
 			if in.now().Sub(lastLogged) > 30*time.Second {
 				in.log.Error("ingest step failed", "err", err)
 				lastLogged = in.now()
 			}
+		}
+		if res.Read >= bigStepFiles || res.Bytes >= bigStepBytes {
+			// A catch-up (the first pass over months of history) grew the
+			// heap far beyond what an idle daemon needs; the runtime would
+			// give it back over minutes. Give it back now: one GC.
+			debug.FreeOSMemory()
 		}
 		select {
 		case <-ctx.Done():
@@ -492,7 +510,10 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 			}
 			batchBytes += c.bytes
 			res.Bytes += c.bytes
-			if batch.Len() >= in.cfg.BatchRecords || batchBytes >= in.cfg.BatchBytes {
+			// Files count too: a batch of many small files dirties many
+			// pages (cursors, sessions), and bbolt holds a buffer per dirty
+			// page until the commit (700 MB at 100k files in one batch).
+			if batch.Len() >= in.cfg.BatchRecords || batchBytes >= in.cfg.BatchBytes || len(batch.Cursors) >= batchFiles {
 				commitErr = commit()
 			}
 		}
