@@ -228,9 +228,12 @@ func (c *Cluster) StartPostgres() error {
 		if err != nil {
 			return err
 		}
+		// fsync off for speed: a killed server still loses nothing the OS
+		// holds. synchronous_commit stays on: a commit is written out before
+		// it returns, as on Supabase, or a SIGKILL would lose acknowledged rows.
 		cmd := c.command(filepath.Join(c.bin, "postgres"), "-D", filepath.Join(c.Dir, "data"),
 			"-p", strconv.Itoa(c.Port), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="+c.Dir,
-			"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+			"-c", "fsync=off", "-c", "full_page_writes=off",
 			"-c", "max_connections=60", "-c", "shared_buffers=32MB", "-c", "log_min_messages=warning")
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
