@@ -6,10 +6,12 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	gosync "sync"
 	"testing"
 	"time"
@@ -173,12 +175,31 @@ func drain(t testing.TB, w *Worker, now time.Time) Result {
 // the cost as the float64 both sides show.
 type figures struct {
 	Messages, Input, Output, CacheRead, CacheWrite, Total, UnpricedMessages, UnpricedTokens int64
-	Cost                                                                                    float64
+	Nanos                                                                                   int64   // cost in nano-dollars: sums of several hosts stay exact
+	Cost                                                                                    float64 // cost as shown (one host)
 }
 
 func figuresOf(s rollup.Sums) figures {
 	return figures{s.Messages, s.InputTokens, s.OutputTokens, s.CacheReadTokens, s.CacheWriteTokens, s.TotalTokens,
-		s.UnpricedMessages, s.UnpricedTokens, s.CostUSD}
+		s.UnpricedMessages, s.UnpricedTokens, int64(math.Round(s.CostUSD * 1e9)), s.CostUSD}
+}
+
+// decimalNanos reads a numeric(…, 9) as text into nano-dollars, exactly.
+func decimalNanos(s string) (int64, error) {
+	whole, frac, _ := strings.Cut(s, ".")
+	frac = (frac + "000000000")[:9]
+	w, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	f, err := strconv.ParseInt(frac, 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	if strings.HasPrefix(whole, "-") {
+		f = -f
+	}
+	return w*1e9 + f, nil
 }
 
 // localReport groups a local report's rows by the key upstream groups on.
@@ -196,7 +217,8 @@ func localReport(t testing.TB, dbs []*storage.DB, kind string, since int32) map[
 		f.Total += g.Total
 		f.UnpricedMessages += g.UnpricedMessages
 		f.UnpricedTokens += g.UnpricedTokens
-		f.Cost += g.Cost // only compared for single hosts or with tolerance-free integer paths below
+		f.Nanos += g.Nanos
+		f.Cost = g.Cost // compared only for one host (exact)
 		out[k] = f
 	}
 	for _, db := range dbs {
@@ -250,6 +272,9 @@ func (e *upstreamEnv) groups(t testing.TB, db *sql.DB, query string, args ...any
 			t.Fatal(err)
 		}
 		if f.Cost, err = strconv.ParseFloat(cost, 64); err != nil {
+			t.Fatal(err)
+		}
+		if f.Nanos, err = decimalNanos(cost); err != nil {
 			t.Fatal(err)
 		}
 		out[k] = f

@@ -21,7 +21,11 @@ type savedState struct {
 	Failures    int       `json:"consecutive_failures"`
 	RowsSent    int64     `json:"rows_sent_total"`
 	BytesSent   int64     `json:"bytes_sent_total"`
-	Zone        string    `json:"zone,omitempty"`       // the rollup zone last synced
+	// IntentRev is the highest change counter this file was about to send,
+	// saved before the commit: upstream never saw more from this file's
+	// lineage, unless the file was restored from an older backup.
+	IntentRev uint64 `json:"intent_rev,omitempty"`
+	Zone      string `json:"zone,omitempty"` // the rollup zone last synced
 	ResetDays   bool      `json:"reset_days,omitempty"` // a zone change waits to replace the host's days upstream
 }
 

@@ -208,14 +208,18 @@ func (w *Worker) step(ctx context.Context, now time.Time) (res Result, err error
 		err = w.sendIsolating(ctx, now, chs, last, pendingAfter, &res)
 		var restored *restoredError
 		if errors.As(err, &restored) && !restarted {
-			// Upstream saw higher counters from this host's lineage than the
-			// file holds: it was restored from a backup. Re-mark everything
-			// above them, and start over, so the local state wins.
-			w.log.Warn("upstream holds newer changes than this database (restored from a backup?): sending every row again",
+			// Upstream saw higher counters from this file's lineage than it
+			// ever sent: it was restored from a backup, and its new changes
+			// may carry counters upstream already saw. Re-mark every row
+			// above them and start over, so the local state wins.
+			w.log.Warn("upstream holds newer changes than this database sent (restored from a backup?): sending every row again",
 				"upstream_rev", restored.upstreamRev, "local_rev", restored.localRev)
 			if err := w.store.RequeueAll(restored.upstreamRev + 1); err != nil {
 				return res, err
 			}
+			w.mu.Lock()
+			w.st.IntentRev = restored.upstreamRev // what upstream has seen is now known
+			w.mu.Unlock()
 			restarted, after = true, nil
 			if total, err = w.store.OutboxPending(); err != nil {
 				return res, err
@@ -243,7 +247,7 @@ func (w *Worker) step(ctx context.Context, now time.Time) (res Result, err error
 type restoredError struct{ upstreamRev, localRev uint64 }
 
 func (e *restoredError) Error() string {
-	return fmt.Sprintf("upstream holds changes up to %d, this database only up to %d", e.upstreamRev, e.localRev)
+	return fmt.Sprintf("upstream holds changes up to %d, this database sent only up to %d", e.upstreamRev, e.localRev)
 }
 
 // checkZone handles a change of the rollup zone: the days were recut, so
@@ -356,8 +360,11 @@ func (w *Worker) send(ctx context.Context, now time.Time, chs []storage.Change, 
 			Generation string `json:"generation"`
 			LastRev    uint64 `json:"last_rev"`
 		}
-		if json.Unmarshal([]byte(prev), &p) == nil && p.Generation == gen && p.LastRev > localRev {
-			return 0, &restoredError{upstreamRev: p.LastRev, localRev: localRev}
+		w.mu.Lock()
+		intent := w.st.IntentRev
+		w.mu.Unlock()
+		if json.Unmarshal([]byte(prev), &p) == nil && p.Generation == gen && p.LastRev > intent {
+			return 0, &restoredError{upstreamRev: p.LastRev, localRev: intent}
 		}
 	}
 	w.mu.Lock()
@@ -398,6 +405,9 @@ func (w *Worker) send(ctx context.Context, now time.Time, chs []storage.Change, 
 	if err != nil {
 		return 0, w.explain("upsert fleet_instances", err)
 	}
+	if err := w.saveIntent(localRev); err != nil {
+		return 0, err
+	}
 	if err := tx.Commit(); err != nil {
 		return 0, w.explain("commit", err)
 	}
@@ -410,6 +420,20 @@ func (w *Worker) send(ctx context.Context, now time.Time, chs []storage.Change, 
 		}
 	}
 	return b.rows(), nil
+}
+
+// saveIntent records, before a commit, the highest change counter it
+// sends: how a later round tells a file restored from backup (whose intent
+// lags what upstream saw) from a crash between commit and acknowledgement.
+func (w *Worker) saveIntent(rev uint64) error {
+	w.mu.Lock()
+	if rev <= w.st.IntentRev {
+		w.mu.Unlock()
+		return nil
+	}
+	w.st.IntentRev = rev
+	w.mu.Unlock()
+	return w.save()
 }
 
 func (w *Worker) checkVersion(v int) error {
