@@ -25,8 +25,8 @@ type savedState struct {
 	// saved before the commit: upstream never saw more from this file's
 	// lineage, unless the file was restored from an older backup.
 	IntentRev uint64 `json:"intent_rev,omitempty"`
-	Zone      string `json:"zone,omitempty"` // the rollup zone last synced
-	ResetDays   bool      `json:"reset_days,omitempty"` // a zone change waits to replace the host's days upstream
+	Zone      string `json:"zone,omitempty"`       // the rollup zone last synced
+	ResetDays bool   `json:"reset_days,omitempty"` // a zone change waits to replace the host's days upstream
 }
 
 // Progress is how far a long round (a backfill) has come, in outbox entries.

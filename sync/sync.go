@@ -123,7 +123,7 @@ func New(cfg Config, store Store) *Worker {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	w := &Worker{cfg: cfg, store: store, log: cfg.Logger, known: SchemaVersion(), started: time.Now(),
-		rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), phaseSeed(store.InstanceID())))}
+		rng: newRand(store.InstanceID())}
 	w.wire.Dialer = cfg.Dialer
 	if raw, err := store.SyncState(); err == nil && raw != nil {
 		_ = json.Unmarshal(raw, &w.st) // a state we cannot read is a fresh start, not an error
@@ -454,6 +454,12 @@ func phaseSeed(hostID string) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(hostID))
 	return h.Sum64()
+}
+
+// newRand seeds the backoff jitter from the clock and the host id, so hosts
+// that fail together do not retry together.
+func newRand(hostID string) *rand.Rand {
+	return rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), phaseSeed(hostID)))
 }
 
 // NextRound is when the round after one at now should start: after a
