@@ -78,6 +78,7 @@ type status struct {
 	Ingest       any           `json:"ingest"`
 	Database     storage.Stats `json:"database"`
 	Skipped      storage.Skips `json:"skipped"`
+	Sync         any           `json:"sync"` // upstream.Status
 }
 
 func (r apiReports) Status(ctx context.Context) (any, error) {
@@ -92,6 +93,7 @@ func (r apiReports) Status(ctx context.Context) (any, error) {
 	return status{
 		Version: Version, InstanceID: r.a.db.InstanceID(), InstanceType: r.a.currentInstanceType(),
 		DataDir: r.a.cfg.DataDir, TZ: r.a.cfg.TZ, Ingest: r.a.ingest.Status(), Database: st, Skipped: skips,
+		Sync: r.a.syncStatus(),
 	}, nil
 }
 
@@ -131,6 +133,7 @@ func newMetrics(a *App) *metrics.Set {
 // writeMetrics writes our set, the latest host sample, and Go/process metrics.
 func (a *App) writeMetrics(w io.Writer) {
 	a.metrics.WritePrometheus(w)
+	a.writeSyncMetrics(w)
 	if s, ok, err := a.db.LatestHostSample(); err == nil && ok {
 		for name, v := range map[string]float64{
 			"fleetmeter_host_cpu_busy_percent":     s.CPUPct,

@@ -18,6 +18,7 @@ import (
 	"github.com/fleetmeter/fleetmeter/ingest"
 	"github.com/fleetmeter/fleetmeter/ingest/pricing"
 	"github.com/fleetmeter/fleetmeter/storage"
+	upstream "github.com/fleetmeter/fleetmeter/sync"
 	"github.com/fleetmeter/fleetmeter/ui"
 	"golang.org/x/sync/errgroup"
 )
@@ -30,6 +31,7 @@ type App struct {
 	db      *storage.DB
 	ingest  *ingest.Ingester
 	sampler *host.Sampler
+	sync    *upstream.Worker // nil when no upstream is configured
 	metrics *metrics.Set
 	// Now is the clock; tests replace it.
 	Now func() time.Time
@@ -70,6 +72,7 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		db.Close()
 		return nil, fmt.Errorf("host sampler: %w", err)
 	}
+	a.sync = newSyncWorker(cfg, db, log, a.currentInstanceType)
 	a.metrics = newMetrics(a)
 	return a, nil
 }
@@ -104,6 +107,9 @@ func ingestConfig(cfg Config, log *slog.Logger, final bool) (ingest.Config, erro
 // Close closes the database.
 func (a *App) Close() error {
 	metrics.UnregisterSet(a.metrics, true)
+	if a.sync != nil {
+		a.sync.Close()
+	}
 	return a.db.Close()
 }
 
@@ -138,6 +144,7 @@ func (a *App) Run(ctx context.Context) error {
 		Reports:    apiReports{a},
 		Metrics:    a.writeMetrics,
 		Backup:     a.db.WriteTo,
+		Sync:       a.syncAPI,
 		LocalToken: localToken,
 		Token:      a.cfg.AuthToken,
 		Listen:     a.cfg.Listen,
@@ -149,6 +156,9 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.sampler.Run(ctx, a.cfg.SampleInterval) })
 	g.Go(func() error { return a.maintain(ctx) })
 	g.Go(func() error { a.resolveInstanceType(ctx); return nil })
+	if a.sync != nil {
+		g.Go(func() error { return a.sync.Run(ctx) })
+	}
 	err = g.Wait()
 	a.log.Info("fleetmeter stopped")
 	return err
