@@ -271,6 +271,9 @@ func TestSyncKilledMidRound(t *testing.T) {
 	path := filepath.Join(dataDir, storage.FileName)
 	rng := rand.New(rand.NewPCG(9, uint64(time.Now().UnixNano())))
 	seq := 0
+	// addCalls adds n calls and, like `rollup rebuild`, marks every row
+	// for upstream again: each round then resends everything and lasts
+	// long enough for the kills to land all along it.
 	addCalls := func(n int) {
 		db, err := storage.Open(path, storage.Options{})
 		if err != nil {
@@ -293,20 +296,30 @@ func TestSyncKilledMidRound(t *testing.T) {
 		if _, err := db.Apply(&b); err != nil {
 			t.Fatal(err)
 		}
+		if err := db.RequeueAll(0); err != nil {
+			t.Fatal(err)
+		}
 	}
-	addCalls(40000)
+	addCalls(12000)
 	syncCmd := func() *exec.Cmd {
 		cmd := exec.Command(bin, "sync", "--once", "--data-dir", dataDir, "--log-level", "error")
 		cmd.Env = append(os.Environ(), "FLEETMETER_SUPABASE_DSN="+c.SyncDSN(name))
 		return cmd
 	}
+	start := time.Now()
+	if out, err := syncCmd().CombinedOutput(); err != nil {
+		t.Fatalf("first run: %v\n%s", err, out)
+	}
+	round := time.Since(start)
+	t.Logf("a whole round: %s", round)
 	kills := 0
-	for i := 0; i < 25 && kills < 12; i++ {
+	for i := 0; i < 16 && kills < 10; i++ {
+		addCalls(300)
 		cmd := syncCmd()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(20+rng.IntN(400)) * time.Millisecond)
+		time.Sleep(time.Duration(rng.Int64N(int64(round))))
 		if cmd.Process.Signal(syscall.SIGKILL) == nil {
 			if err := cmd.Wait(); err != nil {
 				if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
@@ -316,7 +329,6 @@ func TestSyncKilledMidRound(t *testing.T) {
 		} else {
 			cmd.Wait()
 		}
-		addCalls(300)
 	}
 	if kills < 8 {
 		t.Fatalf("only %d runs were killed mid-round", kills)

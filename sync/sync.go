@@ -11,6 +11,7 @@
 package sync
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -96,11 +97,14 @@ type Worker struct {
 	mu       gosync.Mutex
 	st       savedState
 	upstream int // schema version seen upstream in the last round
-	next     time.Time
-	progress *Progress
-	started  time.Time
-	rng      *rand.Rand
-	logged   struct {
+	// zoneAsked is the local zone whose name upstream was asked about;
+	// zoneUpstream what fleet_instances.tz gets for it.
+	zoneAsked, zoneUpstream string
+	next                    time.Time
+	progress                *Progress
+	started                 time.Time
+	rng                     *rand.Rand
+	logged                  struct {
 		msg        string
 		at         time.Time
 		suppressed int
@@ -345,12 +349,24 @@ func (w *Worker) send(ctx context.Context, now time.Time, chs []storage.Change, 
 	host, gen := w.store.InstanceID(), w.store.Generation()
 	var version int
 	var prev, ignored string
-	err = tx.QueryRowContext(ctx, roundStart, host, fmt.Sprintf("%dms", w.cfg.StatementTimeout.Milliseconds())).Scan(&version, &prev, &ignored)
+	var zoneKnown sql.NullString
+	zone := w.store.Location().String()
+	w.mu.Lock()
+	checkZone := w.zoneAsked != zone
+	w.mu.Unlock()
+	err = tx.QueryRowContext(ctx, roundStart, host, fmt.Sprintf("%dms", w.cfg.StatementTimeout.Milliseconds()), zone, checkZone).
+		Scan(&version, &prev, &ignored, &zoneKnown)
 	if err != nil {
 		return 0, w.explain("check the upstream schema", err)
 	}
 	w.mu.Lock()
 	w.upstream = version
+	if checkZone {
+		// A zone PostgreSQL does not know (Go's "Local") would break the
+		// views for every reader: upstream gets UTC instead.
+		w.zoneAsked, w.zoneUpstream = zone, cmp.Or(zoneKnown.String, "UTC")
+	}
+	zoneUpstream := w.zoneUpstream
 	w.mu.Unlock()
 	if err := w.checkVersion(version); err != nil {
 		return 0, err
@@ -401,7 +417,7 @@ func (w *Worker) send(ctx context.Context, now time.Time, chs []storage.Change, 
 		ocv = w.cfg.OpenClawVersion()
 	}
 	_, err = tx.ExecContext(ctx, upsertInstance, host, w.cfg.Hostname, typ, w.cfg.Version, ocv,
-		w.store.Location().String(), gen, int64(localRev), int64(pendingAfter), int64(quarantined), last && pendingAfter == 0)
+		zoneUpstream, gen, int64(localRev), int64(pendingAfter), int64(quarantined), last && pendingAfter == 0)
 	if err != nil {
 		return 0, w.explain("upsert fleet_instances", err)
 	}
