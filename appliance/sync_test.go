@@ -145,6 +145,27 @@ func maps(base map[string]string, kv ...string) map[string]string {
 	return out
 }
 
+// runDaemon runs an App on cfg until the end of the test.
+func runDaemon(t *testing.T, cfg Config) *App {
+	t.Helper()
+	app, err := New(cfg, newLogger(Config{LogLevel: "error", LogFormat: "text"}, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		app.Close()
+	})
+	app.Addr() // bound
+	return app
+}
+
 // The daemon syncs by itself and shows how in /api/status (so in
 // `fleetmeter health`), /api/sync and /metrics.
 func TestDaemonSyncStatus(t *testing.T) {
@@ -157,20 +178,7 @@ func TestDaemonSyncStatus(t *testing.T) {
 	cfg.SupabaseDSN = c.SyncDSN(name)
 	cfg.SyncInterval = time.Second
 	cfg.Agents = []Agent{{ID: "main", Name: "Main agent", Team: "ops"}}
-	app, err := New(cfg, newLogger(Config{LogLevel: "error", LogFormat: "text"}, os.Stderr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	app := runDaemon(t, cfg)
 	base := "http://" + app.Addr().String()
 	get := func(path string) string {
 		resp, err := http.Get(base + path)
@@ -236,16 +244,7 @@ func TestDaemonBadDSNKeepsIngesting(t *testing.T) {
 	cfg.PollInterval = 10 * time.Millisecond
 	cfg.Listen = "127.0.0.1:0"
 	cfg.SupabaseDSN = "host=127.0.0.1 port=9 user=u password=Sekr1t-pw dbname=d binary_parameters=yes"
-	app, err := New(cfg, newLogger(Config{LogLevel: "error", LogFormat: "text"}, io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	app.Addr()
+	app := runDaemon(t, cfg)
 	deadline := time.Now().Add(10 * time.Second)
 	for app.ingest.Status().Added < 10 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)

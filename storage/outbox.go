@@ -312,18 +312,26 @@ func (db *DB) QueueAgents(agents []AgentInfo) (int, error) {
 
 // Agents returns the stored agent registry, sorted by id.
 func (db *DB) Agents() ([]AgentInfo, error) {
-	var out []AgentInfo
+	return readJSONBucket(db, bucketAgents, func([]byte, *AgentInfo) {})
+}
+
+// readJSONBucket decodes every value of a bucket of JSON values, in key
+// order; keep sees each key with its value. A bucket a read-only open of an
+// older file lacks reads as empty.
+func readJSONBucket[T any](db *DB, name []byte, keep func(k []byte, v *T)) ([]T, error) {
+	var out []T
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketAgents)
+		b := tx.Bucket(name)
 		if b == nil {
-			return nil // a read-only open of a file from before the registry
+			return nil
 		}
 		return b.ForEach(func(k, v []byte) error {
-			var a AgentInfo
-			if err := json.Unmarshal(v, &a); err != nil {
-				return fmt.Errorf("agent %q: %w", k, err)
+			var e T
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("%s entry %x: %w", name, k, err)
 			}
-			out = append(out, a)
+			keep(k, &e)
+			out = append(out, e)
 			return nil
 		})
 	})

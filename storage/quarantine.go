@@ -56,23 +56,7 @@ func (db *DB) QuarantineChanges(changes []Change, reason string, at time.Time) (
 
 // Quarantined returns the quarantined rows in key order.
 func (db *DB) Quarantined() ([]QuarantineEntry, error) {
-	var out []QuarantineEntry
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketQuarantine)
-		if b == nil {
-			return nil // a read-only open of a file from before the quarantine
-		}
-		return b.ForEach(func(k, v []byte) error {
-			var e QuarantineEntry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("quarantine entry %x: %w", k, err)
-			}
-			e.Key = bytes.Clone(k)
-			out = append(out, e)
-			return nil
-		})
-	})
-	return out, err
+	return readJSONBucket(db, bucketQuarantine, func(k []byte, e *QuarantineEntry) { e.Key = bytes.Clone(k) })
 }
 
 // QuarantineCount counts the quarantined rows.

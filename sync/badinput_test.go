@@ -60,7 +60,7 @@ func TestBadInput(t *testing.T) {
 			db := openLocal(t, time.UTC)
 			now := time.Now()
 			f := newFleet(30, "b", now, 3)
-			apply(t, db, f.calls(200))
+			apply(t, db, f.calls(200)...)
 			w, logs := newWorker(t, tc.dsn, db, func(c *Config) { c.Dialer = tc.dialer })
 			_, err := w.Step(context.Background(), now)
 			if err == nil {
@@ -79,7 +79,7 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("nothing logged:\n%s", logs)
 			}
 			// The local side keeps ingesting, and keeps the rows for later.
-			apply(t, db, f.calls(50))
+			apply(t, db, f.calls(50)...)
 			rep, err := rollup.Build(db, rollup.Query{Kind: "daily", Since: rollup.MinDay, Until: rollup.MaxDay})
 			if err != nil || rep.Totals.Messages != 250 {
 				t.Errorf("local report %d calls, %v; want 250", rep.Totals.Messages, err)
@@ -106,7 +106,7 @@ func TestQuarantineDoesNotBlock(t *testing.T) {
 	calls := newFleet(31, "q", now, 10).calls(1500)
 	calls[700].Agent = "bad\x00agent"
 	calls[700].SessionID = "bad-session"
-	apply(t, db, calls)
+	apply(t, db, calls...)
 	w, logs := newWorker(t, up.dsn(), db, func(c *Config) { c.BatchRows = 400 })
 	res, err := w.Step(context.Background(), now)
 	if err != nil {
@@ -160,17 +160,14 @@ func TestRestoredFromBackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	call := func(key string, input int64) []storage.Usage {
-		return []storage.Usage{{TS: now.Add(-time.Hour).UnixMilli(), Source: storage.SourceOpenClaw, Agent: "main", SessionID: "s1",
-			Provider: "anthropic", Model: "m", Input: input, Output: 1, CostSource: storage.CostUnpriced, DedupeKey: key}}
-	}
-	apply(t, db, call("a", 100))
+	ts := now.Add(-time.Hour)
+	apply(t, db, oneCall("a", "1", ts, 100))
 	w, _ := newWorker(t, up.dsn(), db, nil)
 	drain(t, w, now)
 	if err := db.Backup(dir + "/backup.db"); err != nil {
 		t.Fatal(err)
 	}
-	apply(t, db, call("b", 10))
+	apply(t, db, oneCall("b", "1", ts, 10))
 	drain(t, w, now)
 	w.Close()
 	db.Close()
@@ -180,7 +177,7 @@ func TestRestoredFromBackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer restored.Close()
-	apply(t, restored, call("c", 1)) // the same rows as b changed, with the counter b had
+	apply(t, restored, oneCall("c", "1", ts, 1)) // the same rows as b changed, with the counter b had
 	w2, logs := newWorker(t, up.dsn(), restored, nil)
 	drain(t, w2, now)
 	var input int64
@@ -204,7 +201,7 @@ func TestZoneChangeReplacesDays(t *testing.T) {
 	}
 	now := time.Now()
 	f := newFleet(32, "z", now, 10)
-	apply(t, db, f.calls(800))
+	apply(t, db, f.calls(800)...)
 	db.PutHostSample(storage.HostSample{TS: now.UnixMilli(), CPUCount: 1})
 	w, _ := newWorker(t, up.dsn(), db, nil)
 	drain(t, w, now)

@@ -31,11 +31,11 @@ func benchFleet(b *testing.B, calls int) *storage.DB {
 			Cost: storage.Cost{Total: rng.Float64() / 10}, CostSource: storage.CostTranscript, DedupeKey: fmt.Sprint(i),
 		})
 		if len(batch.Records) == 20000 {
-			apply(b, db, batch.Records)
+			apply(b, db, batch.Records...)
 			batch.Records = batch.Records[:0]
 		}
 	}
-	apply(b, db, batch.Records)
+	apply(b, db, batch.Records...)
 	for d := range 90 { // a host sample a day
 		db.PutHostSample(storage.HostSample{TS: end.Add(-time.Duration(d) * 24 * time.Hour).UnixMilli(), CPUPct: 30, CPUCount: 2, MemTotal: 8 << 30, MemUsed: 3 << 30})
 	}
@@ -171,7 +171,7 @@ func BenchmarkSteadyRound(b *testing.B) {
 	var writes, bytes int64
 	for b.Loop() {
 		b.StopTimer()
-		apply(b, db, f.calls(5))
+		apply(b, db, f.calls(5)...)
 		w0, b0 := w.wire.writes.Load(), w.wire.bytes.Load()
 		b.StartTimer()
 		res, err := w.Step(ctx, time.Now())

@@ -27,7 +27,7 @@ func TestThreeHostsThroughPgBouncer(t *testing.T) {
 	for i := range 3 {
 		db := openLocal(t, time.UTC)
 		f := newFleet(uint64(10+i), fmt.Sprint("h", i), now, 14) // the same agent and user names on every host
-		apply(t, db, f.calls(2500))
+		apply(t, db, f.calls(2500)...)
 		w, _ := newWorker(t, dsn, db, func(c *Config) { c.BatchRows = 200 })
 		dbs, workers, fleets = append(dbs, db), append(workers, w), append(fleets, f)
 	}

@@ -110,7 +110,15 @@ func (f *fleet) calls(n int) []storage.Usage {
 	return out
 }
 
-func apply(t testing.TB, db *storage.DB, recs []storage.Usage) {
+// oneCall is a call of agent main in session s-<session> at ts, with its
+// dedupe key and input tokens; every such call lands in the same daily row
+// per day.
+func oneCall(key, session string, ts time.Time, input int64) storage.Usage {
+	return storage.Usage{TS: ts.UnixMilli(), Source: storage.SourceOpenClaw, Agent: "main", SessionID: "s-" + session,
+		Provider: "anthropic", Model: "m", Input: input, Output: 1, Cost: storage.Cost{Total: 0.25}, CostSource: storage.CostTranscript, DedupeKey: key}
+}
+
+func apply(t testing.TB, db *storage.DB, recs ...storage.Usage) {
 	t.Helper()
 	if _, err := db.Apply(&storage.Batch{Records: recs}); err != nil {
 		t.Fatal(err)
@@ -318,4 +326,22 @@ func sameFigures(t testing.TB, what string, got, want map[string]figures, exact 
 			}
 		}
 	}
+}
+
+// sameAsLocal checks every grouping upstream against the local reports,
+// and the sessions.
+func sameAsLocal(t *testing.T, up *upstreamEnv, db *storage.DB) {
+	t.Helper()
+	for _, kind := range []string{"daily", "agent", "user", "model"} {
+		sameFigures(t, kind, up.report(t, kind, "1970-01-01"), localReport(t, []*storage.DB{db}, kind, rollup.MinDay), true)
+	}
+	rep, err := rollup.Build(db, rollup.Query{Kind: "session", Since: rollup.MinDay, Until: rollup.MaxDay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := map[string]figures{}
+	for _, r := range rep.Rows.([]rollup.SessionRow) {
+		local[r.SessionID] = figuresOf(r.Sums)
+	}
+	sameFigures(t, "sessions", up.groups(t, up.admin, "select session_id, "+sumCols+" from public.token_usage group by 1"), local, true)
 }

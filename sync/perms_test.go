@@ -51,7 +51,7 @@ func TestPermissions(t *testing.T) {
 	up := newUpstream(t, nil)
 	db := openLocal(t, time.UTC)
 	now := time.Now()
-	apply(t, db, newFleet(20, "p", now, 5).calls(300))
+	apply(t, db, newFleet(20, "p", now, 5).calls(300)...)
 	db.PutHostSample(storage.HostSample{TS: now.UnixMilli(), CPUCount: 1})
 	w, _ := newWorker(t, up.dsn(), db, func(c *Config) { c.Agents = []storage.AgentInfo{{ID: "agent-01"}} })
 	drain(t, w, now) // the sync role could write every table

@@ -38,7 +38,7 @@ func TestReplayChangesNothing(t *testing.T) {
 	up := newUpstream(t, nil)
 	db := openLocal(t, time.UTC)
 	now := time.Now()
-	apply(t, db, newFleet(2, "r", now, 10).calls(600))
+	apply(t, db, newFleet(2, "r", now, 10).calls(600)...)
 	db.PutHostSample(storage.HostSample{TS: now.UnixMilli(), CPUPct: 10, CPUCount: 1})
 	w, _ := newWorker(t, up.dsn(), db, func(c *Config) { c.Agents = []storage.AgentInfo{{ID: "agent-01", Team: "x"}} })
 	db.QueueHostDays()
@@ -71,13 +71,10 @@ func TestOlderRowNeverOverwritesNewer(t *testing.T) {
 	up := newUpstream(t, nil)
 	db := openLocal(t, time.UTC)
 	now := time.Now()
-	call := func(key string, input int64) storage.Usage {
-		return storage.Usage{TS: now.Add(-48 * time.Hour).UnixMilli(), Source: storage.SourceOpenClaw, Agent: "main", SessionID: "s1",
-			Provider: "anthropic", Model: "m", Input: input, Output: 1, Cost: storage.Cost{Total: 0.5}, CostSource: storage.CostTranscript, DedupeKey: key}
-	}
-	apply(t, db, []storage.Usage{call("a", 100)})
+	ts := now.Add(-48 * time.Hour)
+	apply(t, db, oneCall("a", "1", ts, 100))
 	older := allPending(t, db)
-	apply(t, db, []storage.Usage{call("b", 50)})
+	apply(t, db, oneCall("b", "1", ts, 50))
 	newer := allPending(t, db)
 	w, _ := newWorker(t, up.dsn(), db, nil)
 	ctx := context.Background()
@@ -108,11 +105,7 @@ func TestRestatedClosedDay(t *testing.T) {
 	db := openLocal(t, time.UTC)
 	now := time.Now()
 	closed := now.Add(-10 * 24 * time.Hour)
-	call := func(key string, ts time.Time, input int64) storage.Usage {
-		return storage.Usage{TS: ts.UnixMilli(), Source: storage.SourceOpenClaw, Agent: "main", SessionID: "s-" + key,
-			Provider: "anthropic", Model: "m", Input: input, Output: 1, Cost: storage.Cost{Total: 0.25}, CostSource: storage.CostTranscript, DedupeKey: key}
-	}
-	apply(t, db, []storage.Usage{call("a", closed, 100), call("b", now, 10)})
+	apply(t, db, oneCall("a", "a", closed, 100), oneCall("b", "b", now, 10))
 	w, _ := newWorker(t, up.dsn(), db, nil)
 	drain(t, w, now)
 	closedDay := storage.DayString(storage.DayNumber(closed.UnixMilli(), time.UTC))
@@ -123,7 +116,7 @@ func TestRestatedClosedDay(t *testing.T) {
 		t.Fatalf("first send of a closed day: restated %v, final %v", restated, final)
 	}
 
-	apply(t, db, []storage.Usage{call("late", closed.Add(time.Minute), 7), call("c", now, 1)})
+	apply(t, db, oneCall("late", "late", closed.Add(time.Minute), 7), oneCall("c", "c", now, 1))
 	drain(t, w, now)
 	var msgs, input int64
 	up.admin.QueryRow("select messages, input_tokens, restated_at from public.token_usage_daily where day = $1", closedDay).Scan(&msgs, &input, &restated)

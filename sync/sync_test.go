@@ -17,7 +17,7 @@ func TestRoundTrip(t *testing.T) {
 	db := openLocal(t, time.UTC)
 	now := time.Now()
 	f := newFleet(1, "a", now, 30)
-	apply(t, db, f.calls(4000))
+	apply(t, db, f.calls(4000)...)
 	for i := range 3 { // a host sample today and two days back
 		if err := db.PutHostSample(storage.HostSample{TS: now.Add(-time.Duration(i) * 24 * time.Hour).UnixMilli(), CPUPct: 40, CPUStealPct: 5, CPUCount: 2, MemTotal: 4 << 30, MemUsed: 1 << 30, Load1: 1, LoadPerCore: 0.5, ActiveSessions: 3}); err != nil {
 			t.Fatal(err)
@@ -31,9 +31,7 @@ func TestRoundTrip(t *testing.T) {
 	if res.Batches < 3 || res.Bytes == 0 {
 		t.Errorf("result %+v, want several batches and bytes counted", res)
 	}
-	for _, kind := range []string{"daily", "agent", "user", "model"} {
-		sameFigures(t, kind, up.report(t, kind, "1970-01-01"), localReport(t, []*storage.DB{db}, kind, rollup.MinDay), true)
-	}
+	sameAsLocal(t, up, db) // days, agents, users, models, sessions
 	// Weeks come from the days upstream.
 	weekly := up.groups(t, up.admin, "select to_char(week_start, 'YYYY-MM-DD'), "+sumCols+" from public.token_usage_weekly group by 1")
 	sameFigures(t, "weekly", weekly, localReport(t, []*storage.DB{db}, "weekly", rollup.MinDay), true)
@@ -51,18 +49,6 @@ func TestRoundTrip(t *testing.T) {
 	if _, ok := gotToday[today]; !ok || len(wantToday) != 1 {
 		t.Errorf("today %s: upstream %v, local %v", today, gotToday, wantToday)
 	}
-
-	// Sessions: per session and model, the session report's totals.
-	sessions := up.groups(t, up.admin, "select session_id, "+sumCols+" from public.token_usage group by 1")
-	rep, err := rollup.Build(db, rollup.Query{Kind: "session", Since: rollup.MinDay, Until: rollup.MaxDay})
-	if err != nil {
-		t.Fatal(err)
-	}
-	local := map[string]figures{}
-	for _, r := range rep.Rows.([]rollup.SessionRow) {
-		local[r.SessionID] = figuresOf(r.Sums)
-	}
-	sameFigures(t, "token_usage", sessions, local, true)
 
 	var hostDays, agents, pending int
 	var lastSync *time.Time
