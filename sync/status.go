@@ -161,14 +161,19 @@ func (w *Worker) setProgress(p *Progress) {
 // finish records a round's outcome, saves it and logs it (a repeated error
 // at most every 30 s).
 func (w *Worker) finish(now time.Time, res Result, err error) {
+	// A round cut by shutdown is not a failure: what it committed counts,
+	// the rest goes in the next run.
+	canceled := errors.Is(err, context.Canceled)
 	w.mu.Lock()
 	w.progress = nil
 	w.st.LastAttempt = now
 	w.st.RowsSent += int64(res.Sent)
 	w.st.BytesSent += res.Bytes
-	if err == nil {
+	switch {
+	case canceled:
+	case err == nil:
 		w.st.LastSuccess, w.st.LastError, w.st.ErrorClass, w.st.Failures = now, "", "", 0
-	} else {
+	default:
 		w.st.LastError, w.st.ErrorClass = w.dsn.redact(err.Error()), classify(err)
 		w.st.Failures++
 	}
@@ -177,6 +182,7 @@ func (w *Worker) finish(now time.Time, res Result, err error) {
 		w.log.Error("cannot save the sync state", "err", serr)
 	}
 	switch {
+	case canceled:
 	case err != nil:
 		w.logFailure(now, err)
 	case res.Sent > 0 || res.Quarantined > 0:

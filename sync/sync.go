@@ -174,6 +174,9 @@ type Result struct {
 // quarantined and the rest goes on.
 func (w *Worker) Step(ctx context.Context, now time.Time) (Result, error) {
 	res, err := w.step(ctx, now)
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) && !errors.Is(err, context.Canceled) {
+		err = fmt.Errorf("%w: %w", context.Canceled, err) // the driver's own words for a cancel vary
+	}
 	w.finish(now, res, err)
 	return res, err
 }
