@@ -31,7 +31,7 @@ type App struct {
 	db      *storage.DB
 	ingest  *ingest.Ingester
 	sampler *host.Sampler
-	sync    *upstream.Worker // nil when no upstream is configured
+	syncer  *upstream.Worker // nil when no upstream is configured
 	metrics *metrics.Set
 	// Now is the clock; tests replace it.
 	Now func() time.Time
@@ -72,7 +72,7 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		db.Close()
 		return nil, fmt.Errorf("host sampler: %w", err)
 	}
-	a.sync = newSyncWorker(cfg, db, log, a.currentInstanceType)
+	a.syncer = newSyncWorker(cfg, db, log, a.currentInstanceType)
 	a.metrics = newMetrics(a)
 	return a, nil
 }
@@ -107,8 +107,8 @@ func ingestConfig(cfg Config, log *slog.Logger, final bool) (ingest.Config, erro
 // Close closes the database.
 func (a *App) Close() error {
 	metrics.UnregisterSet(a.metrics, true)
-	if a.sync != nil {
-		a.sync.Close()
+	if a.syncer != nil {
+		a.syncer.Close()
 	}
 	return a.db.Close()
 }
@@ -156,8 +156,8 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.sampler.Run(ctx, a.cfg.SampleInterval) })
 	g.Go(func() error { return a.maintain(ctx) })
 	g.Go(func() error { a.resolveInstanceType(ctx); return nil })
-	if a.sync != nil {
-		g.Go(func() error { return a.sync.Run(ctx) })
+	if a.syncer != nil {
+		g.Go(func() error { return a.syncer.Run(ctx) })
 	}
 	err = g.Wait()
 	a.log.Info("fleetmeter stopped")

@@ -147,10 +147,10 @@ type syncReport struct {
 }
 
 func (a *App) syncStatus() upstream.Status {
-	if a.sync == nil {
+	if a.syncer == nil {
 		return upstream.Status{State: upstream.StateDisabled, KnownSchema: upstream.SchemaVersion()}
 	}
-	return a.sync.Status()
+	return a.syncer.Status()
 }
 
 // syncAPI answers /api/sync.

@@ -41,9 +41,9 @@ type Change struct {
 	Daily     Row    // OutboxDaily: period, dimension and totals (zero totals when Gone)
 	UserLabel string // OutboxDaily: the user's latest display label
 
-	Session Session // OutboxSession: Source and SessionID always set
+	Session *Session // OutboxSession: Source and SessionID always set
 
-	Host HostRollup // OutboxHost: Day always set
+	Host *HostRollup // OutboxHost: Day always set
 
 	Agent AgentInfo // OutboxAgent: ID always set
 }
@@ -52,7 +52,7 @@ type Change struct {
 // (nil: from the start), in key order, each with its row. Weekly entries
 // carry no row: upstream computes weeks from the days.
 func (db *DB) PendingChanges(after []byte, limit int) ([]Change, error) {
-	var out []Change
+	out := make([]Change, 0, min(limit, 1024))
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		outbox := tx.Bucket(bucketOutbox)
 		c := outbox.Cursor()
@@ -108,7 +108,7 @@ func (db *DB) readChange(tx *bolt.Tx, k, v []byte) (Change, error) {
 			if err != nil {
 				return ch, err
 			}
-			ch.Session = s
+			ch.Session = &s
 		} else {
 			source, rest, err := getString(rk)
 			if err != nil {
@@ -118,7 +118,7 @@ func (db *DB) readChange(tx *bolt.Tx, k, v []byte) (Change, error) {
 			if err != nil {
 				return ch, err
 			}
-			ch.Session = Session{Source: source, SessionID: id}
+			ch.Session = &Session{Source: source, SessionID: id}
 			ch.Gone = true
 		}
 	case OutboxHost:
@@ -131,10 +131,10 @@ func (db *DB) readChange(tx *bolt.Tx, k, v []byte) (Change, error) {
 			if err != nil {
 				return ch, err
 			}
-			ch.Host = r
+			ch.Host = &r
 		} else {
-			ch.Host = NewHostRollup()
-			ch.Gone = true
+			r := NewHostRollup()
+			ch.Host, ch.Gone = &r, true
 		}
 		ch.Host.Day = day
 		ch.Host.Start = DayStartMillis(day, db.loc)

@@ -112,7 +112,7 @@ type sessionCols struct {
 // add appends one row per model of the session. A session gone locally
 // (every call in it replaced) has no rows to send.
 func (c *sessionCols) add(ch *storage.Change) {
-	s := &ch.Session
+	s := ch.Session
 	for _, name := range slices.Sorted(maps.Keys(s.Models)) {
 		t := s.Models[name]
 		provider, model, ok := strings.Cut(name, "/")
@@ -197,7 +197,7 @@ func p95(h *storage.Histogram, s storage.Stat) float64 {
 }
 
 func (c *hostCols) add(ch *storage.Change, today int32) {
-	r := &ch.Host
+	r := ch.Host
 	usedPct := func(used, free float64) float64 {
 		if used+free <= 0 {
 			return 0
