@@ -158,7 +158,11 @@ func start() (*Cluster, error) {
 		gid, _ := strconv.Atoi(u.Gid)
 		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	}
-	if c.Dir, err = os.MkdirTemp("", "fleetmeter-pg-"); err != nil {
+	base := "" // TMPDIR
+	if c.cred != nil {
+		base = "/tmp" // the postgres user must reach it: TMPDIR may be root's own
+	}
+	if c.Dir, err = os.MkdirTemp(base, "fleetmeter-pg-"); err != nil {
 		return nil, err
 	}
 	ok := false
