@@ -132,6 +132,29 @@ func TestSyncCommands(t *testing.T) {
 	if code, out, _ := cli(t, good, "config"); code != 0 || strings.Contains(out, c.SyncPassword) || !strings.Contains(out, `supabase_dsn = "********"`) {
 		t.Errorf("config shows the DSN:\n%s", out)
 	}
+
+	// A call upstream cannot store (a NUL byte in its agent): quarantined,
+	// shown, and the exit code says rows are left.
+	db, err := storage.Open(filepath.Join(dataDir, storage.FileName), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Apply(&storage.Batch{Records: []storage.Usage{{TS: time.Now().UnixMilli(), Source: storage.SourceOpenClaw, Agent: "bad\x00agent",
+		SessionID: "s", Provider: "p", Model: "m", Input: 1, CostSource: storage.CostUnpriced, DedupeKey: "nul"}}})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr = cli(t, good, "sync", "--once")
+	if code != 3 || !strings.Contains(stderr, "rows are left: 0 pending, 2 quarantined") {
+		t.Errorf("sync --once with a rejected row: exit %d, %q %q", code, out, stderr)
+	}
+	if code, out, _ := cli(t, good, "sync", "status"); !strings.Contains(out, `quarantined daily`) || !strings.Contains(out, `agent="bad\x00agent"`) || !strings.Contains(out, "invalid byte sequence") {
+		t.Errorf("sync status does not show the quarantined row: exit %d\n%s", code, out)
+	}
+	if code, out, _ := cli(t, good, "sync", "--once", "--retry-quarantined"); code != 3 || !strings.Contains(out, "requeued 2 quarantined rows") {
+		t.Errorf("--retry-quarantined: exit %d %q", code, out)
+	}
 }
 
 func maps(base map[string]string, kv ...string) map[string]string {
