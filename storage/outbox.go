@@ -162,24 +162,9 @@ func (db *DB) readChange(tx *bolt.Tx, k, v []byte) (Change, error) {
 // overwrote stays for the next round. A quarantined row that went through
 // leaves the quarantine. It returns how many entries it deleted.
 func (db *DB) AckChanges(changes []Change) (int, error) {
-	n := 0
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		n = 0
-		outbox, quarantine := tx.Bucket(bucketOutbox), tx.Bucket(bucketQuarantine)
-		for i := range changes {
-			ch := &changes[i]
-			if decodeUint(outbox.Get(ch.Key)) != ch.Counter {
-				continue
-			}
-			if err := outbox.Delete(ch.Key); err != nil {
-				return err
-			}
-			n++
-			if quarantine.Get(ch.Key) != nil {
-				if err := quarantine.Delete(ch.Key); err != nil {
-					return err
-				}
-			}
+	n, err := db.takeUnchanged(changes, func(tx *bolt.Tx, ch *Change) error {
+		if q := tx.Bucket(bucketQuarantine); q.Get(ch.Key) != nil {
+			return q.Delete(ch.Key)
 		}
 		return nil
 	})
@@ -187,6 +172,32 @@ func (db *DB) AckChanges(changes []Change) (int, error) {
 		return 0, fmt.Errorf("acknowledge %d outbox entries: %w", len(changes), err)
 	}
 	return n, nil
+}
+
+// takeUnchanged removes from the outbox, in one write transaction, each
+// change whose entry still holds the counter it was read with, after fn
+// has done what goes with it; it returns how many it removed.
+func (db *DB) takeUnchanged(changes []Change, fn func(tx *bolt.Tx, ch *Change) error) (int, error) {
+	n := 0
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		n = 0
+		outbox := tx.Bucket(bucketOutbox)
+		for i := range changes {
+			ch := &changes[i]
+			if decodeUint(outbox.Get(ch.Key)) != ch.Counter {
+				continue
+			}
+			if err := fn(tx, ch); err != nil {
+				return err
+			}
+			if err := outbox.Delete(ch.Key); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
 }
 
 // OutboxPending counts the outbox entries, weekly ones included.

@@ -25,28 +25,12 @@ type QuarantineEntry struct {
 // quarantine with their error, each only if unchanged since it was read (a
 // newer change deserves its own try). It returns how many it moved.
 func (db *DB) QuarantineChanges(changes []Change, reason string, at time.Time) (int, error) {
-	n := 0
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		n = 0
-		outbox, quarantine := tx.Bucket(bucketOutbox), tx.Bucket(bucketQuarantine)
-		for i := range changes {
-			ch := &changes[i]
-			if decodeUint(outbox.Get(ch.Key)) != ch.Counter {
-				continue
-			}
-			v, err := json.Marshal(QuarantineEntry{Row: DescribeOutboxKey(ch.Key), Counter: ch.Counter, Error: reason, At: at.UTC()})
-			if err != nil {
-				return err
-			}
-			if err := quarantine.Put(ch.Key, v); err != nil {
-				return err
-			}
-			if err := outbox.Delete(ch.Key); err != nil {
-				return err
-			}
-			n++
+	n, err := db.takeUnchanged(changes, func(tx *bolt.Tx, ch *Change) error {
+		v, err := json.Marshal(QuarantineEntry{Row: DescribeOutboxKey(ch.Key), Counter: ch.Counter, Error: reason, At: at.UTC()})
+		if err != nil {
+			return err
 		}
-		return nil
+		return tx.Bucket(bucketQuarantine).Put(ch.Key, v)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("quarantine %d rows: %w", len(changes), err)

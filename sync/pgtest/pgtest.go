@@ -102,17 +102,24 @@ func Start(tb testing.TB) *Cluster {
 	tb.Helper()
 	c, err := start()
 	if err != nil {
-		var missing *missingError
-		if errors.As(err, &missing) && os.Getenv("FLEETMETER_TEST_REQUIRE_POSTGRES") == "" {
-			tb.Skipf("upstream sync tests need a real PostgreSQL: %v", err)
-		}
-		tb.Fatalf("start PostgreSQL: %v", err)
+		skipOrFail(tb, err)
 	}
 	tb.Cleanup(c.Close)
 	return c
 }
 
 type missingError struct{ error }
+
+// skipOrFail skips when the servers are not installed (unless the test
+// command said they must be), and fails on any other error.
+func skipOrFail(tb testing.TB, err error) {
+	tb.Helper()
+	var missing *missingError
+	if errors.As(err, &missing) && os.Getenv("FLEETMETER_TEST_REQUIRE_POSTGRES") == "" {
+		tb.Skipf("upstream sync tests need a real PostgreSQL: %v", err)
+	}
+	tb.Fatalf("start PostgreSQL: %v", err)
+}
 
 var (
 	sharedOnce sync.Once
@@ -127,11 +134,7 @@ func Shared(tb testing.TB) *Cluster {
 	tb.Helper()
 	sharedOnce.Do(func() { shared, sharedErr = start() })
 	if sharedErr != nil {
-		var missing *missingError
-		if errors.As(sharedErr, &missing) && os.Getenv("FLEETMETER_TEST_REQUIRE_POSTGRES") == "" {
-			tb.Skipf("upstream sync tests need a real PostgreSQL: %v", sharedErr)
-		}
-		tb.Fatalf("start PostgreSQL: %v", sharedErr)
+		skipOrFail(tb, sharedErr)
 	}
 	return shared
 }
