@@ -37,6 +37,7 @@ func (r appStatus) Status(ctx context.Context) (ui.Status, error) {
 		Version: Version, InstanceID: r.a.db.InstanceID(), InstanceType: r.a.currentInstanceType(),
 		DataDir: r.a.cfg.DataDir, TZ: r.a.cfg.TZ, Ingest: r.a.ingest.Status(), Database: st, Skipped: skips,
 		Corrected: corrected, Pricing: r.a.pricing,
+		Sync: r.a.syncStatus(),
 	}, nil
 }
 
@@ -120,6 +121,7 @@ func writeDriftMetrics(w io.Writer, drift map[string]int64) {
 func (a *App) writeMetrics(w io.Writer) {
 	a.metrics.WritePrometheus(w)
 	writeDriftMetrics(w, a.ingest.Status().Unrecognized)
+	a.writeSyncMetrics(w)
 	if s, ok, err := a.db.LatestHostSample(); err == nil && ok {
 		for name, v := range map[string]float64{
 			"fleetmeter_host_cpu_busy_percent":     s.CPUPct,

@@ -19,6 +19,7 @@ import (
 	"github.com/fleetmeter/fleetmeter/ingest/pricing"
 	"github.com/fleetmeter/fleetmeter/rollup"
 	"github.com/fleetmeter/fleetmeter/storage"
+	upstream "github.com/fleetmeter/fleetmeter/sync"
 	"github.com/fleetmeter/fleetmeter/ui"
 	"golang.org/x/sync/errgroup"
 )
@@ -31,6 +32,7 @@ type App struct {
 	db      *storage.DB
 	ingest  *ingest.Ingester
 	sampler *host.Sampler
+	syncer  *upstream.Worker // nil when no upstream is configured
 	metrics *metrics.Set
 	pricing string // the pricer's fingerprint (Status)
 	// Now is the clock; tests replace it.
@@ -78,6 +80,7 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		db.Close()
 		return nil, fmt.Errorf("host sampler: %w", err)
 	}
+	a.syncer = newSyncWorker(cfg, db, log, a.currentInstanceType)
 	a.metrics = newMetrics(a)
 	return a, nil
 }
@@ -105,6 +108,9 @@ func ingestConfig(cfg Config, log *slog.Logger, final bool) (ingest.Config, erro
 // Close closes the database.
 func (a *App) Close() error {
 	metrics.UnregisterSet(a.metrics, true)
+	if a.syncer != nil {
+		a.syncer.Close()
+	}
 	return a.db.Close()
 }
 
@@ -141,6 +147,7 @@ func (a *App) Run(ctx context.Context) error {
 		Status:     appStatus{a},
 		Metrics:    a.writeMetrics,
 		Backup:     a.db.WriteTo,
+		Sync:       a.syncAPI,
 		LocalToken: localToken,
 		Token:      a.cfg.AuthToken,
 		Listen:     a.cfg.Listen,
@@ -152,6 +159,9 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.sampler.Run(ctx, a.cfg.SampleInterval) })
 	g.Go(func() error { return a.maintain(ctx) })
 	g.Go(func() error { a.resolveInstanceType(ctx); return nil })
+	if a.syncer != nil {
+		g.Go(func() error { return a.syncer.Run(ctx) })
+	}
 	err = g.Wait()
 	a.log.Info("fleetmeter stopped")
 	return err

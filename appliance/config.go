@@ -38,6 +38,11 @@ type Config struct {
 	EC2Metadata    bool          `toml:"ec2_metadata"` // opt-in IMDSv2 lookup of the instance type
 	IMDSEndpoint   string        `toml:"imds_endpoint"`
 
+	// Upstream sync (Supabase), off while SupabaseDSN is empty (see sync.go).
+	SupabaseDSN  string        `toml:"supabase_dsn"` // a secret: never printed
+	SyncInterval time.Duration `toml:"sync_interval"`
+	Agents       []Agent       `toml:"agents"` // the agent registry, [[agents]]
+
 	Retention Retention `toml:"retention"`
 	LogLevel  string    `toml:"log_level"`
 	LogFormat string    `toml:"log_format"` // text or json
@@ -61,6 +66,7 @@ func DefaultConfig() Config {
 		Listen:           "127.0.0.1:8767",
 		SampleInterval:   15 * time.Second,
 		IMDSEndpoint:     "http://169.254.169.254",
+		SyncInterval:     5 * time.Minute,
 		Retention:        Retention{LedgerDays: 400, HostRawDays: 14, Host5mDays: 400},
 		LogLevel:         "info",
 		LogFormat:        "text",
@@ -121,6 +127,7 @@ func (c Config) Validate() error {
 	if c.AuthToken == maskedSecret {
 		errs = append(errs, errors.New("auth_token is the masked placeholder from `fleetmeter config`: put the real token there"))
 	}
+	errs = append(errs, c.validateSync()...)
 	if c.Retention.LedgerDays < 1 || c.Retention.HostRawDays < 1 || c.Retention.Host5mDays < 1 {
 		errs = append(errs, errors.New("retention days must be at least 1"))
 	}
@@ -226,6 +233,8 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	str("INSTANCE_TYPE", &c.InstanceType)
 	boolean("EC2_METADATA", &c.EC2Metadata)
 	str("IMDS_ENDPOINT", &c.IMDSEndpoint)
+	secret("SUPABASE_DSN", &c.SupabaseDSN)
+	dur("SYNC_INTERVAL", &c.SyncInterval)
 	str("LOG_LEVEL", &c.LogLevel)
 	str("LOG_FORMAT", &c.LogFormat)
 	return errors.Join(errs...)
@@ -248,6 +257,9 @@ const maskedSecret = "********"
 func (c Config) Masked() Config {
 	if c.AuthToken != "" {
 		c.AuthToken = maskedSecret
+	}
+	if c.SupabaseDSN != "" {
+		c.SupabaseDSN = maskedSecret
 	}
 	return c
 }

@@ -45,6 +45,8 @@ func commands() []command {
 		{"rollup", "rollup rebuild: recompute daily/weekly/session rows from the ledger", runRollup},
 		{"backup", "backup FILE: write a consistent copy of the database", runBackup},
 		{"compact", "shrink the database file (the daemon must be stopped)", runCompact},
+		{"migrate", "migrate --dsn ADMIN_DSN: create or upgrade the upstream (Supabase) schema, once per project", runMigrate},
+		{"sync", "send the rollups upstream (--once: one round; `sync status`: how sync is doing)", runSync},
 		{"config", "print the effective configuration, secrets masked", runConfig},
 		{"version", "print the version", runVersion},
 	}
@@ -68,7 +70,11 @@ func run(ctx context.Context, args []string, env *cliEnv) int {
 			continue
 		}
 		err := c.run(ctx, env, args[1:])
+		var exit *exitError
 		switch {
+		case errors.As(err, &exit):
+			fmt.Fprintf(env.stderr, "fleetmeter %s: %v\n", c.name, err)
+			return exit.code
 		case err == nil, errors.Is(err, flag.ErrHelp):
 			return 0
 		case errors.Is(err, errUsage):

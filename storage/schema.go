@@ -41,7 +41,13 @@ import (
 //	              only the fields of the kind are set: 'm' provider+model, 'a' source+agent,
 //	              'u' user+source+agent. Reports read these: a few thousand rows for 90 days
 //	              instead of every agent×user×model combination.
-//	outbox        table byte ('d','w','s') | key of that row → change counter (uint64)
+//	outbox        table byte | key of that row → change counter (uint64, the meta bucket's
+//	              sequence when the row last changed; a row's latest change overwrites its
+//	              entry, so the outbox holds each changed row once). Tables: 'd' daily, 'w'
+//	              weekly, 's' sessions (marked by Apply), 'h' host_daily (day key), 'a' agents
+//	              (agent id) (marked by QueueHostDays and QueueAgents, see outbox.go). The
+//	              upstream sync reads entries in key order and deletes one only if its
+//	              counter is unchanged since it was read.
 //	mirrors       lp(group) | ledger key → empty: records that mirror another transcript (Usage.MirrorOf)
 //	claimed       group ("claude:<session id>") → 1: the mirrored transcript's own calls are known
 //	user_alias    lp(source NUL agent) lp(bare id) → the qualified user it is ("telegram:123"), or
@@ -52,6 +58,14 @@ import (
 //	host_5m       slot start ms(8) → host rollup
 //	host_daily    day → host rollup
 //	alerts        rule id → rule state
+//	agents        agent id → JSON AgentInfo: the agent registry of the config as last queued
+//	              for upstream (QueueAgents compares the config with it)
+//	sync_marks    'h' | day → sha256[:16] of the host_daily value last queued for upstream
+//	              (host rows are not marked by their writer; QueueHostDays compares)
+//	sync_quarantine  outbox key → JSON QuarantineEntry: a row upstream rejected for good, kept
+//	              out of the outbox (with its error) until it changes or is requeued
+//	sync_state    "worker" → opaque JSON owned by the upstream sync worker (last success,
+//	              last error, zone last synced, totals)
 //
 // The ledger, seen keys, rollup deltas, outbox marks and cursors of one batch
 // commit in one transaction (see Apply).
@@ -82,11 +96,16 @@ var (
 	bucketClaimed     = []byte("claimed")
 	bucketUserAlias   = []byte("user_alias")
 	bucketBareUsers   = []byte("bare_users")
+	bucketAgents      = []byte("agents")
+	bucketSyncMarks   = []byte("sync_marks")
+	bucketQuarantine  = []byte("sync_quarantine")
+	bucketSyncState   = []byte("sync_state")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketCursors, bucketSessionMeta, bucketSeen, bucketLedger, bucketSessions, bucketUsers,
 		bucketDaily, bucketWeekly, bucketDailyDims, bucketOutbox, bucketHost, bucketHost5m, bucketHostDaily, bucketAlerts,
 		bucketMirrors, bucketClaimed, bucketUserAlias, bucketBareUsers,
+		bucketAgents, bucketSyncMarks, bucketQuarantine, bucketSyncState,
 	}
 )
 
@@ -111,6 +130,8 @@ const (
 	OutboxDaily   = 'd'
 	OutboxWeekly  = 'w'
 	OutboxSession = 's'
+	OutboxHost    = 'h' // host_daily rows, queued by QueueHostDays
+	OutboxAgent   = 'a' // agent registry entries, queued by QueueAgents
 )
 
 // upgrades[v] moves a file from schema version v to v+1. The buckets a

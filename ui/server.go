@@ -49,6 +49,7 @@ type Status struct {
 	Skipped   storage.Skips       `json:"skipped"`
 	Corrected storage.Corrections `json:"corrected"`
 	Pricing   string              `json:"pricing"` // fingerprint of the prices the daemon applies
+	Sync      any                 `json:"sync"`    // the upstream sync's status (ui does not import sync)
 }
 
 // StatusSource reports the daemon's status; the appliance satisfies it.
@@ -64,6 +65,8 @@ type Deps struct {
 	Metrics func(w io.Writer)
 	// Backup streams a consistent copy of the database.
 	Backup func(w io.Writer) (int64, error)
+	// Sync returns the upstream sync status for /api/sync (nil: no route).
+	Sync func(ctx context.Context) (any, error)
 	// LocalToken guards /api/backup when no Token is set: loopback is open
 	// to every local user, the database file is not (mode 0600). The daemon
 	// writes it to a 0600 file in its data dir; only who may read the
@@ -120,6 +123,9 @@ func NewHandler(d Deps) http.Handler {
 		}
 	})
 	api.GET("/advice", func(c *gin.Context) { respond(c, d.Log, func() (rollup.Advice, error) { return d.Reports.Advice(c) }) })
+	if d.Sync != nil {
+		api.GET("/sync", func(c *gin.Context) { respond(c, d.Log, func() (any, error) { return d.Sync(c) }) })
+	}
 	r.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, gin.H{"error": "not found"}) })
 	// Cross-origin browser requests that change state are refused.
 	return http.NewCrossOriginProtection().Handler(r)

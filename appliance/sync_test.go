@@ -1,0 +1,362 @@
+package appliance
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fleetmeter/fleetmeter/rollup"
+	"github.com/fleetmeter/fleetmeter/storage"
+	upstream "github.com/fleetmeter/fleetmeter/sync"
+	"github.com/fleetmeter/fleetmeter/sync/pgtest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.CloseShared()
+	os.Exit(code)
+}
+
+// migrated returns a fresh upstream database, migrated through the CLI.
+func migrated(t *testing.T) (*pgtest.Cluster, string) {
+	t.Helper()
+	c := pgtest.Shared(t)
+	name := c.NewDatabase(t)
+	env := map[string]string{"FLEETMETER_MIGRATE_DSN": c.AdminDSN(name)}
+	if code, out, stderr := cli(t, env, "migrate"); code != 0 || !strings.Contains(out, "upstream schema at version 1") {
+		t.Fatalf("migrate: exit %d, %q %q", code, out, stderr)
+	}
+	return c, name
+}
+
+// upstreamDaily is token_usage_daily grouped by day: calls, tokens, cost.
+func upstreamDaily(t *testing.T, db *sql.DB) map[string][3]string {
+	t.Helper()
+	rows, err := db.Query("select to_char(day, 'YYYY-MM-DD'), sum(messages)::text, sum(total_tokens)::text, sum(cost_usd)::float8::text from public.token_usage_daily group by 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string][3]string{}
+	for rows.Next() {
+		var day string
+		var v [3]string
+		if err := rows.Scan(&day, &v[0], &v[1], &v[2]); err != nil {
+			t.Fatal(err)
+		}
+		out[day] = v
+	}
+	return out
+}
+
+func localDaily(t *testing.T, rep rollup.Report) map[string][3]string {
+	t.Helper()
+	out := map[string][3]string{}
+	for _, r := range rep.Rows.([]rollup.DailyRow) {
+		out[r.Date] = [3]string{fmt.Sprint(r.Messages), fmt.Sprint(r.TotalTokens), fmt.Sprint(r.CostUSD)}
+	}
+	return out
+}
+
+func sameDaily(t *testing.T, what string, got, want map[string][3]string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: %d days upstream, %d locally", what, len(got), len(want))
+	}
+	for day, w := range want {
+		if got[day] != w {
+			t.Errorf("%s %s: upstream %v, local %v", what, day, got[day], w)
+		}
+	}
+}
+
+// The CLI: migrate (again: nothing to do), sync --once into the migrated
+// database (exit 0, upstream equals the local report), sync status, and
+// the errors: no DSN, no admin DSN, a wrong password (exit 1, one line,
+// no secret), the DSN masked in `config`.
+func TestSyncCommands(t *testing.T) {
+	c, name := migrated(t)
+	dataDir := t.TempDir()
+	env := map[string]string{"FLEETMETER_DATA_DIR": dataDir, "FLEETMETER_LOG_LEVEL": "error"}
+	if code, _, stderr := cli(t, env, "ingest", "--once", "--openclaw-dir", "../ingest/testdata/openclaw/traps"); code != 0 {
+		t.Fatalf("ingest: %s", stderr)
+	}
+	if code, out, _ := cli(t, map[string]string{"FLEETMETER_MIGRATE_DSN": c.AdminDSN(name)}, "migrate"); code != 0 || !strings.Contains(out, "already at version 1") {
+		t.Errorf("second migrate: exit %d %q", code, out)
+	}
+	if code, _, stderr := cli(t, env, "sync", "--once"); code != 1 || !strings.Contains(stderr, "no upstream configured") {
+		t.Errorf("sync without a DSN: exit %d %q", code, stderr)
+	}
+	if code, _, stderr := cli(t, nil, "migrate"); code != 2 || !strings.Contains(stderr, "want --dsn") {
+		t.Errorf("migrate without a DSN: exit %d %q", code, stderr)
+	}
+
+	// A wrong password: exit 1, one line, the password nowhere.
+	const wrong = "Wr0ng-Passw0rd-42"
+	bad := maps(env, "FLEETMETER_SUPABASE_DSN", strings.Replace(c.SyncDSN(name), "password="+c.SyncPassword, "password="+wrong, 1))
+	code, out, stderr := cli(t, bad, "sync", "--once")
+	if code != 1 || !strings.Contains(stderr, "password authentication failed") || strings.Contains(stderr+out, wrong) || strings.Count(strings.TrimSpace(stderr), "\n") > 1 {
+		t.Errorf("wrong password: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+
+	// The DSN from a file, like the auth token.
+	dsnFile := filepath.Join(t.TempDir(), "dsn")
+	os.WriteFile(dsnFile, []byte(c.SyncDSN(name)+"\n"), 0o600)
+	good := maps(env, "FLEETMETER_SUPABASE_DSN_FILE", dsnFile)
+	code, out, stderr = cli(t, good, "sync", "--once")
+	if code != 0 || !strings.Contains(out, "0 pending, 0 quarantined") {
+		t.Fatalf("sync --once: exit %d, %q %q", code, out, stderr)
+	}
+	rep := dbReport(t, dataDir)
+	sameDaily(t, "after sync --once", upstreamDaily(t, c.Open(t, c.AdminDSN(name))), localDaily(t, rep))
+
+	code, out, _ = cli(t, good, "sync", "status", "--json")
+	var st syncReport
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || st.State != upstream.StateOK || st.PendingRows != 0 || st.RowsSent == 0 {
+		t.Errorf("sync status --json: exit %d %v %+v", code, err, st)
+	}
+	if code, out, _ := cli(t, good, "sync", "status"); code != 0 || !strings.Contains(out, "sync:            ok") || strings.Contains(out, c.SyncPassword) {
+		t.Errorf("sync status: exit %d\n%s", code, out)
+	}
+	if code, out, _ := cli(t, good, "config"); code != 0 || strings.Contains(out, c.SyncPassword) || !strings.Contains(out, `supabase_dsn = "********"`) {
+		t.Errorf("config shows the DSN:\n%s", out)
+	}
+
+	// A call upstream cannot store (a NUL byte in its agent): quarantined,
+	// shown, and the exit code says rows are left.
+	db, err := storage.Open(filepath.Join(dataDir, storage.FileName), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Apply(&storage.Batch{Records: []storage.Usage{{TS: time.Now().UnixMilli(), Source: storage.SourceOpenClaw, Agent: "bad\x00agent",
+		SessionID: "s", Provider: "p", Model: "m", Input: 1, CostSource: storage.CostUnpriced, DedupeKey: "nul"}}})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr = cli(t, good, "sync", "--once")
+	if code != 3 || !strings.Contains(stderr, "rows are left: 0 pending, 2 quarantined") {
+		t.Errorf("sync --once with a rejected row: exit %d, %q %q", code, out, stderr)
+	}
+	if code, out, _ := cli(t, good, "sync", "status"); !strings.Contains(out, `quarantined daily`) || !strings.Contains(out, `agent="bad\x00agent"`) || !strings.Contains(out, "invalid byte sequence") {
+		t.Errorf("sync status does not show the quarantined row: exit %d\n%s", code, out)
+	}
+	if code, out, _ := cli(t, good, "sync", "--once", "--retry-quarantined"); code != 3 || !strings.Contains(out, "requeued 2 quarantined rows") {
+		t.Errorf("--retry-quarantined: exit %d %q", code, out)
+	}
+}
+
+func maps(base map[string]string, kv ...string) map[string]string {
+	out := map[string]string{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
+}
+
+// runDaemon runs an App on cfg until the end of the test.
+func runDaemon(t *testing.T, cfg Config) *App {
+	t.Helper()
+	app, err := New(cfg, newLogger(Config{LogLevel: "error", LogFormat: "text"}, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		app.Close()
+	})
+	app.Addr() // bound
+	return app
+}
+
+// The daemon syncs by itself and shows how in /api/status (so in
+// `fleetmeter health`), /api/sync and /metrics.
+func TestDaemonSyncStatus(t *testing.T) {
+	c, name := migrated(t)
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.OpenClawDirs = []string{"../ingest/testdata/openclaw/traps"}
+	cfg.PollInterval = 10 * time.Millisecond
+	cfg.Listen = "127.0.0.1:0"
+	cfg.SupabaseDSN = c.SyncDSN(name)
+	cfg.SyncInterval = time.Second
+	cfg.Agents = []Agent{{ID: "main", Name: "Main agent", Team: "ops"}}
+	app := runDaemon(t, cfg)
+	base := "http://" + app.Addr().String()
+	get := func(path string) string {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %s %s", path, resp.Status, b)
+		}
+		return string(b)
+	}
+	var st struct {
+		Sync upstream.Status `json:"sync"`
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		json.Unmarshal([]byte(get("/api/status")), &st)
+		if st.Sync.State == upstream.StateOK && st.Sync.PendingRows == 0 && st.Sync.RowsSent > 0 && app.ingest.Status().Added == 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon did not sync within 20s: %+v", st.Sync)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	admin := c.Open(t, c.AdminDSN(name))
+	var teams int
+	admin.QueryRow("select count(*) from public.fleet_agents where team = 'ops'").Scan(&teams)
+	if teams != 1 {
+		t.Errorf("%d registry rows upstream", teams)
+	}
+	var rep syncReport
+	if err := json.Unmarshal([]byte(get("/api/sync")), &rep); err != nil || rep.State != upstream.StateOK || rep.Quarantine == nil {
+		t.Errorf("/api/sync: %+v %v", rep, err)
+	}
+	m := get("/metrics")
+	for _, want := range []string{"fleetmeter_sync_enabled 1", "fleetmeter_sync_pending_rows 0", "fleetmeter_sync_quarantined_rows 0",
+		"fleetmeter_sync_lag_seconds 0", `fleetmeter_sync_last_error{class="network"} 0`, "fleetmeter_sync_last_success_timestamp_seconds 1"} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	env := map[string]string{"FLEETMETER_DATA_DIR": cfg.DataDir, "FLEETMETER_LISTEN": app.Addr().String()}
+	if code, out, _ := cli(t, env, "health"); code != 0 || !strings.Contains(out, `"state": "ok"`) || strings.Contains(out, c.SyncPassword) {
+		t.Errorf("health: exit %d\n%s", code, out)
+	}
+	if code, out, _ := cli(t, env, "sync", "status"); code != 0 || !strings.Contains(out, "sync:            ok") {
+		t.Errorf("sync status through the daemon: exit %d\n%s", code, out)
+	}
+	if code, _, stderr := cli(t, maps(env, "FLEETMETER_SUPABASE_DSN", cfg.SupabaseDSN), "sync", "--once"); code != 1 || !strings.Contains(stderr, "the daemon syncs by itself") {
+		t.Errorf("sync --once while the daemon runs: exit %d %q", code, stderr)
+	}
+}
+
+// A daemon whose DSN cannot work (no TLS setting) says so in its status
+// and metrics, and ingests all the same.
+func TestDaemonBadDSNKeepsIngesting(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.OpenClawDirs = []string{"../ingest/testdata/openclaw/traps"}
+	cfg.PollInterval = 10 * time.Millisecond
+	cfg.Listen = "127.0.0.1:0"
+	cfg.SupabaseDSN = "host=127.0.0.1 port=9 user=u password=Sekr1t-pw dbname=d binary_parameters=yes"
+	app := runDaemon(t, cfg)
+	deadline := time.Now().Add(10 * time.Second)
+	for app.ingest.Status().Added < 10 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	st := app.syncStatus()
+	if app.ingest.Status().Added != 10 || st.State != upstream.StateConfig || !strings.Contains(st.LastError, "sslmode") || strings.Contains(st.LastError, "Sekr1t") {
+		t.Errorf("ingested %d; sync status %+v", app.ingest.Status().Added, st)
+	}
+	var b strings.Builder
+	app.writeSyncMetrics(&b)
+	if !strings.Contains(b.String(), `fleetmeter_sync_last_error{class="config"} 1`) || !strings.Contains(b.String(), "fleetmeter_sync_failing 1") {
+		t.Errorf("metrics:\n%s", b.String())
+	}
+}
+
+// A real `fleetmeter sync --once` is SIGKILLed at many points of its
+// round while calls keep arriving between runs: a final run converges,
+// upstream equal to the local report, nothing lost, nothing doubled.
+func TestSyncKilledMidRound(t *testing.T) {
+	bin := binary(t)
+	c, name := migrated(t)
+	dataDir := t.TempDir()
+	path := filepath.Join(dataDir, storage.FileName)
+	rng := rand.New(rand.NewPCG(9, uint64(time.Now().UnixNano())))
+	seq := 0
+	// addCalls adds n calls and, like `rollup rebuild`, marks every row
+	// for upstream again: each round then resends everything and lasts
+	// long enough for the kills to land all along it.
+	addCalls := func(n int) {
+		db, err := storage.Open(path, storage.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		end := time.Now()
+		var b storage.Batch
+		for range n {
+			seq++
+			agent := rng.IntN(20)
+			b.Records = append(b.Records, storage.Usage{
+				TS: end.Add(-time.Duration(rng.Int64N(int64(60 * 24 * time.Hour)))).UnixMilli(), Source: storage.SourceOpenClaw,
+				Agent: fmt.Sprintf("agent-%02d", agent), User: fmt.Sprintf("telegram:%d", agent*4+rng.IntN(4)),
+				SessionID: fmt.Sprintf("s-%d-%d", agent, rng.IntN(20)), Provider: "anthropic", Model: fmt.Sprintf("model-%d", rng.IntN(5)),
+				Input: rng.Int64N(5000), Output: 1 + rng.Int64N(2000), Cost: storage.Cost{Total: float64(rng.IntN(1e6)) / 1e7},
+				CostSource: storage.CostTranscript, DedupeKey: fmt.Sprint("k", seq),
+			})
+		}
+		if _, err := db.Apply(&b); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.RequeueAll(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addCalls(12000)
+	syncCmd := func() *exec.Cmd {
+		cmd := exec.Command(bin, "sync", "--once", "--data-dir", dataDir, "--log-level", "error")
+		cmd.Env = append(os.Environ(), "FLEETMETER_SUPABASE_DSN="+c.SyncDSN(name))
+		return cmd
+	}
+	start := time.Now()
+	if out, err := syncCmd().CombinedOutput(); err != nil {
+		t.Fatalf("first run: %v\n%s", err, out)
+	}
+	round := time.Since(start)
+	t.Logf("a whole round: %s", round)
+	kills := 0
+	for i := 0; i < 16 && kills < 10; i++ {
+		addCalls(300)
+		cmd := syncCmd()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(round))))
+		if cmd.Process.Signal(syscall.SIGKILL) == nil {
+			if err := cmd.Wait(); err != nil {
+				if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+					kills++
+				}
+			}
+		} else {
+			cmd.Wait()
+		}
+	}
+	if kills < 8 {
+		t.Fatalf("only %d runs were killed mid-round", kills)
+	}
+	if out, err := syncCmd().CombinedOutput(); err != nil {
+		t.Fatalf("final run: %v\n%s", err, out)
+	}
+	sameDaily(t, fmt.Sprintf("after %d kills", kills), upstreamDaily(t, c.Open(t, c.AdminDSN(name))), localDaily(t, dbReport(t, dataDir)))
+}
