@@ -87,12 +87,12 @@ type Rule struct {
 	SlowWindow  time.Duration `toml:"slow_window"`  // projection: default 6h
 
 	// runaway
-	Factor        float64       `toml:"factor"`          // times the baseline; default 5
+	Factor        float64       `toml:"factor"`           // times the baseline; default 5
 	MinUSDPerHour float64       `toml:"min_usd_per_hour"` // and at least this much; default 1
-	Baseline      time.Duration `toml:"baseline"`        // trailing window of the hourly p95; default 168h
+	Baseline      time.Duration `toml:"baseline"`         // trailing window of the hourly p95; default 168h
 
 	// quota
-	LimitTokens int64 `toml:"limit_tokens"` // per 5-hour block
+	LimitTokens int64   `toml:"limit_tokens"` // per 5-hour block
 	LimitUSD    float64 `toml:"limit_usd"`
 
 	// host
