@@ -133,6 +133,7 @@ func (d *dispatcher) attempt(ctx context.Context, now time.Time, seq uint64, dl 
 	switch {
 	case err == nil:
 		st.Delivered++
+		st.Pending--
 		log.Info("notification delivered")
 	case ctx.Err() != nil:
 		// Shutting down: the message stays as it was, for the next start.
@@ -142,6 +143,7 @@ func (d *dispatcher) attempt(ctx context.Context, now time.Time, seq uint64, dl 
 	case dl.Attempts >= d.attempts:
 		st.Failed++
 		st.GaveUp++
+		st.Pending--
 		log.Error("notification failed; giving up", "err", err)
 	default:
 		st.Failed++

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -133,7 +134,11 @@ func MaskURL(raw string) string {
 	if u.User != nil {
 		out += "***@"
 	}
-	out += u.Host
+	if hostShown(u) {
+		out += u.Host
+	} else {
+		out += "***"
+	}
 	if u.Path != "" && u.Path != "/" || u.Opaque != "" {
 		out += "/***"
 	}
@@ -141,6 +146,14 @@ func MaskURL(raw string) string {
 		out += "?***"
 	}
 	return out
+}
+
+// hostShown says whether a URL's host reads as a server name (a dotted
+// name, an IP, localhost) rather than a token: Shoutrrr puts tokens in the
+// host of some services (slack://TOKEN/…).
+func hostShown(u *url.URL) bool {
+	h := u.Hostname()
+	return h == "localhost" || net.ParseIP(h) != nil || strings.Contains(h, ".") && !strings.ContainsAny(h, "@")
 }
 
 // redactor removes a URL's secret parts from text (errors from HTTP
@@ -162,6 +175,9 @@ func newRedactor(raw string) redactor {
 			add(u.User.Username())
 			p, _ := u.User.Password()
 			add(p)
+		}
+		if !hostShown(u) {
+			add(u.Host)
 		}
 		add(u.EscapedPath())
 		add(u.Path)

@@ -46,8 +46,8 @@ func (e *Engine) Snapshot() Snapshot {
 	s := e.snap
 	if s.Rules == nil {
 		s.Rules = []RuleStatus{}
-		s.Notifiers = e.notifierStatus()
 	}
+	s.Notifiers = e.notifierStatus() // deliveries go on between rounds
 	return s
 }
 
