@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/fleetmeter/fleetmeter/rollup"
 	"github.com/fleetmeter/fleetmeter/storage"
 )
 
@@ -267,3 +268,8 @@ const hookNotifier = `
 name = "hook"
 url = "json+HOOK/alerts"
 `
+
+// reportsOf is the read model over db, for digests.
+func reportsOf(db *storage.DB) rollup.Reader {
+	return rollup.NewReader(db, rollup.ReaderConfig{Host: db})
+}

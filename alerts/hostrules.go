@@ -110,7 +110,9 @@ func (r *round) host(ru *rule) ([]Observation, Figures, error) {
 		allOver = allOver && v > ru.Threshold
 	}
 	if !have {
-		return nil, head, nil
+		// No sample: the sampler stopped. Unknown is not clear: a firing
+		// alert stays as it is.
+		return []Observation{{Figures: head}}, head, nil
 	}
 	// The window counts as covered when its samples reach back to within
 	// a fifth of it (samples come every 15 s; a restart leaves a hole).
@@ -160,9 +162,13 @@ func (r *round) gatewayDown(ru *rule) ([]Observation, Figures, error) {
 		allDown = allDown && v == 0
 	}
 	f := Figures{Value: procs, Unit: "count", Summary: fmt.Sprintf("%.0f OpenClaw gateway processes run.", procs)}
-	if !have || !ranBefore {
+	if !ranBefore {
 		f.Summary = "No OpenClaw gateway seen on this host since yesterday."
 		return nil, f, nil
+	}
+	if !have {
+		f.Summary = "No host sample in the window."
+		return []Observation{{Figures: f}}, f, nil
 	}
 	firing := allDown && r.nowMs-oldest >= ru.For.Milliseconds()*4/5
 	if firing {
