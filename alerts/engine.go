@@ -435,8 +435,10 @@ func (e *Engine) Snooze(rule string, until time.Time) error {
 // ErrUnknownRule marks a rule name that is not configured.
 var ErrUnknownRule = errors.New("no such rule")
 
-func (e *Engine) rule(name string) *rule {
-	for _, r := range e.c.rules {
+func (e *Engine) rule(name string) *rule { return e.c.rule(name) }
+
+func (c *compiled) rule(name string) *rule {
+	for _, r := range c.rules {
 		if r.id == name {
 			return r
 		}

@@ -113,7 +113,24 @@ type TestResult struct {
 // bypassing quiet hours, snoozes and the outbox; it waits for the
 // answers (each bounded by the configured timeout).
 func (e *Engine) Test(ctx context.Context, rule string, now time.Time) ([]TestResult, error) {
-	ru := e.rule(rule)
+	return sendTest(ctx, e.c, e.d.Notifiers, rule, e.d.InstanceID, now)
+}
+
+// SendTest is Test without an engine (the CLI): it validates s and sends
+// through notifiers.
+func SendTest(ctx context.Context, s Settings, teams Teams, notifiers map[string]Notifier, rule, instanceID, uiURL string, now time.Time) ([]TestResult, error) {
+	c, err := s.compile(teams)
+	if err != nil {
+		return nil, err
+	}
+	if c.opts.UIURL == "" {
+		c.opts.UIURL = uiURL
+	}
+	return sendTest(ctx, c, notifiers, rule, instanceID, now)
+}
+
+func sendTest(ctx context.Context, c *compiled, notifiers map[string]Notifier, rule, instanceID string, now time.Time) ([]TestResult, error) {
+	ru := c.rule(rule)
 	if ru == nil {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownRule, rule)
 	}
@@ -122,16 +139,19 @@ func (e *Engine) Test(ctx context.Context, rule string, now time.Time) ([]TestRe
 	}
 	n := &Notification{Version: 1, Event: "test", Rule: ru.id, Type: ru.Type, Scope: ru.scope.String(), Severity: "info",
 		Summary: fmt.Sprintf("A test message for rule %s (%s, %s): receivers are reachable.", ru.id, ru.Type, ru.scope),
-		At:      now.UTC(), Since: now.UTC(), URL: e.c.opts.UIURL, Host: e.d.InstanceID}
+		At:      now.UTC(), Since: now.UTC(), URL: c.opts.UIURL, Host: instanceID}
 	n.render()
 	out := make([]TestResult, len(ru.notify))
 	done := make(chan struct{})
 	for i, name := range ru.notify {
-		nf := e.d.Notifiers[name]
+		nf := notifiers[name]
+		if nf == nil {
+			return nil, fmt.Errorf("notifier %q: not built", name)
+		}
 		out[i] = TestResult{Notifier: name, Receiver: nf.Masked()}
 		go func() {
 			defer func() { done <- struct{}{} }()
-			actx, cancel := context.WithTimeout(ctx, e.c.opts.Timeout)
+			actx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 			defer cancel()
 			if err := nf.Send(actx, n); err != nil {
 				out[i].Error = err.Error()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/fleetmeter/fleetmeter/alerts"
 	"github.com/fleetmeter/fleetmeter/host"
 	"github.com/fleetmeter/fleetmeter/ingest"
 	"github.com/fleetmeter/fleetmeter/ingest/pricing"
@@ -31,6 +32,7 @@ type App struct {
 	db      *storage.DB
 	ingest  *ingest.Ingester
 	sampler *host.Sampler
+	alerts  *alerts.Engine
 	metrics *metrics.Set
 	pricing string // the pricer's fingerprint (Status)
 	// Now is the clock; tests replace it.
@@ -77,6 +79,10 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("host sampler: %w", err)
+	}
+	if a.alerts, err = newAlerts(a); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("alerts: %w", err)
 	}
 	a.metrics = newMetrics(a)
 	return a, nil
@@ -141,6 +147,7 @@ func (a *App) Run(ctx context.Context) error {
 		Status:     appStatus{a},
 		Metrics:    a.writeMetrics,
 		Backup:     a.db.WriteTo,
+		Alerts:     alertsAPI{a},
 		LocalToken: localToken,
 		Token:      a.cfg.AuthToken,
 		Listen:     a.cfg.Listen,
@@ -151,6 +158,7 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.ingest.Run(ctx, a.cfg.PollInterval) })
 	g.Go(func() error { return a.sampler.Run(ctx, a.cfg.SampleInterval) })
 	g.Go(func() error { return a.maintain(ctx) })
+	g.Go(func() error { return a.alerts.Run(ctx, func() time.Time { return a.Now() }) })
 	g.Go(func() error { a.resolveInstanceType(ctx); return nil })
 	err = g.Wait()
 	a.log.Info("fleetmeter stopped")

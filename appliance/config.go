@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/fleetmeter/fleetmeter/alerts"
 )
 
 // Config is every setting, in one struct: defaults, then the optional TOML
@@ -37,6 +38,10 @@ type Config struct {
 	InstanceType   string        `toml:"instance_type"`
 	EC2Metadata    bool          `toml:"ec2_metadata"` // opt-in IMDSv2 lookup of the instance type
 	IMDSEndpoint   string        `toml:"imds_endpoint"`
+
+	// Alerting: [alerting], [[notifiers]], [[budgets]], [[alerts]] (alerts.go).
+	alerts.Settings
+	Agents []Agent `toml:"agents"` // the agent registry, [[agents]]
 
 	Retention Retention `toml:"retention"`
 	LogLevel  string    `toml:"log_level"`
@@ -121,6 +126,7 @@ func (c Config) Validate() error {
 	if c.AuthToken == maskedSecret {
 		errs = append(errs, errors.New("auth_token is the masked placeholder from `fleetmeter config`: put the real token there"))
 	}
+	errs = append(errs, c.validateAlerts()...)
 	if c.Retention.LedgerDays < 1 || c.Retention.HostRawDays < 1 || c.Retention.Host5mDays < 1 {
 		errs = append(errs, errors.New("retention days must be at least 1"))
 	}
@@ -249,6 +255,7 @@ func (c Config) Masked() Config {
 	if c.AuthToken != "" {
 		c.AuthToken = maskedSecret
 	}
+	c.Settings = maskedAlerts(c.Settings)
 	return c
 }
 
