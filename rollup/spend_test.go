@@ -43,7 +43,9 @@ func TestSpendIndexFollowsLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	onlyA := func(d storage.Dim) bool { return d.Agent == "a" }
-	day := func() float64 { return storage.USD(x.Spend(now.Add(-24*time.Hour).UnixMilli(), now.UnixMilli(), onlyA).CostNanos) }
+	day := func() float64 {
+		return storage.USD(x.Spend(now.Add(-24*time.Hour).UnixMilli(), now.UnixMilli(), onlyA).CostNanos)
+	}
 	if got := day(); got != 6 {
 		t.Errorf("a's last 24 h: $%v, want $6", got)
 	}
