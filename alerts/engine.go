@@ -248,11 +248,17 @@ func (e *Engine) load() error {
 // queues what must be told. e.mu is held.
 func (e *Engine) apply(ru *rule, obs []Observation, now time.Time, ch *change) {
 	seen := map[string]bool{}
-	var resolvedEvents []*AlertState
+	var resolvedEvents, firedTiers []*AlertState
 	handle := func(st *AlertState, ob *Observation) {
 		id := stateID(ru.id, st.Key)
 		changed := transition(st, ob, ru.holdFor, now)
-		told := e.tell(ru, st, now, ch, &resolvedEvents)
+		var told bool
+		if ru.Type == TypeBudget && st.State == StateFiring && st.Told != StateFiring && e.allowed(ru, now) {
+			firedTiers = append(firedTiers, st) // told below, the highest only
+			told = true
+		} else {
+			told = e.tell(ru, st, now, ch, &resolvedEvents)
+		}
 		if changed || told {
 			ch.put[id] = encodeState(st)
 		}
@@ -285,6 +291,18 @@ func (e *Engine) apply(ru *rule, obs []Observation, now time.Time, ch *change) {
 			delete(e.states, id)
 			ch.del = append(ch.del, id)
 		}
+	}
+	// Tiers crossed in one round are told once, for the highest: a budget
+	// blown at once sends one message, not three.
+	if len(firedTiers) > 0 {
+		sort.Slice(firedTiers, func(i, j int) bool { return firedTiers[i].Threshold > firedTiers[j].Threshold })
+		for _, st := range firedTiers[1:] {
+			st.Told, st.ToldPeriod = StateFiring, st.Period
+			t := now
+			st.LastNotified = &t
+		}
+		e.notify(ru, firedTiers[0], "firing", now, ch)
+		ch.put[stateID(ru.id, firedTiers[0].Key)] = encodeState(firedTiers[0])
 	}
 	// A budget's period reset is told once, for its highest crossed tier.
 	if ru.ResetNotice && len(resolvedEvents) > 0 {
@@ -380,7 +398,7 @@ func (e *Engine) notification(ru *rule, st *AlertState, event string, now time.T
 		}
 	case ru.Type == TypeHost || ru.Type == TypePipeline:
 		n.Severity = "critical"
-	case ru.Type == TypeBudget && st.PercentUsed != nil && *st.PercentUsed >= 100:
+	case ru.Type == TypeBudget && st.BudgetUSD != nil && st.Threshold >= *st.BudgetUSD:
 		n.Severity = "critical"
 	}
 	n.render()
