@@ -123,8 +123,11 @@ func (e *Engine) buildDigest(ctx context.Context, r *round, kind string) (*Notif
 	}
 	var open []string
 	e.mu.Lock()
-	for _, st := range e.states {
-		if st.State == StateFiring {
+	for _, rule := range e.states {
+		for _, st := range rule {
+			if st.State != StateFiring {
+				continue
+			}
 			name := st.Rule
 			if st.Key != "" {
 				name += " " + rollup.Clean(st.Key)

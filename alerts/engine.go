@@ -81,11 +81,12 @@ type Engine struct {
 
 	mu      sync.Mutex // guards states, snoozes and snap (HTTP handlers read them)
 	loaded  bool
-	states  map[string]*AlertState
+	states  map[string]map[string]*AlertState // rule id → instance key → state
 	snoozes map[string]time.Time
 	digests map[string]digestMark
 	snap    Snapshot
 
+	sessions  map[storage.SessionKey]sessionCost // session rules' cache
 	drift     driftWatch
 	diskAt    time.Time
 	diskDays  *float64
@@ -113,7 +114,7 @@ func New(s Settings, d Deps) (*Engine, error) {
 		c.opts.UIURL = d.UIURL
 	}
 	e := &Engine{c: c, d: d, loc: d.Data.Location(), index: rollup.NewSpendIndex(d.Data, 8*24*time.Hour),
-		states: map[string]*AlertState{}, snoozes: map[string]time.Time{}, digests: map[string]digestMark{}}
+		sessions: map[storage.SessionKey]sessionCost{}, states: map[string]map[string]*AlertState{}, snoozes: map[string]time.Time{}, digests: map[string]digestMark{}}
 	e.disp = newDispatcher(d.State, d.Notifiers, c.opts.Timeout, c.opts.Attempts, d.Log)
 	return e, nil
 }
@@ -237,7 +238,7 @@ func (e *Engine) load() error {
 				e.d.Log.Warn("dropping an unreadable alert state", "err", err)
 				continue
 			}
-			e.states[id] = &st
+			e.instances(st.Rule)[st.Key] = &st
 		}
 	}
 	e.loaded = true
@@ -263,22 +264,22 @@ func (e *Engine) apply(ru *rule, obs []Observation, now time.Time, ch *change) {
 			ch.put[id] = encodeState(st)
 		}
 	}
+	states := e.instances(ru.id)
 	for i := range obs {
 		ob := &obs[i]
-		id := stateID(ru.id, ob.Key)
-		seen[id] = true
-		st := e.states[id]
+		seen[ob.Key] = true
+		st := states[ob.Key]
 		if st == nil {
 			if !ob.Firing && !ob.Pending {
 				continue // nothing to remember
 			}
 			st = &AlertState{Rule: ru.id, Key: ob.Key, State: StateOK, Since: now}
-			e.states[id] = st
+			states[ob.Key] = st
 		}
 		handle(st, ob)
 	}
-	for id, st := range e.states {
-		if st.Rule != ru.id || seen[id] {
+	for key, st := range states {
+		if seen[key] {
 			continue
 		}
 		if st.State == StateFiring || st.State == StatePending {
@@ -288,8 +289,8 @@ func (e *Engine) apply(ru *rule, obs []Observation, now time.Time, ch *change) {
 			continue
 		}
 		if st.ResolvedAt != nil && now.Sub(*st.ResolvedAt) > historyKept || st.State == StateOK {
-			delete(e.states, id)
-			ch.del = append(ch.del, id)
+			delete(states, key)
+			ch.del = append(ch.del, stateID(ru.id, key))
 		}
 	}
 	// Tiers crossed in one round are told once, for the highest: a budget
@@ -312,6 +313,16 @@ func (e *Engine) apply(ru *rule, obs []Observation, now time.Time, ch *change) {
 			e.notify(ru, top, "resolved", now, ch)
 		}
 	}
+}
+
+// instances are a rule's states (made on first use). e.mu is held.
+func (e *Engine) instances(rule string) map[string]*AlertState {
+	m := e.states[rule]
+	if m == nil {
+		m = map[string]*AlertState{}
+		e.states[rule] = m
+	}
+	return m
 }
 
 // allowed says whether the rule may notify now (quiet hours, snooze).
@@ -418,10 +429,10 @@ func (e *Engine) Ack(rule string, now time.Time) (int, error) {
 	defer e.mu.Unlock()
 	ch := newChange()
 	n := 0
-	for id, st := range e.states {
-		if st.Rule == rule && st.State == StateFiring && !st.Acked {
+	for key, st := range e.states[rule] {
+		if st.State == StateFiring && !st.Acked {
 			st.Acked = true
-			ch.put[id] = encodeState(st)
+			ch.put[stateID(rule, key)] = encodeState(st)
 			n++
 		}
 	}

@@ -12,18 +12,20 @@ import (
 
 // round is one evaluation: the clock, and the reads its rules share.
 type round struct {
-	e        *Engine
-	now      time.Time
-	nowMs    int64
-	loc      *time.Location
-	today    int32
-	rowsFrom int32
-	rows     map[byte][]storage.Row
-	hourly   map[time.Duration]map[string][]int64
-	samples  []storage.HostSample
-	sampled  bool
-	blocks   []rollup.Block
-	blocked  bool
+	e         *Engine
+	now       time.Time
+	nowMs     int64
+	loc       *time.Location
+	today     int32
+	rowsFrom  int32
+	rows      map[byte][]storage.Row
+	hourly    map[time.Duration]map[string][]int64
+	samples   []storage.HostSample
+	sampled   bool
+	blocks    []rollup.Block
+	blocked   bool
+	sessions  []sessionCost
+	sessioned bool
 }
 
 func newRound(e *Engine, now time.Time) *round {
@@ -296,33 +298,46 @@ func quantile(series []int64, q float64) float64 {
 // sessionCost: a session with a call in the window whose total cost is
 // above the amount. Fires once per session.
 func (r *round) sessionCost(ru *rule) ([]Observation, Figures, error) {
-	keys := r.e.index.SessionsSince(r.nowMs - ru.Window.Milliseconds())
-	sessions, err := r.e.d.Data.SessionsByKey(keys)
-	if err != nil {
-		return nil, Figures{}, err
-	}
-	match := r.match(ru.scope)
-	var obs []Observation
-	head := Figures{Unit: "usd", Threshold: ru.AmountUSD, Summary: fmt.Sprintf("No session active in the last %s.", ru.Window)}
-	for _, s := range sessions {
-		if !match(storage.Dim{Source: s.Source, Agent: s.Agent}) {
-			continue
-		}
-		var nanos int64
-		for _, t := range s.Models {
-			nanos += t.CostNanos
-		}
-		cost := storage.USD(nanos)
-		f := Figures{Value: cost, Threshold: ru.AmountUSD, Unit: "usd", AmountUSD: ptr(cost),
-			Summary: fmt.Sprintf("Session %s of agent %s (%s) has cost $%.2f, above $%.2f.", rollup.Clean(s.SessionID), rollup.Clean(s.Agent), s.Source, cost, ru.AmountUSD)}
-		if cost >= head.Value {
-			head = f
-			if cost <= ru.AmountUSD {
-				head.Summary = fmt.Sprintf("The costliest session of the last %s, %s of agent %s, is at $%.2f (limit $%.2f).", ru.Window, rollup.Clean(s.SessionID), rollup.Clean(s.Agent), cost, ru.AmountUSD)
+	if !r.sessioned {
+		longest := time.Duration(0)
+		for _, o := range r.e.c.rules {
+			if o.Type == TypeSessionCost {
+				longest = max(longest, o.Window)
 			}
 		}
-		if cost > ru.AmountUSD {
-			obs = append(obs, Observation{Key: s.Source + ":" + s.SessionID, Firing: true, Event: true, Figures: f})
+		var err error
+		if r.sessions, err = r.e.sessionCosts(r.nowMs - longest.Milliseconds()); err != nil {
+			return nil, Figures{}, err
+		}
+		r.sessioned = true
+	}
+	since := r.nowMs - ru.Window.Milliseconds()
+	match := r.match(ru.scope)
+	var obs []Observation
+	var top *sessionCost
+	summary := func(s *sessionCost, cost float64) Figures {
+		return Figures{Value: cost, Threshold: ru.AmountUSD, Unit: "usd", AmountUSD: ptr(cost),
+			Summary: fmt.Sprintf("Session %s of agent %s (%s) has cost $%.2f, above $%.2f.", rollup.Clean(s.SessionID), rollup.Clean(s.Agent), s.Source, cost, ru.AmountUSD)}
+	}
+	for i := range r.sessions {
+		s := &r.sessions[i]
+		if s.seen.LastTS < since || !match(storage.Dim{Source: s.Source, Agent: s.Agent}) {
+			continue
+		}
+		if top == nil || s.CostNanos > top.CostNanos {
+			top = s
+		}
+		if cost := storage.USD(s.CostNanos); cost > ru.AmountUSD {
+			obs = append(obs, Observation{Key: s.Source + ":" + s.SessionID, Firing: true, Event: true, Figures: summary(s, cost)})
+		}
+	}
+	head := Figures{Unit: "usd", Threshold: ru.AmountUSD, Summary: fmt.Sprintf("No session active in the last %s.", ru.Window)}
+	if top != nil {
+		cost := storage.USD(top.CostNanos)
+		head = summary(top, cost)
+		if cost <= ru.AmountUSD {
+			head.Summary = fmt.Sprintf("The costliest session of the last %s, %s of agent %s, is at $%.2f (limit $%.2f).",
+				ru.Window, rollup.Clean(top.SessionID), rollup.Clean(top.Agent), cost, ru.AmountUSD)
 		}
 	}
 	return obs, head, nil
@@ -400,4 +415,58 @@ func (r *round) quota(ru *rule) ([]Observation, Figures, error) {
 	}
 	firing := used >= 100 || projected >= 100
 	return []Observation{{Key: active.ID, Period: active.ID, Firing: firing, Clear: projected < 90, Figures: f}}, f, nil
+}
+
+// sessionCost is a session's summary as the session rules read it.
+type sessionCost struct {
+	storage.SessionKey
+	Agent     string
+	CostNanos int64
+	seen      rollup.SessionSeen
+}
+
+// sessionCosts are the sessions with a call since sinceMillis, with their
+// whole cost. Summaries are cached between rounds and read again only for
+// sessions whose calls the spend index read again (a new call, a larger
+// copy, a reprice), so a quiet minute reads none.
+func (e *Engine) sessionCosts(sinceMillis int64) ([]sessionCost, error) {
+	active := e.index.SessionsSince(sinceMillis)
+	var stale []storage.SessionKey
+	for k, seen := range active {
+		if c, ok := e.sessions[k]; !ok || c.seen != seen {
+			stale = append(stale, k)
+		}
+	}
+	if len(stale) > 0 {
+		sort.Slice(stale, func(i, j int) bool { // bbolt reads in key order are faster
+			return stale[i].Source < stale[j].Source || stale[i].Source == stale[j].Source && stale[i].SessionID < stale[j].SessionID
+		})
+		read, err := e.d.Data.SessionsByKey(stale)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range read {
+			k := storage.SessionKey{Source: s.Source, SessionID: s.SessionID}
+			c := sessionCost{SessionKey: k, Agent: s.Agent, seen: active[k]}
+			for _, t := range s.Models {
+				c.CostNanos += t.CostNanos
+			}
+			e.sessions[k] = c
+		}
+	}
+	out := make([]sessionCost, 0, len(active))
+	for k := range active {
+		if c, ok := e.sessions[k]; ok {
+			out = append(out, c)
+		}
+	}
+	for k := range e.sessions {
+		if _, ok := active[k]; !ok && len(e.sessions) > 2*len(active) {
+			delete(e.sessions, k)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Source < out[j].Source || out[i].Source == out[j].Source && out[i].SessionID < out[j].SessionID
+	})
+	return out, nil
 }

@@ -55,8 +55,8 @@ func (e *Engine) Snapshot() Snapshot {
 func (e *Engine) ruleStatus(ru *rule, st RuleStatus, now time.Time) RuleStatus {
 	st.State = StateOK
 	st.Instances = []AlertState{}
-	for _, a := range e.states {
-		if a.Rule != ru.id || a.State == StateOK {
+	for _, a := range e.states[ru.id] {
+		if a.State == StateOK {
 			continue
 		}
 		st.Instances = append(st.Instances, *a)

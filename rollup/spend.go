@@ -56,19 +56,21 @@ type SpendIndex struct {
 	seq    uint64
 	built  bool
 
+	lastRefresh time.Time
+
 	claude   []BlockEntry // Claude Code calls in the horizon, by time
-	sessions map[storage.SessionKey]int64
+	sessions map[storage.SessionKey]SessionSeen
 	lastCall map[string]int64 // source → latest call (ms)
 
-	// DaysRead counts the days read from the ledger since the index was
-	// made (tests and benchmarks check that steady state reads none).
+	// DaysRead counts the reads of the ledger (a day, or its last
+	// minutes) since the index was made; steady state makes none.
 	DaysRead int
 }
 
 // NewSpendIndex indexes src's last horizon (at least a day).
 func NewSpendIndex(src SpendSource, horizon time.Duration) *SpendIndex {
 	return &SpendIndex{src: src, horizon: max(horizon, 24*time.Hour), dimIdx: map[storage.Dim]uint32{},
-		slots: map[int64][]SlotSpend{}, days: map[int32]dayCheck{}, sessions: map[storage.SessionKey]int64{}, lastCall: map[string]int64{}}
+		slots: map[int64][]SlotSpend{}, days: map[int32]dayCheck{}, sessions: map[storage.SessionKey]SessionSeen{}, lastCall: map[string]int64{}}
 }
 
 // Refresh brings the index up to the ledger as of now.
@@ -100,13 +102,31 @@ func (x *SpendIndex) Refresh(now time.Time) error {
 		if x.days[day] == want[day] {
 			continue
 		}
-		if err := x.readDay(day, loc); err != nil {
+		// New calls are mostly recent: read the last minutes of the day
+		// first, and the whole day only if that does not square it.
+		if x.built && seq != x.seq && !x.lastRefresh.IsZero() {
+			tail := x.lastRefresh.Add(-tailSlack).UnixMilli()
+			if tail > storage.DayStartMillis(day, loc) && tail < storage.DayStartMillis(day+1, loc) {
+				if err := x.readRange(day, tail, loc); err != nil {
+					return err
+				}
+				if x.days[day] == want[day] {
+					continue
+				}
+			}
+		}
+		if err := x.readRange(day, storage.DayStartMillis(day, loc), loc); err != nil {
 			return err
 		}
 	}
-	x.seq, x.built = seq, true
+	x.seq, x.built, x.lastRefresh = seq, true, now
 	return nil
 }
+
+// tailSlack is how far before the previous refresh a refresh first looks
+// for new calls: ingest records calls some seconds to minutes after they
+// happen.
+const tailSlack = 15 * time.Minute
 
 // drop forgets everything before fromMillis.
 func (x *SpendIndex) drop(fromMillis int64) {
@@ -122,16 +142,19 @@ func (x *SpendIndex) drop(fromMillis int64) {
 	}
 	i := sort.Search(len(x.claude), func(i int) bool { return x.claude[i].TS >= fromMillis })
 	x.claude = slices.Delete(x.claude, 0, i)
-	for k, ts := range x.sessions {
-		if ts < fromMillis {
+	for k, seen := range x.sessions {
+		if seen.LastTS < fromMillis {
 			delete(x.sessions, k)
 		}
 	}
 }
 
-// readDay replaces what the index holds for day with the ledger's calls.
-func (x *SpendIndex) readDay(day int32, loc *time.Location) error {
-	from, to := storage.DayStartMillis(day, loc), storage.DayStartMillis(day+1, loc)
+// readRange replaces what the index holds for day from fromMillis (a
+// slot start, or inside one: it is moved back to the slot's start) to the
+// day's end with the ledger's calls.
+func (x *SpendIndex) readRange(day int32, fromMillis int64, loc *time.Location) error {
+	from, to := fromMillis-mod(fromMillis, SpendSlot.Milliseconds()), storage.DayStartMillis(day+1, loc)
+	whole := from == storage.DayStartMillis(day, loc)
 	for start := range x.slots {
 		if start >= from && start < to {
 			delete(x.slots, start)
@@ -141,6 +164,7 @@ func (x *SpendIndex) readDay(day int32, loc *time.Location) error {
 	hi := sort.Search(len(x.claude), func(i int) bool { return x.claude[i].TS >= to })
 	kept := x.claude[hi:]
 	x.claude = x.claude[:lo:lo]
+	read := x.DaysRead + 1
 	var check dayCheck
 	cells := map[[2]int64]int{} // slot, dim → position in its slot
 	err := x.src.LedgerCalls(from, to, func(c *storage.LedgerCall) error {
@@ -175,13 +199,23 @@ func (x *SpendIndex) readDay(day int32, loc *time.Location) error {
 				CacheRead: c.CacheRead, CacheWrite: c.CacheWrite, CostNanos: c.CostNanos})
 		}
 		sk := storage.SessionKey{Source: c.Source, SessionID: c.SessionID}
-		x.sessions[sk] = max(x.sessions[sk], c.TS)
+		seen := x.sessions[sk]
+		x.sessions[sk] = SessionSeen{LastTS: max(seen.LastTS, c.TS), Read: read}
 		x.lastCall[c.Source] = max(x.lastCall[c.Source], c.TS)
 		return nil
 	})
 	x.claude = append(x.claude, kept...)
 	if err != nil {
 		return fmt.Errorf("spend index: read %s: %w", storage.DayString(day), err)
+	}
+	if !whole {
+		// The day's figures: the slots before the range, as held, plus
+		// what was just read.
+		x.Each(storage.DayStartMillis(day, loc), from, func(_ int64, s *SlotSpend) {
+			check.messages += s.Messages
+			check.costNanos += s.CostNanos
+			check.tokens += s.Tokens
+		})
 	}
 	x.days[day] = check
 	x.DaysRead++
@@ -261,20 +295,23 @@ func (x *SpendIndex) LastCall(source string) (int64, bool) {
 	return ts, ok
 }
 
+// SessionSeen is what the index knows of a session: its latest call, and
+// the count of ledger days read when its calls were last read (a session
+// whose Read did not change has had no call added, replaced or repriced
+// since, unless one of its days dropped out of the horizon).
+type SessionSeen struct {
+	LastTS int64
+	Read   int
+}
+
 // SessionsSince lists the sessions with a call at or after sinceMillis.
-func (x *SpendIndex) SessionsSince(sinceMillis int64) []storage.SessionKey {
-	var out []storage.SessionKey
-	for k, ts := range x.sessions {
-		if ts >= sinceMillis {
-			out = append(out, k)
+func (x *SpendIndex) SessionsSince(sinceMillis int64) map[storage.SessionKey]SessionSeen {
+	out := map[storage.SessionKey]SessionSeen{}
+	for k, seen := range x.sessions {
+		if seen.LastTS >= sinceMillis {
+			out[k] = seen
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Source != out[j].Source {
-			return out[i].Source < out[j].Source
-		}
-		return out[i].SessionID < out[j].SessionID
-	})
 	return out
 }
 

@@ -72,7 +72,14 @@ func TestSpendIndexFollowsLedger(t *testing.T) {
 	if x.DaysRead != read+2 {
 		t.Errorf("read %d days for a call today and one late; want 2", x.DaysRead-read)
 	}
-	apply(spendCall("new", now.Add(-10*time.Minute), "a", 3, 50)) // a larger copy of the same call
+	apply(spendCall("early", now.Add(-5*time.Hour), "a", 0.5, 5)) // today, but before the last minutes read first
+	if err := x.Refresh(now.Add(150 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if got := day(); got != 7.5 {
+		t.Errorf("with a call 5 hours back: $%v, want $7.50", got)
+	}
+	apply(spendCall("early", now.Add(-5*time.Hour), "a", 2, 50)) // a larger copy of the same call
 	if err := x.Refresh(now.Add(3 * time.Minute)); err != nil {
 		t.Fatal(err)
 	}
@@ -80,13 +87,13 @@ func TestSpendIndexFollowsLedger(t *testing.T) {
 		t.Errorf("after a larger copy replaced the call: $%v, want $9", got)
 	}
 	hourly := x.HourlySpend(now.Add(-3*time.Hour).UnixMilli(), now.UnixMilli(), func(d storage.Dim) string { return d.Agent })
-	if a, b := hourly["a"], hourly["b"]; len(a) != 3 || a[0] != 250e6 || a[2] != 3250e6 || b[1] != 250e6 {
+	if a, b := hourly["a"], hourly["b"]; len(a) != 3 || a[0] != 250e6 || a[2] != 1250e6 || b[1] != 250e6 {
 		t.Errorf("hourly %v", hourly)
 	}
 	if last, ok := x.LastCall(storage.SourceOpenClaw); !ok || last != now.Add(-time.Minute).UnixMilli() {
 		t.Errorf("last call %v", time.UnixMilli(last))
 	}
-	if s := x.SessionsSince(now.Add(-time.Hour).UnixMilli()); len(s) != 2 {
+	if s := x.SessionsSince(now.Add(-time.Hour).UnixMilli()); len(s) != 2 || s[storage.SessionKey{Source: "openclaw", SessionID: "s-a"}].LastTS != now.Add(-time.Minute).UnixMilli() {
 		t.Errorf("sessions %v", s)
 	}
 	// A week on, the old days are gone and the new ones read.
