@@ -83,7 +83,7 @@ func stateID(rule, key string) string { return statePrefix + rule + "\x00" + key
 const historyKept = 7 * 24 * time.Hour
 
 // transition applies one observation to an instance's state at now and
-// reports whether anything a listing shows changed.
+// reports whether its state or period changed (what must be stored).
 func transition(st *AlertState, ob *Observation, holdFor time.Duration, now time.Time) bool {
 	prev := *st
 	fire := func() {
@@ -126,7 +126,9 @@ func transition(st *AlertState, ob *Observation, holdFor time.Duration, now time
 	}
 	st.Event = ob.Event
 	st.Figures = ob.Figures
-	return st.State != prev.State || st.Period != prev.Period || st.Figures.Summary != prev.Figures.Summary
+	// Figures alone are not written: they are recomputed every round, and
+	// a budget's spend changes with every call.
+	return st.State != prev.State || st.Period != prev.Period
 }
 
 func encodeState(st *AlertState) []byte {
