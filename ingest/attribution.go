@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/valyala/fastjson"
@@ -12,39 +13,30 @@ import (
 
 // senderOf finds who sent a user message: the provenance of system and
 // inter-session turns, else OpenClaw's "Sender (untrusted metadata)" block,
-// else the sender_id of its "Conversation info" block.
-func senderOf(msg *fastjson.Value) sender {
+// else the sender_id of its "Conversation info" block, else an old
+// one-line envelope. blocks parses the small JSON blocks (msg belongs to
+// another parser, still in use).
+func senderOf(msg *fastjson.Value, blocks *fastjson.Parser) sender {
 	switch string(msg.GetStringBytes("provenance", "kind")) {
 	case "internal_system", "inter_session":
 		return sender{System: true}
 	}
 	text := messageText(msg)
 	if block := fencedJSONAfter(text, "Sender (untrusted metadata):"); block != nil {
-		var s struct {
-			Label    string `json:"label"`
-			ID       any    `json:"id"`
-			Name     string `json:"name"`
-			Username string `json:"username"`
-			E164     string `json:"e164"`
-		}
-		if json.Unmarshal(block, &s) == nil {
-			id := idString(s.ID)
+		if v, err := blocks.ParseBytes(block); err == nil {
+			id := idString(v.Get("id"))
 			if id == "" {
-				id = firstNonEmpty(s.E164, s.Username)
+				id = firstNonEmpty(string(v.GetStringBytes("e164")), string(v.GetStringBytes("username")))
 			}
 			if id != "" {
-				return sender{ID: id, Label: firstNonEmpty(s.Label, s.Name, s.Username)}
+				return sender{ID: id, Label: firstNonEmpty(string(v.GetStringBytes("label")), string(v.GetStringBytes("name")), string(v.GetStringBytes("username")))}
 			}
 		}
 	}
 	if block := fencedJSONAfter(text, "Conversation info (untrusted metadata):"); block != nil {
-		var c struct {
-			SenderID any    `json:"sender_id"`
-			Sender   string `json:"sender"`
-		}
-		if json.Unmarshal(block, &c) == nil {
-			if id := idString(c.SenderID); id != "" {
-				return sender{ID: id, Label: c.Sender}
+		if v, err := blocks.ParseBytes(block); err == nil {
+			if id := idString(v.Get("sender_id")); id != "" {
+				return sender{ID: id, Label: string(v.GetStringBytes("sender"))}
 			}
 		}
 	}
@@ -151,12 +143,17 @@ func fencedJSONAfter(text []byte, label string) []byte {
 	return rest[:end]
 }
 
-func idString(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case float64:
-		return fmt.Sprintf("%.0f", x)
+// idString reads an id written as a string or a number.
+func idString(v *fastjson.Value) string {
+	if v == nil {
+		return ""
+	}
+	switch v.Type() {
+	case fastjson.TypeString:
+		return string(v.GetStringBytes())
+	case fastjson.TypeNumber:
+		f, _ := v.Float64()
+		return strconv.FormatFloat(f, 'f', 0, 64)
 	}
 	return ""
 }

@@ -30,6 +30,9 @@ type calls struct {
 	threads map[string]string
 	// drift are usage-shaped fields no reader understands, by "source field".
 	drift map[string]int64
+	// latest indexes records by dedupe key, for readers that collapse
+	// repeated copies of one call within a chunk (Claude Code's streaming).
+	latest map[string]int
 }
 
 // record prices one call and appends it. (The pricer also replaces an
@@ -37,7 +40,22 @@ type calls struct {
 // readers', which know the fields the writer recorded.)
 func (in *Ingester) record(out *calls, u storage.Usage) {
 	in.pricer.Apply(&u)
+	if out.records == nil {
+		if p, _ := in.recordSlices.Get().(*[]storage.Usage); p != nil {
+			out.records = *p
+		}
+	}
 	out.records = append(out.records, u)
+}
+
+// recycle returns the record slices of a committed batch to the free
+// list: the ledger and the tally copy what they keep, so the slices are
+// empty again, and the next chunks reuse them instead of growing new ones.
+func (in *Ingester) recycle(b *storage.Batch) {
+	for _, c := range b.Chunks {
+		c = c[:0]
+		in.recordSlices.Put(&c)
+	}
 }
 
 // unrecognized counts a usage-shaped field of a source no reader
@@ -85,6 +103,7 @@ func (in *Ingester) take(b *storage.Batch, c *calls) {
 // a batch) again. b is reset either way.
 func (in *Ingester) commit(b *storage.Batch, files map[string]*fileCursor) (storage.ApplyResult, error) {
 	defer func() {
+		in.recycle(b)
 		*b = storage.Batch{Cursors: map[string][]byte{}, SessionMeta: map[string][]byte{}}
 		clear(files)
 	}()

@@ -194,6 +194,25 @@ func (r *fileReader) claudeLine(line []byte, cur *fileCursor, c *chunk) {
 	if drift != "" {
 		c.unrecognized(storage.SourceClaude, drift)
 	}
+	// A streamed response is written once per content block: keep one
+	// copy per chunk, the one the ledger would keep (the same rule,
+	// storage.Supersedes, and the first copy's identity), so the committer
+	// sees each response once instead of three to five times.
+	if i, ok := c.latest[u.DedupeKey]; ok {
+		old := &c.records[i]
+		if !storage.Supersedes(old, &u) {
+			c.skips.Duplicate++
+			return
+		}
+		u.AdoptIdentity(old)
+		r.in.pricer.Apply(&u)
+		*old = u
+		return
+	}
+	if c.latest == nil {
+		c.latest = map[string]int{}
+	}
+	c.latest[u.DedupeKey] = len(c.records)
 	r.in.record(&c.calls, u)
 }
 

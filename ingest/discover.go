@@ -141,6 +141,17 @@ func classify(name string) fileKind {
 // sessionIDFromName takes the session id from a transcript file name:
 // "<id>.jsonl", "<id>-topic-<n>.jsonl", "<ts>_<id>.jsonl" (forks), and the
 // archive forms. The header line's id wins when there is one.
+// forkTime is the time a fork file was made, from its name
+// (<ISO time with dashes>_<session id>.jsonl: "2026-04-11T10-00-00-000Z"),
+// or "" for a file that is not a fork.
+func forkTime(name string) string {
+	i := strings.IndexByte(name, '_')
+	if i < len("2006-01-02T") || name[4] != '-' || name[10] != 'T' {
+		return ""
+	}
+	return name[:i]
+}
+
 func sessionIDFromName(name string) string {
 	base := name
 	if i := strings.Index(base, ".jsonl"); i >= 0 {

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -85,6 +86,16 @@ type Config struct {
 	Now func() time.Time
 }
 
+// batchFiles bounds the files (cursors) one transaction commits.
+const batchFiles = 2000
+
+// A step that read this much is a catch-up, after which the daemon hands
+// its grown heap back to the system (see Run).
+const (
+	bigStepFiles = 5000
+	bigStepBytes = 256 << 20
+)
+
 // Ingester tails transcripts into a Ledger. Step is synchronous; Run is a
 // ticker around it. Not safe for concurrent Steps.
 type Ingester struct {
@@ -119,8 +130,11 @@ type Ingester struct {
 	// sub-agents), learned from session_meta lines and kept in storage.
 	threads map[string]string
 	owners  map[uint32]localUser // file owner uid → local user (guarded by mu)
-	stats   Status
-	mu      sync.Mutex // guards stats for Status()
+	readers sync.Pool            // *fileReader, kept between steps
+	// recordSlices are empty []storage.Usage of committed chunks (recycle).
+	recordSlices sync.Pool
+	stats        Status
+	mu           sync.Mutex // guards stats for Status()
 }
 
 type fileStamp struct {
@@ -205,13 +219,20 @@ func (in *Ingester) Run(ctx context.Context, interval time.Duration) error {
 	defer w.close()
 	var lastLogged time.Time
 	for {
-		if _, err := in.stepWatched(ctx, w); err != nil && ctx.Err() == nil {
+		res, err := in.stepWatched(ctx, w)
+		if err != nil && ctx.Err() == nil {
 			// A database that is down or full: keep polling, log at most
 			// every 30 s so a long outage does not flood the log.
 			if in.now().Sub(lastLogged) > 30*time.Second {
 				in.log.Error("ingest step failed", "err", err)
 				lastLogged = in.now()
 			}
+		}
+		if res.Read >= bigStepFiles || res.Bytes >= bigStepBytes {
+			// A catch-up (the first pass over months of history) grew the
+			// heap far beyond what an idle daemon needs; the runtime would
+			// give it back over minutes. Give it back now: one GC.
+			debug.FreeOSMemory()
 		}
 		select {
 		case <-ctx.Done():
@@ -338,8 +359,12 @@ func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
 		if a.keyed != b.keyed {
 			return a.keyed
 		}
-		if a.headerTS != b.headerTS {
-			return a.headerTS < b.headerTS
+		// Forks after the sessions they copy, and in the order they were
+		// made: the inherited calls are then first seen in their parent,
+		// and keep its session. A fork's name starts with the time it was
+		// made, so no file needs opening to order them.
+		if a.forkedAt != b.forkedAt {
+			return a.forkedAt < b.forkedAt
 		}
 		return a.path < b.path
 	})
@@ -398,7 +423,7 @@ func (in *Ingester) planFile(c candidate, batch *storage.Batch, seen map[string]
 		return item, true
 	}
 	if c.format == formatOpenClaw {
-		item.headerTS = headerTime(c.path)
+		item.forkedAt = forkTime(c.name)
 		item.keyed = in.meta[storage.SessionMetaID(storage.SourceOpenClaw, c.sessionID)].Key != ""
 	} else {
 		item.keyed = true // Claude Code and Codex users are the file's owner
@@ -409,23 +434,31 @@ func (in *Ingester) planFile(c candidate, batch *storage.Batch, seen map[string]
 // process reads items with parallel workers and commits their chunks in
 // item order, batching several files per transaction.
 func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *storage.Batch, res StepResult) (StepResult, error) {
-	g, gctx := errgroup.WithContext(ctx)
-	outs := make([]chan chunk, len(items))
-	for i := range outs {
-		outs[i] = make(chan chunk, 4)
+	// Files are read by parallel workers and committed in order. At most
+	// window files are in flight: each has a small channel of chunks, and
+	// making one per file up front cost 2 KB a file (170 MB at 100k files).
+	type job struct {
+		i   int
+		out chan *chunk
 	}
-	next := make(chan int)
+	window := 4 * in.cfg.Workers
+	g, gctx := errgroup.WithContext(ctx)
+	ordered := make(chan job, window) // the committer's order, bounded
+	next := make(chan job)            // to the workers
 	g.Go(func() error {
+		defer close(ordered)
 		defer close(next)
 		for i := range items {
+			j := job{i, make(chan *chunk, 4)}
 			select {
-			case next <- i:
+			case ordered <- j:
 			case <-gctx.Done():
-				// Items never handed to a worker: close their channels,
-				// or the committer below would wait on them forever.
-				for j := i; j < len(items); j++ {
-					close(outs[j])
-				}
+				return nil
+			}
+			select {
+			case next <- j:
+			case <-gctx.Done():
+				close(j.out) // queued for the committer, never read: it must not wait on it
 				return nil
 			}
 		}
@@ -433,10 +466,16 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 	})
 	for range in.cfg.Workers {
 		g.Go(func() error {
-			r := &fileReader{in: in}
-			for i := range next {
-				r.read(gctx, items[i], outs[i])
-				close(outs[i])
+			// Readers (buffers, parsers) live from step to step: a
+			// daemon's poll allocates nothing it had the step before.
+			r, _ := in.readers.Get().(*fileReader)
+			if r == nil {
+				r = &fileReader{in: in}
+			}
+			defer in.readers.Put(r)
+			for j := range next {
+				r.read(gctx, items[j.i], j.out)
+				close(j.out)
 			}
 			return nil
 		})
@@ -451,9 +490,10 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 		return err
 	}
 	var commitErr error
-	for i, item := range items {
+	for j := range ordered {
+		item := items[j.i]
 		failed := false
-		for c := range outs[i] {
+		for c := range j.out {
 			if commitErr != nil || failed {
 				continue // drain so the worker can finish
 			}
@@ -470,7 +510,10 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 			}
 			batchBytes += c.bytes
 			res.Bytes += c.bytes
-			if batch.Len() >= in.cfg.BatchRecords || batchBytes >= in.cfg.BatchBytes {
+			// Files count too: a batch of many small files dirties many
+			// pages (cursors, sessions), and bbolt holds a buffer per dirty
+			// page until the commit (700 MB at 100k files in one batch).
+			if batch.Len() >= in.cfg.BatchRecords || batchBytes >= in.cfg.BatchBytes || len(batch.Cursors) >= batchFiles {
 				commitErr = commit()
 			}
 		}

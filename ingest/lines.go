@@ -11,7 +11,10 @@ import (
 // held in memory whole.
 const MaxLineBytes = 64 << 20
 
-const readChunk = 1 << 20
+// initialBuffer is a line reader's first buffer; it doubles while one
+// line does not fit. Most transcripts are small: a megabyte per reader
+// was more fresh memory (page faults) than many reports read.
+const initialBuffer = 256 << 10
 
 // lineReader yields complete "\n"-terminated lines from r, which is
 // positioned at byte offset start of its file. bufio.Scanner's 64 KB token
@@ -31,8 +34,8 @@ type lineReader struct {
 }
 
 func newLineReader(r io.Reader, start int64, buf []byte) *lineReader {
-	if cap(buf) < readChunk {
-		buf = make([]byte, 2*readChunk)
+	if cap(buf) < initialBuffer {
+		buf = make([]byte, initialBuffer)
 	}
 	return &lineReader{r: r, buf: buf[:cap(buf)], off: start}
 }
@@ -59,7 +62,8 @@ func (lr *lineReader) next() (line []byte, end int64, ok bool) {
 	}
 }
 
-// fill reads more data, compacting or growing the buffer first.
+// fill reads more data into the free end of the buffer, first moving the
+// pending bytes to the front, or growing the buffer when one line fills it.
 func (lr *lineReader) fill() {
 	pending := lr.hi - lr.lo
 	switch {
@@ -72,12 +76,12 @@ func (lr *lineReader) fill() {
 		lr.skipping = true
 		lr.off += int64(pending)
 		lr.lo, lr.hi = 0, 0
-	case lr.lo > 0 && (lr.hi == len(lr.buf) || len(lr.buf)-lr.hi < readChunk):
+	case lr.lo > 0 && lr.hi == len(lr.buf):
 		copy(lr.buf, lr.buf[lr.lo:lr.hi])
 		lr.lo, lr.hi = 0, pending
 	}
-	if len(lr.buf)-lr.hi < readChunk {
-		grown := make([]byte, min(2*len(lr.buf), MaxLineBytes+readChunk))
+	if lr.hi == len(lr.buf) { // one line fills the buffer
+		grown := make([]byte, min(2*len(lr.buf), MaxLineBytes+initialBuffer))
 		copy(grown, lr.buf[lr.lo:lr.hi])
 		lr.buf = grown
 		lr.lo, lr.hi = 0, pending

@@ -38,7 +38,6 @@ type parsedLine struct {
 
 	// lineHeader
 	sessionID string
-	headerTS  int64
 
 	// lineUser
 	sender sender
@@ -62,7 +61,8 @@ type sender struct {
 // Substrings that let most lines be classified without a JSON parse. pi
 // writes compact JSON.stringify output with "role" first in "message", so
 // the role of a message line sits right after this prefix; lines in any
-// other shape fall back to a full parse when they mention usage.
+// other shape fall back to a full parse when they mention usage, a header
+// or a user role.
 var (
 	rolePrefix      = []byte(`"message":{"role":"`)
 	usageMarker     = []byte(`"usage"`)
@@ -72,13 +72,15 @@ var (
 	convMarker      = []byte(`Conversation info (untrusted metadata)`)
 	provenanceMaker = []byte(`"provenance"`)
 	envelopeText    = []byte(`"text":"[`) // an old one-line envelope (attribution.go)
+	userRole        = []byte(`"role":"user"`)
 	envelopeContent = []byte(`"content":"[`)
 )
 
 // lineParser parses OpenClaw (pi SessionManager) JSONL lines. Not safe for
 // concurrent use; each worker has its own.
 type lineParser struct {
-	p fastjson.Parser
+	p      fastjson.Parser
+	blocks fastjson.Parser // a user message's metadata blocks
 }
 
 var errNotObject = errors.New("line is not a JSON object")
@@ -114,7 +116,10 @@ func (lp *lineParser) parse(line []byte, out *parsedLine) {
 		}
 		return
 	}
-	if bytes.Contains(line, sessionMarker) || bytes.Contains(line, usageMarker) {
+	// Keys in another order than pi's (another serializer, sorted keys):
+	// parse whatever may carry usage, a header, or a user message; the
+	// rest (tool results, other entries) cannot matter.
+	if bytes.Contains(line, sessionMarker) || bytes.Contains(line, usageMarker) || bytes.Contains(line, userRole) {
 		lp.full(line, out)
 		return
 	}
@@ -139,7 +144,6 @@ func (lp *lineParser) full(line []byte, out *parsedLine) {
 	case "session":
 		out.kind = lineHeader
 		out.sessionID = string(v.GetStringBytes("id"))
-		out.headerTS = parseTimestamp(v.Get("timestamp"))
 		return
 	case "message":
 	default:
@@ -160,7 +164,7 @@ func (lp *lineParser) full(line []byte, out *parsedLine) {
 		lp.assistant(v, msg, out)
 	case "user":
 		out.kind = lineUser
-		out.sender = senderOf(msg)
+		out.sender = senderOf(msg, &lp.blocks)
 	default:
 		out.kind = lineOther
 		if hasTokens(msg.Get("usage")) {

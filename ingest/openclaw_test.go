@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -271,4 +273,40 @@ func FuzzParseLine(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Lines written by another serializer, keys in alphabetical order (role
+// after content): the sender of a user message is still read, and calls
+// are attributed to it, as with pi's key order.
+func TestAlphabeticalKeyOrder(t *testing.T) {
+	root := t.TempDir()
+	dir := sessionsDir(t, root, "main")
+	os.WriteFile(filepath.Join(dir, "sessions.json"), []byte(`{"agent:main:telegram:group:7":{"sessionId":"s1","channel":"telegram"}}`), 0o644)
+	sortKeys := func(line string) string {
+		var v any
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(v) // encoding/json writes map keys sorted
+		return string(b) + "\n"
+	}
+	user := func(id, sid string) string {
+		return sortKeys(`{"type":"message","id":"` + id + `","parentId":null,"timestamp":"2026-04-10T08:00:00.000Z","message":{"role":"user","content":[{"type":"text","text":"Sender (untrusted metadata):\n` +
+			"```json" + `\n{\"id\":\"` + sid + `\",\"label\":\"P` + sid + `\"}\n` + "```" + `\n\nhello"}]}}`)
+	}
+	plain := sortKeys(`{"type":"message","id":"u3","parentId":null,"timestamp":"2026-04-10T08:00:00.000Z","message":{"role":"user","content":[{"type":"text","text":"no sender here"}]}}`)
+	appendFile(t, filepath.Join(dir, "s1.jsonl"), sortKeys(headerLine("s1", t0))+
+		user("u1", "101")+sortKeys(assistantLine("a1", "ra1", t0+1, 1, 0, 0, 0, 0.01))+
+		user("u2", "202")+sortKeys(assistantLine("a2", "ra2", t0+2, 2, 0, 0, 0, 0.01))+
+		plain+sortKeys(assistantLine("a3", "ra3", t0+3, 3, 0, 0, 0, 0.01)))
+	db := openDB(t)
+	step(t, New(Config{OpenClawDirs: []string{root}}, db))
+	got := map[int64]string{}
+	for _, u := range records(t, db) {
+		got[u.Input] = u.User
+	}
+	want := map[int64]string{1: "telegram:101", 2: "telegram:202", 3: ""}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("users by call %v, want %v", got, want)
+	}
 }

@@ -69,7 +69,7 @@ func TestRewriteDuringReadIsNoticed(t *testing.T) {
 	fi, _ := f.Stat()
 	dev, ino := statIDs(fi)
 	cur := fileCursor{Path: p, Dev: dev, Ino: ino, Format: formatOpenClaw, Agent: "main", SessionID: "s1"}
-	out := make(chan chunk, 10)
+	out := make(chan *chunk, 10)
 	r := &fileReader{in: tl.in}
 	r.scan(context.Background(), f, &rewriteAtEOF{f: f, path: p, new: newer}, false, &cur, &fingerprinter{}, out)
 	close(out)

@@ -3,8 +3,8 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"hash/fnv"
 	"io"
 	"os"
@@ -32,10 +32,14 @@ type fileCursor struct {
 
 	// Fingerprints of the first bytes and of the bytes just before Offset.
 	// If either differs, the file was rewritten in place and is re-read.
+	// Hash says how they were taken: "crc32c" (CRC-32C, which the CPU
+	// computes at several GB/s), or "" for FNV-1a (cursors written before
+	// crc32c, verified as they were written).
 	HeadLen  int    `json:"head_len"`
 	HeadHash uint64 `json:"head_hash"`
 	TailLen  int    `json:"tail_len"`
 	TailHash uint64 `json:"tail_hash"`
+	Hash     string `json:"hash,omitempty"`
 
 	Format    string `json:"format"` // which reader: openclaw, claude, codex
 	Agent     string `json:"agent"`
@@ -57,7 +61,7 @@ type fileItem struct {
 	dev, ino uint64
 	size     int64
 	modNano  int64
-	headerTS int64       // for new files: the header's time, to read parents before forks
+	forkedAt string      // for new fork files: when the fork was made (see plan's order)
 	keyed    bool        // for new files: the session's key is known (see plan's order)
 	cur      *fileCursor // nil for a file never seen
 }
@@ -82,8 +86,19 @@ func readAt(f *os.File, off int64, n int) ([]byte, error) {
 	return buf, err
 }
 
-func hashBytes(b []byte) uint64 {
+// fingerprintHash is how new cursors fingerprint bytes.
+const fingerprintHash = "crc32c"
+
+// hashBytes fingerprints the bytes a then b with the named hash (see
+// fileCursor.Hash): their length and CRC-32C, or FNV-1a for cursors
+// written before.
+func hashBytes(hash string, a, b []byte) uint64 {
+	if hash == fingerprintHash {
+		sum := crc32.Update(crc32.Checksum(a, castagnoli), castagnoli, b)
+		return uint64(len(a)+len(b))<<32 | uint64(sum)
+	}
 	h := fnv.New64a()
+	h.Write(a)
 	h.Write(b)
 	return h.Sum64()
 }
@@ -92,17 +107,29 @@ func hashBytes(b []byte) uint64 {
 // consumed, so a cursor's fingerprints describe the bytes that were read,
 // not what the file holds by the time the chunk is emitted (an in-place
 // rewrite during the read must still be noticed at the next poll). The
-// tail is a ring: each line costs its own length, not a 4 KiB shift.
+// tail is a ring: each line costs its own length, not a 4 KiB shift. A
+// reader keeps one and resets it per file: nothing is allocated per file.
 type fingerprinter struct {
-	head []byte // the file's bytes from 0, up to fingerprintLen
-	ring [fingerprintLen]byte
-	pos  int // where the next byte goes
-	n    int // bytes held, up to fingerprintLen
+	head  [fingerprintLen]byte // the file's bytes from 0
+	headN int                  // how many of them
+	ring  [fingerprintLen]byte
+	pos   int // where the next byte goes
+	n     int // bytes held, up to fingerprintLen
+}
+
+func (fp *fingerprinter) reset() { fp.headN, fp.pos, fp.n = 0, 0, 0 }
+
+// start resets fp to a file whose first bytes are head and whose bytes
+// consumed last are tail.
+func (fp *fingerprinter) start(head, tail []byte) {
+	fp.reset()
+	fp.consumed(tail)
+	fp.headN = copy(fp.head[:], head)
 }
 
 func (fp *fingerprinter) consumed(p []byte) {
-	if n := fingerprintLen - len(fp.head); n > 0 {
-		fp.head = append(fp.head, p[:min(len(p), n)]...)
+	if fp.headN < fingerprintLen {
+		fp.headN += copy(fp.head[fp.headN:], p)
 	}
 	if len(p) >= fingerprintLen {
 		copy(fp.ring[:], p[len(p)-fingerprintLen:])
@@ -115,19 +142,20 @@ func (fp *fingerprinter) consumed(p []byte) {
 	fp.n = min(fp.n+len(p), fingerprintLen)
 }
 
-// tail returns the last bytes consumed, in order.
-func (fp *fingerprinter) tail() []byte {
-	out := make([]byte, fp.n)
+// tail returns the last bytes consumed, in order, as two pieces of the ring.
+func (fp *fingerprinter) tail() (a, b []byte) {
 	start := (fp.pos - fp.n + fingerprintLen) % fingerprintLen
-	k := copy(out, fp.ring[start:])
-	copy(out[k:], fp.ring[:fp.n-k])
-	return out
+	if start+fp.n <= fingerprintLen {
+		return fp.ring[start : start+fp.n], nil
+	}
+	return fp.ring[start:], fp.ring[:fp.n-(fingerprintLen-start)]
 }
 
 func (fp *fingerprinter) set(cur *fileCursor) {
-	t := fp.tail()
-	cur.HeadLen, cur.HeadHash = len(fp.head), hashBytes(fp.head)
-	cur.TailLen, cur.TailHash = len(t), hashBytes(t)
+	a, b := fp.tail()
+	cur.Hash = fingerprintHash
+	cur.HeadLen, cur.HeadHash = fp.headN, hashBytes(cur.Hash, fp.head[:fp.headN], nil)
+	cur.TailLen, cur.TailHash = len(a)+len(b), hashBytes(cur.Hash, a, b)
 }
 
 func statIDs(fi os.FileInfo) (dev, ino uint64) {
@@ -142,21 +170,22 @@ type fileReader struct {
 	in     *Ingester
 	parser lineParser
 	buf    []byte
-	owner  localUser // the file's owner: the user of Claude Code and Codex calls
+	fp     fingerprinter // of the file being read
+	owner  localUser     // the file's owner: the user of Claude Code and Codex calls
 }
 
 // read reads item and sends its chunks to out. Errors that concern only
 // this file end up in a chunk; the step goes on with other files.
-func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- chunk) {
+func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- *chunk) {
 	f, err := os.Open(item.path)
 	if err != nil {
-		out <- chunk{err: err}
+		out <- &chunk{err: err}
 		return
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		out <- chunk{err: err}
+		out <- &chunk{err: err}
 		return
 	}
 	dev, ino := statIDs(fi)
@@ -165,16 +194,16 @@ func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- chunk)
 		r.owner = r.in.ownerOf(fi)
 	}
 	cur := fileCursor{Path: item.path, Dev: dev, Ino: ino, Format: item.format, Agent: item.agent, SessionID: item.sessionID}
-	var fp fingerprinter // what was read before, when resuming
+	fp := &r.fp // what was read before, when resuming
+	fp.reset()
 	if item.cur != nil && item.cur.Dev == dev && item.cur.Ino == ino && item.cur.Format == item.format {
-		ok, prev, err := r.unchangedPrefix(f, item.cur, fi.Size())
+		ok, err := r.unchangedPrefix(f, item.cur, fi.Size())
 		if err != nil {
-			out <- chunk{err: err}
+			out <- &chunk{err: err}
 			return
 		} else if ok {
 			cur = *item.cur
 			cur.Path = item.path
-			fp = prev
 		}
 		// else: rewritten in place or truncated: read again from the start;
 		// the dedupe keys keep the calls already counted from counting twice.
@@ -188,48 +217,46 @@ func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- chunk)
 		cur.Offset = 0
 		dec, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
 		if err != nil {
-			out <- chunk{err: err}
+			out <- &chunk{err: err}
 			return
 		}
 		defer dec.Close()
 		src = dec
 	} else if _, err := f.Seek(cur.Offset, io.SeekStart); err != nil {
-		out <- chunk{err: err}
+		out <- &chunk{err: err}
 		return
 	}
-	r.scan(ctx, f, src, compressed, &cur, &fp, out)
+	r.scan(ctx, f, src, compressed, &cur, fp, out)
 }
 
-// unchangedPrefix checks the fingerprints of what was read before.
-func (r *fileReader) unchangedPrefix(f *os.File, c *fileCursor, size int64) (bool, fingerprinter, error) {
-	var fp fingerprinter
-	if size < c.Offset {
-		return false, fp, nil // truncated
+// unchangedPrefix checks the fingerprints of what was read before and,
+// when they hold, resumes r.fp from them.
+func (r *fileReader) unchangedPrefix(f *os.File, c *fileCursor, size int64) (bool, error) {
+	if size < c.Offset || c.HeadLen > fingerprintLen || c.TailLen > fingerprintLen {
+		return false, nil // truncated, or a cursor we cannot have written
 	}
-	var err error
-	if fp.head, err = readAt(f, 0, c.HeadLen); err != nil {
-		return false, fp, err
+	head, err := readAt(f, 0, c.HeadLen)
+	if err != nil {
+		return false, err
 	}
 	tail, err := readAt(f, c.Offset-int64(c.TailLen), c.TailLen)
 	if err != nil {
-		return false, fp, err
+		return false, err
 	}
-	if hashBytes(fp.head) != c.HeadHash || hashBytes(tail) != c.TailHash {
-		return false, fingerprinter{}, nil
+	if hashBytes(c.Hash, head, nil) != c.HeadHash || hashBytes(c.Hash, tail, nil) != c.TailHash {
+		return false, nil
 	}
 	// Resume the ring from the verified tail; the head is complete or
 	// grows from exactly these bytes.
-	head := fp.head
-	fp.consumed(tail)
-	fp.head = head
-	return true, fp, nil
+	r.fp.start(head, tail)
+	return true, nil
 }
 
 // scan parses lines from src (positioned at cur.Offset) to EOF.
-func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compressed bool, cur *fileCursor, fp *fingerprinter, out chan<- chunk) {
+func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compressed bool, cur *fileCursor, fp *fingerprinter, out chan<- *chunk) {
 	lr := newLineReader(src, cur.Offset, r.buf)
 	defer func() { r.buf = lr.buf[:0] }()
-	var c chunk
+	c := &chunk{}
 	var pl parsedLine
 	start := cur.Offset
 	skippedOversize := false
@@ -245,7 +272,7 @@ func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compre
 			// The skipped bytes never passed through fp: take the
 			// fingerprints from the file instead.
 			if err := r.fingerprintsFromFile(f, cur); err != nil {
-				out <- chunk{err: err}
+				out <- &chunk{err: err}
 				return false
 			}
 		default:
@@ -260,7 +287,7 @@ func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compre
 		case <-ctx.Done():
 			return false
 		}
-		c = chunk{}
+		c = &chunk{}
 		return true
 	}
 	for {
@@ -271,7 +298,7 @@ func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compre
 			}
 			break
 		}
-		r.handleLine(line, cur, &c, &pl)
+		r.handleLine(line, cur, c, &pl)
 		if !compressed {
 			fp.consumed(line)
 			fp.consumed(newline)
@@ -287,7 +314,7 @@ func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compre
 		}
 	}
 	if lr.err != nil {
-		out <- chunk{err: lr.err}
+		out <- &chunk{err: lr.err}
 		return
 	}
 	cur.Pending = false
@@ -295,7 +322,7 @@ func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compre
 		// A complete object without its "\n" (the writer cut between the
 		// two) is a whole line; anything else is a line still being written.
 		if tail[0] == '{' && fastjson.ValidateBytes(tail) == nil {
-			r.handleLine(tail, cur, &c, &pl)
+			r.handleLine(tail, cur, c, &pl)
 			fp.consumed(tail)
 			cur.Offset += int64(len(tail))
 		} else {
@@ -351,32 +378,8 @@ func (r *fileReader) fingerprintsFromFile(f *os.File, cur *fileCursor) error {
 	if err != nil {
 		return err
 	}
-	fp := fingerprinter{}
-	fp.consumed(tail)
-	fp.head = head
+	var fp fingerprinter
+	fp.start(head, tail)
 	fp.set(cur)
 	return nil
-}
-
-// headerTime reads the session header's timestamp from the file's first
-// line without parsing the rest.
-func headerTime(path string) int64 {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	buf := make([]byte, 1024)
-	n, _ := io.ReadFull(f, buf)
-	line := buf[:n]
-	if i := bytes.IndexByte(line, '\n'); i >= 0 {
-		line = line[:i]
-	}
-	var h struct {
-		Timestamp string `json:"timestamp"`
-	}
-	if json.Unmarshal(line, &h) != nil {
-		return 0
-	}
-	return parseTimeString([]byte(h.Timestamp))
 }

@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -354,11 +355,42 @@ func TestFingerprinterMatchesFile(t *testing.T) {
 			var got, want fileCursor
 			fp.set(&got)
 			n := min(upTo, fingerprintLen)
-			want.HeadLen, want.HeadHash = n, hashBytes(data[:n])
-			want.TailLen, want.TailHash = n, hashBytes(data[upTo-n:upTo])
+			want.Hash = fingerprintHash
+			want.HeadLen, want.HeadHash = n, hashBytes(want.Hash, data[:n], nil)
+			want.TailLen, want.TailHash = n, hashBytes(want.Hash, data[upTo-n:upTo], nil)
 			if got != want {
 				t.Errorf("pieces of %d: %+v, want %+v", piece, got, want)
 			}
 		}
+	}
+}
+
+// A cursor written with FNV-1a fingerprints (before crc32c) still proves
+// the file unchanged: an upgrade does not re-read every transcript.
+func TestLegacyFingerprintsResume(t *testing.T) {
+	root := t.TempDir()
+	dir := sessionsDir(t, root, "main")
+	path := filepath.Join(dir, "s1.jsonl")
+	appendFile(t, path, headerLine("s1", t0)+assistantLine("a", "rl1", t0+1, 1, 0, 0, 0, 0.01))
+	db := openDB(t)
+	in := New(Config{OpenClawDirs: []string{root}}, db)
+	step(t, in)
+	// Rewrite the stored cursor as the old code wrote it.
+	for id, c := range in.cursors {
+		data, _ := os.ReadFile(c.Path)
+		legacy := *c
+		legacy.Hash = ""
+		legacy.HeadHash = hashBytes("", data[:legacy.HeadLen], nil)
+		legacy.TailHash = hashBytes("", data[legacy.Offset-int64(legacy.TailLen):legacy.Offset], nil)
+		v, _ := json.Marshal(&legacy)
+		if _, err := db.Apply(&storage.Batch{Cursors: map[string][]byte{id: v}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendFile(t, path, assistantLine("b", "rl2", t0+2, 1, 0, 0, 0, 0.01))
+	in = New(Config{OpenClawDirs: []string{root}}, db) // a restart: cursors from storage
+	res := step(t, in)
+	if res.Added != 1 || res.Skipped != 0 {
+		t.Errorf("after an upgrade: %+v; want the new call only, nothing re-read", res)
 	}
 }

@@ -113,7 +113,7 @@ func (db *DB) Apply(b *Batch) (ApplyResult, error) {
 		if err != nil {
 			return err
 		}
-		if err := w.flushSessions(); err != nil {
+		if err := w.flush(); err != nil {
 			return err
 		}
 		cur := tx.Bucket(bucketCursors)
@@ -237,6 +237,9 @@ type writer struct {
 	// Caches of RecordStore answers for this transaction.
 	aliases map[[3]string]string
 	claimed map[string]bool
+	// rows are the rollup rows changed in this transaction, by bucket and
+	// key, written by flush.
+	rows map[*bolt.Bucket]map[string]*pendingRow
 }
 
 func (db *DB) writer(tx *bolt.Tx) *writer {
@@ -254,6 +257,7 @@ func (db *DB) writer(tx *bolt.Tx) *writer {
 		sessions:   map[string]*Session{},
 		aliases:    map[[3]string]string{},
 		claimed:    map[string]bool{},
+		rows:       map[*bolt.Bucket]map[string]*pendingRow{},
 	}
 }
 
@@ -447,25 +451,58 @@ func DimOf(u *Usage) Dim {
 	return Dim{Source: u.Source, Agent: u.Agent, User: u.User, Provider: u.Provider, Model: u.Model}
 }
 
+// addRow adds delta to a rollup row. Rows are kept in memory until the
+// transaction's flush: a batch touches few rows many times (one day, one
+// agent, one model), and each row is then read and written once.
 func (w *writer) addRow(b *bolt.Bucket, table byte, key []byte, delta Totals) error {
-	var t Totals
-	if v := b.Get(key); v != nil {
-		var err error
-		if t, err = decodeTotals(v); err != nil {
-			return err
+	rows := w.rows[b]
+	if rows == nil {
+		rows = map[string]*pendingRow{}
+		w.rows[b] = rows
+	}
+	r := rows[string(key)]
+	if r == nil {
+		r = &pendingRow{table: table, key: key}
+		if v := b.Get(key); v != nil {
+			var err error
+			if r.t, err = decodeTotals(v); err != nil {
+				return err
+			}
+		}
+		rows[string(key)] = r
+	}
+	r.t.Add(delta)
+	return nil
+}
+
+// pendingRow is a rollup row changed in this transaction.
+type pendingRow struct {
+	table byte // outbox table; 0 for rows upstream does not hold
+	key   []byte
+	t     Totals
+}
+
+// flush writes what the transaction changed: rollup rows (an emptied row
+// is deleted) with their outbox marks, and session rows.
+func (w *writer) flush() error {
+	for b, rows := range w.rows {
+		for _, r := range rows {
+			var err error
+			if r.t.IsZero() {
+				err = b.Delete(r.key)
+			} else {
+				err = b.Put(r.key, encodeTotals(r.t))
+			}
+			if err == nil && r.table != 0 {
+				err = w.markChanged(r.table, r.key)
+			}
+			if err != nil {
+				return err
+			}
 		}
 	}
-	t.Add(delta)
-	var err error
-	if t.IsZero() {
-		err = b.Delete(key)
-	} else {
-		err = b.Put(key, encodeTotals(t))
-	}
-	if err != nil || table == 0 {
-		return err // table 0: a row upstream does not hold
-	}
-	return w.markChanged(table, key)
+	clear(w.rows)
+	return w.flushSessions()
 }
 
 func (w *writer) markChanged(table byte, key []byte) error {

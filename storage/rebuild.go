@@ -61,7 +61,7 @@ func (db *DB) rebuildRollups(oldLoc *time.Location) error {
 		if err != nil {
 			return err
 		}
-		if err := w.flushSessions(); err != nil {
+		if err := w.flush(); err != nil {
 			return err
 		}
 		if err := db.rebuildHostDaily(tx, oldLoc); err != nil {

@@ -193,7 +193,7 @@ func (db *DB) repriceChunk(fp string, now time.Time, price func(*Usage)) (done b
 			m.CostBefore += ch.old.Cost.Total
 			m.CostAfter += ch.new.Cost.Total
 		}
-		if err := w.flushSessions(); err != nil {
+		if err := w.flush(); err != nil {
 			return err
 		}
 		prog.Result.Models = prog.Result.Models[:0]

@@ -1,7 +1,6 @@
 package pricing
 
 import (
-	"bytes"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
@@ -10,10 +9,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/xeipuuv/gojsonschema"
 )
 
 // The embedded table ages: `fleetmeter prices update` fetches a newer feed
@@ -57,16 +55,23 @@ func ValidateFeed(data []byte) (*Table, error) {
 	if len(data) > MaxFeedBytes {
 		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrInvalidFeed, len(data), MaxFeedBytes)
 	}
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("%w: not JSON: %v", ErrInvalidFeed, err)
+	if !json.Valid(data) {
+		return nil, fmt.Errorf("%w: not JSON", ErrInvalidFeed)
 	}
-	schema, err := feedSchema()
+	schema, err := gojsonschema.NewSchema(gojsonschema.NewBytesLoader(feedSchemaJSON))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pricing: embedded feed schema: %w", err)
 	}
-	if err := schema.Validate(inst); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrInvalidFeed, firstLine(err.Error()))
+	res, err := schema.Validate(gojsonschema.NewBytesLoader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidFeed, err)
+	}
+	if errs := res.Errors(); len(errs) > 0 {
+		more := ""
+		if len(errs) > 1 {
+			more = fmt.Sprintf(" (and %d more)", len(errs)-1)
+		}
+		return nil, fmt.Errorf("%w: %s%s", ErrInvalidFeed, errs[0], more)
 	}
 	t, err := parseTable(data)
 	if err != nil {
@@ -76,18 +81,6 @@ func ValidateFeed(data []byte) (*Table, error) {
 		return nil, fmt.Errorf("%w: no providers", ErrInvalidFeed)
 	}
 	return t, nil
-}
-
-func feedSchema() (*jsonschema.Schema, error) {
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(feedSchemaJSON))
-	if err != nil {
-		return nil, fmt.Errorf("pricing: embedded feed schema: %w", err)
-	}
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource("genai-prices.schema.json", doc); err != nil {
-		return nil, fmt.Errorf("pricing: embedded feed schema: %w", err)
-	}
-	return c.Compile("genai-prices.schema.json")
 }
 
 // SaveFeed validates data and keeps it in dataDir as the table to use,
@@ -100,7 +93,8 @@ func SaveFeed(dataDir string, data []byte, source string, now time.Time) (FeedIn
 	sum := sha256.Sum256(data)
 	info := FeedInfo{Source: source, FetchedAt: now.UTC(), SHA256: hex.EncodeToString(sum[:]), Providers: len(t.providers)}
 	for _, p := range t.providers {
-		info.Models += len(p.models)
+		list, _ := p.list() // parsed whole by ValidateFeed
+		info.Models += len(list)
 	}
 	dir := FeedDir(dataDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -170,11 +164,4 @@ func writeAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i] + " …"
-	}
-	return s
 }

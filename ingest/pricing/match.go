@@ -189,7 +189,8 @@ func (t *Table) provider(pid string) *provider {
 // findModel returns the first model of p, in feed order, that matches ref,
 // then tries the fallback providers (without their own fallbacks).
 func (p *provider) findModel(ref string, fallback bool) *model {
-	for _, m := range p.models {
+	models, _ := p.list() // a provider whose models do not parse prices nothing
+	for _, m := range models {
 		if m.match.match(ref) {
 			return m
 		}

@@ -12,7 +12,11 @@ func TestLoadTable(t *testing.T) {
 	}
 	models := 0
 	for _, p := range tb.providers {
-		for _, m := range p.models {
+		list, err := p.list() // the snapshot parses whole
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range list {
 			models++
 			if len(m.prices) == 0 {
 				t.Errorf("%s/%s has no price set", p.id, m.id)
