@@ -91,18 +91,13 @@ func benchRules() string {
 }
 
 // benchTeams puts the 50 agents in 5 teams.
-type benchTeams map[string]string
-
-func newBenchTeams() benchTeams {
-	m := benchTeams{}
+func benchTeams() TeamMap {
+	m := TeamMap{}
 	for i := range 50 {
 		m[fmt.Sprintf("agent-%02d", i)] = fmt.Sprint("team-", i%5)
 	}
 	return m
 }
-
-func (t benchTeams) TeamOf(agent string) string { return t[agent] }
-func (benchTeams) Known(string) bool            { return true }
 
 // One evaluation round of 50 rules over the fleet with nothing new since
 // the round before (the steady state of a minute-by-minute worker), and
@@ -110,7 +105,7 @@ func (benchTeams) Known(string) bool            { return true }
 func BenchmarkRound(b *testing.B) {
 	f := benchFleet(b)
 	e := f.engine(benchRules(), nil, func(d *Deps) {
-		d.Teams = newBenchTeams()
+		d.Teams = benchTeams()
 		d.Pipeline.IngestError = func() string { return "" }
 	})
 	if e.Rules() != 50 {
@@ -177,7 +172,7 @@ func BenchmarkRound(b *testing.B) {
 	})
 	b.Run("cold", func(b *testing.B) { // a fresh engine: the first round after a start
 		for b.Loop() {
-			e := f.engine(benchRules(), nil, func(d *Deps) { d.Teams = newBenchTeams() })
+			e := f.engine(benchRules(), nil, func(d *Deps) { d.Teams = benchTeams() })
 			if err := e.Step(ctx, now); err != nil {
 				b.Fatal(err)
 			}

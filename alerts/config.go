@@ -121,6 +121,20 @@ type Teams interface {
 	Known(team string) bool
 }
 
+// TeamMap is a registry as agent → team.
+type TeamMap map[string]string
+
+func (m TeamMap) TeamOf(agent string) string { return m[agent] }
+
+func (m TeamMap) Known(team string) bool {
+	for _, t := range m {
+		if t == team {
+			return true
+		}
+	}
+	return false
+}
+
 // NoTeams is a registry without teams.
 type NoTeams struct{}
 

@@ -9,18 +9,6 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-type teamMap map[string]string
-
-func (m teamMap) TeamOf(agent string) string { return m[agent] }
-func (m teamMap) Known(team string) bool {
-	for _, t := range m {
-		if t == team {
-			return true
-		}
-	}
-	return false
-}
-
 // Every bad setting is refused with its rule (or notifier) and field named.
 func TestValidateNamesRuleAndField(t *testing.T) {
 	const rcv = "\n[[notifiers]]\nname = \"ops\"\nurl = \"ntfy://ntfy.example.com/fleet\"\n"
@@ -115,7 +103,7 @@ tiers = [50, 0]`, `budgets[0] "d": tiers 0: want percentages above 0`},
 			if _, err := toml.Decode(c.cfg+rcv, &s); err != nil {
 				t.Fatal(err)
 			}
-			err := s.Validate(teamMap{"alpha": "ops"})
+			err := s.Validate(TeamMap{"alpha": "ops"})
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("error %v\nwant it to contain %q", err, c.want)
 			}
@@ -146,7 +134,7 @@ type = "runaway"
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := s.compile(teamMap{"alpha": "ops"})
+	c, err := s.compile(TeamMap{"alpha": "ops"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,28 +36,15 @@ type Agent struct {
 	Owner string `toml:"owner" json:"owner,omitempty"`
 }
 
-// agentTeams is the registry as alerts.Teams.
-type agentTeams map[string]string
-
-func teamsOf(agents []Agent) agentTeams {
-	m := agentTeams{}
+// teamsOf is the registry's teams, for team: scopes.
+func teamsOf(agents []Agent) alerts.TeamMap {
+	m := alerts.TeamMap{}
 	for _, a := range agents {
 		if a.Team != "" {
 			m[a.ID] = a.Team
 		}
 	}
 	return m
-}
-
-func (t agentTeams) TeamOf(agent string) string { return t[agent] }
-
-func (t agentTeams) Known(team string) bool {
-	for _, v := range t {
-		if v == team {
-			return true
-		}
-	}
-	return false
 }
 
 // resolvedAlerts is the alerting settings with every url_file read.
