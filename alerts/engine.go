@@ -165,6 +165,14 @@ func (e *Engine) Step(ctx context.Context, now time.Time) error {
 	var errs []error
 	e.mu.Lock()
 	ch := newChange()
+	for rule, states := range e.states {
+		if e.rule(rule) == nil { // a rule no longer configured
+			for key := range states {
+				ch.del = append(ch.del, stateID(rule, key))
+			}
+			delete(e.states, rule)
+		}
+	}
 	for _, ru := range e.c.rules {
 		obs, head, err := r.evaluate(ru)
 		st := RuleStatus{Name: ru.id, Type: ru.Type, Scope: ru.scope.String(), Notify: ru.notify, Figures: head}
@@ -303,14 +311,17 @@ func (e *Engine) apply(ru *rule, obs []Observation, now time.Time, ch *change) {
 			st.LastNotified = &t
 		}
 		e.notify(ru, firedTiers[0], "firing", now, ch)
-		ch.put[stateID(ru.id, firedTiers[0].Key)] = encodeState(firedTiers[0])
+		for _, st := range firedTiers {
+			ch.put[stateID(ru.id, st.Key)] = encodeState(st)
+		}
 	}
 	// A budget's period reset is told once, for its highest crossed tier.
 	if ru.ResetNotice && len(resolvedEvents) > 0 {
 		sort.Slice(resolvedEvents, func(i, j int) bool { return resolvedEvents[i].Threshold > resolvedEvents[j].Threshold })
 		top := resolvedEvents[0]
-		if e.allowed(ru, now) {
+		if e.allowed(ru, now) { // in quiet hours or a snooze, a reset goes untold
 			e.notify(ru, top, "resolved", now, ch)
+			ch.put[stateID(ru.id, top.Key)] = encodeState(top)
 		}
 	}
 }

@@ -162,3 +162,26 @@ notify = ["hook"]
 		t.Errorf("weekly digest:\n%s", text)
 	}
 }
+
+// Tiers crossed together are told once (the highest), and a restart does
+// not tell the others.
+func TestTiersTogetherAcrossRestart(t *testing.T) {
+	f := newFleet(t, time.UTC)
+	hook := newReceiver(t)
+	cfg := hookNotifier + `
+[[budgets]]
+name = "day"
+period = "day"
+amount_usd = 4
+notify = ["hook"]
+`
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	budgetFiring(f, now) // $6 of $4: 50, 80 and 100 % at once
+	step(t, f.engine(cfg, hook), now)
+	wantEvents(t, hook, "firing day 100%")
+	if n := hook.notifications(t)[0]; n.Severity != "critical" {
+		t.Errorf("severity %s, want critical for the crossed budget", n.Severity)
+	}
+	step(t, f.engine(cfg, hook), now.Add(time.Minute))
+	wantEvents(t, hook, "firing day 100%")
+}
