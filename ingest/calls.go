@@ -137,13 +137,13 @@ func (in *Ingester) commit(b *storage.Batch, files map[string]*fileCursor) (stor
 		switch {
 		case strings.HasPrefix(id, "file:"):
 			if v == nil {
-				delete(in.cursors, id)
+				in.setCursor(id, nil)
 			} else if c := files[id]; c != nil {
-				in.cursors[id] = c
+				in.setCursor(id, c)
 			} else {
 				var c fileCursor
 				if json.Unmarshal(v, &c) == nil {
-					in.cursors[id] = &c
+					in.setCursor(id, &c)
 				}
 			}
 		case v == nil:
@@ -152,7 +152,6 @@ func (in *Ingester) commit(b *storage.Batch, files map[string]*fileCursor) (stor
 			in.otherCursors[id] = v
 		}
 	}
-	in.pathsStale = true
 	in.mu.Lock()
 	in.stats.Added += int64(ar.Added)
 	in.stats.Replaced += int64(ar.Replaced)

@@ -203,6 +203,9 @@ func (in *Ingester) candidates(batch *storage.Batch) ([]candidate, map[string]bo
 		}
 		for _, ad := range dirs {
 			in.learnSessions(ad, batch)
+			if in.skipDir(ad.sessionsDir) {
+				continue
+			}
 			cands, err := in.listSessions(ad)
 			if err != nil {
 				if !errors.Is(err, fs.ErrNotExist) {
@@ -235,12 +238,9 @@ func (in *Ingester) candidates(batch *storage.Batch) ([]candidate, map[string]bo
 
 // listSessions lists the transcripts of an agent's sessions dir.
 func (in *Ingester) listSessions(ad agentDir) ([]candidate, error) {
-	entries, cached, err := in.readDirCached(ad.sessionsDir)
+	entries, err := in.readDir(ad.sessionsDir)
 	if err != nil {
 		return nil, err
-	}
-	if prev, ok := in.sessionLists[ad.sessionsDir]; ok && cached {
-		return prev, nil // the listing stands, so do its candidates
 	}
 	var cands []candidate
 	for _, e := range entries {
@@ -252,7 +252,10 @@ func (in *Ingester) listSessions(ad agentDir) ([]candidate, error) {
 			sessionID: sessionIDFromName(e.name), format: formatOpenClaw,
 		})
 	}
-	in.sessionLists[ad.sessionsDir] = cands
+	in.dirFiles[ad.sessionsDir] = len(cands)
+	// A sessions dir has no subdirectories to walk: its listing is not
+	// kept (a clean one is skipped whole, a dirty one listed again).
+	delete(in.listings, ad.sessionsDir)
 	return cands, nil
 }
 
@@ -266,33 +269,27 @@ type dirEntry struct {
 // a measurable part of an idle poll). With the daemon's watcher on and no
 // event in dir since, the last listing stands: no syscall at all.
 func (in *Ingester) readDir(dir string) ([]dirEntry, error) {
-	entries, _, err := in.readDirCached(dir)
-	return entries, err
-}
-
-// readDirCached is readDir that also says whether the listing was reused.
-func (in *Ingester) readDirCached(dir string) ([]dirEntry, bool, error) {
 	if cached, ok := in.listings[dir]; ok && in.dirty != nil && !in.dirty[dir] {
-		return cached, true, nil
+		return cached, nil
 	}
 	in.watch.addOne(dir) // before listing: a file made after it is an event
 	f, err := os.Open(dir)
 	if err != nil {
 		delete(in.listings, dir)
-		return nil, false, err
+		return nil, err
 	}
 	defer f.Close()
 	entries, err := f.ReadDir(-1)
 	if err != nil {
 		delete(in.listings, dir)
-		return nil, false, err
+		return nil, err
 	}
 	out := make([]dirEntry, len(entries))
 	for i, e := range entries {
 		out[i] = dirEntry{e.Name(), e.IsDir()}
 	}
 	in.listings[dir] = out
-	return out, false, nil
+	return out, nil
 }
 
 // dirOf is filepath.Dir for the clean paths built here, without Clean's cost.
@@ -368,7 +365,14 @@ func (in *Ingester) walkJSONL(dir string, rel []string, listed map[string]bool, 
 		}
 		return
 	}
-	listed[dir] = true
+	// Subdirectories are walked whatever happens (an event deep down
+	// marks only its own directory); this directory's files are left
+	// alone when it can be skipped.
+	skip := in.skipDir(dir)
+	if !skip {
+		listed[dir] = true
+	}
+	files := 0
 	for _, e := range entries {
 		name := e.name
 		switch {
@@ -377,8 +381,14 @@ func (in *Ingester) walkJSONL(dir string, rel []string, listed map[string]bool, 
 				in.walkJSONL(filepath.Join(dir, name), append(rel[:len(rel):len(rel)], name), listed, depth+1, visit)
 			}
 		case strings.HasSuffix(name, ".jsonl") || strings.HasSuffix(name, ".jsonl.zst"):
-			visit(filepath.Join(dir, name), append(rel[:len(rel):len(rel)], name))
+			files++
+			if !skip {
+				visit(filepath.Join(dir, name), append(rel[:len(rel):len(rel)], name))
+			}
 		}
+	}
+	if !skip {
+		in.dirFiles[dir] = files
 	}
 }
 

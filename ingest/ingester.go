@@ -119,13 +119,19 @@ type Ingester struct {
 
 	// Set by Run's directory watcher for one step (see watch.go): the
 	// directories with events since the last step; nil means stat every file.
-	dirty        map[string]bool
-	watch        *dirWatcher            // the watcher during a watched step, else nil
-	byPath       map[string]string      // file path → cursor id, for files not stat'ed
-	pathsStale   bool                   // cursors changed since byPath was built
-	lastListed   map[string]bool        // directories the last plan listed, to watch
-	listings     map[string][]dirEntry  // directory → its last listing (see readDir)
-	sessionLists map[string][]candidate // OpenClaw sessions dir → candidates of that listing
+	dirty      map[string]bool
+	watch      *dirWatcher           // the watcher during a watched step, else nil
+	lastListed map[string]bool       // directories the last plan listed, to watch
+	listings   map[string][]dirEntry // directory → its last listing (see readDir)
+	// dirFiles is the number of transcripts a directory held when its
+	// files were last looked at; unfinished the files (by cursor id, with
+	// their directory) not read to their end. A watched step skips a
+	// directory with no event and nothing unfinished wholesale: nothing is
+	// kept or done per file for it (see skipDir).
+	dirFiles   map[string]int
+	unfinished map[string]string
+	skipped    int  // files of directories skipped this step
+	lastFull   bool // the last step looked at every file (not watched)
 	// threads maps a Codex thread to its parent (forks and spawned
 	// sub-agents), learned from session_meta lines and kept in storage.
 	threads map[string]string
@@ -195,7 +201,7 @@ func New(cfg Config, ledger Ledger) *Ingester {
 		chunkBytes: min(8<<20, cfg.BatchBytes), chunkRecords: min(5000, cfg.BatchRecords),
 		cursors: map[string]*fileCursor{}, meta: map[string]sessionMeta{}, stores: map[string]fileStamp{}, warned: map[string]string{},
 		otherCursors: map[string][]byte{}, listings: map[string][]dirEntry{},
-		sessionLists: map[string][]candidate{}, threads: map[string]string{},
+		dirFiles: map[string]int{}, unfinished: map[string]string{}, threads: map[string]string{},
 	}
 }
 
@@ -228,10 +234,11 @@ func (in *Ingester) Run(ctx context.Context, interval time.Duration) error {
 				lastLogged = in.now()
 			}
 		}
-		if res.Read >= bigStepFiles || res.Bytes >= bigStepBytes {
-			// A catch-up (the first pass over months of history) grew the
-			// heap far beyond what an idle daemon needs; the runtime would
-			// give it back over minutes. Give it back now: one GC.
+		if res.Read >= bigStepFiles || res.Bytes >= bigStepBytes || (in.lastFull && res.Files >= bigStepFiles) {
+			// A catch-up (the first pass over months of history), or a full
+			// scan of a fleet's files, grew the heap far beyond what an idle
+			// daemon needs; the runtime would give it back over minutes.
+			// Give it back now: one GC.
 			debug.FreeOSMemory()
 		}
 		select {
@@ -260,7 +267,7 @@ func (in *Ingester) load() error {
 			in.log.Warn("dropping unreadable cursor", "id", id, "err", err)
 			continue
 		}
-		in.cursors[id] = &c
+		in.setCursor(id, &c)
 	}
 	metas, err := in.ledger.SessionMeta()
 	if err != nil {
@@ -321,8 +328,8 @@ func (in *Ingester) step(ctx context.Context) (StepResult, error) {
 func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
 	if in.dirty == nil {
 		clear(in.listings) // a full scan lists afresh; removed dirs drop out
-		clear(in.sessionLists)
 	}
+	in.skipped = 0
 	cands, listed, err := in.candidates(batch)
 	if err != nil {
 		return nil, err
@@ -343,7 +350,7 @@ func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
 		}
 	}
 	in.mu.Lock()
-	in.stats.Files = len(seen)
+	in.stats.Files = len(seen) + in.skipped
 	in.mu.Unlock()
 	sort.SliceStable(items, func(i, j int) bool {
 		a, b := items[i], items[j]
@@ -388,10 +395,6 @@ const (
 )
 
 func (in *Ingester) planFile(c candidate, batch *storage.Batch, seen map[string]bool) (*fileItem, bool) {
-	if id, ok := in.unchangedByWatch(c.path); ok {
-		seen[id] = true // no event in its directory: no stat needed
-		return nil, false
-	}
 	fi, err := os.Stat(c.path)
 	if err != nil || !fi.Mode().IsRegular() && !fi.IsDir() {
 		return nil, false // vanished between listing and stat, or a device/FIFO
@@ -415,8 +418,7 @@ func (in *Ingester) planFile(c candidate, batch *storage.Batch, seen map[string]
 					batch.Cursors[id] = v
 				}
 				// In memory at once, so the next poll does not write it again.
-				in.cursors[id] = &moved
-				in.pathsStale = true
+				in.setCursor(id, &moved)
 			}
 			return nil, false
 		}
@@ -556,4 +558,41 @@ func (in *Ingester) fileError(item *fileItem, err error, batch *storage.Batch) {
 	if in.final {
 		batch.Skips.UnreadableFile++
 	}
+}
+
+// setCursor adopts a file cursor (nil: the file is gone) and keeps the
+// set of unfinished files up to date.
+func (in *Ingester) setCursor(id string, c *fileCursor) {
+	if c == nil {
+		delete(in.cursors, id)
+		delete(in.unfinished, id)
+		return
+	}
+	in.cursors[id] = c
+	if c.Complete && !c.Pending {
+		delete(in.unfinished, id)
+	} else {
+		in.unfinished[id] = dirOf(c.Path)
+	}
+}
+
+// skipDir reports whether a watched step can leave a directory alone: no
+// event in it since it was last looked at, and none of its files left
+// half read. Its files then count as they were, and nothing is done per
+// file. The safety scan every 30 polls (not watched) looks at all.
+func (in *Ingester) skipDir(dir string) bool {
+	if in.dirty == nil || in.dirty[dir] {
+		return false
+	}
+	n, known := in.dirFiles[dir]
+	if !known {
+		return false
+	}
+	for _, d := range in.unfinished {
+		if d == dir {
+			return false
+		}
+	}
+	in.skipped += n
+	return true
 }

@@ -126,27 +126,9 @@ func (d *dirWatcher) addOne(dir string) {
 // stepWatched is Step with the watcher's hint.
 func (in *Ingester) stepWatched(ctx context.Context, d *dirWatcher) (StepResult, error) {
 	in.dirty, in.watch = d.take(), d
+	in.lastFull = in.dirty == nil
 	defer func() { in.dirty, in.watch = nil, nil }()
 	res, err := in.Step(ctx)
 	d.add(in.lastListed)
 	return res, err
-}
-
-// unchangedByWatch reports a file known to be unchanged: watching is on,
-// its directory had no event, and it has a cursor. Then it needs no stat.
-func (in *Ingester) unchangedByWatch(path string) (string, bool) {
-	if in.dirty == nil || in.dirty[dirOf(path)] {
-		return "", false
-	}
-	if in.pathsStale || in.byPath == nil {
-		in.byPath = make(map[string]string, len(in.cursors))
-		for id, c := range in.cursors {
-			if c.Complete {
-				in.byPath[c.Path] = id
-			}
-		}
-		in.pathsStale = false
-	}
-	id, ok := in.byPath[path]
-	return id, ok
 }

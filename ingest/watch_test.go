@@ -102,3 +102,50 @@ func TestWatchedPollsFindNewClaudeProjects(t *testing.T) {
 		t.Errorf("got %d calls, %d input tokens; want 2, 110", got.Messages, got.InputTokens)
 	}
 }
+
+// A watched poll leaves a directory with no event alone, files and all
+// (nothing per file at fleet scale), but not one whose file was left half
+// read by a batch limit: that file goes on at the next poll, event or not.
+func TestWatchedPollsSkipCleanDirs(t *testing.T) {
+	tl := newTailer(t)
+	other := sessionsDir(t, tl.root, "ops")
+	for i := range 3 {
+		appendFile(t, filepath.Join(other, fmt.Sprintf("o%d.jsonl", i)), headerLine(fmt.Sprint("o", i), t0)+assistantLine("x", fmt.Sprint("ro", i), t0+1, 1, 0, 0, 0, 0))
+	}
+	var big string
+	for i := range 40 {
+		big += assistantLine(fmt.Sprint("b", i), fmt.Sprint("rb", i), t0+int64(i), 1, 0, 0, 0, 0)
+	}
+	appendFile(t, tl.path("big.jsonl"), headerLine("big", t0)+big)
+	tl.in.cfg.BatchBytes, tl.in.chunkBytes = 2000, 2000 // the big file takes several polls
+	w := tl.in.startWatching()
+	defer w.close()
+	ctx := context.Background()
+	poll := func() StepResult {
+		t.Helper()
+		res, err := tl.in.stepWatched(ctx, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	poll()
+	if w.w == nil {
+		t.Skip("no inotify here")
+	}
+	for range 20 { // no event anywhere from here on
+		poll()
+	}
+	if got := totalsOf(t, tl.db).Sums.Messages; got != 43 {
+		t.Errorf("%d calls, want 43: a half-read file must go on without an event", got)
+	}
+	if st := tl.in.Status(); st.Files != 4 {
+		t.Errorf("status counts %d files, want 4 (skipped directories included)", st.Files)
+	}
+	if res := poll(); res.Read != 0 {
+		t.Errorf("an idle watched poll read %d files", res.Read)
+	}
+	if tl.in.skipped != 4 {
+		t.Errorf("an idle watched poll skipped %d files, want all 4 (nothing done per file)", tl.in.skipped)
+	}
+}
