@@ -122,6 +122,7 @@ func (a *App) writeMetrics(w io.Writer) {
 	a.metrics.WritePrometheus(w)
 	writeDriftMetrics(w, a.ingest.Status().Unrecognized)
 	a.writeSyncMetrics(w)
+	a.writeAlertMetrics(w)
 	if s, ok, err := a.db.LatestHostSample(); err == nil && ok {
 		for name, v := range map[string]float64{
 			"fleetmeter_host_cpu_busy_percent":     s.CPUPct,

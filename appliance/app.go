@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/fleetmeter/fleetmeter/alerts"
 	"github.com/fleetmeter/fleetmeter/host"
 	"github.com/fleetmeter/fleetmeter/ingest"
 	"github.com/fleetmeter/fleetmeter/ingest/pricing"
@@ -33,6 +34,7 @@ type App struct {
 	ingest  *ingest.Ingester
 	sampler *host.Sampler
 	syncer  *upstream.Worker // nil when no upstream is configured
+	alerts  *alerts.Engine
 	metrics *metrics.Set
 	pricing string // the pricer's fingerprint (Status)
 	// Now is the clock; tests replace it.
@@ -81,6 +83,10 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("host sampler: %w", err)
 	}
 	a.syncer = newSyncWorker(cfg, db, log, a.currentInstanceType)
+	if a.alerts, err = newAlerts(a); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
 	a.metrics = newMetrics(a)
 	return a, nil
 }
@@ -148,6 +154,7 @@ func (a *App) Run(ctx context.Context) error {
 		Metrics:    a.writeMetrics,
 		Backup:     a.db.WriteTo,
 		Sync:       a.syncAPI,
+		Alerts:     alertsAPI{a},
 		LocalToken: localToken,
 		Token:      a.cfg.AuthToken,
 		Listen:     a.cfg.Listen,
@@ -158,6 +165,7 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.ingest.Run(ctx, a.cfg.PollInterval) })
 	g.Go(func() error { return a.sampler.Run(ctx, a.cfg.SampleInterval) })
 	g.Go(func() error { return a.maintain(ctx) })
+	g.Go(func() error { return a.alerts.Run(ctx, func() time.Time { return a.Now() }) })
 	g.Go(func() error { a.resolveInstanceType(ctx); return nil })
 	if a.syncer != nil {
 		g.Go(func() error { return a.syncer.Run(ctx) })

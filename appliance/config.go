@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/fleetmeter/fleetmeter/alerts"
 )
 
 // Config is every setting, in one struct: defaults, then the optional TOML
@@ -42,6 +43,8 @@ type Config struct {
 	SupabaseDSN  string        `toml:"supabase_dsn"` // a secret: never printed
 	SyncInterval time.Duration `toml:"sync_interval"`
 	Agents       []Agent       `toml:"agents"` // the agent registry, [[agents]]
+	// Alerting: [alerting], [[notifiers]], [[budgets]], [[alerts]] (alerts.go).
+	alerts.Settings
 
 	Retention Retention `toml:"retention"`
 	LogLevel  string    `toml:"log_level"`
@@ -128,6 +131,7 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("auth_token is the masked placeholder from `fleetmeter config`: put the real token there"))
 	}
 	errs = append(errs, c.validateSync()...)
+	errs = append(errs, c.validateAlerts()...)
 	if c.Retention.LedgerDays < 1 || c.Retention.HostRawDays < 1 || c.Retention.Host5mDays < 1 {
 		errs = append(errs, errors.New("retention days must be at least 1"))
 	}
@@ -261,6 +265,7 @@ func (c Config) Masked() Config {
 	if c.SupabaseDSN != "" {
 		c.SupabaseDSN = maskedSecret
 	}
+	c.Settings = maskedAlerts(c.Settings)
 	return c
 }
 

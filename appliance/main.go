@@ -38,8 +38,10 @@ func commands() []command {
 	return []command{
 		{"serve", "run the daemon: ingest transcripts, sample the host, serve UI, API and /metrics", runServe},
 		{"ingest", "read transcripts into the database (--once: one pass, then exit)", runIngest},
-		{"report", "usage report: daily|weekly|monthly|session|agent|user|model|host", runReport},
+		{"report", "usage report: daily|weekly|monthly|session|agent|user|model|host|blocks", runReportOrBlocks},
 		{"prices", "the models in your data and the price each gets; unpriced ones first", runPrices},
+		{"alerts", "every alert rule with its current value and state (alerts test RULE: send a test message)", runAlerts},
+		{"budget", "budget check: every budget's spend; exits 1 when one is crossed", runBudget},
 		{"advise", "scaling advice for this host: scale_up, scale_down, hold or investigate", runAdvise},
 		{"health", "ask the running daemon how it is doing", runHealth},
 		{"rollup", "rollup rebuild: recompute daily/weekly/session rows from the ledger", runRollup},

@@ -57,7 +57,15 @@ import (
 //	host          ts ms(8) | seq(2) → host sample (owned by the host sampler)
 //	host_5m       slot start ms(8) → host rollup
 //	host_daily    day → host rollup
-//	alerts        rule id → rule state
+//	alerts        's' | state id → JSON owned by the alerts package: an alert instance
+//	              ("alert" NUL rule NUL instance → AlertState: pending/firing/resolved, since,
+//	              period, what receivers were last told and when, acknowledged), a snooze
+//	              ("snooze" NUL rule → until) or a digest mark ("digest" NUL daily|weekly →
+//	              the period last sent)
+//	              'o' | seq(8) → JSON notification waiting for delivery to one receiver (by
+//	              notifier name: URLs are secrets and never stored), with its attempts and
+//	              next try; removed once delivered or given up. A round's state changes and
+//	              the notifications they cause commit in one transaction (alerts.go)
 //	agents        agent id → JSON AgentInfo: the agent registry of the config as last queued
 //	              for upstream (QueueAgents compares the config with it)
 //	sync_marks    'h' | day → sha256[:16] of the host_daily value last queued for upstream

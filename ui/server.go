@@ -7,7 +7,9 @@ package ui
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -33,6 +35,19 @@ type Reports interface {
 	Report(ctx context.Context, q rollup.Query) (rollup.Report, error)
 	HostReport(ctx context.Context, q rollup.Query) (rollup.HostReport, error)
 	Advice(ctx context.Context) (rollup.Advice, error)
+}
+
+// Alerts is what /api/alerts reads and changes; the appliance satisfies it.
+type Alerts interface {
+	Alerts(ctx context.Context, view string) (any, error)
+	AlertAction(ctx context.Context, act AlertAction) (any, error)
+}
+
+// AlertAction is a POST to /api/alerts.
+type AlertAction struct {
+	Action string `json:"action"` // ack, snooze, test
+	Rule   string `json:"rule"`
+	For    string `json:"for,omitempty"` // snooze: a duration; "0" lifts it
 }
 
 // Status is /api/status: what the daemon is and how its parts are doing.
@@ -67,6 +82,8 @@ type Deps struct {
 	Backup func(w io.Writer) (int64, error)
 	// Sync returns the upstream sync status for /api/sync (nil: no route).
 	Sync func(ctx context.Context) (any, error)
+	// Alerts serves /api/alerts (nil: no route).
+	Alerts Alerts
 	// LocalToken guards /api/backup when no Token is set: loopback is open
 	// to every local user, the database file is not (mode 0600). The daemon
 	// writes it to a 0600 file in its data dir; only who may read the
@@ -125,6 +142,22 @@ func NewHandler(d Deps) http.Handler {
 	api.GET("/advice", func(c *gin.Context) { respond(c, d.Log, func() (rollup.Advice, error) { return d.Reports.Advice(c) }) })
 	if d.Sync != nil {
 		api.GET("/sync", func(c *gin.Context) { respond(c, d.Log, func() (any, error) { return d.Sync(c) }) })
+	}
+	if d.Alerts != nil {
+		// GET: every rule with its value and state (?view=blocks: Claude's
+		// 5-hour blocks); POST {"action":"ack"|"snooze"|"test","rule":…,"for":"2h"}.
+		api.Match([]string{http.MethodGet, http.MethodPost}, "/alerts", func(c *gin.Context) {
+			if c.Request.Method == http.MethodGet {
+				respond(c, d.Log, func() (any, error) { return d.Alerts.Alerts(c, c.Query("view")) })
+				return
+			}
+			var act AlertAction
+			if err := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 4096)).Decode(&act); err != nil {
+				fail(c, d.Log, fmt.Errorf("%w: want a JSON body {\"action\":…,\"rule\":…}", ErrBadRequest))
+				return
+			}
+			respond(c, d.Log, func() (any, error) { return d.Alerts.AlertAction(c, act) })
+		})
 	}
 	r.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, gin.H{"error": "not found"}) })
 	// Cross-origin browser requests that change state are refused.

@@ -1,0 +1,499 @@
+package appliance
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/fleetmeter/fleetmeter/alerts"
+	"github.com/fleetmeter/fleetmeter/ingest"
+	"github.com/fleetmeter/fleetmeter/rollup"
+	"github.com/fleetmeter/fleetmeter/storage"
+	"github.com/fleetmeter/fleetmeter/ui"
+)
+
+// teamsOf is the registry's teams, for team: scopes.
+func teamsOf(agents []Agent) alerts.TeamMap {
+	m := alerts.TeamMap{}
+	for _, a := range agents {
+		if a.Team != "" {
+			m[a.ID] = a.Team
+		}
+	}
+	return m
+}
+
+// resolvedAlerts is the alerting settings with every url_file read.
+func (c Config) resolvedAlerts() (alerts.Settings, error) {
+	s := c.Settings
+	s.Notifiers = append([]alerts.NotifierConfig(nil), c.Notifiers...)
+	for i, n := range s.Notifiers {
+		if n.URLFile == "" {
+			continue
+		}
+		if n.URL != "" {
+			return s, fmt.Errorf("notifiers[%d] %q: url and url_file are both set; keep one", i, n.Name)
+		}
+		b, err := os.ReadFile(n.URLFile)
+		if err != nil {
+			return s, fmt.Errorf("notifiers[%d] %q: url_file: %w", i, n.Name, err)
+		}
+		s.Notifiers[i].URL, s.Notifiers[i].URLFile = strings.TrimSpace(string(b)), ""
+	}
+	return s, nil
+}
+
+// validateAlerts checks the rules and receivers at start.
+func (c Config) validateAlerts() []error {
+	s, err := c.resolvedAlerts()
+	if err == nil {
+		err = s.Validate(teamsOf(c.Agents))
+	}
+	if err != nil {
+		return []error{err}
+	}
+	return nil
+}
+
+// maskedAlerts replaces receiver URLs for printing.
+func maskedAlerts(s alerts.Settings) alerts.Settings {
+	s.Notifiers = append([]alerts.NotifierConfig(nil), s.Notifiers...)
+	for i := range s.Notifiers {
+		if s.Notifiers[i].URL != "" {
+			s.Notifiers[i].URL = alerts.MaskURL(s.Notifiers[i].URL)
+		}
+	}
+	return s
+}
+
+// notifiersOf builds every receiver of s.
+func notifiersOf(s alerts.Settings) (map[string]alerts.Notifier, error) {
+	out := map[string]alerts.Notifier{}
+	for _, n := range s.Notifiers {
+		nf, err := alerts.NewNotifier(n)
+		if err != nil {
+			return nil, err
+		}
+		out[n.Name] = nf
+	}
+	return out, nil
+}
+
+// uiURL is the link notifications carry when ui_url is not set.
+func uiURL(cfg Config) string {
+	host, port, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/alerts"
+}
+
+// alertDeps are the engine's dependencies on a database.
+func alertDeps(cfg Config, db *storage.DB, state alerts.StateStore, log *slog.Logger) (alerts.Settings, alerts.Deps, error) {
+	s, err := cfg.resolvedAlerts()
+	if err != nil {
+		return s, alerts.Deps{}, err
+	}
+	ns, err := notifiersOf(s)
+	if err != nil {
+		return s, alerts.Deps{}, err
+	}
+	return s, alerts.Deps{
+		Data: db, State: state, Teams: teamsOf(cfg.Agents), Notifiers: ns, InstanceID: db.InstanceID(), UIURL: uiURL(cfg),
+		Reports: rollup.NewReader(db, rollup.ReaderConfig{Host: db}), Log: log,
+	}, nil
+}
+
+// newAlerts builds the daemon's alert engine.
+func newAlerts(a *App) (*alerts.Engine, error) {
+	s, d, err := alertDeps(a.cfg, a.db, a.db, a.log.With("component", "alerts"))
+	if err != nil {
+		return nil, err
+	}
+	d.Reports = rollup.NewReader(a.db, rollup.ReaderConfig{Host: a.db, Now: func() time.Time { return a.Now() }, InstanceType: a.currentInstanceType})
+	d.Pipeline.IngestError = func() string { return a.ingest.Status().LastError }
+	d.Pipeline.SyncLag = func() (time.Duration, bool) {
+		if a.syncer == nil {
+			return 0, false // no upstream configured: nothing to lag
+		}
+		return time.Duration(a.syncStatus().LagSeconds * float64(time.Second)), true
+	}
+	return alerts.New(s, d)
+}
+
+// alertsAPI answers /api/alerts for the ui package.
+type alertsAPI struct{ a *App }
+
+func (h alertsAPI) Alerts(ctx context.Context, view string) (any, error) {
+	switch view {
+	case "":
+		return h.a.alerts.Snapshot(), nil
+	case "blocks":
+		return blocksFrom(h.a.db, h.a.Now())
+	}
+	return nil, fmt.Errorf("%w: view %q (want blocks or nothing)", ui.ErrBadRequest, view)
+}
+
+func (h alertsAPI) AlertAction(ctx context.Context, act ui.AlertAction) (any, error) {
+	now := h.a.Now()
+	var out any
+	var err error
+	switch act.Action {
+	case "ack":
+		var n int
+		n, err = h.a.alerts.Ack(act.Rule, now)
+		out = map[string]int{"acknowledged": n}
+	case "snooze":
+		until := time.Time{}
+		if act.For != "" {
+			d, perr := time.ParseDuration(act.For)
+			if perr != nil || d < 0 {
+				return nil, fmt.Errorf("%w: for %q: want a duration such as 2h (0 lifts the snooze)", ui.ErrBadRequest, act.For)
+			}
+			if d > 0 {
+				until = now.Add(d)
+			}
+		}
+		err = h.a.alerts.Snooze(act.Rule, until)
+		out = map[string]any{"snoozed_until": until}
+	case "test":
+		out, err = h.a.alerts.Test(ctx, act.Rule, now)
+	default:
+		return nil, fmt.Errorf("%w: action %q (want ack, snooze or test)", ui.ErrBadRequest, act.Action)
+	}
+	if errors.Is(err, alerts.ErrUnknownRule) {
+		return nil, fmt.Errorf("%w: %v", ui.ErrNotFound, err)
+	}
+	return out, err
+}
+
+// blocksFrom cuts the database's Claude Code calls into 5-hour blocks.
+func blocksFrom(db *storage.DB, now time.Time) (rollup.BlockReport, error) {
+	return rollup.LoadBlocks(db, math.MinInt64/2, math.MaxInt64/2, now)
+}
+
+// writeAlertMetrics adds the alert state to /metrics.
+func (a *App) writeAlertMetrics(w io.Writer) {
+	s := a.alerts.Snapshot()
+	metrics.WriteGaugeUint64(w, "fleetmeter_alerts_firing", uint64(s.Firing))
+	metrics.WriteGaugeUint64(w, "fleetmeter_alerts_pending", uint64(s.Pending))
+	if s.EvaluatedAt != nil {
+		metrics.WriteGaugeFloat64(w, "fleetmeter_alerts_last_round_timestamp_seconds", float64(s.EvaluatedAt.UnixMilli())/1e3)
+		metrics.WriteGaugeFloat64(w, "fleetmeter_alerts_round_seconds", s.RoundMillis/1e3)
+	}
+	for _, r := range s.Rules {
+		labels := fmt.Sprintf(`rule=%q,type=%q`, rollup.Clean(r.Name), r.Type)
+		state := map[string]float64{alerts.StateOK: 0, alerts.StatePending: 1, alerts.StateFiring: 2}[r.State]
+		metrics.WriteGaugeFloat64(w, "fleetmeter_alert_state{"+labels+"}", state)
+		metrics.WriteGaugeFloat64(w, "fleetmeter_alert_value{"+labels+"}", r.Value)
+		if r.Error != "" {
+			metrics.WriteGaugeUint64(w, "fleetmeter_alert_rule_failing{"+labels+"}", 1)
+		}
+	}
+	for _, n := range s.Notifiers {
+		name := rollup.Clean(n.Name)
+		metrics.WriteGaugeUint64(w, fmt.Sprintf(`fleetmeter_alert_notifications_total{notifier=%q,outcome="delivered"}`, name), uint64(n.Delivered))
+		metrics.WriteGaugeUint64(w, fmt.Sprintf(`fleetmeter_alert_notifications_total{notifier=%q,outcome="failed_attempt"}`, name), uint64(n.Failed))
+		metrics.WriteGaugeUint64(w, fmt.Sprintf(`fleetmeter_alert_notifications_total{notifier=%q,outcome="gave_up"}`, name), uint64(n.GaveUp))
+		metrics.WriteGaugeUint64(w, fmt.Sprintf(`fleetmeter_alert_notifications_pending{notifier=%q}`, name), uint64(max(n.Pending, 0)))
+	}
+}
+
+// dryState reads the stored alert state and writes nothing: the CLI
+// evaluates rules on a read-only database without telling anyone.
+type dryState struct{ db *storage.DB }
+
+func (d dryState) AlertStates() (map[string][]byte, error) { return d.db.AlertStates() }
+func (dryState) CommitAlerts(storage.AlertChange) ([]uint64, error) {
+	return nil, nil
+}
+func (dryState) AlertOutbox() ([]storage.AlertDelivery, error) { return nil, nil }
+func (dryState) UpdateAlertDelivery(uint64, []byte) error      { return nil }
+
+// currentAlerts is the rules' current state: from the daemon when it runs,
+// else one dry round over the database.
+func currentAlerts(ctx context.Context, env *cliEnv, cfg Config) (alerts.Snapshot, error) {
+	var snap alerts.Snapshot
+	db, daemon, err := openForReading(cfg)
+	if err != nil {
+		return snap, err
+	}
+	if daemon {
+		body, err := daemonGet(ctx, cfg, "/api/alerts", nil)
+		if err != nil {
+			return snap, fmt.Errorf("%w: the database is held by a daemon that did not answer (%v)", storage.ErrLocked, err)
+		}
+		return snap, json.Unmarshal(body, &snap)
+	}
+	defer db.Close()
+	s, d, err := alertDeps(cfg, db, dryState{db}, newLogger(cfg, env.stderr).With("component", "alerts"))
+	if err != nil {
+		return snap, err
+	}
+	e, err := alerts.New(s, d)
+	if err != nil {
+		return snap, err
+	}
+	if err := e.Step(ctx, time.Now()); err != nil {
+		return snap, err
+	}
+	return e.Snapshot(), nil
+}
+
+// runAlerts is `fleetmeter alerts [--json]` and `fleetmeter alerts test RULE`.
+func runAlerts(ctx context.Context, env *cliEnv, args []string) error {
+	var asJSON bool
+	cfg, rest, err := parseConfig(env, "alerts", args, flagsData|flagsServe, func(fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, "print JSON")
+	})
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		if rest[0] != "test" || len(rest) != 2 {
+			return usageErr("want `fleetmeter alerts [--json]` or `fleetmeter alerts test RULE`")
+		}
+		return alertsTest(ctx, env, cfg, rest[1], asJSON)
+	}
+	snap, err := currentAlerts(ctx, env, cfg)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(env, snap)
+	}
+	return writeAlertsTable(env.stdout, snap)
+}
+
+func alertsTest(ctx context.Context, env *cliEnv, cfg Config, rule string, asJSON bool) error {
+	s, err := cfg.resolvedAlerts()
+	if err != nil {
+		return err
+	}
+	ns, err := notifiersOf(s)
+	if err != nil {
+		return err
+	}
+	res, err := alerts.SendTest(ctx, s, teamsOf(cfg.Agents), ns, rule, "", uiURL(cfg), time.Now())
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		if err := printJSON(env, res); err != nil {
+			return err
+		}
+	}
+	failed := 0
+	for _, r := range res {
+		if r.Error != "" {
+			failed++
+		}
+		if !asJSON {
+			status := "ok"
+			if r.Error != "" {
+				status = "failed: " + r.Error
+			}
+			fmt.Fprintf(env.stdout, "%s (%s): %s\n", r.Notifier, r.Receiver, status)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d receivers failed", failed, len(res))
+	}
+	return nil
+}
+
+// runBudget is `fleetmeter budget check`: exit 1 when a budget is crossed.
+func runBudget(ctx context.Context, env *cliEnv, args []string) error {
+	if len(args) == 0 || args[0] != "check" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			fmt.Fprintln(env.stdout, "Usage: fleetmeter budget check [--json]\nEvery budget with its spend; exits 1 when one is crossed (100 % or more), for cron and CI.")
+			return nil
+		}
+		return usageErr("want `fleetmeter budget check`")
+	}
+	var asJSON bool
+	cfg, rest, err := parseConfig(env, "budget check", args[1:], flagsData|flagsServe, func(fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, "print JSON")
+	})
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageErr("unexpected argument %q", rest[0])
+	}
+	if len(cfg.Budgets) == 0 {
+		return errors.New("no [[budgets]] in the configuration")
+	}
+	snap, err := currentAlerts(ctx, env, cfg)
+	if err != nil {
+		return err
+	}
+	var budgets []alerts.RuleStatus
+	var crossed []string
+	for _, r := range snap.Rules {
+		if r.Type != alerts.TypeBudget {
+			continue
+		}
+		budgets = append(budgets, r)
+		if r.PercentUsed != nil && *r.PercentUsed >= 100 {
+			crossed = append(crossed, r.Name)
+		}
+	}
+	if asJSON {
+		if err := printJSON(env, map[string]any{"budgets": budgets, "crossed": crossed}); err != nil {
+			return err
+		}
+	} else if err := writeAlertsTable(env.stdout, alerts.Snapshot{Rules: budgets}); err != nil {
+		return err
+	}
+	if len(crossed) > 0 {
+		return fmt.Errorf("%d budget(s) crossed: %s", len(crossed), strings.Join(crossed, ", "))
+	}
+	return nil
+}
+
+// writeAlertsTable prints one line per rule.
+func writeAlertsTable(w io.Writer, s alerts.Snapshot) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RULE\tTYPE\tSCOPE\tSTATE\tVALUE\tSUMMARY")
+	for _, r := range s.Rules {
+		state := r.State
+		if r.SnoozedUntil != nil {
+			state += " (snoozed)"
+		}
+		summary := r.Summary
+		if r.Error != "" {
+			summary = "error: " + r.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", rollup.Clean(r.Name), r.Type, rollup.Clean(r.Scope), state, value(r.Figures), summary)
+	}
+	if len(s.Rules) == 0 {
+		fmt.Fprintln(tw, "(no rules: add [[budgets]] or [[alerts]] to the configuration)")
+	}
+	return tw.Flush()
+}
+
+func value(f alerts.Figures) string {
+	switch f.Unit {
+	case "usd":
+		return fmt.Sprintf("$%.2f", f.Value)
+	case "usd_per_hour":
+		return fmt.Sprintf("$%.2f/h", f.Value)
+	case "percent":
+		return fmt.Sprintf("%.1f%%", f.Value)
+	case "":
+		return "–"
+	}
+	return fmt.Sprintf("%.4g %s", f.Value, strings.ReplaceAll(f.Unit, "_", " "))
+}
+
+// runReportOrBlocks is `fleetmeter report`, with `report blocks` (Claude
+// Code's 5-hour windows, as `ccusage blocks` computes them) added.
+func runReportOrBlocks(ctx context.Context, env *cliEnv, args []string) error {
+	if len(args) == 0 || args[0] != "blocks" {
+		return runReport(ctx, env, args)
+	}
+	ra, err := parseReportArgs(env, "report blocks", args[1:])
+	if err != nil {
+		return err
+	}
+	loc, err := ra.cfg.Location()
+	if err != nil {
+		return err
+	}
+	from, to := int64(math.MinInt64/2), int64(math.MaxInt64/2)
+	if ra.from != rollup.MinDay {
+		from = storage.DayStartMillis(ra.from, loc)
+	}
+	if ra.to != rollup.MaxDay {
+		to = storage.DayStartMillis(ra.to+1, loc)
+	}
+	now := time.Now()
+	var rep rollup.BlockReport
+	if hasSourceDirs(ra.cfg) {
+		tally := rollup.NewTally(loc)
+		c, err := ingestConfig(ra.cfg, newLogger(ra.cfg, env.stderr), true)
+		if err != nil {
+			return err
+		}
+		if _, err := ingest.New(c, tally).Step(ctx); err != nil {
+			return err
+		}
+		if rep, err = rollup.LoadBlocks(tally, from, to, now); err != nil {
+			return err
+		}
+	} else {
+		db, daemon, err := openForReading(ra.cfg)
+		if err != nil {
+			return err
+		}
+		if daemon {
+			body, err := daemonGet(ctx, ra.cfg, "/api/alerts", url.Values{"view": {"blocks"}})
+			if err != nil {
+				return fmt.Errorf("%w: the database is held by a daemon that did not answer (%v)", storage.ErrLocked, err)
+			}
+			if err := json.Unmarshal(body, &rep); err != nil {
+				return fmt.Errorf("decode blocks: %w", err)
+			}
+			rep.Blocks = filterBlocks(rep.Blocks, from, to)
+		} else {
+			defer db.Close()
+			if rep, err = rollup.LoadBlocks(db, from, to, now); err != nil {
+				return err
+			}
+		}
+	}
+	if ra.asJSON {
+		return printJSON(env, rep)
+	}
+	return writeBlocksTable(env.stdout, rep, loc)
+}
+
+// filterBlocks keeps the blocks that start in [from, to).
+func filterBlocks(bs []rollup.Block, from, to int64) []rollup.Block {
+	out := []rollup.Block{}
+	for _, b := range bs {
+		if ms := b.StartTime.UnixMilli(); ms >= from && ms < to {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func writeBlocksTable(w io.Writer, rep rollup.BlockReport, loc *time.Location) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "Block start\tStatus\tCalls\tTokens\tCost\t$/h\tProjected tokens\tProjected cost\t")
+	for _, b := range rep.Blocks {
+		status := "done"
+		switch {
+		case b.IsGap:
+			status = "gap"
+		case b.IsActive:
+			status = "ACTIVE"
+		}
+		rate, ptok, pcost := "", "", ""
+		if b.BurnRate != nil {
+			rate = fmt.Sprintf("%.2f", b.BurnRate.CostPerHour)
+		}
+		if b.Projection != nil {
+			ptok, pcost = fmt.Sprint(b.Projection.TotalTokens), fmt.Sprintf("$%.2f", b.Projection.TotalCost)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t$%.2f\t%s\t%s\t%s\t\n", b.StartTime.In(loc).Format("2006-01-02 15:04"), status, b.Entries, b.TotalTokens, b.CostUSD, rate, ptok, pcost)
+	}
+	return tw.Flush()
+}

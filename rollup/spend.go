@@ -1,0 +1,323 @@
+package rollup
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/fleetmeter/fleetmeter/storage"
+)
+
+// SpendSlot is the grain of the spend index: rolling windows, burn rates
+// and hourly spend are exact to it. Every zone offset is a multiple of
+// 15 minutes, so a slot never straddles a civil day.
+const SpendSlot = 5 * time.Minute
+
+// SpendSource is what the spend index reads; *storage.DB satisfies it.
+type SpendSource interface {
+	LedgerCalls(fromMillis, toMillis int64, fn func(*storage.LedgerCall) error) error
+	LedgerSequence() (uint64, error)
+	DimRows(kind byte, from, to int32) ([]storage.Row, error)
+	Location() *time.Location
+}
+
+// SlotSpend is what one dimension spent in one slot.
+type SlotSpend struct {
+	Dim            uint32 // index into SpendIndex.Dim
+	Messages       int64
+	CostNanos      int64
+	Tokens         int64
+	UnpricedTokens int64
+}
+
+// dayCheck is what the index holds for a civil day, compared with the
+// day's rollup rows to find days whose ledger changed.
+type dayCheck struct{ messages, costNanos, tokens int64 }
+
+// SpendIndex answers questions about recent spend (rolling windows, burn
+// rates, hourly spend per agent, active sessions, Claude calls for 5-hour
+// blocks) from memory, for the alert rules that ask them every minute.
+// It holds whole civil days back to Horizon, in 5-minute slots per
+// dimension. Refresh keeps it equal to the ledger: a day whose rollup
+// rows (messages, cost, tokens) differ from what the index holds is read
+// again from the ledger, so new calls, larger copies, removed mirrors and
+// reprices all show; in steady state a refresh reads only the rollup rows
+// of the horizon. Not safe for concurrent use.
+type SpendIndex struct {
+	src     SpendSource
+	horizon time.Duration
+
+	dims   []storage.Dim
+	dimIdx map[storage.Dim]uint32
+	slots  map[int64][]SlotSpend // slot start ms → spend per dimension
+	days   map[int32]dayCheck
+	first  int32 // first day held
+	seq    uint64
+	built  bool
+
+	lastRefresh time.Time
+
+	claude   []BlockEntry // Claude Code calls in the horizon, by time
+	sessions map[storage.SessionKey]SessionSeen
+	lastCall map[string]int64 // source → latest call (ms)
+
+	// DaysRead counts the reads of the ledger (a day, or its last
+	// minutes) since the index was made; steady state makes none.
+	DaysRead int
+}
+
+// NewSpendIndex indexes src's last horizon (at least a day).
+func NewSpendIndex(src SpendSource, horizon time.Duration) *SpendIndex {
+	return &SpendIndex{src: src, horizon: max(horizon, 24*time.Hour), dimIdx: map[storage.Dim]uint32{},
+		slots: map[int64][]SlotSpend{}, days: map[int32]dayCheck{}, sessions: map[storage.SessionKey]SessionSeen{}, lastCall: map[string]int64{}}
+}
+
+// Refresh brings the index up to the ledger as of now.
+func (x *SpendIndex) Refresh(now time.Time) error {
+	loc := x.src.Location()
+	first := storage.DayNumber(now.Add(-x.horizon).UnixMilli(), loc)
+	last := storage.DayNumber(now.UnixMilli(), loc) + 1 // calls stamped a little ahead of this clock
+	if x.built && first > x.first {
+		x.drop(storage.DayStartMillis(first, loc))
+	}
+	x.first = first
+	seq, err := x.src.LedgerSequence()
+	if err != nil {
+		return fmt.Errorf("spend index: %w", err)
+	}
+	rows, err := x.src.DimRows(storage.DimAgent, first, last)
+	if err != nil {
+		return fmt.Errorf("spend index: %w", err)
+	}
+	want := map[int32]dayCheck{}
+	for _, r := range rows {
+		c := want[r.Period]
+		c.messages += r.Messages
+		c.costNanos += r.CostNanos
+		c.tokens += r.TotalTokens()
+		want[r.Period] = c
+	}
+	for day := first; day <= last; day++ {
+		if x.days[day] == want[day] {
+			continue
+		}
+		// New calls are mostly recent: read the last minutes of the day
+		// first, and the whole day only if that does not square it.
+		if x.built && seq != x.seq && !x.lastRefresh.IsZero() {
+			tail := x.lastRefresh.Add(-tailSlack).UnixMilli()
+			if tail > storage.DayStartMillis(day, loc) && tail < storage.DayStartMillis(day+1, loc) {
+				if err := x.readRange(day, tail, loc); err != nil {
+					return err
+				}
+				if x.days[day] == want[day] {
+					continue
+				}
+			}
+		}
+		if err := x.readRange(day, storage.DayStartMillis(day, loc), loc); err != nil {
+			return err
+		}
+	}
+	x.seq, x.built, x.lastRefresh = seq, true, now
+	return nil
+}
+
+// tailSlack is how far before the previous refresh a refresh first looks
+// for new calls: ingest records calls some seconds to minutes after they
+// happen.
+const tailSlack = 15 * time.Minute
+
+// drop forgets everything before fromMillis.
+func (x *SpendIndex) drop(fromMillis int64) {
+	for start := range x.slots {
+		if start < fromMillis {
+			delete(x.slots, start)
+		}
+	}
+	for day := range x.days {
+		if storage.DayStartMillis(day, x.src.Location()) < fromMillis {
+			delete(x.days, day)
+		}
+	}
+	i := sort.Search(len(x.claude), func(i int) bool { return x.claude[i].TS >= fromMillis })
+	x.claude = slices.Delete(x.claude, 0, i)
+	for k, seen := range x.sessions {
+		if seen.LastTS < fromMillis {
+			delete(x.sessions, k)
+		}
+	}
+}
+
+// readRange replaces what the index holds for day from fromMillis (a
+// slot start, or inside one: it is moved back to the slot's start) to the
+// day's end with the ledger's calls.
+func (x *SpendIndex) readRange(day int32, fromMillis int64, loc *time.Location) error {
+	from, to := fromMillis-mod(fromMillis, SpendSlot.Milliseconds()), storage.DayStartMillis(day+1, loc)
+	whole := from == storage.DayStartMillis(day, loc)
+	for start := range x.slots {
+		if start >= from && start < to {
+			delete(x.slots, start)
+		}
+	}
+	lo := sort.Search(len(x.claude), func(i int) bool { return x.claude[i].TS >= from })
+	hi := sort.Search(len(x.claude), func(i int) bool { return x.claude[i].TS >= to })
+	kept := x.claude[hi:]
+	x.claude = x.claude[:lo:lo]
+	read := x.DaysRead + 1
+	var check dayCheck
+	cells := map[[2]int64]int{} // slot, dim → position in its slot
+	err := x.src.LedgerCalls(from, to, func(c *storage.LedgerCall) error {
+		d := storage.Dim{Source: c.Source, Agent: c.Agent, User: c.User, Provider: c.Provider, Model: c.Model}
+		id, ok := x.dimIdx[d]
+		if !ok {
+			id = uint32(len(x.dims))
+			x.dims = append(x.dims, d)
+			x.dimIdx[d] = id
+		}
+		slot := c.TS - mod(c.TS, SpendSlot.Milliseconds())
+		ck := [2]int64{slot, int64(id)}
+		pos, ok := cells[ck]
+		if !ok {
+			pos = len(x.slots[slot])
+			cells[ck] = pos
+			x.slots[slot] = append(x.slots[slot], SlotSpend{Dim: id})
+		}
+		s := &x.slots[slot][pos]
+		tokens := c.Tokens()
+		s.Messages++
+		s.CostNanos += c.CostNanos
+		s.Tokens += tokens
+		if c.Unpriced {
+			s.UnpricedTokens += tokens
+		}
+		check.messages++
+		check.costNanos += c.CostNanos
+		check.tokens += tokens
+		if c.Source == storage.SourceClaude {
+			x.claude = append(x.claude, BlockEntry{TS: c.TS, Model: c.Model, Input: c.Input, Output: c.Output,
+				CacheRead: c.CacheRead, CacheWrite: c.CacheWrite, CostNanos: c.CostNanos})
+		}
+		sk := storage.SessionKey{Source: c.Source, SessionID: c.SessionID}
+		seen := x.sessions[sk]
+		x.sessions[sk] = SessionSeen{LastTS: max(seen.LastTS, c.TS), Read: read}
+		x.lastCall[c.Source] = max(x.lastCall[c.Source], c.TS)
+		return nil
+	})
+	x.claude = append(x.claude, kept...)
+	if err != nil {
+		return fmt.Errorf("spend index: read %s: %w", storage.DayString(day), err)
+	}
+	if !whole {
+		// The day's figures: the slots before the range, as held, plus
+		// what was just read.
+		x.Each(storage.DayStartMillis(day, loc), from, func(_ int64, s *SlotSpend) {
+			check.messages += s.Messages
+			check.costNanos += s.CostNanos
+			check.tokens += s.Tokens
+		})
+	}
+	x.days[day] = check
+	x.DaysRead++
+	return nil
+}
+
+func mod(a, b int64) int64 {
+	m := a % b
+	if m < 0 {
+		m += b
+	}
+	return m
+}
+
+// Dim is the dimension of a SlotSpend.
+func (x *SpendIndex) Dim(id uint32) storage.Dim { return x.dims[id] }
+
+// Each calls fn for every slot whose start is in [fromMillis, toMillis),
+// with the slot's start. A window is exact to the slot: the slot holding
+// fromMillis counts whole.
+func (x *SpendIndex) Each(fromMillis, toMillis int64, fn func(slot int64, s *SlotSpend)) {
+	step := SpendSlot.Milliseconds()
+	for slot := fromMillis - mod(fromMillis, step); slot < toMillis; slot += step {
+		cells := x.slots[slot]
+		for i := range cells {
+			fn(slot, &cells[i])
+		}
+	}
+}
+
+// Spend sums the slots of [fromMillis, toMillis) whose dimension match
+// accepts (nil: all).
+func (x *SpendIndex) Spend(fromMillis, toMillis int64, match func(storage.Dim) bool) SlotSpend {
+	var sum SlotSpend
+	x.Each(fromMillis, toMillis, func(_ int64, s *SlotSpend) {
+		if match == nil || match(x.dims[s.Dim]) {
+			sum.Messages += s.Messages
+			sum.CostNanos += s.CostNanos
+			sum.Tokens += s.Tokens
+			sum.UnpricedTokens += s.UnpricedTokens
+		}
+	})
+	return sum
+}
+
+// HourlySpend is the cost in nano-dollars of each whole hour of
+// [fromMillis, toMillis) (hours aligned to fromMillis), per key; key
+// returns "" for calls to leave out. Every key gets len = the number of
+// hours, zero hours included.
+func (x *SpendIndex) HourlySpend(fromMillis, toMillis int64, key func(storage.Dim) string) map[string][]int64 {
+	hour := time.Hour.Milliseconds()
+	n := int((toMillis - fromMillis + hour - 1) / hour)
+	out := map[string][]int64{}
+	keys := make([]string, len(x.dims))
+	for i, d := range x.dims {
+		keys[i] = key(d)
+	}
+	x.Each(fromMillis, toMillis, func(slot int64, s *SlotSpend) {
+		k := keys[s.Dim]
+		if k == "" || slot < fromMillis {
+			return
+		}
+		series := out[k]
+		if series == nil {
+			series = make([]int64, n)
+			out[k] = series
+		}
+		series[(slot-fromMillis)/hour] += s.CostNanos
+	})
+	return out
+}
+
+// LastCall is the time of the latest call of source in the horizon (unix
+// ms); ok is false when there is none.
+func (x *SpendIndex) LastCall(source string) (int64, bool) {
+	ts, ok := x.lastCall[source]
+	return ts, ok
+}
+
+// SessionSeen is what the index knows of a session: its latest call, and
+// the count of ledger days read when its calls were last read (a session
+// whose Read did not change has had no call added, replaced or repriced
+// since, unless one of its days dropped out of the horizon).
+type SessionSeen struct {
+	LastTS int64
+	Read   int
+}
+
+// SessionsSince lists the sessions with a call at or after sinceMillis.
+func (x *SpendIndex) SessionsSince(sinceMillis int64) map[storage.SessionKey]SessionSeen {
+	out := map[storage.SessionKey]SessionSeen{}
+	for k, seen := range x.sessions {
+		if seen.LastTS >= sinceMillis {
+			out[k] = seen
+		}
+	}
+	return out
+}
+
+// ClaudeCalls are the Claude Code calls of the horizon, oldest first, for
+// 5-hour blocks. The slice belongs to the index.
+func (x *SpendIndex) ClaudeCalls() []BlockEntry { return x.claude }
+
+// Start is the first instant the index holds (unix ms).
+func (x *SpendIndex) Start() int64 { return storage.DayStartMillis(x.first, x.src.Location()) }
