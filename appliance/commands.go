@@ -59,11 +59,14 @@ func runIngest(ctx context.Context, env *cliEnv, args []string) error {
 	if _, err := priceLedger(ctx, db, ic.Pricer.(*pricing.Pricer), time.Now(), log.With("component", "pricing")); err != nil {
 		return err
 	}
+	onProgress, finish := terminalProgress(env.stderr)
+	ic.OnProgress = onProgress
 	in := ingest.New(ic, db)
 	if !once {
 		return in.Run(ctx, cfg.PollInterval)
 	}
 	res, err := in.Step(ctx)
+	finish()
 	if err != nil {
 		return err
 	}

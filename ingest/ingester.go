@@ -84,6 +84,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock (time.Now when nil): the horizon and status times.
 	Now func() time.Time
+	// OnProgress, when set, is told how a step that reads a lot comes
+	// along (see Progress), from the committing goroutine.
+	OnProgress func(Progress)
 }
 
 // batchFiles bounds the files (cursors) one transaction commits.
@@ -164,6 +167,8 @@ type Status struct {
 	FileErrors   int64            `json:"file_errors"`
 	LastStep     time.Time        `json:"last_step"`
 	LastError    string           `json:"last_error,omitempty"`
+	// Progress is set while a step reads a lot (a first pass, a catch-up).
+	Progress *Progress `json:"progress,omitempty"`
 }
 
 // StepResult summarises one Step.
@@ -214,6 +219,10 @@ func (in *Ingester) Status() Status {
 	s := in.stats
 	s.Roots = append([]string(nil), s.Roots...)
 	s.Unrecognized = maps.Clone(s.Unrecognized)
+	if s.Progress != nil {
+		p := *s.Progress
+		s.Progress = &p
+	}
 	return s
 }
 
@@ -482,6 +491,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 			return nil
 		})
 	}
+	progress := in.trackProgress(items)
 	pendingCursors := map[string]*fileCursor{}
 	var batchBytes int64
 	commit := func() error {
@@ -512,6 +522,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 			}
 			batchBytes += c.bytes
 			res.Bytes += c.bytes
+			progress.read(c.bytes, c.cursor.Complete)
 			// Files count too: a batch of many small files dirties many
 			// pages (cursors, sessions), and bbolt holds a buffer per dirty
 			// page until the commit (700 MB at 100k files in one batch).
@@ -525,6 +536,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 	if commitErr == nil {
 		commitErr = commit()
 	}
+	progress.done(errors.Join(commitErr, werr))
 	in.mu.Lock()
 	in.stats.PendingTails = 0
 	for _, c := range in.cursors {
