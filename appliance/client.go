@@ -228,8 +228,8 @@ func (r daemonReader) get(ctx context.Context, path string, q rollup.Query) ([]b
 		}
 	}
 	body, err := daemonGet(ctx, r.cfg, path, params)
-	if err != nil {
+	if errors.Is(err, errNoDaemon) {
 		return nil, fmt.Errorf("%w: the database is held by a daemon that did not answer (%v)", storage.ErrLocked, err)
 	}
-	return body, nil
+	return body, err
 }

@@ -468,3 +468,27 @@ func TestSessionReportThroughTheDaemon(t *testing.T) {
 		t.Errorf("health: exit %d %s", code, out)
 	}
 }
+
+// The retention horizon and its clamps, in days before "now".
+func TestHorizon(t *testing.T) {
+	now := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	day := (24 * time.Hour).Milliseconds()
+	at := func(days int) int64 { return now.UnixMilli() - int64(days)*day }
+	for _, tc := range []struct {
+		name           string
+		oldest, newest int64
+		want           int64
+		held           bool
+	}{
+		{"a daily run", at(401), at(0) - 60_000, at(400) - 60_000, false},
+		{"younger than retention", at(100), at(0), at(400), false},
+		{"a clock 5 years ahead: the newest data's age rules", at(5*365 + 300), at(5 * 365), at(5*365 + 400), true},
+		{"and the calls stamped by it too: a week at a time", at(5*365 + 300), at(0), at(5*365 + 300 - 7), true},
+		{"a month without calls: 400 days before the newest", at(430), at(30), at(430), true},
+	} {
+		cut, held := horizon(now, 400*24*time.Hour, tc.oldest, tc.newest)
+		if cut != tc.want || held != tc.held {
+			t.Errorf("%s: cut %d days ago (held %v), want %d (%v)", tc.name, (now.UnixMilli()-cut)/day, held, (now.UnixMilli()-tc.want)/day, tc.held)
+		}
+	}
+}
