@@ -18,7 +18,10 @@ import (
 )
 
 // The benchmarks read one generated OpenClaw corpus (90 days, 8 agents,
-// every trap). FLEETMETER_BENCH_MB sets its size (default 100). Compare:
+// every trap). FLEETMETER_BENCH_MB sets its size (default 100);
+// FLEETMETER_BENCH_DIR reads an existing OpenClaw state dir instead (another
+// shape, many small files), FLEETMETER_BENCH_CLAUDE an existing Claude Code
+// config dir (the Claude benchmarks generate one otherwise). Compare:
 //
 //	go test -run '^$' -bench 'Corpus' -count 6 ./ingest/ | benchstat -
 //
@@ -26,6 +29,9 @@ import (
 // plain encoding/json line loop) are the baselines the others are read against.
 
 var benchCorpus = sync.OnceValues(func() (string, error) {
+	if dir := os.Getenv("FLEETMETER_BENCH_DIR"); dir != "" {
+		return dir, nil
+	}
 	mb := 100
 	if v, err := strconv.Atoi(os.Getenv("FLEETMETER_BENCH_MB")); err == nil && v > 0 {
 		mb = v

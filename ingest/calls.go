@@ -40,21 +40,41 @@ type calls struct {
 // readers', which know the fields the writer recorded.)
 func (in *Ingester) record(out *calls, u storage.Usage) {
 	in.pricer.Apply(&u)
-	if out.records == nil {
-		if p, _ := in.recordSlices.Get().(*[]storage.Usage); p != nil {
-			out.records = *p
-		}
-	}
 	out.records = append(out.records, u)
 }
 
-// recycle returns the record slices of a committed batch to the free
-// list: the ledger and the tally copy what they keep, so the slices are
-// empty again, and the next chunks reuse them instead of growing new ones.
-func (in *Ingester) recycle(b *storage.Batch) {
-	for _, c := range b.Chunks {
-		c = c[:0]
-		in.recordSlices.Put(&c)
+// slabRecords is how many records a reader's slab holds.
+const slabRecords = 512
+
+// recordSlab is where a reader's chunks keep their records: consecutive
+// pieces of one block, never re-copied. A ledger may keep the records it
+// is handed (the in-memory tally does), so a piece is never handed out
+// again; a block is dropped when full and left to the collector once no
+// chunk of it is referenced.
+type recordSlab struct {
+	block []storage.Usage
+	used  int
+}
+
+// room is where the next chunk's records go: the rest of the block, as an
+// empty slice whose appends stay in place (a chunk that outgrows it is
+// copied by append, as any slice).
+func (s *recordSlab) room() []storage.Usage {
+	if len(s.block)-s.used < 16 {
+		s.block, s.used = make([]storage.Usage, slabRecords), 0
+	}
+	return s.block[s.used:s.used:len(s.block)]
+}
+
+// took marks recs (a chunk's records, from room) used.
+func (s *recordSlab) took(recs []storage.Usage) {
+	if len(recs) == 0 {
+		return
+	}
+	if s.used < len(s.block) && &recs[0] == &s.block[s.used] {
+		s.used += len(recs)
+	} else {
+		s.used = len(s.block) // outgrown: this block is done
 	}
 }
 
@@ -103,11 +123,13 @@ func (in *Ingester) take(b *storage.Batch, c *calls) {
 // a batch) again. b is reset either way.
 func (in *Ingester) commit(b *storage.Batch, files map[string]*fileCursor) (storage.ApplyResult, error) {
 	defer func() {
-		in.recycle(b)
 		*b = storage.Batch{Cursors: map[string][]byte{}, SessionMeta: map[string][]byte{}}
 		clear(files)
 	}()
 	if b.Empty() {
+		for id, c := range files { // a one-shot read's cursors are not in b
+			in.setCursor(id, c)
+		}
 		return storage.ApplyResult{}, nil
 	}
 	if oldest := in.oldest(); oldest > 0 {
@@ -133,14 +155,15 @@ func (in *Ingester) commit(b *storage.Batch, files map[string]*fileCursor) (stor
 		in.forget(b)
 		return ar, err
 	}
+	for id, c := range files {
+		in.setCursor(id, c)
+	}
 	for id, v := range b.Cursors {
 		switch {
 		case strings.HasPrefix(id, "file:"):
 			if v == nil {
 				in.setCursor(id, nil)
-			} else if c := files[id]; c != nil {
-				in.setCursor(id, c)
-			} else {
+			} else if files[id] == nil {
 				var c fileCursor
 				if json.Unmarshal(v, &c) == nil {
 					in.setCursor(id, &c)

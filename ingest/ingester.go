@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -25,7 +26,8 @@ import (
 )
 
 // Ledger is where records go: the bbolt database, or an in-memory tally
-// when a report reads transcripts directly.
+// when a report reads transcripts directly. Apply may keep the batch's
+// record slices: the ingester never reuses them.
 type Ledger interface {
 	Apply(*storage.Batch) (storage.ApplyResult, error)
 	Cursors() (map[string][]byte, error)
@@ -66,8 +68,11 @@ type Config struct {
 	Env   func(string) string
 	Homes []string
 
-	// Final marks a one-shot read (reports): an unterminated last line is
-	// then counted as a partial line instead of waiting for its end.
+	// Final marks a one-shot read (reports) into a ledger that keeps no
+	// cursors (an in-memory tally): an unterminated last line is then
+	// counted as a partial line instead of waiting for its end, file
+	// cursors are kept in memory only (not encoded into batches), and
+	// files are read as the step's plan found them (one stat per file).
 	Final bool
 	// Workers parse files in parallel; commits stay in order. 0 = 2.
 	Workers int
@@ -148,9 +153,7 @@ type Ingester struct {
 	// rateLimits are the newest provider usage windows seen (guarded by mu).
 	rateLimits map[string]RateLimit
 	readers    sync.Pool // *fileReader, kept between steps
-	// recordSlices are empty []storage.Usage of committed chunks (recycle).
-	recordSlices sync.Pool
-	stats        Status
+	stats      Status
 	mu           sync.Mutex // guards stats for Status()
 }
 
@@ -412,8 +415,9 @@ func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
 	}
 	var items []*fileItem
 	seen := map[string]bool{}
-	for _, c := range cands {
-		if item, ok := in.planFile(c, batch, seen); ok {
+	stats := statAll(cands)
+	for i, c := range cands {
+		if item, ok := in.planFile(c, stats[i], batch, seen); ok {
 			items = append(items, item)
 		}
 	}
@@ -470,9 +474,25 @@ const (
 	formatCodex    = "codex"
 )
 
-func (in *Ingester) planFile(c candidate, batch *storage.Batch, seen map[string]bool) (*fileItem, bool) {
-	fi, err := os.Stat(c.path)
-	if err != nil || !fi.Mode().IsRegular() && !fi.IsDir() {
+// statAll stats the candidates (nil: vanished), on every core when there
+// are many: a stat costs microseconds, and a fleet has 100k files.
+func statAll(cands []candidate) []os.FileInfo {
+	out := make([]os.FileInfo, len(cands))
+	workers := min(runtime.GOMAXPROCS(0), 1+len(cands)/512)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(cands); i += workers {
+				out[i], _ = os.Stat(cands[i].path)
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func (in *Ingester) planFile(c candidate, fi os.FileInfo, batch *storage.Batch, seen map[string]bool) (*fileItem, bool) {
+	if fi == nil || !fi.Mode().IsRegular() && !fi.IsDir() {
 		return nil, false // vanished between listing and stat, or a device/FIFO
 	}
 	dev, ino := statIDs(fi)
@@ -482,7 +502,7 @@ func (in *Ingester) planFile(c candidate, batch *storage.Batch, seen map[string]
 	}
 	seen[id] = true
 	item := &fileItem{
-		candidate: c, dev: dev, ino: ino,
+		candidate: c, fi: fi, dev: dev, ino: ino,
 		size: fi.Size(), modNano: fi.ModTime().UnixNano(), cur: in.cursors[id],
 	}
 	if cur := item.cur; cur != nil {
@@ -520,6 +540,12 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 		out chan *chunk
 	}
 	window := 4 * in.cfg.Workers
+	if in.final {
+		// A report holds nothing per file but its records: read further
+		// ahead, so a large file being committed does not idle the
+		// other workers.
+		window = 32 * in.cfg.Workers
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	ordered := make(chan job, window) // the committer's order, bounded
 	next := make(chan job)            // to the workers
@@ -583,9 +609,13 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 			}
 			in.take(batch, &c.calls)
 			cur := c.cursor
-			if v, err := json.Marshal(&cur); err == nil {
+			pendingCursors[c.id] = &cur
+			if !in.final { // a one-shot read's ledger keeps no cursors
+				v, err := json.Marshal(&cur)
+				if err != nil {
+					return res, fmt.Errorf("encode cursor of %s: %w", cur.Path, err)
+				}
 				batch.Cursors[c.id] = v
-				pendingCursors[c.id] = &cur
 			}
 			batchBytes += c.bytes
 			res.Bytes += c.bytes
@@ -594,7 +624,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 			// Files count too: a batch of many small files dirties many
 			// pages (cursors, sessions), and bbolt holds a buffer per dirty
 			// page until the commit (700 MB at 100k files in one batch).
-			if batch.Len() >= in.cfg.BatchRecords || batchBytes >= in.cfg.BatchBytes || len(batch.Cursors) >= batchFiles {
+			if batch.Len() >= in.cfg.BatchRecords || batchBytes >= in.cfg.BatchBytes || len(batch.Cursors) >= batchFiles || len(pendingCursors) >= batchFiles {
 				commitErr = commit()
 			}
 		}

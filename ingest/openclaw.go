@@ -81,6 +81,8 @@ var (
 type lineParser struct {
 	p      fastjson.Parser
 	blocks fastjson.Parser // a user message's metadata blocks
+	skim   skimmer         // see quick
+	small  []byte          // the members quick passes to full
 }
 
 var errNotObject = errors.New("line is not a JSON object")

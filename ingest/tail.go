@@ -66,6 +66,7 @@ func cursorID(dev, ino uint64) string { return fmt.Sprintf("file:%d:%d", dev, in
 // fileItem is one file to read in a step.
 type fileItem struct {
 	candidate
+	fi       os.FileInfo // the plan's stat
 	dev, ino uint64
 	size     int64
 	modNano  int64
@@ -166,6 +167,23 @@ func (fp *fingerprinter) set(cur *fileCursor) {
 	cur.TailLen, cur.TailHash = len(a)+len(b), hashBytes(cur.Hash, a, b)
 }
 
+// openFile opens a transcript to read. os.Open would register the file
+// with the runtime's poller first (four fcntl and an epoll_ctl, a fifth
+// of what reading a small file costs), for nothing: a regular file never
+// blocks. os.NewFile on a descriptor opened blocking does not.
+func openFile(path string) (*os.File, error) {
+	for {
+		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		return os.NewFile(uintptr(fd), path), nil
+	}
+}
+
 func statIDs(fi os.FileInfo) (dev, ino uint64) {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		return uint64(st.Dev), st.Ino
@@ -180,21 +198,32 @@ type fileReader struct {
 	buf    []byte
 	fp     fingerprinter // of the file being read
 	owner  localUser     // the file's owner: the user of Claude Code and Codex calls
+	slab   recordSlab    // where chunks keep their records
+}
+
+// newChunk starts a chunk whose records go into the reader's slab.
+func (r *fileReader) newChunk() *chunk {
+	return &chunk{calls: calls{records: r.slab.room()}}
 }
 
 // read reads item and sends its chunks to out. Errors that concern only
 // this file end up in a chunk; the step goes on with other files.
 func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- *chunk) {
-	f, err := os.Open(item.path)
+	f, err := openFile(item.path)
 	if err != nil {
 		out <- &chunk{err: err}
 		return
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		out <- &chunk{err: err}
-		return
+	// A one-shot read trusts the plan's stat of a moment ago: the file's
+	// size and times only go into cursors no one keeps. The daemon checks
+	// the file it opened, which may have been replaced since.
+	fi := item.fi
+	if !r.in.final || fi == nil {
+		if fi, err = f.Stat(); err != nil {
+			out <- &chunk{err: err}
+			return
+		}
 	}
 	dev, ino := statIDs(fi)
 	r.owner = localUser{}
@@ -243,9 +272,11 @@ func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- *chunk
 		}
 		defer dec.Close()
 		src = dec
-	} else if _, err := f.Seek(cur.Offset, io.SeekStart); err != nil {
-		out <- &chunk{err: err}
-		return
+	} else if cur.Offset > 0 {
+		if _, err := f.Seek(cur.Offset, io.SeekStart); err != nil {
+			out <- &chunk{err: err}
+			return
+		}
 	}
 	var limited *io.LimitedReader
 	if budget > 0 && !compressed {
@@ -340,7 +371,7 @@ func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compre
 	lr := newLineReader(src, cur.Offset, r.buf)
 	lr.skipping = cur.Skipping // inside an over-long line since the last step
 	defer func() { r.buf = lr.buf[:0] }()
-	c := &chunk{}
+	c := r.newChunk()
 	var pl parsedLine
 	start := cur.Offset
 	skippedOversize := cur.Skipping
@@ -367,12 +398,13 @@ func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compre
 		c.id = cursorID(cur.Dev, cur.Ino)
 		c.bytes = cur.Offset - start
 		start = cur.Offset
+		r.slab.took(c.records)
 		select {
 		case out <- c:
 		case <-ctx.Done():
 			return false
 		}
-		c = &chunk{}
+		c = r.newChunk()
 		return true
 	}
 	for {
@@ -438,16 +470,26 @@ func (r *fileReader) handleLine(line []byte, cur *fileCursor, c *chunk, pl *pars
 // another entry is a torn write followed by the next append: the fragment
 // is malformed, the entry after it is kept.
 func (r *fileReader) openclawLine(line []byte, cur *fileCursor, c *chunk, pl *parsedLine) {
+	if !r.parser.quick(line, pl) {
+		c.skips.Malformed += r.parser.reference(line, pl)
+	}
+	r.in.openclawEntry(pl, cur.Agent, &cur.SessionID, &cur.Sender, &c.calls)
+}
+
+// reference is the reference path of openclawLine: a torn write (a line
+// that holds the start of another entry) is cut off and counted as
+// malformed (returned), then the rest is parsed.
+func (lp *lineParser) reference(line []byte, pl *parsedLine) (malformed int64) {
 	for len(line) > 1 && bytes.Contains(line[1:], messageStart) && fastjson.ValidateBytes(line) != nil {
 		i := bytes.Index(line[1:], messageStart)
 		if i < 0 {
 			break
 		}
-		c.skips.Malformed++
+		malformed++
 		line = line[i+1:]
 	}
-	r.parser.parse(line, pl)
-	r.in.openclawEntry(pl, cur.Agent, &cur.SessionID, &cur.Sender, &c.calls)
+	lp.parse(line, pl)
+	return malformed
 }
 
 var newline = []byte{'\n'}

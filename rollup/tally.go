@@ -45,7 +45,9 @@ func NewTally(loc *time.Location) *Tally {
 	}
 }
 
-// Apply folds a batch in, under the rules storage applies.
+// Apply folds a batch in, under the rules storage applies. The tally
+// keeps the batch's records themselves (no copy): the caller must not
+// reuse b.Records and b.Chunks afterwards.
 func (t *Tally) Apply(b *storage.Batch) (storage.ApplyResult, error) {
 	var res storage.ApplyResult
 	err := b.Each(func(u *storage.Usage) error {
@@ -69,11 +71,11 @@ func (t *Tally) Lookup(key string) (*storage.Usage, bool, error) {
 	return u, known && u == nil, nil
 }
 
-// Insert implements storage.RecordStore.
+// Insert implements storage.RecordStore. The tally keeps u itself, not a
+// copy: the records of an applied batch are the tally's (see Apply).
 func (t *Tally) Insert(u *storage.Usage) error {
-	c := *u
-	t.seen[u.DedupeKey] = &c
-	t.add(&c, +1)
+	t.seen[u.DedupeKey] = u
+	t.add(u, +1)
 	return nil
 }
 

@@ -1,0 +1,426 @@
+package ingest
+
+import (
+	"bytes"
+	"strings"
+)
+
+// The OpenClaw line skimmer: one pass over a JSONL line that decides what
+// lineParser.parse (the reference) would decide, without its text searches
+// and without parsing what cannot matter.
+//
+// parse finds a line's kind with up to five whole-line text searches
+// ("message":{"role":", "usage", "type":"session", "role":"user" and, for
+// torn writes, {"type":"message") and then parses the whole line with
+// fastjson. The skimmer walks the line's JSON structure once instead, with
+// fastjson's own grammar (so a line is malformed for it exactly when it is
+// for fastjson), jumping over strings with a vectorised byte search, and
+// learns from the structure what those searches would have found: in a line
+// that parses, a quote is either a string's delimiter or escaped inside it,
+// so each text pattern can only occur as a certain key followed by certain
+// bytes, or as a string token with certain content (see the checks in
+// skimmer.key). The few members the line's kind depends on (type, id,
+// timestamp, usage, and message's role, provider, model, api, usage,
+// timestamp, responseId, provenance, content) are copied into a small
+// object that the reference's own code (lineParser.full) then reads.
+//
+// A line the skimmer cannot vouch for goes to the reference path whole: a
+// line fastjson would not parse (torn writes, garbage), one with leading
+// blanks or a nested object that starts {"type":"message" (the torn-write
+// repair of openclawLine), and one with an escaped key where the members
+// are looked up (fastjson matches those after unescaping). A differential
+// fuzz test (FuzzSkimMatchesParse) holds the two paths to the same result.
+
+// maxSkimDepth is fastjson.MaxDepth: deeper nesting is a parse error there.
+const maxSkimDepth = 300
+
+// member is one key and its raw value, as offsets into the line.
+type member struct {
+	k0, k1 int // key bytes (without quotes)
+	v0, v1 int // value bytes
+}
+
+type skimStatus int
+
+const (
+	skimOK         skimStatus = iota
+	skimInvalid               // fastjson would not parse the line
+	skimToolResult            // stopped early: the first role is toolResult
+)
+
+// skimmer holds one line's structure. Not safe for concurrent use.
+type skimmer struct {
+	b   []byte
+	top []member // the entry's members
+	msg []member // the members of its first "message" member, when an object
+	// msgAt is the index in top of that member (-1: none seen yet).
+	msgAt int
+
+	roleAt   int  // offset just past the first `"message":{"role":"` (-1: none)
+	usage    bool // a string token "usage" (or ending in an escaped `"usage`)
+	session  bool // `"type":"session"`
+	userRole bool // `"role":"user"`
+	nested   bool // an object after offset 0 starting {"type":"message"
+	escaped  bool // a key with a backslash among the members recorded
+	stopTool bool // stop at a first role of toolResult
+}
+
+func (s *skimmer) reset(b []byte) {
+	*s = skimmer{b: b, top: s.top[:0], msg: s.msg[:0], msgAt: -1, roleAt: -1, stopTool: true}
+}
+
+func isJSONSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\t' || c == '\r' }
+
+func (s *skimmer) ws(i int) int {
+	for i < len(s.b) && isJSONSpace(s.b[i]) {
+		i++
+	}
+	return i
+}
+
+// line skims the whole line (which starts with '{').
+func (s *skimmer) line() skimStatus {
+	end, st := s.value(0, 0, &s.top)
+	if st != skimOK {
+		return st
+	}
+	if s.ws(end) != len(s.b) {
+		return skimInvalid
+	}
+	return skimOK
+}
+
+// value skims the value at i; rec, when set, records an object's members.
+func (s *skimmer) value(i, depth int, rec *[]member) (int, skimStatus) {
+	if i >= len(s.b) {
+		return i, skimInvalid
+	}
+	depth++
+	if depth > maxSkimDepth {
+		return i, skimInvalid
+	}
+	switch c := s.b[i]; c {
+	case '{':
+		return s.object(i, depth, rec)
+	case '[':
+		return s.array(i, depth)
+	case '"':
+		end, ok := s.str(i)
+		if !ok {
+			return end, skimInvalid
+		}
+		if tokenIs(s.b[i+1:end-1], "usage") {
+			s.usage = true
+		}
+		return end, skimOK
+	case 't':
+		return s.literal(i, "true")
+	case 'f':
+		return s.literal(i, "false")
+	case 'n':
+		if bytes.HasPrefix(s.b[i:], []byte("null")) {
+			return i + 4, skimOK
+		}
+		if len(s.b)-i >= 3 && strings.EqualFold(string(s.b[i:i+3]), "nan") {
+			return i + 3, skimOK
+		}
+		return i, skimInvalid
+	}
+	return s.number(i)
+}
+
+func (s *skimmer) literal(i int, lit string) (int, skimStatus) {
+	if bytes.HasPrefix(s.b[i:], []byte(lit)) {
+		return i + len(lit), skimOK
+	}
+	return i, skimInvalid
+}
+
+// number follows fastjson's parseRawNumber: any run of digits, signs,
+// dots and exponents, or inf/nan after at most one sign.
+func (s *skimmer) number(i int) (int, skimStatus) {
+	j := i
+	for j < len(s.b) {
+		c := s.b[j]
+		if c >= '0' && c <= '9' || c == '.' || c == '-' || c == 'e' || c == 'E' || c == '+' {
+			j++
+			continue
+		}
+		if j == i || j == i+1 && (s.b[i] == '-' || s.b[i] == '+') {
+			if len(s.b)-j >= 3 {
+				if x := string(s.b[j : j+3]); strings.EqualFold(x, "inf") || strings.EqualFold(x, "nan") {
+					return j + 3, skimOK
+				}
+			}
+			return j, skimInvalid
+		}
+		return j, skimOK
+	}
+	return j, skimOK
+}
+
+// str returns the offset just past the string starting at i (a quote):
+// its end is the first quote after an even run of backslashes, as
+// fastjson's parseRawString decides.
+func (s *skimmer) str(i int) (int, bool) {
+	start := i + 1
+	j := start
+	for {
+		n := bytes.IndexByte(s.b[j:], '"')
+		if n < 0 {
+			return len(s.b), false
+		}
+		q := j + n
+		k := q
+		for k > start && s.b[k-1] == '\\' {
+			k--
+		}
+		if (q-k)%2 == 0 {
+			return q + 1, true
+		}
+		j = q + 1
+	}
+}
+
+func (s *skimmer) array(i, depth int) (int, skimStatus) {
+	j := s.ws(i + 1)
+	if j == len(s.b) {
+		return j, skimInvalid
+	}
+	if s.b[j] == ']' {
+		return j + 1, skimOK
+	}
+	for {
+		end, st := s.value(s.ws(j), depth, nil)
+		if st != skimOK {
+			return end, st
+		}
+		j = s.ws(end)
+		if j == len(s.b) {
+			return j, skimInvalid
+		}
+		switch s.b[j] {
+		case ',':
+			j++
+		case ']':
+			return j + 1, skimOK
+		default:
+			return j, skimInvalid
+		}
+	}
+}
+
+func (s *skimmer) object(i, depth int, rec *[]member) (int, skimStatus) {
+	if i > 0 && bytes.HasPrefix(s.b[i:], messageStart) {
+		s.nested = true
+	}
+	j := s.ws(i + 1)
+	if j == len(s.b) {
+		return j, skimInvalid
+	}
+	if s.b[j] == '}' {
+		return j + 1, skimOK
+	}
+	for {
+		j = s.ws(j)
+		if j == len(s.b) || s.b[j] != '"' {
+			return j, skimInvalid
+		}
+		kend, ok := s.str(j)
+		if !ok {
+			return kend, skimInvalid
+		}
+		k0, k1 := j+1, kend-1
+		if st := s.key(k0, k1); st != skimOK {
+			return kend, st
+		}
+		j = s.ws(kend)
+		if j == len(s.b) || s.b[j] != ':' {
+			return j, skimInvalid
+		}
+		v0 := s.ws(j + 1)
+		// The members of the first top-level "message" object are recorded.
+		var sub *[]member
+		if depth == 1 && s.msgAt < 0 && string(s.b[k0:k1]) == "message" {
+			s.msgAt = len(*rec)
+			sub = &s.msg
+		}
+		end, st := s.value(v0, depth, sub)
+		if st != skimOK {
+			return end, st
+		}
+		if rec != nil {
+			*rec = append(*rec, member{k0, k1, v0, end})
+			if bytes.IndexByte(s.b[k0:k1], '\\') >= 0 {
+				s.escaped = true
+			}
+		}
+		j = s.ws(end)
+		if j == len(s.b) {
+			return j, skimInvalid
+		}
+		switch s.b[j] {
+		case ',':
+			j++
+		case '}':
+			return j + 1, skimOK
+		default:
+			return j, skimInvalid
+		}
+	}
+}
+
+// key notes what the text searches of lineParser.parse would find at the
+// key b[k0:k1]. In a line that parses, `"k":` can only be a key whose raw
+// bytes are k, or end with an escaped quote and k; the bytes after the
+// key's closing quote are the rest of the pattern, as written.
+func (s *skimmer) key(k0, k1 int) skimStatus {
+	k, rest := s.b[k0:k1], s.b[k1+1:]
+	switch {
+	case tokenIs(k, "usage"):
+		s.usage = true
+	case tokenIs(k, "type"):
+		if bytes.HasPrefix(rest, []byte(`:"session"`)) {
+			s.session = true
+		}
+	case tokenIs(k, "role"):
+		if bytes.HasPrefix(rest, []byte(`:"user"`)) {
+			s.userRole = true
+		}
+	case tokenIs(k, "message"):
+		const after = `:{"role":"`
+		if s.roleAt < 0 && bytes.HasPrefix(rest, []byte(after)) {
+			s.roleAt = k1 + 1 + len(after)
+			if s.stopTool && bytes.HasPrefix(s.b[s.roleAt:], []byte(`toolResult"`)) {
+				return skimToolResult
+			}
+		}
+	}
+	return skimOK
+}
+
+// tokenIs reports whether the raw string token t is `"name"` in the text:
+// t is name, or ends with an (escaped) quote and name.
+func tokenIs(t []byte, name string) bool {
+	if len(t) == len(name) {
+		return string(t) == name
+	}
+	return len(t) > len(name) && t[len(t)-len(name)-1] == '"' && string(t[len(t)-len(name):]) == name
+}
+
+// wanted members: what lineParser.full, assistant and senderOf look up.
+var (
+	skimTopKeys = []string{"type", "id", "timestamp", "usage"}
+	skimMsgKeys = []string{"role", "provider", "model", "api", "usage", "timestamp", "responseId", "provenance"}
+)
+
+// quick classifies an OpenClaw line as openclawLine's reference path
+// (torn-write repair, then parse) would, and reports false when it cannot
+// vouch for the result: then nothing in out is to be used, and the caller
+// takes the reference path.
+func (lp *lineParser) quick(raw []byte, out *parsedLine) bool {
+	*out = parsedLine{}
+	line := bytes.TrimSpace(raw)
+	if len(line) == 0 {
+		return true
+	}
+	if raw[0] != '{' {
+		return false // leading blanks or no object: rare, the reference path
+	}
+	s := &lp.skim
+	s.reset(line)
+	switch s.line() {
+	case skimInvalid:
+		return false
+	case skimToolResult:
+		// Tool output, the bulk of the bytes: never usage. Only a torn
+		// write inside it would change that.
+		if bytes.Contains(raw[1:], messageStart) {
+			return false
+		}
+		return true
+	}
+	if s.nested || s.escaped {
+		return false
+	}
+	if s.roleAt >= 0 {
+		role := line[s.roleAt:]
+		switch {
+		case bytes.HasPrefix(role, []byte(`assistant"`)):
+			lp.fromSkim(out)
+		case bytes.HasPrefix(role, []byte(`user"`)):
+			lp.fromSkim(out)
+			if out.kind == lineUser && out.sender == (sender{}) {
+				return true
+			}
+			if !(bytes.Contains(line, senderMarker) || bytes.Contains(line, convMarker) || bytes.Contains(line, provenanceMaker) ||
+				bytes.Contains(line, envelopeText) || bytes.Contains(line, envelopeContent)) {
+				*out = parsedLine{kind: lineUser}
+			}
+		case bytes.HasPrefix(role, []byte(`toolResult"`)):
+			// (not reached: the skim stops there)
+		default:
+			if s.usage {
+				lp.fromSkim(out)
+			}
+		}
+		return true
+	}
+	if s.session || s.usage || s.userRole {
+		lp.fromSkim(out)
+	}
+	return true
+}
+
+// fromSkim runs lineParser.full on the members that decide the result,
+// copied into a small object: the same lookups, on a fraction of the bytes.
+// The message's content (the bulk of an assistant's bytes) is only copied
+// when its role may be "user": its text names the sender.
+func (lp *lineParser) fromSkim(out *parsedLine) {
+	s := &lp.skim
+	withContent := true
+	for _, mm := range s.msg {
+		if string(s.b[mm.k0:mm.k1]) == "role" {
+			withContent = string(s.b[mm.v0:mm.v1]) != `"assistant"`
+			break
+		}
+	}
+	b := append(lp.small[:0], '{')
+	add := func(m member, val []byte) {
+		if len(b) > 1 && b[len(b)-1] != '{' {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, s.b[m.k0:m.k1]...)
+		b = append(b, `":`...)
+		b = append(b, val...)
+	}
+	for i, m := range s.top {
+		k := string(s.b[m.k0:m.k1])
+		switch {
+		case i == s.msgAt && s.b[m.v0] == '{':
+			add(m, []byte{'{'})
+			for _, mm := range s.msg {
+				kk := string(s.b[mm.k0:mm.k1])
+				if contains(skimMsgKeys, kk) || withContent && kk == "content" {
+					add(mm, s.b[mm.v0:mm.v1])
+				}
+			}
+			b = append(b, '}')
+		case i == s.msgAt || contains(skimTopKeys, k):
+			add(m, s.b[m.v0:m.v1])
+		}
+	}
+	b = append(b, '}')
+	lp.small = b
+	lp.full(b, out)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
