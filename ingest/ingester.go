@@ -154,7 +154,7 @@ type Ingester struct {
 	rateLimits map[string]RateLimit
 	readers    sync.Pool // *fileReader, kept between steps
 	stats      Status
-	mu           sync.Mutex // guards stats for Status()
+	mu         sync.Mutex // guards stats for Status()
 }
 
 type fileStamp struct {
