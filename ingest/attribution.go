@@ -21,7 +21,11 @@ func senderOf(msg *fastjson.Value, blocks *fastjson.Parser) sender {
 	case "internal_system", "inter_session":
 		return sender{System: true}
 	}
-	text := messageText(msg)
+	return senderOfText(messageText(msg), blocks)
+}
+
+// senderOfText is senderOf for a message without provenance, from its text.
+func senderOfText(text []byte, blocks *fastjson.Parser) sender {
 	if block := fencedJSONAfter(text, "Sender (untrusted metadata):"); block != nil {
 		if v, err := blocks.ParseBytes(block); err == nil {
 			id := idString(v.Get("id"))

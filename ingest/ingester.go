@@ -532,12 +532,15 @@ func (in *Ingester) planFile(c candidate, fi os.FileInfo, batch *storage.Batch, 
 // process reads items with parallel workers and commits their chunks in
 // item order, batching several files per transaction.
 func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *storage.Batch, res StepResult) (StepResult, error) {
-	// Files are read by parallel workers and committed in order. At most
-	// window files are in flight: each has a small channel of chunks, and
-	// making one per file up front cost 2 KB a file (170 MB at 100k files).
+	// Files are read by parallel workers and committed in order. A job is
+	// a run of consecutive files (one hand-over between goroutines for
+	// many small files, each followed by itemDone on the job's channel),
+	// and at most window jobs are in flight: each has a small channel of
+	// chunks, and making one per file up front cost 2 KB a file (170 MB at
+	// 100k files).
 	type job struct {
-		i   int
-		out chan *chunk
+		items []*fileItem
+		out   chan *chunk
 	}
 	window := 4 * in.cfg.Workers
 	if in.final {
@@ -552,8 +555,12 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 	g.Go(func() error {
 		defer close(ordered)
 		defer close(next)
-		for i := range items {
-			j := job{i, make(chan *chunk, 4)}
+		for lo := 0; lo < len(items); {
+			hi := jobEnd(items, lo)
+			// Room for every file's last chunk and itemDone: a worker does
+			// not wait for the committer to reach a job of small files.
+			j := job{items[lo:hi], make(chan *chunk, 2*(hi-lo)+4)}
+			lo = hi
 			select {
 			case ordered <- j:
 			case <-gctx.Done():
@@ -578,7 +585,13 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 			}
 			defer in.readers.Put(r)
 			for j := range next {
-				r.read(gctx, items[j.i], j.out)
+				for _, item := range j.items {
+					r.read(gctx, item, j.out)
+					select {
+					case j.out <- itemDone:
+					case <-gctx.Done():
+					}
+				}
 				close(j.out)
 			}
 			return nil
@@ -596,9 +609,17 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 	}
 	var commitErr error
 	for j := range ordered {
-		item := items[j.i]
+		k := 0 // the item of j whose chunks come
 		failed, finished := false, true
 		for c := range j.out {
+			if c == itemDone {
+				res.Read++
+				res.More = res.More || !finished && !failed
+				k++
+				failed, finished = false, true
+				continue
+			}
+			item := j.items[k]
 			if commitErr != nil || failed {
 				continue // drain so the worker can finish
 			}
@@ -608,10 +629,10 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 				continue
 			}
 			in.take(batch, &c.calls)
-			cur := c.cursor
-			pendingCursors[c.id] = &cur
+			cur := &c.cursor // the chunk is not used again
+			pendingCursors[c.id] = cur
 			if !in.final { // a one-shot read's ledger keeps no cursors
-				v, err := json.Marshal(&cur)
+				v, err := json.Marshal(cur)
 				if err != nil {
 					return res, fmt.Errorf("encode cursor of %s: %w", cur.Path, err)
 				}
@@ -628,8 +649,6 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 				commitErr = commit()
 			}
 		}
-		res.Read++
-		res.More = res.More || !finished && !failed
 	}
 	werr := g.Wait()
 	if commitErr == nil {
@@ -651,6 +670,31 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 		return res, werr
 	}
 	return res, ctx.Err()
+}
+
+// itemDone follows the chunks of each file of a job.
+var itemDone = &chunk{}
+
+// Jobs bound their files' bytes and count: a large file is a job of its
+// own, so the workers share the reading evenly.
+const (
+	jobBytes = 1 << 20
+	jobFiles = 64
+)
+
+// jobEnd is the end of the job that starts at items[lo].
+func jobEnd(items []*fileItem, lo int) int {
+	var n int64
+	hi := lo
+	for hi < len(items) && hi-lo < jobFiles && n < jobBytes {
+		left := items[hi].size
+		if c := items[hi].cur; c != nil {
+			left -= c.Offset
+		}
+		n += max(left, 0)
+		hi++
+	}
+	return hi
 }
 
 // fileError logs a file that could not be read and counts it; the step

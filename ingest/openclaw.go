@@ -205,11 +205,26 @@ func (lp *lineParser) assistant(entry, msg *fastjson.Value, out *parsedLine) {
 		out.kind = lineOther // no usage at all (e.g. a streamed partial): nothing to count
 		return
 	}
+	openclawCall(usage, callFields{
+		provider: string(msg.GetStringBytes("provider")), model: string(msg.GetStringBytes("model")),
+		api: string(msg.GetStringBytes("api")), responseID: string(msg.GetStringBytes("responseId")),
+		entryTS: parseTimestamp(entry.Get("timestamp")), msgTS: parseTimestamp(msg.Get("timestamp")),
+	}, out)
+}
+
+// callFields are an assistant message's fields besides its usage.
+type callFields struct {
+	provider, model, api, responseID string
+	entryTS, msgTS                   int64 // the entry's and the message's timestamps (unix ms, 0: none)
+}
+
+// openclawCall turns an assistant message's usage object and fields into a
+// usage record, or a skip.
+func openclawCall(usage *fastjson.Value, f callFields, out *parsedLine) {
 	u := &out.usage
 	u.Source = storage.SourceOpenClaw
-	u.Provider = string(msg.GetStringBytes("provider"))
-	u.Model = string(msg.GetStringBytes("model"))
-	if u.Provider == "openclaw" || string(msg.GetStringBytes("api")) == "openclaw-transcript" {
+	u.Provider, u.Model = f.provider, f.model
+	if u.Provider == "openclaw" || f.api == "openclaw-transcript" {
 		// delivery-mirror, gateway-injected, acp-runtime: copies, not calls.
 		out.kind, out.reason = lineSkip, skipNotModelCall
 		return
@@ -230,8 +245,8 @@ func (lp *lineParser) assistant(entry, msg *fastjson.Value, out *parsedLine) {
 			u.Cost.Total = u.Cost.Input + u.Cost.Output + u.Cost.CacheRead + u.Cost.CacheWrite
 		}
 	}
-	msgTS := parseTimestamp(msg.Get("timestamp"))
-	u.TS = parseTimestamp(entry.Get("timestamp"))
+	msgTS := f.msgTS
+	u.TS = f.entryTS
 	if u.TS == 0 {
 		u.TS = msgTS
 	}
@@ -242,7 +257,7 @@ func (lp *lineParser) assistant(entry, msg *fastjson.Value, out *parsedLine) {
 		out.kind = lineMalformed // a call with no time cannot be placed in a day
 		return
 	}
-	u.DedupeKey = openclawDedupeKey(u, string(msg.GetStringBytes("responseId")), msgTS)
+	u.DedupeKey = openclawDedupeKey(u, f.responseID, msgTS)
 	out.kind = lineUsage
 }
 

@@ -29,6 +29,9 @@ const (
 	progressMinFiles = 200
 	progressMinBytes = 64 << 20
 	progressLogEvery = 15 * time.Second
+	// Status and OnProgress hear of it at most this often (a fleet's first
+	// pass commits 100k chunks).
+	progressPublishEvery = 100 * time.Millisecond
 )
 
 // progressTracker follows one step's reading. Not safe for concurrent use:
@@ -39,6 +42,7 @@ type progressTracker struct {
 	on      bool
 	level   slog.Level // Info for the daemon; a one-shot report prints its own result
 	lastLog time.Time
+	lastPub time.Time
 }
 
 func (in *Ingester) trackProgress(items []*fileItem) *progressTracker {
@@ -79,7 +83,10 @@ func (t *progressTracker) read(bytes int64, file bool) {
 			t.p.Left = time.Duration(float64(max(t.p.Bytes-t.p.BytesDone, 0)) / t.p.RateBytes * float64(time.Second))
 		}
 	}
-	t.publish()
+	if now.Sub(t.lastPub) >= progressPublishEvery || t.p.FilesDone == t.p.Files {
+		t.lastPub = now
+		t.publish()
+	}
 	if now.Sub(t.lastLog) >= progressLogEvery {
 		t.lastLog = now
 		t.in.log.Log(context.Background(), t.level, "catching up", "files_done", t.p.FilesDone, "files", t.p.Files,

@@ -3,6 +3,8 @@ package ingest
 import (
 	"bytes"
 	"strings"
+
+	"github.com/valyala/fastjson/fastfloat"
 )
 
 // The OpenClaw line skimmer: one pass over a JSONL line that decides what
@@ -164,7 +166,18 @@ func (s *skimmer) number(i int) (int, skimStatus) {
 // fastjson's parseRawString decides.
 func (s *skimmer) str(i int) (int, bool) {
 	start := i + 1
+	// Most strings (keys, ids, names) end within a few bytes, where a
+	// plain loop beats IndexByte's setup; a backslash escapes the next byte.
 	j := start
+	for lim := min(len(s.b), start+24); j < lim; j++ {
+		switch s.b[j] {
+		case '"':
+			return j + 1, true
+		case '\\':
+			j++
+		}
+	}
+	j = min(j, len(s.b))
 	for {
 		n := bytes.IndexByte(s.b[j:], '"')
 		if n < 0 {
@@ -347,9 +360,9 @@ func (lp *lineParser) quick(raw []byte, out *parsedLine) bool {
 		role := line[s.roleAt:]
 		switch {
 		case bytes.HasPrefix(role, []byte(`assistant"`)):
-			lp.fromSkim(out)
+			lp.decide(out)
 		case bytes.HasPrefix(role, []byte(`user"`)):
-			lp.fromSkim(out)
+			lp.decide(out)
 			if out.kind == lineUser && out.sender == (sender{}) {
 				return true
 			}
@@ -361,15 +374,200 @@ func (lp *lineParser) quick(raw []byte, out *parsedLine) bool {
 			// (not reached: the skim stops there)
 		default:
 			if s.usage {
-				lp.fromSkim(out)
+				lp.decide(out)
 			}
 		}
 		return true
 	}
 	if s.session || s.usage || s.userRole {
-		lp.fromSkim(out)
+		lp.decide(out)
 	}
 	return true
+}
+
+// decide is lineParser.full for a skimmed line: assistant and user
+// messages of the usual shape straight from their members, anything else
+// through fromSkim.
+func (lp *lineParser) decide(out *parsedLine) {
+	s := &lp.skim
+	if !s.is(s.top, "type", `"message"`) || s.msgAt < 0 || s.b[s.top[s.msgAt].v0] != '{' {
+		lp.fromSkim(out)
+		return
+	}
+	var ok bool
+	switch {
+	case s.is(s.msg, "role", `"assistant"`):
+		ok = lp.directAssistant(out)
+	case s.is(s.msg, "role", `"user"`):
+		ok = lp.directUser(out)
+	}
+	if !ok {
+		*out = parsedLine{}
+		lp.fromSkim(out)
+	}
+}
+
+// find returns the first member named key (fastjson's Get, for keys
+// without escapes, which quick has made sure of).
+func (s *skimmer) find(ms []member, key string) (member, bool) {
+	for _, m := range ms {
+		if string(s.b[m.k0:m.k1]) == key {
+			return m, true
+		}
+	}
+	return member{}, false
+}
+
+// is reports whether the member named key has exactly the raw value raw.
+func (s *skimmer) is(ms []member, key, raw string) bool {
+	m, ok := s.find(ms, key)
+	return ok && string(s.b[m.v0:m.v1]) == raw
+}
+
+// text is fastjson's GetStringBytes for a member: "" when absent or not a
+// string; ok is false for a string with escapes (the caller falls back).
+func (s *skimmer) text(ms []member, key string) (v string, ok bool) {
+	m, found := s.find(ms, key)
+	if !found || s.b[m.v0] != '"' {
+		return "", true
+	}
+	raw := s.b[m.v0+1 : m.v1-1]
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		return "", false
+	}
+	return string(raw), true
+}
+
+// timestamp is parseTimestamp for a member; ok is false for a string with
+// escapes.
+func (s *skimmer) timestamp(ms []member, key string) (millis int64, ok bool) {
+	m, found := s.find(ms, key)
+	if !found {
+		return 0, true
+	}
+	raw := s.b[m.v0:m.v1]
+	switch raw[0] {
+	case '"':
+		raw = raw[1 : len(raw)-1]
+		if bytes.IndexByte(raw, '\\') >= 0 {
+			return 0, false
+		}
+		return parseTimeString(raw), true
+	case '{', '[', 't', 'f':
+		return 0, true
+	case 'n':
+		if string(raw) == "null" {
+			return 0, true
+		}
+	}
+	f, _ := fastfloat.Parse(string(raw)) // a number, as fastjson's Float64 reads it
+	return epochMillis(f), true
+}
+
+// directAssistant is lineParser.assistant on the skimmed members: only
+// the usage object is parsed (with fastjson: the token rules read it).
+func (lp *lineParser) directAssistant(out *parsedLine) bool {
+	s := &lp.skim
+	um, found := s.find(s.msg, "usage")
+	if !found || s.b[um.v0] != '{' {
+		out.kind = lineOther
+		return true
+	}
+	var f callFields
+	var ok [6]bool
+	f.provider, ok[0] = s.text(s.msg, "provider")
+	f.model, ok[1] = s.text(s.msg, "model")
+	f.api, ok[2] = s.text(s.msg, "api")
+	f.responseID, ok[3] = s.text(s.msg, "responseId")
+	f.entryTS, ok[4] = s.timestamp(s.top, "timestamp")
+	f.msgTS, ok[5] = s.timestamp(s.msg, "timestamp")
+	if ok != [6]bool{true, true, true, true, true, true} {
+		return false
+	}
+	usage, err := lp.p.ParseBytes(s.b[um.v0:um.v1])
+	if err != nil {
+		return false
+	}
+	openclawCall(usage, f, out)
+	return true
+}
+
+// directUser is the sender of a user message without provenance, from the
+// text messageText finds: a string content, or the first text part.
+func (lp *lineParser) directUser(out *parsedLine) bool {
+	s := &lp.skim
+	if _, found := s.find(s.msg, "provenance"); found {
+		return false
+	}
+	out.kind = lineUser
+	cm, found := s.find(s.msg, "content")
+	if !found {
+		return true
+	}
+	text := s.b[cm.v0:cm.v1]
+	if text[0] == '[' {
+		var ok bool
+		if text, ok = s.firstText(cm.v0); !ok {
+			return false
+		}
+	}
+	if len(text) == 0 || text[0] != '"' {
+		return true // no text
+	}
+	v, err := lp.p.ParseBytes(text) // unescaped as fastjson does
+	if err != nil {
+		return false
+	}
+	b, _ := v.StringBytes()
+	out.sender = senderOfText(b, &lp.blocks)
+	return true
+}
+
+// firstText returns the raw "text" value of the first part of the content
+// array at i whose "type" is "text" (nil when there is none); ok is false
+// when a part is not of the plain shape.
+func (s *skimmer) firstText(i int) (text []byte, ok bool) {
+	j := s.ws(i + 1)
+	if s.b[j] == ']' {
+		return nil, true
+	}
+	var parts []member
+	for {
+		var end int
+		var st skimStatus
+		if s.b[j] != '{' {
+			end, st = s.value(j, 3, nil)
+		} else {
+			parts = parts[:0]
+			end, st = s.object(j, 4, &parts)
+		}
+		if st != skimOK {
+			return nil, false
+		}
+		if s.b[j] == '{' {
+			for _, m := range parts {
+				if bytes.IndexByte(s.b[m.k0:m.k1], '\\') >= 0 {
+					return nil, false
+				}
+			}
+			typ, ok := s.text(parts, "type")
+			if !ok {
+				return nil, false
+			}
+			if typ == "text" {
+				m, found := s.find(parts, "text")
+				if !found {
+					return nil, true
+				}
+				return s.b[m.v0:m.v1], true
+			}
+		}
+		j = s.ws(end)
+		if s.b[j] == ']' {
+			return nil, true
+		}
+		j = s.ws(j + 1) // the comma
+	}
 }
 
 // fromSkim runs lineParser.full on the members that decide the result,

@@ -3,11 +3,11 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"hash/crc32"
 	"hash/fnv"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -61,7 +61,14 @@ type fileCursor struct {
 
 const fingerprintLen = 4096
 
-func cursorID(dev, ino uint64) string { return fmt.Sprintf("file:%d:%d", dev, ino) }
+func cursorID(dev, ino uint64) string {
+	b := make([]byte, 0, 48)
+	b = append(b, "file:"...)
+	b = strconv.AppendUint(b, dev, 10)
+	b = append(b, ':')
+	b = strconv.AppendUint(b, ino, 10)
+	return string(b)
+}
 
 // fileItem is one file to read in a step.
 type fileItem struct {
@@ -404,7 +411,9 @@ func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compre
 		case <-ctx.Done():
 			return false
 		}
-		c = r.newChunk()
+		if !final {
+			c = r.newChunk()
+		}
 		return true
 	}
 	for {

@@ -2,6 +2,7 @@ package rollup
 
 import (
 	"math"
+	"slices"
 	"time"
 
 	"github.com/fleetmeter/fleetmeter/storage"
@@ -14,7 +15,7 @@ type Tally struct {
 	loc         *time.Location
 	seen        map[string]*storage.Usage // live records by dedupe key; nil: known, gone
 	daily       map[dayDim]storage.Totals
-	sessions    map[[2]string]*storage.Session
+	sessions    map[[2]string]*tallySession
 	labels      map[string]string
 	skips       storage.Skips
 	corrections storage.Corrections
@@ -30,13 +31,42 @@ type dayDim struct {
 	storage.Dim
 }
 
+// tallySession is a session's summary with its sums per model in a short
+// list (storage.Session's map costs a kilobyte a session, and most
+// sessions call one or two models).
+type tallySession struct {
+	storage.Session // Models unset: see models
+	models          []modelSums
+}
+
+type modelSums struct {
+	provider, model string
+	storage.Totals
+}
+
+// model returns the sums of a session's model, added when new.
+func (s *tallySession) model(provider, model string) *modelSums {
+	for i := range s.models {
+		if m := &s.models[i]; m.provider == provider && m.model == model {
+			return m
+		}
+	}
+	s.models = append(s.models, modelSums{provider: provider, model: model})
+	return &s.models[len(s.models)-1]
+}
+
+// drop removes the models whose sums are zero, as storage does.
+func (s *tallySession) drop() {
+	s.models = slices.DeleteFunc(s.models, func(m modelSums) bool { return m.IsZero() })
+}
+
 // NewTally makes an empty tally cutting days in loc.
 func NewTally(loc *time.Location) *Tally {
 	return &Tally{
 		loc:      loc,
 		seen:     map[string]*storage.Usage{},
 		daily:    map[dayDim]storage.Totals{},
-		sessions: map[[2]string]*storage.Session{},
+		sessions: map[[2]string]*tallySession{},
 		labels:   map[string]string{},
 		claimed:  map[string]bool{},
 		mirrors:  map[string][]string{},
@@ -152,26 +182,23 @@ func (t *Tally) add(u *storage.Usage, sign int64) {
 		row.Sub(tot)
 	}
 	t.daily[k] = row
+	sk := [2]string{u.Source, u.SessionID}
+	s := t.sessions[sk]
 	if sign < 0 {
 		// A removed record: take its sums out of the session too.
-		if s := t.sessions[[2]string{u.Source, u.SessionID}]; s != nil {
-			m := s.Models[u.Provider+"/"+u.Model]
-			m.Sub(tot)
-			if m.IsZero() {
-				delete(s.Models, u.Provider+"/"+u.Model)
-			} else {
-				s.Models[u.Provider+"/"+u.Model] = m
-			}
+		if s != nil {
+			s.model(u.Provider, u.Model).Sub(tot)
+			s.drop()
 		}
 		return
 	}
-	sk := [2]string{u.Source, u.SessionID}
-	s := t.sessions[sk]
 	if s == nil {
-		s = &storage.Session{Source: u.Source, SessionID: u.SessionID, Models: map[string]storage.Totals{}}
+		s = &tallySession{Session: storage.Session{Source: u.Source, SessionID: u.SessionID}}
 		t.sessions[sk] = s
 	}
-	storage.MergeSession(s, u)
+	s.model(u.Provider, u.Model).Add(tot)
+	s.drop()
+	storage.NoteActivity(&s.Session, u)
 	if u.User != "" && u.UserLabel != "" {
 		t.labels[u.User] = u.UserLabel
 	}
@@ -222,8 +249,13 @@ func (t *Tally) DimRows(kind byte, from, to int32) ([]storage.Row, error) {
 func (t *Tally) Sessions() ([]storage.Session, error) {
 	out := make([]storage.Session, 0, len(t.sessions))
 	for _, s := range t.sessions {
-		if len(s.Models) > 0 {
-			out = append(out, *s)
+		if len(s.models) > 0 {
+			c := s.Session
+			c.Models = make(map[string]storage.Totals, len(s.models))
+			for _, m := range s.models {
+				c.Models[m.provider+"/"+m.model] = m.Totals
+			}
+			out = append(out, c)
 		}
 	}
 	return out, nil

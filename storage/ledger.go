@@ -552,6 +552,13 @@ func mergeSession(s *Session, u *Usage, t Totals) {
 	if t.Messages < 0 {
 		return // first/last and labels are kept: a replacement re-adds the same call
 	}
+	NoteActivity(s, u)
+}
+
+// NoteActivity updates a session with a call added to it: its first and
+// last activity, and the agent, key and channel of its latest call (its
+// models are the caller's). The in-memory tally shares it with Apply.
+func NoteActivity(s *Session, u *Usage) {
 	if s.FirstTS == 0 || u.TS < s.FirstTS {
 		s.FirstTS = u.TS
 	}
@@ -569,9 +576,6 @@ func mergeSession(s *Session, u *Usage, t Totals) {
 		}
 	}
 }
-
-// MergeSession is mergeSession for in-memory tallies that mirror Apply.
-func MergeSession(s *Session, u *Usage) { mergeSession(s, u, TotalsOf(u)) }
 
 func (w *writer) flushSessions() error {
 	for k, s := range w.sessions {
