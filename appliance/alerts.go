@@ -434,6 +434,9 @@ func runReportOrBlocks(ctx context.Context, env *cliEnv, args []string) error {
 	now := time.Now()
 	var rep rollup.BlockReport
 	if hasSourceDirs(ra.cfg) {
+		if env.process {
+			oneShotMemory()
+		}
 		tally := rollup.NewTally(loc)
 		c, err := ingestConfig(ra.cfg, newLogger(ra.cfg, env.stderr), true)
 		if err != nil {

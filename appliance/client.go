@@ -103,6 +103,9 @@ func cliReader(ctx context.Context, env *cliEnv, cfg Config) (r rollup.Reader, d
 		return nil, nil, err
 	}
 	if hasSourceDirs(cfg) {
+		if env.process {
+			oneShotMemory()
+		}
 		tally := rollup.NewTally(loc)
 		c, err := ingestConfig(cfg, newLogger(cfg, env.stderr), true)
 		if err != nil {

@@ -46,6 +46,9 @@ type command struct {
 type cliEnv struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// process: the CLI owns this process (Main, not a test), so a
+	// one-shot command may tune the runtime (oneShotMemory).
+	process bool
 }
 
 func commands() []command {
@@ -72,7 +75,7 @@ func commands() []command {
 
 // Main runs the fleetmeter command line and returns the exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return run(ctx, args, &cliEnv{stdout: stdout, stderr: stderr, getenv: os.Getenv})
+	return run(ctx, args, &cliEnv{stdout: stdout, stderr: stderr, getenv: os.Getenv, process: true})
 }
 
 func run(ctx context.Context, args []string, env *cliEnv) int {
