@@ -312,7 +312,7 @@ func claudeRecord(entry *fastjson.Value) (u storage.Usage, outcome claudeOutcome
 	}
 	// Old Claude Code versions wrote their own estimate; the pricer keeps a
 	// positive one as the transcript's cost and prices the rest.
-	if cost := num(entry, "costUSD"); cost > 0 {
+	if cost := num(fjObject{entry}, "costUSD"); cost > 0 {
 		u.Cost.Total = cost
 	}
 	u.Sidechain = entry.GetBool("isSidechain")

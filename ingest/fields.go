@@ -39,8 +39,9 @@ func countOf(f float64) int64 {
 	return int64(math.Round(f))
 }
 
-func num(v *fastjson.Value, key string) float64 {
-	f := v.GetFloat64(key)
+// num is a cost member: NaN, infinities and negatives are 0.
+func num(v interface{ number(string) float64 }, key string) float64 {
+	f := v.number(key)
 	if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
 		return 0
 	}
@@ -65,6 +66,9 @@ func parseTimestamp(v *fastjson.Value) int64 {
 }
 
 func parseTimeString(b []byte) int64 {
+	if ms, ok := parseUTCMillis(b); ok {
+		return ms
+	}
 	if t, err := time.Parse(time.RFC3339Nano, string(b)); err == nil {
 		return t.UnixMilli()
 	}
@@ -72,6 +76,37 @@ func parseTimeString(b []byte) int64 {
 		return epochMillis(f)
 	}
 	return 0
+}
+
+// parseUTCMillis reads the form transcript writers use,
+// "2026-04-10T08:31:20.480Z" (UTC, milliseconds), as time.Parse would; ok
+// is false for any other form and any field out of range (time.Parse then
+// decides). Every call's time is one: time.Parse costs a string and a
+// general parser each.
+func parseUTCMillis(b []byte) (int64, bool) {
+	if len(b) != 24 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' || b[19] != '.' || b[23] != 'Z' {
+		return 0, false
+	}
+	n := func(i, j int) int {
+		v := 0
+		for _, c := range b[i:j] {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v
+	}
+	year, month, day := n(0, 4), n(5, 7), n(8, 10)
+	hour, minute, sec, ms := n(11, 13), n(14, 16), n(17, 19), n(20, 23)
+	if year < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 || ms < 0 {
+		return 0, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, ms*1e6, time.UTC)
+	if t.Day() != day {
+		return 0, false // no such day in that month
+	}
+	return t.UnixMilli(), true
 }
 
 // epochMillis takes seconds or milliseconds (values below 1e11 are seconds:

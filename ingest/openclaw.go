@@ -83,6 +83,8 @@ type lineParser struct {
 	blocks fastjson.Parser // a user message's metadata blocks
 	skim   skimmer         // see quick
 	small  []byte          // the members quick passes to full
+	names  map[string]string
+	usage  [2]skimUsage // a usage object's view, and its cost's
 }
 
 var errNotObject = errors.New("line is not a JSON object")
@@ -205,7 +207,7 @@ func (lp *lineParser) assistant(entry, msg *fastjson.Value, out *parsedLine) {
 		out.kind = lineOther // no usage at all (e.g. a streamed partial): nothing to count
 		return
 	}
-	openclawCall(usage, callFields{
+	openclawCall(fjObject{usage}, callFields{
 		provider: string(msg.GetStringBytes("provider")), model: string(msg.GetStringBytes("model")),
 		api: string(msg.GetStringBytes("api")), responseID: string(msg.GetStringBytes("responseId")),
 		entryTS: parseTimestamp(entry.Get("timestamp")), msgTS: parseTimestamp(msg.Get("timestamp")),
@@ -220,7 +222,7 @@ type callFields struct {
 
 // openclawCall turns an assistant message's usage object and fields into a
 // usage record, or a skip.
-func openclawCall(usage *fastjson.Value, f callFields, out *parsedLine) {
+func openclawCall(usage usageObject, f callFields, out *parsedLine) {
 	u := &out.usage
 	u.Source = storage.SourceOpenClaw
 	u.Provider, u.Model = f.provider, f.model
@@ -229,13 +231,13 @@ func openclawCall(usage *fastjson.Value, f callFields, out *parsedLine) {
 		out.kind, out.reason = lineSkip, skipNotModelCall
 		return
 	}
-	readTokens(usage, u)
-	out.drift = unknownField(usage, openclawUsageFields)
+	usage.tokens(u)
+	out.drift = usage.unknown(openclawUsageFields)
 	if u.TotalTokens() == 0 {
 		out.kind, out.reason = lineSkip, skipZeroUsage // errors and aborts
 		return
 	}
-	if c := usage.Get("cost"); c != nil && c.Type() == fastjson.TypeObject {
+	if c, ok := usage.object("cost"); ok {
 		u.Cost = storage.Cost{
 			Input: num(c, "input"), Output: num(c, "output"),
 			CacheRead: num(c, "cacheRead"), CacheWrite: num(c, "cacheWrite"),
@@ -335,24 +337,69 @@ func openclawDedupeKey(u *storage.Usage, responseID string, msgTS int64) string 
 	return string(b)
 }
 
+// usageObject is what the token rules read from a usage object: through
+// fastjson (fjObject), or through the skimmer's members (skimUsage, pi's
+// spelling only). Both read exactly as fastjson's Get, Exists and
+// GetFloat64 do.
+type usageObject interface {
+	has(key string) bool
+	// number is the member's number as GetFloat64 reads it: 0 when absent
+	// or not a number.
+	number(key string) float64
+	// object is an object member.
+	object(key string) (usageObject, bool)
+	// tokens reads the token counts into u (readTokens).
+	tokens(u *storage.Usage)
+	// unknown is unknownField.
+	unknown(known map[string]bool) string
+}
+
+type fjObject struct{ v *fastjson.Value }
+
+func (o fjObject) has(key string) bool              { return o.v.Exists(key) }
+func (o fjObject) number(key string) float64        { return o.v.GetFloat64(key) }
+func (o fjObject) tokens(u *storage.Usage)          { readTokens(o.v, u) }
+func (o fjObject) unknown(k map[string]bool) string { return unknownField(o.v, k) }
+func (o fjObject) object(key string) (usageObject, bool) {
+	c := o.v.Get(key)
+	return fjObject{c}, c != nil && c.Type() == fastjson.TypeObject
+}
+
+// piSpelling reports whether a usage object is in pi's own spelling.
+func piSpelling(o usageObject) bool {
+	return o.has("input") || o.has("output") || o.has("cacheRead") || o.has("cacheWrite")
+}
+
+// piTokens reads pi's usage spelling.
+func piTokens(o usageObject, u *storage.Usage) {
+	count := func(key string) int64 { return countOf(o.number(key)) }
+	u.Input = count("input")
+	u.Output = count("output")
+	u.CacheRead = count("cacheRead")
+	u.CacheWrite = count("cacheWrite")
+	u.CacheWrite1h = min(count("cacheWrite1h"), u.CacheWrite)
+	reasoning := int64(0)
+	if o.has("reasoning") {
+		reasoning = count("reasoning")
+	} else if o.has("reasoningTokens") {
+		reasoning = count("reasoningTokens")
+	}
+	u.Reasoning = min(reasoning, u.Output)
+	// Some provider adapters put cached tokens inside input (OpenAI's
+	// prompt_tokens convention) and report them again as cacheRead:
+	// then input + output already make totalTokens.
+	if total := count("totalTokens"); total > 0 && (u.CacheRead > 0 || u.CacheWrite > 0) &&
+		u.Input+u.Output == total && u.Input >= u.CacheRead+u.CacheWrite {
+		u.Input -= u.CacheRead + u.CacheWrite
+		u.Corrected = storage.CorrectedCacheInInput
+	}
+}
+
 // readTokens reads pi's usage spelling and the foreign ones OpenClaw itself
 // normalises (Anthropic and OpenAI field names).
 func readTokens(usage *fastjson.Value, u *storage.Usage) {
-	if usage.Exists("input") || usage.Exists("output") || usage.Exists("cacheRead") || usage.Exists("cacheWrite") {
-		u.Input = tokens(usage, "input")
-		u.Output = tokens(usage, "output")
-		u.CacheRead = tokens(usage, "cacheRead")
-		u.CacheWrite = tokens(usage, "cacheWrite")
-		u.CacheWrite1h = min(tokens(usage, "cacheWrite1h"), u.CacheWrite)
-		u.Reasoning = min(firstTokens(usage, []string{"reasoning"}, []string{"reasoningTokens"}), u.Output)
-		// Some provider adapters put cached tokens inside input (OpenAI's
-		// prompt_tokens convention) and report them again as cacheRead:
-		// then input + output already make totalTokens.
-		if total := tokens(usage, "totalTokens"); total > 0 && (u.CacheRead > 0 || u.CacheWrite > 0) &&
-			u.Input+u.Output == total && u.Input >= u.CacheRead+u.CacheWrite {
-			u.Input -= u.CacheRead + u.CacheWrite
-			u.Corrected = storage.CorrectedCacheInInput
-		}
+	if piSpelling(fjObject{usage}) {
+		piTokens(fjObject{usage}, u)
 		return
 	}
 	u.Reasoning = firstTokens(usage, []string{"reasoning_tokens"}, []string{"completion_tokens_details", "reasoning_tokens"},

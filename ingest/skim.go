@@ -2,8 +2,11 @@ package ingest
 
 import (
 	"bytes"
+	"math"
 	"strings"
 
+	"github.com/fleetmeter/fleetmeter/storage"
+	"github.com/valyala/fastjson"
 	"github.com/valyala/fastjson/fastfloat"
 )
 
@@ -57,6 +60,11 @@ type skimmer struct {
 	msg []member // the members of its first "message" member, when an object
 	// msgAt is the index in top of that member (-1: none seen yet).
 	msgAt int
+	// The members of that message's first "usage" member, and of the
+	// usage's first "cost" member, when objects; usageAt and costAt index
+	// them in msg and usage (-1: none seen yet).
+	usageMs, costMs []member
+	usageAt, costAt int
 
 	roleAt   int  // offset just past the first `"message":{"role":"` (-1: none)
 	usage    bool // a string token "usage" (or ending in an escaped `"usage`)
@@ -68,7 +76,8 @@ type skimmer struct {
 }
 
 func (s *skimmer) reset(b []byte) {
-	*s = skimmer{b: b, top: s.top[:0], msg: s.msg[:0], msgAt: -1, roleAt: -1, stopTool: true}
+	*s = skimmer{b: b, top: s.top[:0], msg: s.msg[:0], usageMs: s.usageMs[:0], costMs: s.costMs[:0],
+		msgAt: -1, usageAt: -1, costAt: -1, roleAt: -1, stopTool: true}
 }
 
 func isJSONSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\t' || c == '\r' }
@@ -111,7 +120,7 @@ func (s *skimmer) value(i, depth int, rec *[]member) (int, skimStatus) {
 		if !ok {
 			return end, skimInvalid
 		}
-		if tokenIs(s.b[i+1:end-1], "usage") {
+		if s.b[end-2] == 'e' && tokenIs(s.b[i+1:end-1], "usage") {
 			s.usage = true
 		}
 		return end, skimOK
@@ -253,10 +262,16 @@ func (s *skimmer) object(i, depth int, rec *[]member) (int, skimStatus) {
 		}
 		v0 := s.ws(j + 1)
 		// The members of the first top-level "message" object are recorded.
+		// The members of the entry's first "message" object, its first
+		// "usage" and that one's first "cost" are recorded.
 		var sub *[]member
-		if depth == 1 && s.msgAt < 0 && string(s.b[k0:k1]) == "message" {
-			s.msgAt = len(*rec)
-			sub = &s.msg
+		switch {
+		case depth == 1 && s.msgAt < 0 && string(s.b[k0:k1]) == "message":
+			s.msgAt, sub = len(*rec), &s.msg
+		case depth == 2 && rec == &s.msg && s.usageAt < 0 && string(s.b[k0:k1]) == "usage":
+			s.usageAt, sub = len(*rec), &s.usageMs
+		case depth == 3 && rec == &s.usageMs && s.costAt < 0 && string(s.b[k0:k1]) == "cost":
+			s.costAt, sub = len(*rec), &s.costMs
 		}
 		end, st := s.value(v0, depth, sub)
 		if st != skimOK {
@@ -288,6 +303,9 @@ func (s *skimmer) object(i, depth int, rec *[]member) (int, skimStatus) {
 // bytes are k, or end with an escaped quote and k; the bytes after the
 // key's closing quote are the rest of the pattern, as written.
 func (s *skimmer) key(k0, k1 int) skimStatus {
+	if k1 == k0 || s.b[k1-1] != 'e' {
+		return skimOK // usage, type, role and message all end so
+	}
 	k, rest := s.b[k0:k1], s.b[k1+1:]
 	switch {
 	case tokenIs(k, "usage"):
@@ -464,8 +482,9 @@ func (s *skimmer) timestamp(ms []member, key string) (millis int64, ok bool) {
 	return epochMillis(f), true
 }
 
-// directAssistant is lineParser.assistant on the skimmed members: only
-// the usage object is parsed (with fastjson: the token rules read it).
+// directAssistant is lineParser.assistant on the skimmed members: the
+// usage object is read from its members too when it is in pi's spelling
+// (else with fastjson: the foreign spellings' rules read it).
 func (lp *lineParser) directAssistant(out *parsedLine) bool {
 	s := &lp.skim
 	um, found := s.find(s.msg, "usage")
@@ -475,21 +494,162 @@ func (lp *lineParser) directAssistant(out *parsedLine) bool {
 	}
 	var f callFields
 	var ok [6]bool
-	f.provider, ok[0] = s.text(s.msg, "provider")
-	f.model, ok[1] = s.text(s.msg, "model")
-	f.api, ok[2] = s.text(s.msg, "api")
+	f.provider, ok[0] = lp.name(s.msg, "provider")
+	f.model, ok[1] = lp.name(s.msg, "model")
+	f.api, ok[2] = lp.name(s.msg, "api")
 	f.responseID, ok[3] = s.text(s.msg, "responseId")
 	f.entryTS, ok[4] = s.timestamp(s.top, "timestamp")
 	f.msgTS, ok[5] = s.timestamp(s.msg, "timestamp")
 	if ok != [6]bool{true, true, true, true, true, true} {
 		return false
 	}
-	usage, err := lp.p.ParseBytes(s.b[um.v0:um.v1])
+	usage := &lp.usage[0]
+	usage.cost = &lp.usage[1]
+	if usage.view(s, s.usageMs) && piSpelling(usage) {
+		openclawCall(usage, f, out)
+		return true
+	}
+	v, err := lp.p.ParseBytes(s.b[um.v0:um.v1])
 	if err != nil {
 		return false
 	}
-	openclawCall(usage, f, out)
+	openclawCall(fjObject{v}, f, out)
 	return true
+}
+
+// name is text for a member whose few values recur (provider, model,
+// api): the string is shared, not allocated per line.
+func (lp *lineParser) name(ms []member, key string) (string, bool) {
+	s := &lp.skim
+	m, found := s.find(ms, key)
+	if !found || s.b[m.v0] != '"' {
+		return "", true
+	}
+	raw := s.b[m.v0+1 : m.v1-1]
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		return "", false
+	}
+	if v, ok := lp.names[string(raw)]; ok {
+		return v, true
+	}
+	v := string(raw)
+	if len(lp.names) < 4096 {
+		if lp.names == nil {
+			lp.names = map[string]string{}
+		}
+		lp.names[v] = v
+	}
+	return v, true
+}
+
+// skimUsage is a usage (or cost) object read from its skimmed members.
+type skimUsage struct {
+	s    *skimmer
+	ms   []member
+	at   [len(usageKeys)]int16 // ms index of each usageKeys member (-1: absent)
+	cost *skimUsage            // room for the cost object's view
+}
+
+// usageKeys are the members the token rules read from a usage object
+// (pi's spelling) and from its cost.
+var usageKeys = [...]string{"input", "output", "cacheRead", "cacheWrite", "cacheWrite1h", "reasoning",
+	"reasoningTokens", "totalTokens", "cost", "total"}
+
+func usageKey(k []byte) int {
+	for i, name := range usageKeys {
+		if string(k) == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// view points o at the skimmed members ms; ok is false when a key has
+// escapes (fastjson would match it unescaped).
+func (o *skimUsage) view(s *skimmer, ms []member) bool {
+	o.s, o.ms = s, ms
+	for i := range o.at {
+		o.at[i] = -1
+	}
+	if len(ms) > math.MaxInt16 {
+		return false
+	}
+	for i, m := range ms {
+		k := s.b[m.k0:m.k1]
+		if bytes.IndexByte(k, '\\') >= 0 {
+			return false
+		}
+		if j := usageKey(k); j >= 0 && o.at[j] < 0 {
+			o.at[j] = int16(i)
+		}
+	}
+	return true
+}
+
+func (o *skimUsage) find(key string) (member, bool) {
+	if j := usageKey([]byte(key)); j >= 0 {
+		if i := o.at[j]; i >= 0 {
+			return o.ms[i], true
+		}
+		return member{}, false
+	}
+	return o.s.find(o.ms, key)
+}
+
+func (o *skimUsage) has(key string) bool {
+	_, found := o.find(key)
+	return found
+}
+
+func (o *skimUsage) number(key string) float64 {
+	m, found := o.find(key)
+	if !found {
+		return 0
+	}
+	return o.s.numberOf(m)
+}
+
+// numberOf is GetFloat64 of a member's value: 0 unless it is a number.
+func (s *skimmer) numberOf(m member) float64 {
+	raw := s.b[m.v0:m.v1]
+	switch raw[0] {
+	case '"', '{', '[', 't', 'f':
+		return 0
+	case 'n':
+		if string(raw) == "null" {
+			return 0
+		}
+	}
+	return fastfloat.ParseBestEffort(string(raw))
+}
+
+// object is the usage's cost (the only object member the rules read).
+func (o *skimUsage) object(key string) (usageObject, bool) {
+	m, found := o.find(key)
+	if !found || o.s.b[m.v0] != '{' {
+		return nil, false
+	}
+	if key == "cost" && o.cost != nil && o.s.costAt >= 0 && o.s.costAt < len(o.ms) && o.ms[o.s.costAt] == m {
+		if o.cost.view(o.s, o.s.costMs) {
+			return o.cost, true
+		}
+	}
+	v, err := fastjson.ParseBytes(o.s.b[m.v0:m.v1])
+	if err != nil {
+		return nil, false
+	}
+	return fjObject{v}, true
+}
+
+func (o *skimUsage) tokens(u *storage.Usage) { piTokens(o, u) }
+
+func (o *skimUsage) unknown(known map[string]bool) string {
+	for _, m := range o.ms {
+		if k := o.s.b[m.k0:m.k1]; !known[string(k)] && o.s.numberOf(m) != 0 {
+			return "field " + string(k)
+		}
+	}
+	return ""
 }
 
 // directUser is the sender of a user message without provenance, from the

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fleetmeter/fleetmeter/ingest/corpus"
 )
@@ -141,6 +142,13 @@ func TestSkimEdgeCases(t *testing.T) {
 		`{"type":"message","timestamp":-1e12,"message":{"role":"assistant","provider":"open\u0063law","model":"m","usage":{"input":1},"timestamp":"1775809875"}}`,
 		`{"type":"message","timestamp":true,"message":{"role":"assistant","provider":1,"model":["m"],"usage":{"input":1,"cost":{"total":"x"}},"timestamp":{}}}`,
 		`{"type":"message","message":{"role":"assistant","usage":[1]}}`,
+		`{"type":"message","timestamp":"2026-04-10T08:31:20.480Z","message":{"role":"assistant","provider":"p","model":"m","usage":{"input":10,"output":5,"cacheRead":100,"cacheWrite":20,"cacheWrite1h":30,"reasoning":9,"reasoningTokens":1,"totalTokens":15,"cost":{"input":1e-3,"output":"2","cacheRead":-1,"cacheWrite":NaN,"tot\u0061l":0.5}},"timestamp":1775809875002,"responseId":"r1"}}`,
+		`{"type":"message","timestamp":"2026-04-10T08:31:20.480Z","message":{"role":"assistant","provider":"p","model":"m","usage":{"output":5,"output":7,"input":"3","newTokens":4,"cost":[1],"cost":{"total":1}},"timestamp":1775809875002}}`,
+		`{"type":"message","timestamp":"2026-04-10T08:31:20.480Z","message":{"role":"assistant","provider":"p","model":"m","usage":{"input_tokens":10,"output_tokens":5,"completion_tokens_details":{"reasoning_tokens":2}},"timestamp":1775809875002}}`,
+		`{"type":"message","timestamp":"2026-04-10T08:31:20.480Z","message":{"role":"assistant","provider":"p","model":"m","usage":{"input":1,"reasoningTokens":1e400,"cost":{"total":{"a":` + strings.Repeat("[", 292) + strings.Repeat("]", 292) + `}}},"timestamp":1775809875002}}`,
+		`{"type":"message","timestamp":"2026-04-10T08:31:20.480Z","message":{"role":"assistant","provider":"p","model":"m","usage":{"input":1,"inp\u0075t":5},"timestamp":1775809875002}}`,
+		`{"type":"message","timestamp":"2026-02-29T08:31:20.480Z","message":{"role":"assistant","provider":"p","model":"m","usage":{"input":1},"timestamp":"2026-04-10T24:31:20.480Z"}}`,
+		`{"type":"message","timestamp":"2024-02-29T23:59:59.999Z","message":{"role":"assistant","provider":"p","model":"m","usage":{"input":1}}}`,
 		`{"type":"message","message":{"role":"assistant","usage":{"inp\u0075t":5},"timestamp":1775809875002}}`,
 		`{"type":"message","message":{"role":"user","prov\u0065nance":{"kind":"inter_session"}}}`,
 		`{"typ\u0065":"session","id":"x"}`,
@@ -185,4 +193,42 @@ func FuzzSkimMatchesParse(f *testing.F) {
 			t.Errorf("%q:\nskim      %+v (malformed %d)\nreference %+v (malformed %d)", line, q, qm, r, rm)
 		}
 	})
+}
+
+// The fast path of timestamps reads what time.Parse reads, and leaves it
+// whatever else.
+func TestParseUTCMillisMatchesTimeParse(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	check := func(s string) {
+		t.Helper()
+		got, ok := parseUTCMillis([]byte(s))
+		ref, err := time.Parse(time.RFC3339Nano, s)
+		if ok && (err != nil || ref.UnixMilli() != got) {
+			t.Fatalf("%q: fast %d, time.Parse %v %v", s, got, ref.UnixMilli(), err)
+		}
+		if !ok && err == nil && len(s) == 24 && s[23] == 'Z' && s[19] == '.' {
+			t.Errorf("%q: the fast path declined a canonical time", s)
+		}
+	}
+	for _, s := range []string{"2026-04-10T08:31:20.480Z", "2024-02-29T23:59:59.999Z", "2026-02-29T00:00:00.000Z",
+		"0000-01-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z", "2026-04-31T00:00:00.000Z", "2026-13-01T00:00:00.000Z",
+		"2026-00-10T00:00:00.000Z", "2026-04-00T00:00:00.000Z", "2026-04-10T24:00:00.000Z", "2026-04-10T08:60:00.000Z",
+		"2026-04-10T08:31:60.000Z", "2026-04-10T08:31:20.48Z", "2026-04-10 08:31:20.480Z", "+026-04-10T08:31:20.480Z",
+		"2026-04-10T08:31:20.-80Z", "2026-04-10T08:31:20,480Z", "1900-02-29T00:00:00.000Z", "2000-02-29T00:00:00.000Z"} {
+		check(s)
+	}
+	digits := "0123456789"
+	for range 20000 {
+		b := []byte("2026-04-10T08:31:20.480Z")
+		for k := range 1 + rng.IntN(3) {
+			_ = k
+			i := rng.IntN(len(b))
+			if rng.IntN(4) == 0 {
+				b[i] = "-T:.Z+ x"[rng.IntN(8)]
+			} else {
+				b[i] = digits[rng.IntN(10)]
+			}
+		}
+		check(string(b))
+	}
 }
