@@ -121,7 +121,7 @@ func (in *Ingester) take(b *storage.Batch, c *calls) {
 // from files (decoded already), the rest as raw values. On failure the
 // attribution the batch carried is forgotten, so it is learned (and put in
 // a batch) again. b is reset either way.
-func (in *Ingester) commit(b *storage.Batch, files map[string]*fileCursor) (storage.ApplyResult, error) {
+func (in *Ingester) commit(b *storage.Batch, files map[fileKey]*fileCursor) (storage.ApplyResult, error) {
 	defer func() {
 		*b = storage.Batch{Cursors: map[string][]byte{}, SessionMeta: map[string][]byte{}}
 		clear(files)
@@ -159,14 +159,15 @@ func (in *Ingester) commit(b *storage.Batch, files map[string]*fileCursor) (stor
 		in.setCursor(id, c)
 	}
 	for id, v := range b.Cursors {
+		key, isFile := parseCursorID(id)
 		switch {
-		case strings.HasPrefix(id, "file:"):
+		case isFile:
 			if v == nil {
-				in.setCursor(id, nil)
-			} else if files[id] == nil {
+				in.setCursor(key, nil)
+			} else if files[key] == nil {
 				var c fileCursor
 				if json.Unmarshal(v, &c) == nil {
-					in.setCursor(id, &c)
+					in.setCursor(key, &c)
 				}
 			}
 		case v == nil:

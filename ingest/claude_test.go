@@ -272,15 +272,15 @@ func TestClaudeLiveSession(t *testing.T) {
 	if got := totalsOf(t, db).Sums; tokensOnly(got) != callSums(4, 10, 100, 600, 400) {
 		t.Errorf("sums = %+v", got)
 	}
-	if len(in.cursors) != 2 {
-		t.Fatalf("%d cursors, want 2", len(in.cursors))
+	if len(in.mem.stamps) != 2 {
+		t.Fatalf("%d cursors, want 2", len(in.mem.stamps))
 	}
 	if err := os.Remove(sub); err != nil {
 		t.Fatal(err)
 	}
 	step(t, in)
-	if len(in.cursors) != 1 {
-		t.Errorf("%d cursors after the sub-agent file was deleted, want 1", len(in.cursors))
+	if len(in.mem.stamps) != 1 {
+		t.Errorf("%d cursors after the sub-agent file was deleted, want 1", len(in.mem.stamps))
 	}
 	if got := totalsOf(t, db).Sums; got.Messages != 4 {
 		t.Errorf("calls = %d after a delete, want 4 (the ledger keeps them)", got.Messages)

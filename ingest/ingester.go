@@ -31,6 +31,8 @@ import (
 type Ledger interface {
 	Apply(*storage.Batch) (storage.ApplyResult, error)
 	Cursors() (map[string][]byte, error)
+	// CursorsOf returns the stored cursors of ids (absent ones left out).
+	CursorsOf(ids []string) (map[string][]byte, error)
 	SessionMeta() (map[string][]byte, error)
 }
 
@@ -120,9 +122,9 @@ type Ingester struct {
 	chunkBytes   int64
 	chunkRecords int
 
-	loaded  bool
-	cursors map[string]*fileCursor // by cursor id
-	meta    map[string]sessionMeta // by storage.SessionMetaID
+	loaded bool
+	mem    cursorMemory           // what is known of the files read (cursors.go)
+	meta   map[string]sessionMeta // by storage.SessionMetaID
 	stores  map[string]fileStamp   // sessions.json and SQLite store stamps: re-read only on change
 	warned  map[string]string      // path → last error logged, so a bad file is logged once
 	// otherCursors are the stored cursors of non-file sources (SQLite
@@ -137,12 +139,10 @@ type Ingester struct {
 	lastListed map[string]bool       // directories the last plan listed, to watch
 	listings   map[string][]dirEntry // directory → its last listing (see readDir)
 	// dirFiles is the number of transcripts a directory held when its
-	// files were last looked at; unfinished the files (by cursor id, with
-	// their directory) not read to their end. A watched step skips a
-	// directory with no event and nothing unfinished wholesale: nothing is
-	// kept or done per file for it (see skipDir).
+	// files were last looked at. A watched step skips a directory with no
+	// event and no file left unfinished wholesale: nothing is kept or done
+	// per file for it (see skipDir).
 	dirFiles   map[string]int
-	unfinished map[string]string
 	skipped    int  // files of directories skipped this step
 	lastFull   bool // the last step looked at every file (not watched)
 	// threads maps a Codex thread to its parent (forks and spawned
@@ -220,9 +220,9 @@ func New(cfg Config, ledger Ledger) *Ingester {
 	return &Ingester{
 		cfg: cfg, ledger: ledger, pricer: cfg.Pricer, log: cfg.Logger, final: cfg.Final,
 		chunkBytes: min(8<<20, cfg.BatchBytes), chunkRecords: min(5000, cfg.BatchRecords),
-		cursors: map[string]*fileCursor{}, meta: map[string]sessionMeta{}, stores: map[string]fileStamp{}, warned: map[string]string{},
+		mem: newCursorMemory(), meta: map[string]sessionMeta{}, stores: map[string]fileStamp{}, warned: map[string]string{},
 		otherCursors: map[string][]byte{}, listings: map[string][]dirEntry{},
-		dirFiles: map[string]int{}, unfinished: map[string]string{}, threads: map[string]string{},
+		dirFiles: map[string]int{}, threads: map[string]string{},
 	}
 }
 
@@ -336,18 +336,7 @@ func (in *Ingester) load() error {
 	if err != nil {
 		return fmt.Errorf("load cursors: %w", err)
 	}
-	for id, v := range raw {
-		if !strings.HasPrefix(id, "file:") {
-			in.otherCursors[id] = v // SQLite sessions and other non-file sources
-			continue
-		}
-		var c fileCursor
-		if err := json.Unmarshal(v, &c); err != nil {
-			in.log.Warn("dropping unreadable cursor", "id", id, "err", err)
-			continue
-		}
-		in.setCursor(id, &c)
-	}
+	in.loadCursors(raw)
 	metas, err := in.ledger.SessionMeta()
 	if err != nil {
 		return fmt.Errorf("load session attribution: %w", err)
@@ -413,20 +402,26 @@ func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
 	if err != nil {
 		return nil, err
 	}
-	var items []*fileItem
-	seen := map[string]bool{}
+	var items, renamed []*fileItem
+	seen := map[fileKey]bool{}
 	stats := statAll(cands)
 	for i, c := range cands {
-		if item, ok := in.planFile(c, stats[i], batch, seen); ok {
+		switch item, read := in.planFile(c, stats[i], seen); {
+		case read:
 			items = append(items, item)
+		case item != nil:
+			renamed = append(renamed, item)
 		}
+	}
+	if err := in.resumeCursors(items, renamed, batch); err != nil {
+		return nil, err
 	}
 	in.lastListed = listed
 	// Files that vanished (retention, deletes) lose their cursor; if the
 	// bytes come back under another inode, dedupe keeps them from counting twice.
-	for id, c := range in.cursors {
-		if !seen[id] && listed[dirOf(c.Path)] {
-			batch.Cursors[id] = nil
+	for key, st := range in.mem.stamps {
+		if !seen[key] && listed[in.mem.dirs[st.dir]] {
+			batch.Cursors[key.id()] = nil
 		}
 	}
 	in.mu.Lock()
@@ -491,30 +486,27 @@ func statAll(cands []candidate) []os.FileInfo {
 	return out
 }
 
-func (in *Ingester) planFile(c candidate, fi os.FileInfo, batch *storage.Batch, seen map[string]bool) (*fileItem, bool) {
+// planFile decides about one listed file: read it (read), leave it (nil),
+// or only note its new name (item, not read: a complete file renamed).
+func (in *Ingester) planFile(c candidate, fi os.FileInfo, seen map[fileKey]bool) (item *fileItem, read bool) {
 	if fi == nil || !fi.Mode().IsRegular() && !fi.IsDir() {
 		return nil, false // vanished between listing and stat, or a device/FIFO
 	}
 	dev, ino := statIDs(fi)
-	id := cursorID(dev, ino)
-	if seen[id] {
+	key := fileKey{dev, ino}
+	if seen[key] {
 		return nil, false // a hard link or a second root naming the same file
 	}
-	seen[id] = true
-	item := &fileItem{
+	seen[key] = true
+	item = &fileItem{
 		candidate: c, fi: fi, dev: dev, ino: ino,
-		size: fi.Size(), modNano: fi.ModTime().UnixNano(), cur: in.cursors[id],
+		size: fi.Size(), modNano: fi.ModTime().UnixNano(),
 	}
-	if cur := item.cur; cur != nil {
-		if cur.Complete && cur.Size == item.size && cur.ModNano == item.modNano {
-			if cur.Path != c.path { // renamed (reset/delete archive): same bytes, new name
-				moved := *cur
-				moved.Path = c.path
-				if v, err := json.Marshal(moved); err == nil {
-					batch.Cursors[id] = v
-				}
-				// In memory at once, so the next poll does not write it again.
-				in.setCursor(id, &moved)
+	if st, ok := in.mem.stamps[key]; ok {
+		item.known = true
+		if st.complete && st.size == item.size && st.modNano == item.modNano {
+			if st.path != in.mem.pathHash(c.path) {
+				return item, false // renamed: its cursor gets the new path
 			}
 			return nil, false
 		}
@@ -598,7 +590,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 		})
 	}
 	progress := in.trackProgress(items)
-	pendingCursors := map[string]*fileCursor{}
+	pendingCursors := map[fileKey]*fileCursor{}
 	var batchBytes int64
 	commit := func() error {
 		ar, err := in.commit(batch, pendingCursors)
@@ -629,8 +621,9 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 				continue
 			}
 			in.take(batch, &c.calls)
-			cur := &c.cursor // the chunk is not used again
-			pendingCursors[c.id] = cur
+			cur := new(fileCursor) // a copy: the chunk is not kept with it
+			*cur = c.cursor
+			pendingCursors[fileKey{cur.Dev, cur.Ino}] = cur
 			if !in.final { // a one-shot read's ledger keeps no cursors
 				v, err := json.Marshal(cur)
 				if err != nil {
@@ -656,12 +649,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 	}
 	progress.done(errors.Join(commitErr, werr))
 	in.mu.Lock()
-	in.stats.PendingTails = 0
-	for _, c := range in.cursors {
-		if c.Pending {
-			in.stats.PendingTails++
-		}
-	}
+	in.stats.PendingTails = in.pendingTails()
 	in.mu.Unlock()
 	if commitErr != nil {
 		return res, fmt.Errorf("commit: %w", commitErr)
@@ -715,22 +703,6 @@ func (in *Ingester) fileError(item *fileItem, err error, batch *storage.Batch) {
 	}
 }
 
-// setCursor adopts a file cursor (nil: the file is gone) and keeps the
-// set of unfinished files up to date.
-func (in *Ingester) setCursor(id string, c *fileCursor) {
-	if c == nil {
-		delete(in.cursors, id)
-		delete(in.unfinished, id)
-		return
-	}
-	in.cursors[id] = c
-	if c.Complete && !c.Pending {
-		delete(in.unfinished, id)
-	} else {
-		in.unfinished[id] = dirOf(c.Path)
-	}
-}
-
 // skipDir reports whether a watched step can leave a directory alone: no
 // event in it since it was last looked at, and none of its files left
 // half read. Its files then count as they were, and nothing is done per
@@ -743,10 +715,8 @@ func (in *Ingester) skipDir(dir string) bool {
 	if !known {
 		return false
 	}
-	for _, d := range in.unfinished {
-		if d == dir {
-			return false
-		}
+	if in.unfinishedIn(dir) {
+		return false
 	}
 	in.skipped += n
 	return true

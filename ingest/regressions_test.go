@@ -83,7 +83,7 @@ func TestRewriteDuringReadIsNoticed(t *testing.T) {
 		t.Fatal(err)
 	}
 	tl.in.loaded = false
-	tl.in.cursors = map[string]*fileCursor{}
+	tl.in.mem = newCursorMemory()
 	// the next poll: the file is bigger by nothing, but mtime changed
 	tl.expect(2, 101) // A and B
 }

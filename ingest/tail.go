@@ -79,7 +79,8 @@ type fileItem struct {
 	modNano  int64
 	forkedAt string      // for new fork files: when the fork was made (see plan's order)
 	keyed    bool        // for new files: the session's key is known (see plan's order)
-	cur      *fileCursor // nil for a file never seen
+	known    bool        // a cursor is stamped for the file
+	cur      *fileCursor // nil for a file never seen (or whose cursor could not be had)
 }
 
 // chunk is a piece of a file's progress: records and skips since the last

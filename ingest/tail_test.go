@@ -378,9 +378,17 @@ func TestLegacyFingerprintsResume(t *testing.T) {
 	in := New(Config{OpenClawDirs: []string{root}}, db)
 	step(t, in)
 	// Rewrite the stored cursor as the old code wrote it.
-	for id, c := range in.cursors {
+	stored, err := db.Cursors()
+	if err != nil || len(stored) != 1 {
+		t.Fatalf("stored cursors %v: %v", stored, err)
+	}
+	for id, v := range stored {
+		var c fileCursor
+		if err := json.Unmarshal(v, &c); err != nil {
+			t.Fatal(err)
+		}
 		data, _ := os.ReadFile(c.Path)
-		legacy := *c
+		legacy := c
 		legacy.Hash = ""
 		legacy.HeadHash = hashBytes("", data[:legacy.HeadLen], nil)
 		legacy.TailHash = hashBytes("", data[legacy.Offset-int64(legacy.TailLen):legacy.Offset], nil)

@@ -207,6 +207,9 @@ func (t *Tally) add(u *storage.Usage, sign int64) {
 // Cursors implements ingest.Ledger: a tally starts from nothing.
 func (t *Tally) Cursors() (map[string][]byte, error) { return nil, nil }
 
+// CursorsOf implements ingest.Ledger: a tally keeps no cursors.
+func (t *Tally) CursorsOf([]string) (map[string][]byte, error) { return nil, nil }
+
 // SessionMeta implements ingest.Ledger.
 func (t *Tally) SessionMeta() (map[string][]byte, error) { return nil, nil }
 

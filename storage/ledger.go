@@ -211,6 +211,22 @@ func (db *DB) Cursors() (map[string][]byte, error) {
 	return db.copyBucket(bucketCursors)
 }
 
+// CursorsOf returns the stored cursors of ids, by id (absent ones are left
+// out): what the ingester reads back for the files that changed.
+func (db *DB) CursorsOf(ids []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(ids))
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCursors)
+		for _, id := range ids {
+			if v := b.Get([]byte(id)); v != nil {
+				out[id] = bytes.Clone(v)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 func (db *DB) copyBucket(name []byte) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	err := db.bolt.View(func(tx *bolt.Tx) error {

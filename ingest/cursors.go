@@ -1,0 +1,202 @@
+package ingest
+
+import (
+	"encoding/json"
+	"fmt"
+	"hash/maphash"
+	"strconv"
+	"strings"
+
+	"github.com/fleetmeter/fleetmeter/storage"
+)
+
+// What the ingester keeps in memory of the files it has read. A fleet's
+// host holds 100k transcripts and more: a whole cursor per file (path,
+// session id, fingerprints, sender: ~450 bytes with the map) was most of
+// an idle daemon's heap. Between polls the plan needs only whether a file
+// changed, whether it was renamed and where it lives: a stamp of 40 bytes.
+// The whole cursor is read back from the ledger for the few files that
+// changed; files left half read (a line being written, a budget cut) keep
+// theirs in memory, as does a one-shot read, whose ledger keeps none.
+
+// fileKey names a file by device and inode: a cursor follows renames.
+type fileKey struct{ dev, ino uint64 }
+
+func (k fileKey) id() string { return cursorID(k.dev, k.ino) }
+
+// parseCursorID reads a file cursor id ("file:<dev>:<ino>").
+func parseCursorID(id string) (fileKey, bool) {
+	rest, ok := strings.CutPrefix(id, "file:")
+	if !ok {
+		return fileKey{}, false
+	}
+	d, i, ok := strings.Cut(rest, ":")
+	dev, err1 := strconv.ParseUint(d, 10, 64)
+	ino, err2 := strconv.ParseUint(i, 10, 64)
+	return fileKey{dev, ino}, ok && err1 == nil && err2 == nil
+}
+
+// stamp is what the plan keeps of a file it has a cursor for.
+type stamp struct {
+	size, modNano     int64
+	path              uint64 // hash of the cursor's path: a rename shows
+	dir               int32  // index in the ingester's dirs
+	complete, pending bool
+}
+
+// cursorMemory holds the stamps, the whole cursors kept in memory, and the
+// directory names stamps share.
+type cursorMemory struct {
+	stamps map[fileKey]stamp
+	// open are whole cursors kept: unfinished files (read again soon), or
+	// every file when the ledger keeps none.
+	open       map[fileKey]*fileCursor
+	unfinished map[fileKey]int32 // → dir: files not read to their end
+	dirs       []string
+	dirIndex   map[string]int32
+	seed       maphash.Seed
+}
+
+func newCursorMemory() cursorMemory {
+	return cursorMemory{
+		stamps: map[fileKey]stamp{}, open: map[fileKey]*fileCursor{}, unfinished: map[fileKey]int32{},
+		dirIndex: map[string]int32{}, seed: maphash.MakeSeed(),
+	}
+}
+
+func (m *cursorMemory) dir(path string) int32 {
+	d := dirOf(path)
+	if i, ok := m.dirIndex[d]; ok {
+		return i
+	}
+	i := int32(len(m.dirs))
+	m.dirs = append(m.dirs, d)
+	m.dirIndex[d] = i
+	return i
+}
+
+func (m *cursorMemory) pathHash(path string) uint64 { return maphash.String(m.seed, path) }
+
+// setCursor adopts a file cursor (nil: the file is gone) and keeps the
+// set of unfinished files up to date.
+func (in *Ingester) setCursor(key fileKey, c *fileCursor) {
+	m := &in.mem
+	if c == nil {
+		delete(m.stamps, key)
+		delete(m.open, key)
+		delete(m.unfinished, key)
+		return
+	}
+	st := stamp{size: c.Size, modNano: c.ModNano, path: m.pathHash(c.Path), dir: m.dir(c.Path),
+		complete: c.Complete, pending: c.Pending}
+	m.stamps[key] = st
+	switch {
+	case !c.Complete || c.Pending:
+		m.unfinished[key] = st.dir
+		m.open[key] = c
+	case in.final:
+		delete(m.unfinished, key)
+		m.open[key] = c // the ledger keeps no cursors
+	default:
+		delete(m.unfinished, key)
+		delete(m.open, key)
+	}
+}
+
+// unfinishedIn reports whether a file of dir is not read to its end.
+func (in *Ingester) unfinishedIn(dir string) bool {
+	i, ok := in.mem.dirIndex[dir]
+	if !ok {
+		return false
+	}
+	for _, d := range in.mem.unfinished {
+		if d == i {
+			return true
+		}
+	}
+	return false
+}
+
+// pendingTails counts the files whose last line is being written.
+func (in *Ingester) pendingTails() int {
+	n := 0
+	for _, st := range in.mem.stamps {
+		if st.pending {
+			n++
+		}
+	}
+	return n
+}
+
+// loadCursors adopts stored file cursors, and returns the other ones.
+func (in *Ingester) loadCursors(raw map[string][]byte) {
+	for id, v := range raw {
+		key, ok := parseCursorID(id)
+		if !ok {
+			in.otherCursors[id] = v // SQLite sessions and other non-file sources
+			continue
+		}
+		var c fileCursor
+		if err := json.Unmarshal(v, &c); err != nil {
+			in.log.Warn("dropping unreadable cursor", "id", id, "err", err)
+			continue
+		}
+		in.setCursor(key, &c)
+	}
+}
+
+// resumeCursors gives the known files among items their whole cursors:
+// kept in memory, else read back from the ledger (one read for all). A
+// cursor that cannot be had leaves the file to be read from its start
+// (dedupe keeps its calls from counting twice).
+func (in *Ingester) resumeCursors(items []*fileItem, renamed []*fileItem, batch *storage.Batch) error {
+	var ids []string
+	for _, list := range [][]*fileItem{items, renamed} {
+		for _, it := range list {
+			if !it.known {
+				continue
+			}
+			if c := in.mem.open[fileKey{it.dev, it.ino}]; c != nil {
+				it.cur = c
+			} else {
+				ids = append(ids, cursorID(it.dev, it.ino))
+			}
+		}
+	}
+	var raw map[string][]byte
+	if len(ids) > 0 {
+		var err error
+		if raw, err = in.ledger.CursorsOf(ids); err != nil {
+			return fmt.Errorf("load cursors: %w", err)
+		}
+	}
+	for _, list := range [][]*fileItem{items, renamed} {
+		for _, it := range list {
+			if !it.known || it.cur != nil {
+				continue
+			}
+			v := raw[cursorID(it.dev, it.ino)]
+			var c fileCursor
+			if v == nil || json.Unmarshal(v, &c) != nil {
+				continue
+			}
+			it.cur = &c
+		}
+	}
+	for _, it := range renamed {
+		// Renamed (reset/delete archive): same bytes, new name.
+		if it.cur == nil {
+			continue
+		}
+		moved := *it.cur
+		moved.Path = it.path
+		if v, err := json.Marshal(moved); err == nil && !in.final {
+			batch.Cursors[moved.id()] = v
+		}
+		// In memory at once, so the next poll does not write it again.
+		in.setCursor(fileKey{it.dev, it.ino}, &moved)
+	}
+	return nil
+}
+
+func (c *fileCursor) id() string { return cursorID(c.Dev, c.Ino) }
