@@ -125,8 +125,8 @@ type Ingester struct {
 	loaded bool
 	mem    cursorMemory           // what is known of the files read (cursors.go)
 	meta   map[string]sessionMeta // by storage.SessionMetaID
-	stores  map[string]fileStamp   // sessions.json and SQLite store stamps: re-read only on change
-	warned  map[string]string      // path → last error logged, so a bad file is logged once
+	stores map[string]fileStamp   // sessions.json and SQLite store stamps: re-read only on change
+	warned map[string]string      // path → last error logged, so a bad file is logged once
 	// otherCursors are the stored cursors of non-file sources (SQLite
 	// stores), by id, as committed.
 	otherCursors  map[string][]byte
@@ -142,9 +142,9 @@ type Ingester struct {
 	// files were last looked at. A watched step skips a directory with no
 	// event and no file left unfinished wholesale: nothing is kept or done
 	// per file for it (see skipDir).
-	dirFiles   map[string]int
-	skipped    int  // files of directories skipped this step
-	lastFull   bool // the last step looked at every file (not watched)
+	dirFiles map[string]int
+	skipped  int  // files of directories skipped this step
+	lastFull bool // the last step looked at every file (not watched)
 	// threads maps a Codex thread to its parent (forks and spawned
 	// sub-agents), learned from session_meta lines and kept in storage.
 	threads map[string]string
