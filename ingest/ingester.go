@@ -534,13 +534,11 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 		items []*fileItem
 		out   chan *chunk
 	}
-	window := 4 * in.cfg.Workers
-	if in.final {
-		// A report holds nothing per file but its records: read further
-		// ahead, so a large file being committed does not idle the
-		// other workers.
-		window = 32 * in.cfg.Workers
-	}
+	// Read ahead: a job holds a megabyte or 64 files at most, and what
+	// waits is its records (a tenth of its bytes or less), so the workers
+	// go on while a large file or a commit (its fsync above all) holds up
+	// the committer.
+	window := 32 * in.cfg.Workers
 	g, gctx := errgroup.WithContext(ctx)
 	ordered := make(chan job, window) // the committer's order, bounded
 	next := make(chan job)            // to the workers
