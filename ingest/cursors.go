@@ -17,7 +17,9 @@ import (
 // changed, whether it was renamed and where it lives: a stamp of 40 bytes.
 // The whole cursor is read back from the ledger for the few files that
 // changed; files left half read (a line being written, a budget cut) keep
-// theirs in memory, as does a one-shot read, whose ledger keeps none.
+// theirs in memory. (A one-shot read's ledger keeps no cursors: stepped
+// again, it reads a changed file from its start, and dedupe keeps the
+// calls from counting twice.)
 
 // fileKey names a file by device and inode: a cursor follows renames.
 type fileKey struct{ dev, ino uint64 }
@@ -48,8 +50,7 @@ type stamp struct {
 // directory names stamps share.
 type cursorMemory struct {
 	stamps map[fileKey]stamp
-	// open are whole cursors kept: unfinished files (read again soon), or
-	// every file when the ledger keeps none.
+	// open are the whole cursors of unfinished files (read again soon).
 	open       map[fileKey]*fileCursor
 	unfinished map[fileKey]int32 // → dir: files not read to their end
 	dirs       []string
@@ -90,14 +91,10 @@ func (in *Ingester) setCursor(key fileKey, c *fileCursor) {
 	st := stamp{size: c.Size, modNano: c.ModNano, path: m.pathHash(c.Path), dir: m.dir(c.Path),
 		complete: c.Complete, pending: c.Pending}
 	m.stamps[key] = st
-	switch {
-	case !c.Complete || c.Pending:
+	if !c.Complete || c.Pending {
 		m.unfinished[key] = st.dir
 		m.open[key] = c
-	case in.final:
-		delete(m.unfinished, key)
-		m.open[key] = c // the ledger keeps no cursors
-	default:
+	} else {
 		delete(m.unfinished, key)
 		delete(m.open, key)
 	}

@@ -619,8 +619,13 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 				continue
 			}
 			in.take(batch, &c.calls)
-			cur := new(fileCursor) // a copy: the chunk is not kept with it
-			*cur = c.cursor
+			cur := &c.cursor
+			if !in.final {
+				// A copy: the chunk is not kept with it. (A one-shot
+				// read keeps the cursors of unfinished files only.)
+				cur = new(fileCursor)
+				*cur = c.cursor
+			}
 			pendingCursors[fileKey{cur.Dev, cur.Ino}] = cur
 			if !in.final { // a one-shot read's ledger keeps no cursors
 				v, err := json.Marshal(cur)

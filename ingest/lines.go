@@ -31,6 +31,13 @@ type lineReader struct {
 
 	oversize int // lines skipped for being longer than MaxLineBytes
 	skipping bool
+
+	// expect, when above 0, is how many bytes a stat promised: once they
+	// are read, a short read is the end (no further read to hear it: a
+	// small file costs one read, not two). Growth after the stat is read
+	// on as always; a read that stops short of expect continues, and an
+	// over-long line is left to fill, which skips it.
+	expect, got int64
 }
 
 func newLineReader(r io.Reader, start int64, buf []byte) *lineReader {
@@ -86,12 +93,17 @@ func (lr *lineReader) fill() {
 		lr.buf = grown
 		lr.lo, lr.hi = 0, pending
 	}
+	want := len(lr.buf) - lr.hi
 	n, err := lr.r.Read(lr.buf[lr.hi:])
 	lr.hi += n
-	if errors.Is(err, io.EOF) {
+	lr.got += int64(n)
+	switch {
+	case errors.Is(err, io.EOF):
 		lr.eof = true
-	} else if err != nil {
+	case err != nil:
 		lr.err = err
+	case lr.expect > 0 && !lr.skipping && lr.hi-lr.lo < MaxLineBytes && lr.got >= lr.expect && n < want:
+		lr.eof = true
 	}
 }
 

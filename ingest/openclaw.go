@@ -279,7 +279,8 @@ func (in *Ingester) openclawEntry(pl *parsedLine, agent string, sessionID *strin
 		*snd = pl.sender
 	case lineUsage:
 		u := pl.usage
-		meta := in.meta[storage.SessionMetaID(storage.SourceOpenClaw, *sessionID)]
+		var kb [128]byte
+		meta := in.meta[string(storage.AppendSessionMetaID(kb[:0], storage.SourceOpenClaw, *sessionID))]
 		a := attribute(meta, *snd)
 		u.Agent, u.SessionID, u.SessionKey = agent, *sessionID, meta.Key
 		u.Channel, u.User, u.UserLabel = a.channel, a.user, a.label

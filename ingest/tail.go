@@ -94,7 +94,7 @@ type chunk struct {
 }
 
 // readAt reads n bytes at off (n may be 0).
-func readAt(f *os.File, off int64, n int) ([]byte, error) {
+func readAt(f io.ReaderAt, off int64, n int) ([]byte, error) {
 	buf := make([]byte, n)
 	if n == 0 {
 		return buf, nil
@@ -175,23 +175,6 @@ func (fp *fingerprinter) set(cur *fileCursor) {
 	cur.TailLen, cur.TailHash = len(a)+len(b), hashBytes(cur.Hash, a, b)
 }
 
-// openFile opens a transcript to read. os.Open would register the file
-// with the runtime's poller first (four fcntl and an epoll_ctl, a fifth
-// of what reading a small file costs), for nothing: a regular file never
-// blocks. os.NewFile on a descriptor opened blocking does not.
-func openFile(path string) (*os.File, error) {
-	for {
-		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "open", Path: path, Err: err}
-		}
-		return os.NewFile(uintptr(fd), path), nil
-	}
-}
-
 func statIDs(fi os.FileInfo) (dev, ino uint64) {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		return uint64(st.Dev), st.Ino
@@ -207,6 +190,7 @@ type fileReader struct {
 	fp     fingerprinter // of the file being read
 	owner  localUser     // the file's owner: the user of Claude Code and Codex calls
 	slab   recordSlab    // where chunks keep their records
+	pl     parsedLine    // the line being handled
 }
 
 // newChunk starts a chunk whose records go into the reader's slab.
@@ -217,21 +201,18 @@ func (r *fileReader) newChunk() *chunk {
 // read reads item and sends its chunks to out. Errors that concern only
 // this file end up in a chunk; the step goes on with other files.
 func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- *chunk) {
-	f, err := openFile(item.path)
+	// A one-shot read trusts the plan's stat of a moment ago: the file's
+	// size and times only go into cursors no one keeps. The daemon checks
+	// the file it opened, which may have been replaced since.
+	trust := r.in.final && item.fi != nil
+	f, fi, err := openFile(item.path, !trust)
 	if err != nil {
 		out <- &chunk{err: err}
 		return
 	}
 	defer f.Close()
-	// A one-shot read trusts the plan's stat of a moment ago: the file's
-	// size and times only go into cursors no one keeps. The daemon checks
-	// the file it opened, which may have been replaced since.
-	fi := item.fi
-	if !r.in.final || fi == nil {
-		if fi, err = f.Stat(); err != nil {
-			out <- &chunk{err: err}
-			return
-		}
+	if trust {
+		fi = item.fi
 	}
 	dev, ino := statIDs(fi)
 	r.owner = localUser{}
@@ -300,7 +281,7 @@ func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- *chunk
 // cur.Partial on, or starts skipping a line grown past MaxLineBytes, emits
 // the cursor and returns done. With one, it returns the file offset just
 // past it, and the caller reads the line whole from cur.Offset.
-func (r *fileReader) resumePartial(ctx context.Context, f *os.File, cur *fileCursor, budget int64, out chan<- *chunk) (done bool, lineEnd int64) {
+func (r *fileReader) resumePartial(ctx context.Context, f io.ReaderAt, cur *fileCursor, budget int64, out chan<- *chunk) (done bool, lineEnd int64) {
 	from := cur.Offset + cur.Partial
 	if cur.Size < from {
 		cur.Partial = 0 // shrunk: rewritten, read from the cursor again
@@ -352,7 +333,7 @@ func (r *fileReader) resumePartial(ctx context.Context, f *os.File, cur *fileCur
 
 // unchangedPrefix checks the fingerprints of what was read before and,
 // when they hold, resumes r.fp from them.
-func (r *fileReader) unchangedPrefix(f *os.File, c *fileCursor, size int64) (bool, error) {
+func (r *fileReader) unchangedPrefix(f io.ReaderAt, c *fileCursor, size int64) (bool, error) {
 	if size < c.Offset || c.HeadLen > fingerprintLen || c.TailLen > fingerprintLen {
 		return false, nil // truncated, or a cursor we cannot have written
 	}
@@ -375,12 +356,15 @@ func (r *fileReader) unchangedPrefix(f *os.File, c *fileCursor, size int64) (boo
 
 // scan parses lines from src (positioned at cur.Offset) to EOF, or to the
 // end of limited (the file's budget for this step; nil: none).
-func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compressed bool, limited *io.LimitedReader, cur *fileCursor, fp *fingerprinter, out chan<- *chunk) {
+func (r *fileReader) scan(ctx context.Context, f io.ReaderAt, src io.Reader, compressed bool, limited *io.LimitedReader, cur *fileCursor, fp *fingerprinter, out chan<- *chunk) {
 	lr := newLineReader(src, cur.Offset, r.buf)
 	lr.skipping = cur.Skipping // inside an over-long line since the last step
+	if !compressed && limited == nil {
+		lr.expect = cur.Size - cur.Offset // the stat's size: what is there to read
+	}
 	defer func() { r.buf = lr.buf[:0] }()
 	c := r.newChunk()
-	var pl parsedLine
+	pl := &r.pl
 	start := cur.Offset
 	skippedOversize := cur.Skipping
 	emit := func(final bool) bool {
@@ -423,7 +407,7 @@ func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compre
 			cur.Offset = end // past over-long lines skipped at the end, or in part
 			break
 		}
-		r.handleLine(line, cur, c, &pl)
+		r.handleLine(line, cur, c, pl)
 		if !compressed {
 			fp.consumed(line)
 			fp.consumed(newline)
@@ -450,7 +434,7 @@ func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compre
 		// two) is a whole line; anything else is a line still being written,
 		// whose bytes need not be searched again.
 		if !cut && tail[0] == '{' && fastjson.ValidateBytes(tail) == nil {
-			r.handleLine(tail, cur, c, &pl)
+			r.handleLine(tail, cur, c, pl)
 			fp.consumed(tail)
 			cur.Offset += int64(len(tail))
 		} else {
@@ -506,7 +490,7 @@ var newline = []byte{'\n'}
 
 // fingerprintsFromFile reads the head and tail fingerprints at the cursor
 // from the file: for reads that skipped over-long lines.
-func (r *fileReader) fingerprintsFromFile(f *os.File, cur *fileCursor) error {
+func (r *fileReader) fingerprintsFromFile(f io.ReaderAt, cur *fileCursor) error {
 	n := int(min(cur.Offset, fingerprintLen))
 	head, err := readAt(f, 0, n)
 	if err != nil {

@@ -203,6 +203,12 @@ func SessionMetaID(source, sessionID string) string {
 	return string(sessionKey(source, sessionID))
 }
 
+// AppendSessionMetaID appends SessionMetaID's bytes to dst: a map lookup
+// with string(AppendSessionMetaID(buf[:0], …)) allocates nothing.
+func AppendSessionMetaID(dst []byte, source, sessionID string) []byte {
+	return putString(putString(dst, source), sessionID)
+}
+
 // SessionMeta returns every stored attribution, by SessionMetaID.
 func (db *DB) SessionMeta() (map[string][]byte, error) {
 	return db.copyBucket(bucketSessionMeta)
