@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"runtime"
 
 	"os"
 	"path/filepath"
@@ -52,6 +54,11 @@ func corpusDir(b *testing.B) (string, []string, int64) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return listCorpus(dir)
+}
+
+// listCorpus lists the transcripts of an OpenClaw state dir, and their bytes.
+func listCorpus(dir string) (string, []string, int64) {
 	var files []string
 	var size int64
 	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
@@ -198,4 +205,133 @@ func BenchmarkParseAssistantLine(b *testing.B) {
 			b.Fatal("not parsed")
 		}
 	}
+}
+
+// Other shapes (FLEETMETER_BENCH_MB sets the first one's size too):
+//
+//   - sorted: another writer's, long lines (a ~200 KB image in 3 user turns
+//     of 10) and every object's keys in alphabetical order;
+//
+//   - tiny: a fleet's, FLEETMETER_BENCH_FILES (10,000) transcripts of one
+//     call each.
+//
+//     go test -run '^$' -bench 'Shapes' -count 6 ./ingest/ | benchstat -
+var benchShapes = sync.OnceValues(func() (map[string]string, error) {
+	root, err := os.MkdirTemp("", "fleetmeter-bench-shapes")
+	if err != nil {
+		return nil, err
+	}
+	mb := 100
+	if v, err := strconv.Atoi(os.Getenv("FLEETMETER_BENCH_MB")); err == nil && v > 0 {
+		mb = v
+	}
+	opts := corpus.DefaultOptions()
+	opts.SizeBytes, opts.Seed, opts.ImageRate = int64(mb)<<20, 2, 0.3
+	if _, err := corpus.Generate(filepath.Join(root, "pi"), opts); err != nil {
+		return nil, err
+	}
+	if err := sortKeysTree(filepath.Join(root, "pi"), filepath.Join(root, "sorted")); err != nil {
+		return nil, err
+	}
+	files := 10_000
+	if v, err := strconv.Atoi(os.Getenv("FLEETMETER_BENCH_FILES")); err == nil && v > 0 {
+		files = v
+	}
+	if err := writeTinyCorpus(filepath.Join(root, "tiny"), files); err != nil {
+		return nil, err
+	}
+	return map[string]string{"sorted": filepath.Join(root, "sorted"), "tiny": filepath.Join(root, "tiny")}, nil
+})
+
+// writeTinyCorpus writes n one-call transcripts over 20 agents, with a
+// session key for one session in ten, as a fleet of small agents leaves them.
+func writeTinyCorpus(root string, n int) error {
+	const agents = 20
+	for a := range agents {
+		dir := filepath.Join(root, "agents", fmt.Sprintf("agent%02d", a), "sessions")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		store := map[string]any{}
+		for i := a; i < n; i += agents {
+			id := fmt.Sprintf("%02d%06d-0000-4000-8000-000000000000", a, i)
+			ts := t0 + int64(i)*60_000
+			body := headerLine(id, ts) +
+				`{"type":"message","id":"u1","parentId":null,"timestamp":"` + time.UnixMilli(ts+1000).UTC().Format("2006-01-02T15:04:05.000Z") +
+				`","message":{"role":"user","content":[{"type":"text","text":"hello there"}],"timestamp":` + strconv.FormatInt(ts+1000, 10) + "}}\n" +
+				assistantLine("a1", fmt.Sprintf("msg_%d_%d", a, i), ts+2000, 10, 20, 100, 0, 0.0004)
+			if err := os.WriteFile(filepath.Join(dir, id+".jsonl"), []byte(body), 0o644); err != nil {
+				return err
+			}
+			if i%10 == 0 {
+				store[fmt.Sprintf("agent:agent%02d:telegram:direct:%d", a, i)] = map[string]any{"sessionId": id, "updatedAt": ts, "chatType": "direct", "channel": "telegram"}
+			}
+		}
+		b, err := json.Marshal(store)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "sessions.json"), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// BenchmarkShapes is `report --openclaw-dir` on the other shapes, each next
+// to cat (one buffer reused over the same files), the floor.
+func BenchmarkShapes(b *testing.B) {
+	shapes, err := benchShapes()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, name := range []string{"sorted", "tiny"} {
+		dir, files, size := listCorpus(shapes[name])
+		b.Run(name+"/report", func(b *testing.B) {
+			b.SetBytes(size)
+			for b.Loop() {
+				tally := rollup.NewTally(time.UTC)
+				if _, err := New(Config{OpenClawDirs: []string{dir}, Final: true}, tally).Step(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/cat", func(b *testing.B) { catFiles(b, files, size) })
+	}
+}
+
+// BenchmarkFleetMemory is the daemon's state per file after a first pass
+// over a fleet's small transcripts (FLEETMETER_BENCH_FILES, 10,000) and an
+// idle poll: the heap it keeps between polls (the budget: 50 MB idle at
+// 100k files, the database's mapped pages included).
+func BenchmarkFleetMemory(b *testing.B) {
+	shapes, err := benchShapes()
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, files, _ := listCorpus(shapes["tiny"])
+	var perFile float64
+	for b.Loop() {
+		b.StopTimer()
+		db := openDB(b)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		b.StartTimer()
+		in := New(Config{OpenClawDirs: []string{shapes["tiny"]}}, db)
+		if _, err := in.Step(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if res, err := in.Step(context.Background()); err != nil || res.Read != 0 {
+			b.Fatalf("an idle poll read %d files: %v", res.Read, err)
+		}
+		runtime.GC()
+		runtime.GC() // pools (buffers, bbolt's pages) are dropped by the second
+		runtime.ReadMemStats(&after)
+		perFile = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(len(files))
+		runtime.KeepAlive(in)
+		b.StartTimer()
+	}
+	b.ReportMetric(perFile, "heap-B/file")
 }
