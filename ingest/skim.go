@@ -212,19 +212,27 @@ func (s *skimmer) array(i, depth int) (int, skimStatus) {
 		if st != skimOK {
 			return end, st
 		}
-		j = s.ws(end)
-		if j == len(s.b) {
-			return j, skimInvalid
-		}
-		switch s.b[j] {
-		case ',':
-			j++
-		case ']':
-			return j + 1, skimOK
-		default:
-			return j, skimInvalid
+		var done bool
+		if j, done, st = s.after(end, ']'); st != skimOK || done {
+			return j, st
 		}
 	}
+}
+
+// after reads what follows an element or member ending at end: a comma
+// (more to come at j) or the closing byte (done, j just past it).
+func (s *skimmer) after(end int, closer byte) (j int, done bool, st skimStatus) {
+	j = s.ws(end)
+	if j == len(s.b) {
+		return j, false, skimInvalid
+	}
+	switch s.b[j] {
+	case ',':
+		return j + 1, false, skimOK
+	case closer:
+		return j + 1, true, skimOK
+	}
+	return j, false, skimInvalid
 }
 
 func (s *skimmer) object(i, depth int, rec *[]member) (int, skimStatus) {
@@ -278,17 +286,9 @@ func (s *skimmer) object(i, depth int, rec *[]member) (int, skimStatus) {
 				s.escaped = true
 			}
 		}
-		j = s.ws(end)
-		if j == len(s.b) {
-			return j, skimInvalid
-		}
-		switch s.b[j] {
-		case ',':
-			j++
-		case '}':
-			return j + 1, skimOK
-		default:
-			return j, skimInvalid
+		var done bool
+		if j, done, st = s.after(end, '}'); st != skimOK || done {
+			return j, st
 		}
 	}
 }

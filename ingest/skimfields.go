@@ -62,15 +62,21 @@ func (s *skimmer) is(ms []member, key, raw string) bool {
 // text is fastjson's GetStringBytes for a member: "" when absent or not a
 // string; ok is false for a string with escapes (the caller falls back).
 func (s *skimmer) text(ms []member, key string) (v string, ok bool) {
+	raw, ok := s.plainText(ms, key)
+	return string(raw), ok
+}
+
+// plainText is text's bytes (in the line).
+func (s *skimmer) plainText(ms []member, key string) ([]byte, bool) {
 	m, found := s.find(ms, key)
 	if !found || s.b[m.v0] != '"' {
-		return "", true
+		return nil, true
 	}
 	raw := s.b[m.v0+1 : m.v1-1]
 	if bytes.IndexByte(raw, '\\') >= 0 {
-		return "", false
+		return nil, false
 	}
-	return string(raw), true
+	return raw, true
 }
 
 // timestamp is parseTimestamp for a member; ok is false for a string with
@@ -137,14 +143,9 @@ func (lp *lineParser) directAssistant(out *parsedLine) bool {
 // name is text for a member whose few values recur (provider, model,
 // api): the string is shared, not allocated per line.
 func (lp *lineParser) name(ms []member, key string) (string, bool) {
-	s := &lp.skim
-	m, found := s.find(ms, key)
-	if !found || s.b[m.v0] != '"' {
-		return "", true
-	}
-	raw := s.b[m.v0+1 : m.v1-1]
-	if bytes.IndexByte(raw, '\\') >= 0 {
-		return "", false
+	raw, ok := lp.skim.plainText(ms, key)
+	if !ok || len(raw) == 0 {
+		return "", ok
 	}
 	if v, ok := lp.names[string(raw)]; ok {
 		return v, true
