@@ -39,8 +39,10 @@ type calls struct {
 // implausible transcript cost; corrections of token counts are the
 // readers', which know the fields the writer recorded.)
 func (in *Ingester) record(out *calls, u storage.Usage) {
-	in.pricer.Apply(&u)
 	out.records = append(out.records, u)
+	// Priced where it lies: &u would escape to the heap through the
+	// interface, a copy of the record per call.
+	in.pricer.Apply(&out.records[len(out.records)-1])
 }
 
 // slabRecords is how many records a reader's slab holds.

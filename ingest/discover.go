@@ -217,15 +217,14 @@ func (in *Ingester) candidates(batch *storage.Batch) ([]candidate, map[string]bo
 			if in.skipDir(ad.sessionsDir) {
 				continue
 			}
-			cands, err := in.listSessions(ad)
-			if err != nil {
+			var err error
+			if out, err = in.listSessions(ad, out); err != nil {
 				if !errors.Is(err, fs.ErrNotExist) {
 					in.log.Warn("cannot list sessions", "dir", ad.sessionsDir, "err", err)
 				}
 				continue
 			}
 			listed[ad.sessionsDir] = true
-			out = append(out, cands...)
 		}
 	}
 	claude, claudeFound, err := in.claudeCandidates(listed)
@@ -236,7 +235,7 @@ func (in *Ingester) candidates(batch *storage.Batch) ([]candidate, map[string]bo
 	if err != nil {
 		return nil, nil, err
 	}
-	out = slices.Concat(out, claude, codex)
+	out = append(append(out, claude...), codex...)
 	var sources []Source
 	for _, f := range []struct {
 		kind  string
@@ -306,13 +305,14 @@ func (in *Ingester) searched() []string {
 	return slices.Concat(out, in.claudeRoots(), in.codexRoots())
 }
 
-// listSessions lists the transcripts of an agent's sessions dir.
-func (in *Ingester) listSessions(ad agentDir) ([]candidate, error) {
+// listSessions appends the transcripts of an agent's sessions dir to cands.
+func (in *Ingester) listSessions(ad agentDir, cands []candidate) ([]candidate, error) {
 	entries, err := in.readDir(ad.sessionsDir)
 	if err != nil {
-		return nil, err
+		return cands, err
 	}
-	var cands []candidate
+	before := len(cands)
+	cands = slices.Grow(cands, len(entries))
 	for _, e := range entries {
 		if e.dir || classify(e.name) == kindIgnore {
 			continue
@@ -322,7 +322,7 @@ func (in *Ingester) listSessions(ad agentDir) ([]candidate, error) {
 			sessionID: sessionIDFromName(e.name), format: formatOpenClaw,
 		})
 	}
-	in.dirFiles[ad.sessionsDir] = len(cands)
+	in.dirFiles[ad.sessionsDir] = len(cands) - before
 	// A sessions dir has no subdirectories to walk: its listing is not
 	// kept (a clean one is skipped whole, a dirty one listed again).
 	delete(in.listings, ad.sessionsDir)
