@@ -117,23 +117,27 @@ func (in *Ingester) take(b *storage.Batch, c *calls) {
 	*c = calls{}
 }
 
-// commit is the one path from readers to the ledger. It drops calls older
-// than the horizon, resolves Codex dedupe namespaces, applies b in one
-// transaction and, once that is durable, adopts its cursors: file cursors
-// from files (decoded already), the rest as raw values. On failure the
-// attribution the batch carried is forgotten, so it is learned (and put in
-// a batch) again. b is reset either way.
+// commit is the one path from readers to the ledger: prepare, then apply.
+// On failure the attribution the batch carried is forgotten, so it is
+// learned (and put in a batch) again. b is reset either way. (process
+// runs the two halves apart, to read on while a batch is applied.)
 func (in *Ingester) commit(b *storage.Batch, files map[fileKey]*fileCursor) (storage.ApplyResult, error) {
 	defer func() {
 		*b = storage.Batch{Cursors: map[string][]byte{}, SessionMeta: map[string][]byte{}}
 		clear(files)
 	}()
-	if b.Empty() {
-		for id, c := range files { // a one-shot read's cursors are not in b
-			in.setCursor(id, c)
-		}
-		return storage.ApplyResult{}, nil
+	in.prepare(b)
+	ar, err := in.apply(b, files)
+	if err != nil {
+		in.forget(b)
 	}
+	return ar, err
+}
+
+// prepare drops the calls older than the horizon and puts Codex calls in
+// their thread family's dedupe namespace: the committer's part of commit
+// (it reads what the readers' chunks taught, in.threads).
+func (in *Ingester) prepare(b *storage.Batch) {
 	if oldest := in.oldest(); oldest > 0 {
 		var kept []storage.Usage
 		b.Each(func(u *storage.Usage) error {
@@ -152,9 +156,21 @@ func (in *Ingester) commit(b *storage.Batch, files map[fileKey]*fileCursor) (sto
 		}
 		return nil
 	})
+}
+
+// apply applies a prepared batch in one transaction and, once it is
+// durable, adopts its cursors: file cursors from files (decoded already),
+// the rest as raw values. It may run beside the committer (see process):
+// it touches the ledger, the cursors and the stats (under mu) only.
+func (in *Ingester) apply(b *storage.Batch, files map[fileKey]*fileCursor) (storage.ApplyResult, error) {
+	if b.Empty() {
+		for id, c := range files { // a one-shot read's cursors are not in b
+			in.setCursor(id, c)
+		}
+		return storage.ApplyResult{}, nil
+	}
 	ar, err := in.ledger.Apply(b)
 	if err != nil {
-		in.forget(b)
 		return ar, err
 	}
 	for id, c := range files {

@@ -104,8 +104,8 @@ const batchFiles = 2000
 // A step that read this much is a catch-up, after which the daemon hands
 // its grown heap back to the system (see Run).
 const (
-	bigStepFiles = 5000
-	bigStepBytes = 256 << 20
+	bigStepFiles = 1000
+	bigStepBytes = 32 << 20
 )
 
 // Ingester tails transcripts into a Ledger. Step is synchronous; Run is a

@@ -80,12 +80,46 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 	progress := in.trackProgress(items)
 	pendingCursors := map[fileKey]*fileCursor{}
 	var batchBytes int64
+	// A full batch is applied by its own goroutine while the committer
+	// takes the next chunks: the workers read on during a commit's writes
+	// and fsync. Batches are applied one at a time, in order: the next
+	// waits for the one before.
+	type applied struct {
+		ar  storage.ApplyResult
+		err error
+		b   *storage.Batch
+	}
+	var inflight chan applied
+	var failed *storage.Batch // applied with an error: its attribution is forgotten at the end
+	wait := func() error {
+		if inflight == nil {
+			return nil
+		}
+		r := <-inflight
+		inflight = nil
+		res.Added += r.ar.Added
+		res.Skipped += r.ar.Duplicates
+		if r.err != nil {
+			failed = r.b
+		}
+		return r.err
+	}
 	commit := func() error {
-		ar, err := in.commit(batch, pendingCursors)
-		res.Added += ar.Added
-		res.Skipped += ar.Duplicates
-		batchBytes = 0
-		return err
+		if err := wait(); err != nil {
+			return err
+		}
+		b, files := new(storage.Batch), pendingCursors
+		*b = *batch
+		*batch = storage.Batch{Cursors: map[string][]byte{}, SessionMeta: map[string][]byte{}}
+		pendingCursors, batchBytes = map[fileKey]*fileCursor{}, 0
+		in.prepare(b)
+		ch := make(chan applied, 1)
+		inflight = ch
+		go func() {
+			ar, err := in.apply(b, files)
+			ch <- applied{ar, err, b}
+		}()
+		return nil
 	}
 	var commitErr error
 	for j := range ordered {
@@ -139,6 +173,12 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 	werr := g.Wait()
 	if commitErr == nil {
 		commitErr = commit()
+	}
+	if err := wait(); commitErr == nil {
+		commitErr = err
+	}
+	if failed != nil {
+		in.forget(failed) // now that no reader looks at what it taught
 	}
 	progress.done(errors.Join(commitErr, werr))
 	in.mu.Lock()
