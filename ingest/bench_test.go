@@ -191,20 +191,31 @@ func BenchmarkCorpusPollWatched(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(files)), "ns/file")
 }
 
-// BenchmarkParseAssistantLine is the parser alone on a realistic line.
+// BenchmarkParseAssistantLine is the line parser alone on a realistic
+// line: the reference path (a full fastjson parse) and the skimmer.
 func BenchmarkParseAssistantLine(b *testing.B) {
 	line := []byte(`{"type":"message","id":"4e5f6a7b","parentId":"3d4e5f6a","timestamp":"2026-04-10T08:31:20.480Z","message":{"role":"assistant","content":[{"type":"thinking","thinking":"` +
 		string(bytes.Repeat([]byte("Let me think about this step by step. "), 100)) +
 		`"},{"type":"text","text":"Done: the dentist is now at 16:00."}],"api":"anthropic-messages","provider":"anthropic","model":"claude-sonnet-4-6","usage":{"input":4,"output":60,"cacheRead":12760,"cacheWrite":150,"totalTokens":12974,"cost":{"input":0.000012,"output":0.0009,"cacheRead":0.003828,"cacheWrite":0.0005625000000000001,"total":0.0053025}},"stopReason":"stop","timestamp":1775809875002,"responseId":"msg_01Kd6qXr9Zn4Sg7Ua3Le0Yoc"}}`)
 	var lp lineParser
 	var pl parsedLine
-	b.SetBytes(int64(len(line)))
-	for b.Loop() {
-		lp.parse(line, &pl)
-		if pl.kind != lineUsage {
-			b.Fatal("not parsed")
+	b.Run("reference", func(b *testing.B) {
+		b.SetBytes(int64(len(line)))
+		for b.Loop() {
+			lp.parse(line, &pl)
+			if pl.kind != lineUsage {
+				b.Fatal("not parsed")
+			}
 		}
-	}
+	})
+	b.Run("skim", func(b *testing.B) {
+		b.SetBytes(int64(len(line)))
+		for b.Loop() {
+			if !lp.quick(line, &pl) || pl.kind != lineUsage {
+				b.Fatal("not parsed")
+			}
+		}
+	})
 }
 
 // Other shapes (FLEETMETER_BENCH_MB sets the first one's size too):
