@@ -125,7 +125,7 @@ func (in *Ingester) pendingTails() int {
 	return n
 }
 
-// loadCursors adopts stored file cursors, and returns the other ones.
+// loadCursors adopts stored file cursors, and keeps the other ones raw.
 func (in *Ingester) loadCursors(raw map[string][]byte) {
 	for id, v := range raw {
 		key, ok := parseCursorID(id)
