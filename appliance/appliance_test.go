@@ -22,10 +22,21 @@ import (
 )
 
 // cli runs the command line in-process and returns exit code and output.
+// Unless env names one, the runtime dir is the test's own: never the
+// machine's /run/fleetmeter.
 func cli(t testing.TB, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	getenv := func(k string) string { return env[k] }
+	runtimeDir := env["FLEETMETER_RUNTIME_DIR"]
+	if runtimeDir == "" {
+		runtimeDir = shortTempDir(t)
+	}
+	getenv := func(k string) string {
+		if k == "FLEETMETER_RUNTIME_DIR" {
+			return runtimeDir
+		}
+		return env[k]
+	}
 	code := run(context.Background(), args, &cliEnv{stdout: &out, stderr: &errb, getenv: getenv})
 	return code, out.String(), errb.String()
 }
@@ -131,6 +142,16 @@ func TestConfigLayersAndMasking(t *testing.T) {
 	if code, _, stderr := cli(t, env, "config"); code != 1 || !strings.Contains(stderr, "unknown keys poll_intervall") {
 		t.Errorf("typo in config file: exit %d, %q", code, stderr)
 	}
+}
+
+// testConfig is the default configuration on the test's own data dir,
+// runtime dir and a free loopback port.
+func testConfig(t testing.TB) Config {
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.RuntimeDir = shortTempDir(t)
+	cfg.Listen = "127.0.0.1:0"
+	return cfg
 }
 
 // buildBinary builds fleetmeter once per test run.
@@ -264,6 +285,7 @@ func TestSecondInstanceAndShutdown(t *testing.T) {
 	os.MkdirAll(filepath.Join(oc, "agents"), 0o755)
 	var serveErr syncBuffer
 	serve := exec.Command(bin, "serve", "--data-dir", dataDir, "--openclaw-dir", oc, "--listen", "127.0.0.1:0")
+	serve.Env = append(os.Environ(), "FLEETMETER_RUNTIME_DIR="+shortTempDir(t))
 	serve.Stderr = &serveErr
 	if err := serve.Start(); err != nil {
 		t.Fatal(err)
@@ -304,8 +326,7 @@ func TestServeLiveAppends(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "agents", "main", "sessions")
 	os.MkdirAll(dir, 0o755)
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
+	cfg := testConfig(t)
 	cfg.OpenClawDirs = []string{root}
 	cfg.PollInterval = 5 * time.Millisecond
 	cfg.Listen = "127.0.0.1:0"
@@ -374,8 +395,7 @@ func TestServeLiveAppends(t *testing.T) {
 // While serve holds the database, report, advise and health go through
 // its API on loopback and print what a direct read prints.
 func TestCLIAsksTheDaemon(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
+	cfg := testConfig(t)
 	cfg.OpenClawDirs = []string{"../ingest/testdata/openclaw/traps"}
 	cfg.PollInterval = 10 * time.Millisecond
 	cfg.Listen = "127.0.0.1:0"
@@ -393,7 +413,7 @@ func TestCLIAsksTheDaemon(t *testing.T) {
 			t.Errorf("Run: %v", err)
 		}
 	}()
-	env := map[string]string{"FLEETMETER_DATA_DIR": cfg.DataDir, "FLEETMETER_LISTEN": app.Addr().String()}
+	env := map[string]string{"FLEETMETER_DATA_DIR": cfg.DataDir, "FLEETMETER_RUNTIME_DIR": cfg.RuntimeDir}
 	deadline := time.Now().Add(10 * time.Second)
 	for app.ingest.Status().Added < 10 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)

@@ -239,6 +239,9 @@ func liveAppend(t *testing.T, caseDir string, args []string, kind string, want r
 // startApp runs a daemon in-process until the test ends.
 func startApp(t *testing.T, cfg Config) *App {
 	t.Helper()
+	if cfg.RuntimeDir == "" {
+		cfg.RuntimeDir = shortTempDir(t) // never the machine's own runtime dir
+	}
 	app, err := New(cfg, newLogger(Config{LogLevel: "error", LogFormat: "text"}, os.Stderr))
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+
+	"github.com/fleetmeter/fleetmeter/storage"
 )
 
 // Version is set at build time (-ldflags "-X .../appliance.Version=…").
@@ -19,6 +21,11 @@ var Version = "dev"
 
 // errUsage marks a command line we could not make sense of: exit code 2.
 var errUsage = errors.New("usage")
+
+// exitDamaged is the exit code for a damaged database (EX_DATAERR): the
+// README's systemd unit lists it in RestartPreventExitStatus, so serve is
+// not restarted in a loop on a file it cannot use.
+const exitDamaged = 65
 
 // command is one CLI verb.
 type command struct {
@@ -46,6 +53,8 @@ func commands() []command {
 		{"health", "ask the running daemon how it is doing", runHealth},
 		{"rollup", "rollup rebuild: recompute daily/weekly/session rows from the ledger", runRollup},
 		{"backup", "backup FILE: write a consistent copy of the database", runBackup},
+		{"repair", "salvage a damaged database into a new file, then re-read the transcripts", runRepair},
+		{"login", "print a one-time URL that logs a browser in to the running daemon", runLogin},
 		{"compact", "shrink the database file (the daemon must be stopped)", runCompact},
 		{"migrate", "migrate --dsn ADMIN_DSN: create or upgrade the upstream (Supabase) schema, once per project", runMigrate},
 		{"sync", "send the rollups upstream (--once: one round; `sync status`: how sync is doing)", runSync},
@@ -82,6 +91,9 @@ func run(ctx context.Context, args []string, env *cliEnv) int {
 		case errors.Is(err, errUsage):
 			fmt.Fprintf(env.stderr, "fleetmeter %s: %s\n", c.name, strings.TrimPrefix(err.Error(), "usage: "))
 			return 2
+		case errors.Is(err, storage.ErrCorrupt):
+			fmt.Fprintf(env.stderr, "fleetmeter %s: %s; run `fleetmeter repair` (it keeps the damaged file aside, salvages what it can read and reads the transcripts again)\n", c.name, oneLine(err.Error()))
+			return exitDamaged
 		default:
 			fmt.Fprintf(env.stderr, "fleetmeter %s: %v\n", c.name, err)
 			return 1
@@ -99,6 +111,9 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
 }
+
+// oneLine keeps a message on one line.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // usageErr wraps a bad command line.
 func usageErr(format string, a ...any) error {
