@@ -1,0 +1,248 @@
+package rollup
+
+import (
+	"context"
+	"errors"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fleetmeter/fleetmeter/storage"
+)
+
+// ErrNotFound marks a question about something that does not exist (a
+// session id no ledger record carries). The API answers 404.
+var ErrNotFound = errors.New("not found")
+
+// HostSampleReader reads raw host samples; *storage.DB satisfies it.
+type HostSampleReader interface {
+	HostSamples(fromMillis, toMillis int64, fn func(*storage.HostSample) error) error
+	LatestHostSample() (storage.HostSample, bool, error)
+}
+
+// Host ranges: rolling windows for the last hours, calendar days beyond.
+var hostRanges = map[string]time.Duration{"6h": 6 * time.Hour, "24h": 24 * time.Hour, "7d": 7 * 24 * time.Hour, "30d": 30 * 24 * time.Hour, "90d": 90 * 24 * time.Hour}
+
+// HostRangeNames lists the host page's ranges, shortest first.
+func HostRangeNames() []string { return []string{"6h", "24h", "7d", "30d", "90d"} }
+
+// Resolutions of host series, by the length of their range: about a
+// thousand points at most, which a chart draws at one per pixel.
+const (
+	rawUpTo  = 6 * time.Hour
+	fiveUpTo = 7 * 24 * time.Hour
+)
+
+// Series is a chart's values; NaN (no data) marshals as null.
+type Series []float64
+
+// MarshalJSON writes the values with at most 3 decimals, NaN as null.
+func (s Series) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, 8*len(s)+2)
+	b = append(b, '[')
+	for i, v := range s {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			b = append(b, "null"...)
+			continue
+		}
+		b = strconv.AppendFloat(b, math.Round(v*1000)/1000, 'f', -1, 64)
+	}
+	return append(b, ']'), nil
+}
+
+// HostSeries is the host's history over a range on one time axis, with the
+// fleet's cost on its own axis of the same times.
+type HostSeries struct {
+	Range       HostRange `json:"range"`
+	Resolution  string    `json:"resolution"` // raw, 5m or daily
+	StepSeconds int64     `json:"step_seconds"`
+	// T holds the points' times (unix seconds: a sample's time, or the
+	// start of a 5-minute slot or day); every series has one value per T.
+	T             []int64 `json:"t"`
+	CPUPct        Series  `json:"cpu_pct"`     // busy, steal included (average of the point)
+	CPUMaxPct     Series  `json:"cpu_max_pct"` // the highest sample of the point
+	StealPct      Series  `json:"steal_pct"`
+	IowaitPct     Series  `json:"iowait_pct"`
+	MemUsedPct    Series  `json:"mem_used_pct"`
+	SwapUsedPct   Series  `json:"swap_used_pct"`
+	LoadPerCore   Series  `json:"load_per_core"`
+	DiskDataPct   Series  `json:"disk_data_used_pct"`
+	DiskRootPct   Series  `json:"disk_root_used_pct"`
+	NetInBps      Series  `json:"net_in_bytes_per_s"`
+	NetOutBps     Series  `json:"net_out_bytes_per_s"`
+	Sessions      Series  `json:"active_sessions"`
+	MemTotalBytes uint64  `json:"mem_total_bytes"`
+	// Cost is the fleet's cost in USD per hour: by hour up to a week, by
+	// day (the day's cost over its hours) beyond.
+	Cost CostSeries `json:"cost"`
+}
+
+// CostSeries is cost per hour on its own times.
+type CostSeries struct {
+	StepSeconds int64   `json:"step_seconds"`
+	T           []int64 `json:"t"`
+	USDPerHour  Series  `json:"usd_per_hour"`
+}
+
+// HostRange is a host series' time span.
+type HostRange struct {
+	Name string `json:"name"`
+	From int64  `json:"from"` // unix seconds
+	To   int64  `json:"to"`
+	TZ   string `json:"tz"`
+}
+
+// HostSeriesOf answers the host page for a named range ending now.
+func (d *Dashboard) HostSeriesOf(ctx context.Context, name string) (HostSeries, error) {
+	span, ok := hostRanges[name]
+	if !ok {
+		return HostSeries{}, badQuery("range %q: want one of %s", name, strings.Join(HostRangeNames(), ", "))
+	}
+	loc := d.src.Location()
+	now := d.cfg.Now()
+	to := now.UnixMilli()
+	from := now.Add(-span).UnixMilli()
+	if span > 24*time.Hour { // calendar days, as the usage ranges
+		days := int32(span / (24 * time.Hour))
+		today := storage.DayNumber(to, loc)
+		from = storage.DayStartMillis(today-days+1, loc)
+	}
+	out := HostSeries{Range: HostRange{Name: name, From: from / 1000, To: to / 1000, TZ: loc.String()}}
+	var err error
+	switch {
+	case span <= rawUpTo:
+		out.Resolution, out.StepSeconds = "raw", 15
+		err = d.src.HostSamples(from, to, func(s *storage.HostSample) error {
+			out.point(s.TS, sampleRollup(s))
+			return nil
+		})
+	case span <= fiveUpTo:
+		out.Resolution, out.StepSeconds = "5m", 300
+		var slots []storage.HostRollup
+		if slots, err = d.src.HostRollups5m(from, to); err == nil {
+			for i := range slots {
+				out.point(slots[i].Start, &slots[i])
+			}
+		}
+	default:
+		out.Resolution, out.StepSeconds = "daily", 86400
+		var days []storage.HostRollup
+		if days, err = d.src.HostRollupsDaily(storage.DayNumber(from, loc), storage.DayNumber(to, loc)); err == nil {
+			for i := range days {
+				out.point(storage.DayStartMillis(days[i].Day, loc), &days[i])
+			}
+		}
+	}
+	if err != nil {
+		return HostSeries{}, err
+	}
+	out.gaps()
+	out.Cost, err = d.costSeries(from, to, span)
+	return out, err
+}
+
+// sampleRollup makes a one-sample rollup, so raw samples take the same path.
+func sampleRollup(s *storage.HostSample) *storage.HostRollup {
+	r := storage.NewHostRollup()
+	r.Add(s)
+	return &r
+}
+
+// point appends one point.
+func (h *HostSeries) point(startMillis int64, r *storage.HostRollup) {
+	pct := func(used, free storage.Stat) float64 {
+		if u, f := used.Mean(), free.Mean(); u+f > 0 {
+			return 100 * u / (u + f)
+		}
+		return math.NaN()
+	}
+	mean := func(s storage.Stat) float64 {
+		if s.N == 0 {
+			return math.NaN()
+		}
+		return s.Mean()
+	}
+	swap := math.NaN()
+	if total := r.MemTotal.Max; total > 0 && r.SwapUsed.N > 0 {
+		swap = 100 * r.SwapUsed.Mean() / total // of RAM: how much was pushed out
+	}
+	h.T = append(h.T, startMillis/1000)
+	h.CPUPct = append(h.CPUPct, mean(r.CPU))
+	cpuMax := math.NaN()
+	if r.CPU.N > 0 {
+		cpuMax = r.CPU.Max
+	}
+	h.CPUMaxPct = append(h.CPUMaxPct, cpuMax)
+	h.StealPct = append(h.StealPct, mean(r.CPUSteal))
+	h.IowaitPct = append(h.IowaitPct, mean(r.CPUIowait))
+	h.MemUsedPct = append(h.MemUsedPct, mean(r.MemUsedPct))
+	h.SwapUsedPct = append(h.SwapUsedPct, swap)
+	h.LoadPerCore = append(h.LoadPerCore, mean(r.LoadPerCore))
+	h.DiskDataPct = append(h.DiskDataPct, pct(r.DataUsed, r.DataFree))
+	h.DiskRootPct = append(h.DiskRootPct, pct(r.RootUsed, r.RootFree))
+	h.NetInBps = append(h.NetInBps, mean(r.NetIn))
+	h.NetOutBps = append(h.NetOutBps, mean(r.NetOut))
+	h.Sessions = append(h.Sessions, mean(r.Sessions))
+	h.MemTotalBytes = max(h.MemTotalBytes, uint64(r.MemTotal.Max))
+}
+
+// gaps puts a point of no data where samples stop for more than two
+// steps (the daemon was down), so charts break the line there.
+func (h *HostSeries) gaps() {
+	all := []*Series{&h.CPUPct, &h.CPUMaxPct, &h.StealPct, &h.IowaitPct, &h.MemUsedPct, &h.SwapUsedPct, &h.LoadPerCore,
+		&h.DiskDataPct, &h.DiskRootPct, &h.NetInBps, &h.NetOutBps, &h.Sessions}
+	for i := len(h.T) - 1; i > 0; i-- {
+		if h.T[i]-h.T[i-1] <= 2*h.StepSeconds {
+			continue
+		}
+		h.T = slices.Insert(h.T, i, h.T[i-1]+h.StepSeconds)
+		for _, s := range all {
+			*s = slices.Insert(*s, i, math.NaN())
+		}
+	}
+}
+
+// costSeries is the fleet's cost per hour over [from, to): hourly from the
+// hour index when the range is within its days, else by day.
+func (d *Dashboard) costSeries(from, to int64, span time.Duration) (CostSeries, error) {
+	loc := d.src.Location()
+	first, last := storage.DayNumber(from, loc), storage.DayNumber(to, loc)
+	if span <= fiveUpTo {
+		out := CostSeries{StepSeconds: 3600}
+		hour := time.Hour.Milliseconds()
+		byHour := map[int64]int64{}
+		err := d.hours.each(first, last, func(h int64, _ agentKey, t *storage.Totals) { byHour[h] += t.CostNanos })
+		if err != nil {
+			return out, err
+		}
+		start := storage.DayStartMillis(first, loc)
+		for h := start; h < to; h += hour {
+			if h+hour <= from {
+				continue
+			}
+			out.T = append(out.T, h/1000)
+			out.USDPerHour = append(out.USDPerHour, storage.USD(byHour[h]))
+		}
+		return out, nil
+	}
+	out := CostSeries{StepSeconds: 86400}
+	byDay := map[int32]int64{}
+	rows, err := d.src.DimRows(storage.DimModel, first, last)
+	if err != nil {
+		return out, err
+	}
+	for _, r := range rows {
+		byDay[r.Period] += r.CostNanos
+	}
+	for day := first; day <= last; day++ {
+		hours := float64(storage.DayStartMillis(day+1, loc)-storage.DayStartMillis(day, loc)) / float64(time.Hour.Milliseconds())
+		out.T = append(out.T, storage.DayStartMillis(day, loc)/1000)
+		out.USDPerHour = append(out.USDPerHour, storage.USD(byDay[day])/hours)
+	}
+	return out, nil
+}
