@@ -76,7 +76,9 @@ func NewDashboard(src DashboardSource, cfg DashboardConfig) *Dashboard {
 func (d *Dashboard) Location() *time.Location { return d.src.Location() }
 
 // Today is the current day number in the dashboard's zone.
-func (d *Dashboard) Today() int32 { return storage.DayNumber(d.cfg.Now().UnixMilli(), d.src.Location()) }
+func (d *Dashboard) Today() int32 {
+	return storage.DayNumber(d.cfg.Now().UnixMilli(), d.src.Location())
+}
 
 // registry is the agent registry by id.
 func (d *Dashboard) registry() map[string]storage.AgentInfo {

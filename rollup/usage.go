@@ -253,7 +253,9 @@ func periods(groupBy string, from, to int32, loc *time.Location) []UsageRow {
 	return out
 }
 
-func hourKey(ms int64, loc *time.Location) string { return time.UnixMilli(ms).In(loc).Format(time.RFC3339) }
+func hourKey(ms int64, loc *time.Location) string {
+	return time.UnixMilli(ms).In(loc).Format(time.RFC3339)
+}
 
 // mergePeriods puts the computed time rows into the empty series.
 func mergePeriods(series []UsageRow, got map[string]*UsageRow) []UsageRow {
