@@ -134,12 +134,27 @@ func (d *Dashboard) Overview(ctx context.Context) (Overview, error) {
 		out.TodayByHour = append(out.TodayByHour, storage.USD(hourly[h]))
 	}
 	out.Today = period(today, byDay[today], yesterdaySoFar)
-	// The week and the month against the same number of days before (the
-	// day in progress counts whole on both sides).
-	wDays := today - weekStart
-	out.Week = period(weekStart, sum(weekStart, today), sum(weekStart-7, weekStart-7+wDays).CostNanos)
+	// The week against last week up to the same instant (its day of today
+	// from the hour index); the month against last month's same days, its
+	// day of today pro-rated to the time of day.
+	var weekAgoSoFar int64
+	wStart := storage.DayStartMillis(today-7, loc)
+	err = d.hours.each(today-7, today-7, func(h int64, _ agentKey, t *storage.Totals) {
+		if h < wStart+elapsed {
+			weekAgoSoFar += t.CostNanos
+		}
+	})
+	if err != nil {
+		return out, err
+	}
+	out.Week = period(weekStart, sum(weekStart, today), sum(weekStart-7, today-8).CostNanos+weekAgoSoFar)
 	mDays := today - monthStart
-	out.Month = period(monthStart, sum(monthStart, today), sum(prevMonthStart, min(prevMonthStart+mDays, monthStart-1)).CostNanos)
+	prevMonth := sum(prevMonthStart, monthStart-1).CostNanos // a shorter month: all of it
+	if same := prevMonthStart + mDays; same < monthStart {
+		frac := float64(elapsed) / float64(storage.DayStartMillis(today+1, loc)-dayStart)
+		prevMonth = sum(prevMonthStart, same-1).CostNanos + int64(float64(byDay[same].CostNanos)*frac)
+	}
+	out.Month = period(monthStart, sum(monthStart, today), prevMonth)
 	week := sum(today-7, today-1)
 	out.DailyRateUSD = storage.USD(week.CostNanos) / 7
 	monthEnd := storage.DayOfDate(y, m+1, 1) - 1
