@@ -53,9 +53,9 @@ func (h *dash) hostPage(c *gin.Context) {
 type agentsView struct {
 	rollup.Fleet
 	MultiSource bool // agents come from more than one source: say which
-	Q      rollup.UsageQuery
-	Ranges    []string
-	RangeName string
+	Q           rollup.UsageQuery
+	Ranges      []string
+	RangeName   string
 }
 
 func (h *dash) agentsPage(c *gin.Context) {
