@@ -291,11 +291,12 @@ const retentionStep = 7 * 24 * time.Hour
 // horizon is the instant data older than keep is pruned before: now −
 // keep, but never later than newest − keep (a clock that disagrees with the
 // newest data prunes nothing that data's age would keep) nor than oldest +
-// retentionStep. held says a clamp applied.
+// retentionStep. held says a clamp kept back more than a day (the newest
+// data is always a little older than now: that is no news).
 func horizon(now time.Time, keep time.Duration, oldest, newest int64) (cut int64, held bool) {
 	want := now.Add(-keep).UnixMilli()
 	cut = min(want, newest-keep.Milliseconds(), oldest+retentionStep.Milliseconds())
-	return cut, cut < want
+	return cut, want-cut > (24 * time.Hour).Milliseconds()
 }
 
 func (a *App) retention() error {

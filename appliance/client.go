@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"time"
 
@@ -154,12 +155,37 @@ type daemonReader struct{ cfg Config }
 
 var _ rollup.Reader = daemonReader{}
 
+// Report asks for the report; the daemon pages session rows, so a query
+// for all of them reads page after page.
 func (r daemonReader) Report(ctx context.Context, q rollup.Query) (rollup.Report, error) {
-	body, err := r.get(ctx, "/api/report/"+q.Kind, q)
-	if err != nil {
-		return rollup.Report{}, err
+	all := q.Kind == "session" && q.Limit == 0
+	if all {
+		q.Limit = rollup.MaxPage
 	}
-	return rollup.DecodeReport(q.Kind, body)
+	var rep rollup.Report
+	for {
+		body, err := r.get(ctx, "/api/report/"+q.Kind, q)
+		if err != nil {
+			return rollup.Report{}, err
+		}
+		page, err := rollup.DecodeReport(q.Kind, body)
+		if err != nil {
+			return rollup.Report{}, err
+		}
+		if !all || page.Page == nil {
+			return page, nil
+		}
+		if rep.Rows == nil {
+			rep = page
+			rep.Page = nil
+		} else {
+			rep.Rows = append(rep.Rows.([]rollup.SessionRow), page.Rows.([]rollup.SessionRow)...)
+		}
+		q.Offset += q.Limit
+		if q.Offset >= page.Page.Total {
+			return rep, nil
+		}
+	}
 }
 
 func (r daemonReader) HostReport(ctx context.Context, q rollup.Query) (rollup.HostReport, error) {
@@ -201,10 +227,14 @@ func (r daemonReader) get(ctx context.Context, path string, q rollup.Query) ([]b
 		if q.TZ != "" {
 			params.Set("tz", q.TZ)
 		}
+		if q.Limit > 0 {
+			params.Set("limit", strconv.Itoa(q.Limit))
+			params.Set("offset", strconv.Itoa(q.Offset))
+		}
 	}
 	body, err := daemonGet(ctx, r.cfg, path, params)
-	if err != nil {
+	if errors.Is(err, errNoDaemon) {
 		return nil, fmt.Errorf("%w: the database is held by a daemon that did not answer (%v)", storage.ErrLocked, err)
 	}
-	return body, nil
+	return body, err
 }

@@ -194,13 +194,14 @@ func openWritable(cfg Config) (*storage.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return openDB(cfg, loc, false)
+	return openDB(cfg, loc, true)
 }
 
 // openDB opens the database to write, in a data dir of this user's only
 // (else the file and what lands beside it would end up another account's),
 // and removes the backup copies a killed daemon left there. verify reads
-// every page first (serve: a damaged file is refused at start).
+// every page first: a damaged file is refused at once (a second or so per
+// GB), before anything is written to it.
 func openDB(cfg Config, loc *time.Location, verify bool) (*storage.DB, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -278,18 +279,17 @@ func runHealth(ctx context.Context, env *cliEnv, args []string) error {
 	if err := printJSON(env, json.RawMessage(body)); err != nil {
 		return err
 	}
-	// Exit non-zero when ingest is failing, so `fleetmeter health` can
-	// drive a monitor or a systemd watchdog script.
+	// Exit non-zero when anything is wrong (a failing ingest step, a full
+	// disk…), so `fleetmeter health` can drive a monitor or a watchdog.
 	var st struct {
-		Ingest struct {
-			LastError string `json:"last_error"`
-		} `json:"ingest"`
+		Healthy  bool     `json:"healthy"`
+		Problems []string `json:"problems"`
 	}
 	if err := json.Unmarshal(body, &st); err != nil {
 		return fmt.Errorf("decode status: %w", err)
 	}
-	if st.Ingest.LastError != "" {
-		return fmt.Errorf("unhealthy: the last ingest step failed: %s", st.Ingest.LastError)
+	if !st.Healthy {
+		return fmt.Errorf("unhealthy: %s", strings.Join(st.Problems, "; "))
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package appliance
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -143,8 +142,7 @@ func roughlySameRows(a, b any) bool {
 func liveAppend(t *testing.T, caseDir string, args []string, kind string, want rollup.Report) rollup.Report {
 	t.Helper()
 	root := t.TempDir()
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
+	cfg := testConfig(t)
 	cfg.PollInterval = 5 * time.Millisecond
 	cfg.Listen = "127.0.0.1:0"
 	cfg.NoDiscover = true
@@ -234,27 +232,4 @@ func liveAppend(t *testing.T, caseDir string, args []string, kind string, want r
 		}
 	}
 	return got
-}
-
-// startApp runs a daemon in-process until the test ends.
-func startApp(t *testing.T, cfg Config) *App {
-	t.Helper()
-	if cfg.RuntimeDir == "" {
-		cfg.RuntimeDir = shortTempDir(t) // never the machine's own runtime dir
-	}
-	app, err := New(cfg, newLogger(Config{LogLevel: "error", LogFormat: "text"}, os.Stderr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		app.Close()
-	})
-	return app
 }

@@ -10,8 +10,9 @@ import (
 )
 
 // minFreeBytes is the free space on the data dir's filesystem below which
-// the daemon reports itself degraded: bbolt grows its file in steps, and a
-// commit that cannot grow it fails.
+// the daemon reports itself degraded (or a twentieth of a smaller
+// filesystem): bbolt grows its file in steps, and a commit that cannot
+// grow it fails.
 const minFreeBytes = 64 << 20
 
 // problems says what is wrong right now, each in one sentence; empty when
@@ -25,9 +26,9 @@ func (a *App) problems() []string {
 	if st := a.sampler.Status(); st.LastError != "" {
 		p = append(p, "host samples are not stored: "+st.LastError)
 	}
-	if free, err := freeBytes(a.cfg.DataDir); err != nil {
+	if free, total, err := diskSpace(a.cfg.DataDir); err != nil {
 		p = append(p, fmt.Sprintf("the data dir cannot be read: %v", err))
-	} else if free < minFreeBytes {
+	} else if free < min(minFreeBytes, total/20) {
 		p = append(p, fmt.Sprintf("the data dir's filesystem is full (%d MiB free): new calls and host samples may not be stored until space is freed", free>>20))
 	}
 	a.mu.Lock()
@@ -38,13 +39,14 @@ func (a *App) problems() []string {
 	return p
 }
 
-// freeBytes is what unprivileged writers may still use on dir's filesystem.
-func freeBytes(dir string) (uint64, error) {
+// diskSpace is what unprivileged writers may still use on dir's
+// filesystem, and its size.
+func diskSpace(dir string) (free, total uint64, err error) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return st.Bavail * uint64(st.Bsize), nil
+	return st.Bavail * uint64(st.Bsize), st.Blocks * uint64(st.Bsize), nil
 }
 
 // statsCache keeps the database counts: counting walks whole buckets, so

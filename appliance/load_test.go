@@ -25,9 +25,11 @@ import (
 
 // loadMode picks the size of TestLoad: the always-on small run, or the
 // full one of issue 9 with FLEETMETER_LOAD=full (400 days, 400k calls,
-// 2,000 requests at concurrency 50). FLEETMETER_LOAD_BIN runs another
-// binary (a build of an older commit, for before/after figures) and
-// FLEETMETER_LOAD_NOASSERT=1 only reports.
+// 2,000 requests at concurrency 50). FLEETMETER_TEST_BIN runs another
+// binary (a build of an older commit, for before/after figures),
+// FLEETMETER_LOAD_NOASSERT=1 only reports, FLEETMETER_LOAD_CACHE=DIR keeps
+// the generated database there for the next run, FLEETMETER_LOAD_TRACE=1
+// logs the daemon's memory every 50 ms.
 type loadMode struct {
 	spec        fleetSpec
 	requests    int
@@ -54,9 +56,6 @@ const (
 // within budget, and in the full run every endpoint's p95 within budget.
 func TestLoad(t *testing.T) {
 	bin := binary(t)
-	if b := os.Getenv("FLEETMETER_LOAD_BIN"); b != "" {
-		bin = b
-	}
 	assert := os.Getenv("FLEETMETER_LOAD_NOASSERT") != "1"
 	mode := loadModeFromEnv()
 	dataDir, oc := t.TempDir(), t.TempDir()
@@ -176,7 +175,7 @@ func TestLoad(t *testing.T) {
 		byEP[r.endpoint] = append(byEP[r.endpoint], r.dur)
 	}
 	var table strings.Builder
-	fmt.Fprintf(&table, "%d requests at concurrency %d in %s over %d days / %d calls; %d appends ingested meanwhile; status codes %v; peak RSS %.0f MB (sampled peaks: heap %.0f MB, mapped file %.0f MB)\n",
+	fmt.Fprintf(&table, "%d requests at concurrency %d in %s over %d days / %d calls; %d appends to live transcripts meanwhile; status codes %v; peak RSS %.0f MB (sampled peaks: heap %.0f MB, mapped file %.0f MB)\n",
 		mode.requests, mode.concurrency, wall.Round(time.Millisecond), mode.spec.days, mode.spec.records, appended.Load(), codes,
 		float64(peak)/(1<<20), float64(mem.anon)/(1<<20), float64(mem.file)/(1<<20))
 	fmt.Fprintf(&table, "| endpoint | n | p50 | p95 | max |\n|---|---|---|---|---|\n")
@@ -231,12 +230,13 @@ type daemon struct {
 var listenRE = regexp.MustCompile(`fleetmeter started.* listen=(\S+)`)
 
 // startDaemon runs `serve` on a free loopback port, polling the transcripts
-// under oc every second, and waits until it listens. It is stopped with
+// under oc four times a second (a commit every poll while they grow), and
+// waits until it listens. It is stopped with
 // SIGTERM at cleanup.
 func startDaemon(t *testing.T, bin, dataDir, oc string, env []string) *daemon {
 	t.Helper()
 	d := &daemon{log: &syncBuffer{}, dataDir: dataDir}
-	d.cmd = exec.Command(bin, "serve", "--data-dir", dataDir, "--openclaw-dir", oc, "--listen", "127.0.0.1:0", "--poll-interval", "1s")
+	d.cmd = exec.Command(bin, "serve", "--data-dir", dataDir, "--openclaw-dir", oc, "--listen", "127.0.0.1:0", "--poll-interval", "250ms")
 	d.cmd.Env = append(append(os.Environ(), "FLEETMETER_RUNTIME_DIR="+shortTempDir(t)), env...)
 	d.cmd.Stderr = d.log
 	if err := d.cmd.Start(); err != nil {

@@ -38,10 +38,10 @@ func listenSocket(path string) (net.Listener, error) {
 	if err := checkOwner(dir, "runtime dir"); err != nil {
 		return nil, err
 	}
-	dirMode, sockMode := os.FileMode(0o700), os.FileMode(0o600)
+	dirMode, sockMode, gid := os.FileMode(0o700), os.FileMode(0o600), -1
 	if os.Geteuid() == 0 {
 		if g, err := user.LookupGroup(socketGroup); err == nil {
-			gid, _ := strconv.Atoi(g.Gid)
+			gid, _ = strconv.Atoi(g.Gid)
 			if err := os.Chown(dir, 0, gid); err != nil {
 				return nil, fmt.Errorf("runtime dir: %w", err)
 			}
@@ -67,6 +67,12 @@ func listenSocket(path string) (net.Listener, error) {
 	if err := os.Chmod(path, sockMode); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("socket %s: %w", path, err)
+	}
+	if gid >= 0 {
+		if err := os.Chown(path, 0, gid); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("socket %s: %w", path, err)
+		}
 	}
 	return ln, nil
 }

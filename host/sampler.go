@@ -185,7 +185,13 @@ func (s *Sampler) Run(ctx context.Context, interval time.Duration) error {
 			return nil
 		case <-t.C:
 			if _, err := s.Step(ctx, s.now()); err != nil {
-				s.logError("store", err)
+				// The cause, not the stamped message: a full disk is one
+				// problem, logged every few minutes, not every sample.
+				cause := err
+				for u := errors.Unwrap(cause); u != nil; u = errors.Unwrap(cause) {
+					cause = u
+				}
+				s.logError("store", cause)
 			}
 		}
 	}

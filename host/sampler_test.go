@@ -3,6 +3,7 @@ package host
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"math"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -379,4 +381,57 @@ func BenchmarkSamplerStep(b *testing.B) {
 			s.Step(context.Background(), time.Now())
 		}
 	})
+}
+
+// failingStore fails to store until told to work, with a message that
+// differs every time (as a real one does: it names the sample's time).
+type failingStore struct {
+	mu    sync.Mutex
+	fail  bool
+	calls int
+}
+
+func (f *failingStore) PutHostSample(s storage.HostSample) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.fail {
+		return fmt.Errorf("put host sample at %d: %w", s.TS, syscall.ENOSPC)
+	}
+	return nil
+}
+
+// A store that keeps failing (a full disk) is logged once, not at every
+// sample, and the status says so until a sample is stored again.
+func TestStoreFailuresLoggedOnce(t *testing.T) {
+	var logs syncBuffer
+	store := &failingStore{fail: true}
+	s := newTestSampler(t, SamplerConfig{Store: store, ActiveSessions: func(time.Time) (int, map[string]int, error) { return 0, nil, nil },
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, 5*time.Millisecond) }()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		store.mu.Lock()
+		n := store.calls
+		store.mu.Unlock()
+		if n >= 10 {
+			break
+		}
+	}
+	if st := s.Status(); !strings.Contains(st.LastError, "no space left") {
+		t.Errorf("status while failing: %+v", st)
+	}
+	store.mu.Lock()
+	store.fail = false
+	store.mu.Unlock()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	<-done
+	if n := strings.Count(logs.String(), "host sample not stored"); n != 1 {
+		t.Errorf("%d log lines for one lasting failure, want 1:\n%s", n, logs.String())
+	}
+	if st := s.Status(); st.LastError != "" || st.Stored == 0 {
+		t.Errorf("status after recovery: %+v", st)
+	}
 }

@@ -224,14 +224,15 @@ func (b boltFile) View(fn func(*bolt.Tx) error) error {
 
 // Update runs a write transaction, then lets go of the pages it mapped: a
 // commit reads pages all over the file (dedupe keys, rollup rows, the
-// outbox), and the kernel maps 64 KiB around each page read, so a daemon
-// that commits every few seconds would otherwise end up with the whole
-// file resident.
+// outbox), and the kernel maps more than each page read (see unmapped.go),
+// so a daemon that commits every few seconds would otherwise end up with
+// the whole file resident.
 func (b boltFile) Update(fn func(*bolt.Tx) error) error {
 	if err := guard(b.path, func() error { return b.DB.Update(fn) }); err != nil {
 		return err
 	}
-	return b.releaseMapped()
+	_ = b.releaseMapped() // the commit stands; at worst pages stay mapped a while
+	return nil
 }
 
 // releaseMapped drops the mapping's resident pages (madvise DONTNEED; the
@@ -248,14 +249,7 @@ func (b boltFile) releaseMapped() error {
 		// The mapping is outside the Go heap: its address as a pointer is
 		// stable for as long as this transaction holds bbolt's remap lock.
 		base := *(*unsafe.Pointer)(unsafe.Pointer(&info.Data))
-		mapped := unsafe.Slice((*byte)(base), n)
-		// No huge pages: where the page cache holds the file in 2 MiB
-		// folios, one read would map all 2 MiB (a remap makes a new mapping,
-		// so this is said again each time).
-		if err := syscall.Madvise(mapped, syscall.MADV_NOHUGEPAGE); err != nil {
-			return fmt.Errorf("release mapped pages: %w", err)
-		}
-		if err := syscall.Madvise(mapped, syscall.MADV_DONTNEED); err != nil {
+		if err := syscall.Madvise(unsafe.Slice((*byte)(base), n), syscall.MADV_DONTNEED); err != nil {
 			return fmt.Errorf("release mapped pages: %w", err)
 		}
 		return nil

@@ -10,9 +10,10 @@ import (
 
 // Scans that read pages with pread instead of through bbolt's mapping.
 // Each page fault on the mapping maps its neighbours too (the kernel's
-// fault-around, 64 KiB at a time), so a report that walks a bucket whose
-// pages lie scattered over a large file leaves many times the bucket's
-// size resident: 400 MB for 32 MB of session rows, measured. Inside a read
+// fault-around: 64 KiB, or the whole large folio the page cache holds the
+// page in), so a report that walks a bucket whose pages lie scattered over
+// a large file leaves many times the bucket's size resident: 400 MB for
+// 32 MB of session rows, measured. Inside a read
 // transaction the pages reachable from its roots are never reused (bbolt
 // frees a page only once no older transaction is open), so reading them
 // with pread is as consistent as reading the mapping.

@@ -10,8 +10,8 @@ import (
 func (h *dash) apiAgents(c *gin.Context) {
 	q, err := h.usageQuery(c, "agent")
 	if err != nil {
-		fail(c, h.log, err)
+		fail(c, h.elog, err)
 		return
 	}
-	respond(c, h.log, func() (rollup.Fleet, error) { return h.db.Fleet(c, q) })
+	respond(c, h.elog, func() (rollup.Fleet, error) { return h.db.Fleet(c, q) })
 }

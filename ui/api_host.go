@@ -9,7 +9,7 @@ import (
 // resolution of the range (raw, 5-minute, daily) with the fleet's cost per
 // hour on the same times.
 func (h *dash) apiHost(c *gin.Context) {
-	respond(c, h.log, func() (rollup.HostSeries, error) { return h.db.HostSeriesOf(c, hostRange(c)) })
+	respond(c, h.elog, func() (rollup.HostSeries, error) { return h.db.HostSeriesOf(c, hostRange(c)) })
 }
 
 func hostRange(c *gin.Context) string {

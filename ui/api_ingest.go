@@ -35,5 +35,5 @@ func (h *dash) ingest(c *gin.Context) (ingestView, error) {
 
 // GET /api/ingest: the ingest status.
 func (h *dash) apiIngest(c *gin.Context) {
-	respond(c, h.log, func() (ingestView, error) { return h.ingest(c) })
+	respond(c, h.elog, func() (ingestView, error) { return h.ingest(c) })
 }

@@ -10,7 +10,7 @@ import (
 func (h *dash) apiSessions(c *gin.Context) {
 	l, err := h.sessions(c, 50)
 	if err != nil {
-		fail(c, h.log, err)
+		fail(c, h.elog, err)
 		return
 	}
 	export(c, fileName("sessions", l.Range), l, func() ([]string, [][]string) { return sessionsTable(l) })
@@ -36,7 +36,7 @@ func (h *dash) sessions(c *gin.Context, defLimit int) (rollup.SessionList, error
 func (h *dash) apiSession(c *gin.Context) {
 	d, err := h.session(c)
 	if err != nil {
-		fail(c, h.log, err)
+		fail(c, h.elog, err)
 		return
 	}
 	export(c, "fleetmeter-session-calls", d, func() ([]string, [][]string) { return callsTable(d) })

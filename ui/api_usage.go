@@ -10,12 +10,12 @@ import (
 func (h *dash) apiUsage(c *gin.Context) {
 	q, err := h.usageQuery(c, "day")
 	if err != nil {
-		fail(c, h.log, err)
+		fail(c, h.elog, err)
 		return
 	}
 	u, err := h.db.Usage(c, q)
 	if err != nil {
-		fail(c, h.log, err)
+		fail(c, h.elog, err)
 		return
 	}
 	export(c, fileName("usage-by-"+q.GroupBy, u.Range), u, func() ([]string, [][]string) { return usageTable(u) })
@@ -38,7 +38,7 @@ func (h *dash) apiLeaderboard(c *gin.Context) {
 		l, err = h.db.Leaderboard(c, q, limit)
 	}
 	if err != nil {
-		fail(c, h.log, err)
+		fail(c, h.elog, err)
 		return
 	}
 	export(c, fileName("top-"+l.By, l.Range), l, func() ([]string, [][]string) { return leaderTable(l) })

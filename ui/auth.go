@@ -188,7 +188,7 @@ func (a *access) refuse(c *gin.Context) {
 
 // routes adds the login and logout pages, and the socket's way to mint a
 // login URL.
-func (a *access) routes(r *gin.Engine, d Deps) {
+func (a *access) routes(r *gin.Engine, d Deps, elog *errorLog) {
 	login := func(c *gin.Context, token string) {
 		if a.logins == nil {
 			c.Redirect(http.StatusSeeOther, "/") // no login needed here
@@ -230,7 +230,7 @@ func (a *access) routes(r *gin.Engine, d Deps) {
 			c.JSON(http.StatusForbidden, gin.H{"error": "login URLs are handed out on the daemon's socket only (`fleetmeter login`)"})
 			return
 		}
-		respond(c, d.Log, func() (gin.H, error) {
+		respond(c, elog, func() (gin.H, error) {
 			u, err := d.LoginURL()
 			return gin.H{"url": u}, err
 		})

@@ -71,11 +71,12 @@ type dash struct {
 	assets *assets
 	pages  map[string]*pageTemplate
 	log    *slog.Logger
+	elog   *errorLog // API failures, each logged once per while
 }
 
 // registerDashboard adds the pages and their API to r (a no-op without a
 // Dashboard).
-func registerDashboard(r *gin.Engine, d Deps) error {
+func registerDashboard(r *gin.Engine, d Deps, elog *errorLog) error {
 	if d.Dashboard == nil {
 		r.GET("/", index)
 		return nil
@@ -84,7 +85,7 @@ func registerDashboard(r *gin.Engine, d Deps) error {
 	if err != nil {
 		return fmt.Errorf("ui assets: %w", err)
 	}
-	h := &dash{d: d, db: d.Dashboard, assets: as, log: d.Log}
+	h := &dash{d: d, db: d.Dashboard, assets: as, log: d.Log, elog: elog}
 	if h.pages, err = parsePages(as, d.Dashboard.Location()); err != nil {
 		return err
 	}

@@ -135,5 +135,5 @@ func (h *dash) overviewPage(c *gin.Context) {
 }
 
 func (h *dash) apiOverview(c *gin.Context) {
-	respond(c, h.log, func() (overview, error) { return h.overview(c) })
+	respond(c, h.elog, func() (overview, error) { return h.overview(c) })
 }

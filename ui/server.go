@@ -19,6 +19,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fleetmeter/fleetmeter/rollup"
@@ -127,6 +128,7 @@ func NewHandler(d Deps) http.Handler {
 	r := gin.New()
 	_ = r.SetTrustedProxies(nil) // no proxy: ClientIP is the peer
 	a := &access{token: d.Token, logins: d.Logins, log: d.Log}
+	elog := newErrorLog(d.Log)
 	r.Use(observe(d.Observe), recovery(d.Log), securityHeaders, refuseCrossSite, checkHost(d.Listen), a.check)
 	r.GET("/healthz", func(c *gin.Context) {
 		if p := d.Status.Problems(); len(p) > 0 {
@@ -139,25 +141,25 @@ func NewHandler(d Deps) http.Handler {
 		c.Header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		d.Metrics(c.Writer)
 	})
-	if err := registerDashboard(r, d); err != nil {
+	if err := registerDashboard(r, d, elog); err != nil {
 		d.Log.Error("the pages cannot be served", "err", err) // embedded files: a test catches this first
 	}
-	a.routes(r, d)
+	a.routes(r, d, elog)
 	api := r.Group("/api")
-	api.GET("/status", func(c *gin.Context) { respond(c, d.Log, func() (Status, error) { return d.Status.Status(c) }) })
+	api.GET("/status", func(c *gin.Context) { respond(c, elog, func() (Status, error) { return d.Status.Status(c) }) })
 	api.GET("/report/:kind", func(c *gin.Context) {
 		q, err := parseQuery(c)
 		if err != nil {
-			fail(c, d.Log, err)
+			fail(c, elog, err)
 			return
 		}
 		if q.Kind == rollup.HostKind {
-			respond(c, d.Log, func() (rollup.HostReport, error) { return d.Reports.HostReport(c, q) })
+			respond(c, elog, func() (rollup.HostReport, error) { return d.Reports.HostReport(c, q) })
 			return
 		}
-		respond(c, d.Log, func() (rollup.Report, error) { return d.Reports.Report(c, q) })
+		respond(c, elog, func() (rollup.Report, error) { return d.Reports.Report(c, q) })
 	})
-	api.GET("/advice", func(c *gin.Context) { respond(c, d.Log, func() (rollup.Advice, error) { return d.Reports.Advice(c) }) })
+	api.GET("/advice", func(c *gin.Context) { respond(c, elog, func() (rollup.Advice, error) { return d.Reports.Advice(c) }) })
 	api.GET("/backup", func(c *gin.Context) {
 		// The whole database: for who may read its file (the socket) or
 		// holds the token, not for a browser session.
@@ -167,7 +169,7 @@ func NewHandler(d Deps) http.Handler {
 		}
 		path, err := d.Backup()
 		if err != nil {
-			fail(c, d.Log, err)
+			fail(c, elog, err)
 			return
 		}
 		defer os.Remove(path)
@@ -176,22 +178,22 @@ func NewHandler(d Deps) http.Handler {
 		}
 	})
 	if d.Sync != nil {
-		api.GET("/sync", func(c *gin.Context) { respond(c, d.Log, func() (any, error) { return d.Sync(c) }) })
+		api.GET("/sync", func(c *gin.Context) { respond(c, elog, func() (any, error) { return d.Sync(c) }) })
 	}
 	if d.Alerts != nil {
 		// GET: every rule with its value and state (?view=blocks: Claude's
 		// 5-hour blocks); POST {"action":"ack"|"snooze"|"test","rule":…,"for":"2h"}.
 		api.Match([]string{http.MethodGet, http.MethodPost}, "/alerts", func(c *gin.Context) {
 			if c.Request.Method == http.MethodGet {
-				respond(c, d.Log, func() (any, error) { return d.Alerts.Alerts(c, c.Query("view")) })
+				respond(c, elog, func() (any, error) { return d.Alerts.Alerts(c, c.Query("view")) })
 				return
 			}
 			var act AlertAction
 			if err := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 4096)).Decode(&act); err != nil {
-				fail(c, d.Log, fmt.Errorf("%w: want a JSON body {\"action\":…,\"rule\":…}", ErrBadRequest))
+				fail(c, elog, fmt.Errorf("%w: want a JSON body {\"action\":…,\"rule\":…}", ErrBadRequest))
 				return
 			}
-			respond(c, d.Log, func() (any, error) { return d.Alerts.AlertAction(c, act) })
+			respond(c, elog, func() (any, error) { return d.Alerts.AlertAction(c, act) })
 		})
 	}
 	r.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, gin.H{"error": "not found"}) })
@@ -225,8 +227,39 @@ func parseQuery(c *gin.Context) (rollup.Query, error) {
 	return q, q.Validate()
 }
 
+// errorLog logs what requests fail with, the same failure of the same
+// path at most every 30 s: a dashboard polling a daemon whose disk is full
+// must not fill the log.
+type errorLog struct {
+	log  *slog.Logger
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+const errorLogEvery = 30 * time.Second
+
+func newErrorLog(log *slog.Logger) *errorLog {
+	return &errorLog{log: log, last: map[string]time.Time{}}
+}
+
+func (l *errorLog) Error(path string, err error) {
+	key := path + "\x00" + err.Error()
+	l.mu.Lock()
+	at, seen := l.last[key]
+	if seen && time.Since(at) < errorLogEvery {
+		l.mu.Unlock()
+		return
+	}
+	if len(l.last) > 1000 {
+		clear(l.last) // many distinct failures: forget, rather than grow
+	}
+	l.last[key] = time.Now()
+	l.mu.Unlock()
+	l.log.Error("api request failed", "path", path, "err", err)
+}
+
 // respond runs fn and answers its result as JSON, or its error.
-func respond[T any](c *gin.Context, log *slog.Logger, fn func() (T, error)) {
+func respond[T any](c *gin.Context, log *errorLog, fn func() (T, error)) {
 	v, err := fn()
 	if err != nil {
 		fail(c, log, err)
@@ -238,7 +271,7 @@ func respond[T any](c *gin.Context, log *slog.Logger, fn func() (T, error)) {
 // fail maps an error to a status and a safe message, in one place: the
 // request's own faults say what is wrong; a busy daemon says to retry;
 // anything else is a 500 whose detail goes to the log only.
-func fail(c *gin.Context, log *slog.Logger, err error) {
+func fail(c *gin.Context, log *errorLog, err error) {
 	switch {
 	case errors.Is(err, ErrBadRequest), errors.Is(err, rollup.ErrBadQuery):
 		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
@@ -248,10 +281,10 @@ func fail(c *gin.Context, log *slog.Logger, err error) {
 		c.Header("Retry-After", "1")
 		c.JSON(http.StatusServiceUnavailable, gin.H{"error": rollup.ErrBusy.Error()})
 	case errors.Is(err, storage.ErrCorrupt):
-		log.Error("api request failed", "path", c.FullPath(), "err", err)
+		log.Error(c.FullPath(), err)
 		c.JSON(http.StatusInternalServerError, gin.H{"error": "the database file is damaged (see the fleetmeter log; `fleetmeter repair` recovers it)"})
 	default:
-		log.Error("api request failed", "path", c.FullPath(), "err", err)
+		log.Error(c.FullPath(), err)
 		c.JSON(http.StatusInternalServerError, gin.H{"error": "internal error (see the fleetmeter log)"})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -373,3 +374,30 @@ func tempFile(t *testing.T, b []byte) string {
 	f.Close()
 	return f.Name()
 }
+
+// The same failure of the same path is logged once, not at every poll.
+func TestRepeatedFailuresLoggedOnce(t *testing.T) {
+	var logs strings.Builder
+	var mu sync.Mutex
+	h := NewHandler(Deps{Reports: fakeReports{}, Status: fakeStatus{}, Listen: "127.0.0.1:8767",
+		Log:     slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return logs.Write(p) }), nil)),
+		Metrics: func(io.Writer) {}})
+	for range 20 {
+		req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1:8767/api/report/monthly", nil)
+		req.RemoteAddr = "127.0.0.1:40000"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 500 {
+			t.Fatalf("code %d", rec.Code)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(logs.String(), "api request failed"); n != 1 {
+		t.Errorf("%d log lines for 20 identical failures, want 1", n)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
