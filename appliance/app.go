@@ -45,6 +45,7 @@ type App struct {
 	logins *ui.Logins // nil: browser login opted out
 	stats  statsCache
 	demo   bool // serve --demo: generated data, synthetic host (demo.go)
+	usage  usageCounters
 
 	mu           sync.Mutex
 	instanceType string
@@ -169,7 +170,7 @@ func (a *App) Run(ctx context.Context) error {
 	handler := ui.NewHandler(ui.Deps{
 		Reports:   reader,
 		Status:    appStatus{a},
-		Metrics:   a.writeMetrics,
+		Metrics:   a.exposeMetrics,
 		Backup:    func() (string, error) { return a.db.BackupTemp(a.cfg.DataDir) },
 		Sync:      a.syncAPI,
 		Alerts:    alertsAPI{a},
