@@ -192,8 +192,17 @@ func (h *HostSeries) point(startMillis int64, r *storage.HostRollup) {
 }
 
 // gaps puts a point of no data where samples stop for more than two
-// steps (the daemon was down), so charts break the line there.
+// steps (the daemon was down), so charts break the line there. Raw
+// samples come every sample_interval: their step is the usual spacing.
 func (h *HostSeries) gaps() {
+	if h.Resolution == "raw" && len(h.T) > 2 {
+		d := make([]int64, len(h.T)-1)
+		for i := range d {
+			d[i] = h.T[i+1] - h.T[i]
+		}
+		slices.Sort(d)
+		h.StepSeconds = max(d[len(d)/2], 1)
+	}
 	all := []*Series{&h.CPUPct, &h.CPUMaxPct, &h.StealPct, &h.IowaitPct, &h.MemUsedPct, &h.SwapUsedPct, &h.LoadPerCore,
 		&h.DiskDataPct, &h.DiskRootPct, &h.NetInBps, &h.NetOutBps, &h.Sessions}
 	for i := len(h.T) - 1; i > 0; i-- {
