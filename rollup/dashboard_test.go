@@ -123,15 +123,15 @@ func TestOverviewPeriods(t *testing.T) {
 	now := time.Date(2026, 11, 18, 12, 0, 0, 0, time.UTC) // a Wednesday
 	at := func(day, hour int) time.Time { return time.Date(2026, 11, day, hour, 0, 0, 0, time.UTC) }
 	apply(
-		dashCall("t", at(18, 10), "a", "", "s1", 3),   // today
-		dashCall("y1", at(17, 10), "a", "", "s1", 2),  // yesterday, before noon
-		dashCall("y2", at(17, 14), "a", "", "s1", 5),  // yesterday, after
-		dashCall("m", at(16, 9), "a", "", "s1", 1),    // Monday
-		dashCall("w1", at(11, 11), "a", "", "s1", 4),  // last Wednesday before noon
-		dashCall("w2", at(11, 13), "a", "", "s1", 10), // and after
-		dashCall("w3", at(9, 8), "a", "", "s1", 6),    // last Monday
-		dashCall("o1", at(17, 9), "a", "", "s1", 0),   // nothing
-		dashCall("lm", at(5, 9), "a", "", "s1", 7),    // earlier this month
+		dashCall("t", at(18, 10), "a", "", "s1", 3),                                      // today
+		dashCall("y1", at(17, 10), "a", "", "s1", 2),                                     // yesterday, before noon
+		dashCall("y2", at(17, 14), "a", "", "s1", 5),                                     // yesterday, after
+		dashCall("m", at(16, 9), "a", "", "s1", 1),                                       // Monday
+		dashCall("w1", at(11, 11), "a", "", "s1", 4),                                     // last Wednesday before noon
+		dashCall("w2", at(11, 13), "a", "", "s1", 10),                                    // and after
+		dashCall("w3", at(9, 8), "a", "", "s1", 6),                                       // last Monday
+		dashCall("o1", at(17, 9), "a", "", "s1", 0),                                      // nothing
+		dashCall("lm", at(5, 9), "a", "", "s1", 7),                                       // earlier this month
 		dashCall("p1", time.Date(2026, 10, 10, 9, 0, 0, 0, time.UTC), "a", "", "s1", 8),  // last month, before day 18
 		dashCall("p2", time.Date(2026, 10, 18, 6, 0, 0, 0, time.UTC), "a", "", "s1", 12), // its day 18, pro-rated by half
 		dashCall("p3", time.Date(2026, 10, 25, 9, 0, 0, 0, time.UTC), "a", "", "s1", 9),  // after
