@@ -108,7 +108,7 @@ func runDemo(ctx context.Context, env *cliEnv, cfg Config) error {
 func writeDemo(ctx context.Context, cfg Config, now time.Time, log *slog.Logger) error {
 	o := corpus.DefaultOptions()
 	o.Seed, o.Days, o.Agents, o.End = 7, 90, demoAgents, now.UTC()
-	o.SizeBytes = 48 << 20
+	o.SizeBytes = 128 << 20
 	o.ImageRate = 0 // big images only make the files larger
 	if _, err := corpus.Generate(cfg.OpenClawDirs[0], o); err != nil {
 		return fmt.Errorf("demo: %w", err)
