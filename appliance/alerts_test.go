@@ -178,7 +178,7 @@ func TestAlertsThroughTheDaemon(t *testing.T) {
 	cfg.PollInterval = 20 * time.Millisecond
 	cfg.BrowserLogin = false // plain loopback HTTP below
 	cfg.RuntimeDir = shortTempDir(t)
-	app := startApp(t, cfg)
+	app := runDaemon(t, cfg)
 	env := map[string]string{"FLEETMETER_CONFIG": cfgFile, "FLEETMETER_DATA_DIR": dir, "FLEETMETER_RUNTIME_DIR": cfg.RuntimeDir}
 	deadline := time.Now().Add(10 * time.Second)
 	for (len(hook.got()) == 0 || app.ingest.Status().Added == 0) && time.Now().Before(deadline) {

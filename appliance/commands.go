@@ -84,11 +84,14 @@ func runIngest(ctx context.Context, env *cliEnv, args []string) error {
 	if _, err := priceLedger(ctx, db, ic.Pricer.(*pricing.Pricer), time.Now(), log.With("component", "pricing")); err != nil {
 		return err
 	}
+	onProgress, finish := terminalProgress(env.stderr)
+	ic.OnProgress = onProgress
 	in := ingest.New(ic, db)
 	if !once {
 		return in.Run(ctx, cfg.PollInterval)
 	}
 	res, err := in.Step(ctx)
+	finish()
 	if err != nil {
 		return err
 	}
@@ -411,6 +414,33 @@ func runConfig(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func runVersion(ctx context.Context, env *cliEnv, args []string) error {
-	fmt.Fprintf(env.stdout, "fleetmeter %s (price table: pydantic/genai-prices %s, MIT)\n", Version, pricing.TableDate)
+	commit, date := buildInfo()
+	fmt.Fprintf(env.stdout, "fleetmeter %s\ncommit:      %s\nbuilt:       %s\nprice table: pydantic/genai-prices %s (MIT)\n",
+		Version, commit, date, pricing.TableDate)
 	return nil
+}
+
+// buildInfo is the commit and build date: from -ldflags, else from the
+// build info a git checkout leaves in the binary, else "unknown".
+func buildInfo() (commit, date string) {
+	commit, date = Commit, BuildDate
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch {
+			case s.Key == "vcs.revision" && commit == "":
+				commit = s.Value
+			case s.Key == "vcs.time" && date == "":
+				date = s.Value
+			case s.Key == "vcs.modified" && s.Value == "true" && Commit == "":
+				defer func() { commit += " (modified)" }()
+			}
+		}
+	}
+	if commit == "" {
+		commit = "unknown"
+	}
+	if date == "" {
+		date = "unknown"
+	}
+	return commit, date
 }

@@ -3,13 +3,11 @@ package appliance
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"runtime"
 	"time"
 
 	"github.com/fleetmeter/fleetmeter/ingest/pricing"
 	"github.com/fleetmeter/fleetmeter/rollup"
-	"github.com/fleetmeter/fleetmeter/storage"
 	"github.com/fleetmeter/fleetmeter/ui"
 )
 
@@ -49,16 +47,11 @@ func (a *App) uiSources(ctx context.Context) (ui.Sources, error) {
 		s.LagSeconds = a.Now().Sub(st.LastStep).Seconds()
 	}
 	explicit := hasSourceDirs(a.cfg)
-	for _, r := range st.Roots {
-		s.Roots = append(s.Roots, ui.SourceRoot{Source: storage.SourceOpenClaw, Path: r, Discovered: !explicit})
+	for _, src := range st.Sources {
+		s.Roots = append(s.Roots, ui.SourceRoot{Source: src.Kind, Path: src.Path, Discovered: !explicit})
 	}
-	for _, src := range []struct {
-		name string
-		dirs []string
-	}{{storage.SourceClaude, a.cfg.ClaudeDirs}, {storage.SourceCodex, a.cfg.CodexDirs}} {
-		for _, d := range src.dirs {
-			s.Roots = append(s.Roots, ui.SourceRoot{Source: src.name, Path: filepath.Clean(d)})
-		}
+	if p := st.Progress; p != nil && p.Bytes > 0 {
+		s.CatchUpPct = 100 * float64(p.BytesDone) / float64(p.Bytes)
 	}
 	if s.Roots == nil {
 		s.Roots = []ui.SourceRoot{}

@@ -191,7 +191,7 @@ func liveAppend(t *testing.T, caseDir string, args []string, kind string, want r
 		i++
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].dst < files[j].dst })
-	app := startApp(t, cfg)
+	app := runDaemon(t, cfg)
 	rng := rand.New(rand.NewPCG(1, uint64(len(files))))
 	for round := 0; ; round++ {
 		wrote := false

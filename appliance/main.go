@@ -16,8 +16,15 @@ import (
 	"github.com/fleetmeter/fleetmeter/storage"
 )
 
-// Version is set at build time (-ldflags "-X .../appliance.Version=…").
-var Version = "dev"
+// Version, Commit and BuildDate are set at build time (scripts/release:
+// -ldflags "-X github.com/fleetmeter/fleetmeter/appliance.Version=…"); a
+// plain `go build` in a git checkout still knows its commit and time from
+// the build info.
+var (
+	Version   = "dev"
+	Commit    = ""
+	BuildDate = ""
+)
 
 // errUsage marks a command line we could not make sense of: exit code 2.
 var errUsage = errors.New("usage")

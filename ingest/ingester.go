@@ -71,6 +71,11 @@ type Config struct {
 	Final bool
 	// Workers parse files in parallel; commits stay in order. 0 = 2.
 	Workers int
+	// FileBudget bounds the bytes one step reads of one file (0: no
+	// bound, as a one-shot read wants). The daemon sets it so that one huge
+	// file, or one line without an end, cannot hold back every other file;
+	// a file cut short is read on by the next step, which Run starts at once.
+	FileBudget int64
 	// BatchBytes and BatchRecords bound one transaction. 0 = defaults.
 	BatchBytes   int64
 	BatchRecords int
@@ -84,6 +89,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock (time.Now when nil): the horizon and status times.
 	Now func() time.Time
+	// OnProgress, when set, is told how a step that reads a lot comes
+	// along (see Progress), from the committing goroutine.
+	OnProgress func(Progress)
 }
 
 // batchFiles bounds the files (cursors) one transaction commits.
@@ -135,8 +143,11 @@ type Ingester struct {
 	// threads maps a Codex thread to its parent (forks and spawned
 	// sub-agents), learned from session_meta lines and kept in storage.
 	threads map[string]string
+	links   linkGuard            // which symlinked folders this step's listing follows
 	owners  map[uint32]localUser // file owner uid → local user (guarded by mu)
-	readers sync.Pool            // *fileReader, kept between steps
+	// rateLimits are the newest provider usage windows seen (guarded by mu).
+	rateLimits map[string]RateLimit
+	readers    sync.Pool // *fileReader, kept between steps
 	// recordSlices are empty []storage.Usage of committed chunks (recycle).
 	recordSlices sync.Pool
 	stats        Status
@@ -150,7 +161,8 @@ type fileStamp struct {
 
 // Status is what the ingester has done, for health output and metrics.
 type Status struct {
-	Roots        []string      `json:"roots"`
+	Roots        []string      `json:"roots"`   // the OpenClaw state dirs read
+	Sources      []Source      `json:"sources"` // every folder read, by kind
 	Files        int           `json:"files"`
 	PendingTails int           `json:"pending_partial_lines"`
 	Added        int64         `json:"records_added"`
@@ -164,6 +176,10 @@ type Status struct {
 	FileErrors   int64            `json:"file_errors"`
 	LastStep     time.Time        `json:"last_step"`
 	LastError    string           `json:"last_error,omitempty"`
+	// Progress is set while a step reads a lot (a first pass, a catch-up).
+	Progress *Progress `json:"progress,omitempty"`
+	// RateLimits are the providers' own usage windows, newest report of each.
+	RateLimits []RateLimit `json:"rate_limits,omitempty"`
 }
 
 // StepResult summarises one Step.
@@ -171,6 +187,8 @@ type StepResult struct {
 	Files, Read    int
 	Bytes          int64
 	Added, Skipped int
+	// More: a file was cut short by Config.FileBudget; step again.
+	More bool
 }
 
 // New makes an Ingester writing to ledger.
@@ -213,7 +231,13 @@ func (in *Ingester) Status() Status {
 	defer in.mu.Unlock()
 	s := in.stats
 	s.Roots = append([]string(nil), s.Roots...)
+	s.Sources = append([]Source(nil), s.Sources...)
 	s.Unrecognized = maps.Clone(s.Unrecognized)
+	s.RateLimits = in.rateLimitsLocked()
+	if s.Progress != nil {
+		p := *s.Progress
+		s.Progress = &p
+	}
 	return s
 }
 
@@ -223,15 +247,37 @@ func (in *Ingester) Run(ctx context.Context, interval time.Duration) error {
 	defer t.Stop()
 	w := in.startWatching()
 	defer w.close()
-	var lastLogged time.Time
+	var lastLogged, failingSince time.Time
+	failures := 0
+	// The first pass (all history, maybe several steps) ends in one line.
+	firstPass, started := true, in.now()
+	var firstAdded int
 	for {
 		res, err := in.stepWatched(ctx, w)
-		if err != nil && ctx.Err() == nil {
-			// A database that is down or full: keep polling, log at most
-			// every 30 s so a long outage does not flood the log.
+		switch {
+		case err != nil && ctx.Err() == nil:
+			// A database that is down or full: the step's work is retried
+			// (stepWatched keeps its directories dirty) after a backoff; log
+			// at most every 30 s so a long outage does not flood the log.
+			if failures == 0 {
+				failingSince = in.now()
+			}
+			failures++
 			if in.now().Sub(lastLogged) > 30*time.Second {
-				in.log.Error("ingest step failed", "err", err)
+				in.log.Error("ingest step failed", "err", err, "retry_in", retryDelay(interval, failures).String())
 				lastLogged = in.now()
+			}
+		case err == nil:
+			if failures > 0 {
+				in.log.Info("ingest recovered", "failed_steps", failures, "after", in.now().Sub(failingSince).Round(time.Second).String())
+				failures = 0
+			}
+			firstAdded += res.Added
+			if firstPass && !res.More {
+				firstPass = false
+				st := in.Status()
+				in.log.Info("first pass done", "calls", firstAdded, "files", st.Files,
+					"took", in.now().Sub(started).Round(time.Millisecond).String(), "sources", len(st.Sources))
 			}
 		}
 		if res.Read >= bigStepFiles || res.Bytes >= bigStepBytes || (in.lastFull && res.Files >= bigStepFiles) {
@@ -241,12 +287,42 @@ func (in *Ingester) Run(ctx context.Context, interval time.Duration) error {
 			// Give it back now: one GC.
 			debug.FreeOSMemory()
 		}
+		if failures > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(retryDelay(interval, failures)):
+			}
+			continue
+		}
+		if res.More {
+			// A file was cut at its budget: go on at once, with every other
+			// file's news looked at again first.
+			if ctx.Err() != nil {
+				return nil
+			}
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
 	}
+}
+
+// maxRetryDelay caps the wait between failing steps.
+const maxRetryDelay = time.Minute
+
+// retryDelay is how long Run waits after the failures-th failing step in a
+// row: the poll interval, doubling per failure up to maxRetryDelay (never
+// below the interval).
+func retryDelay(interval time.Duration, failures int) time.Duration {
+	d := interval
+	for i := 1; i < failures && d < maxRetryDelay; i++ {
+		d *= 2
+	}
+	return max(interval, min(d, maxRetryDelay))
 }
 
 func (in *Ingester) load() error {
@@ -482,6 +558,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 			return nil
 		})
 	}
+	progress := in.trackProgress(items)
 	pendingCursors := map[string]*fileCursor{}
 	var batchBytes int64
 	commit := func() error {
@@ -494,7 +571,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 	var commitErr error
 	for j := range ordered {
 		item := items[j.i]
-		failed := false
+		failed, finished := false, true
 		for c := range j.out {
 			if commitErr != nil || failed {
 				continue // drain so the worker can finish
@@ -512,6 +589,8 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 			}
 			batchBytes += c.bytes
 			res.Bytes += c.bytes
+			progress.read(c.bytes, c.cursor.Complete)
+			finished = c.cursor.Complete // the last chunk's says whether the budget cut the file
 			// Files count too: a batch of many small files dirties many
 			// pages (cursors, sessions), and bbolt holds a buffer per dirty
 			// page until the commit (700 MB at 100k files in one batch).
@@ -520,11 +599,13 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 			}
 		}
 		res.Read++
+		res.More = res.More || !finished && !failed
 	}
 	werr := g.Wait()
 	if commitErr == nil {
 		commitErr = commit()
 	}
+	progress.done(errors.Join(commitErr, werr))
 	in.mu.Lock()
 	in.stats.PendingTails = 0
 	for _, c := range in.cursors {

@@ -34,9 +34,11 @@ type Dashboard interface {
 type Sources struct {
 	// Roots are the directories read, by source (openclaw, claude, codex).
 	Roots []SourceRoot `json:"roots"`
-	// Discover says Claude Code and Codex homes are looked for on every
-	// pass (only OpenClaw's found roots are listed).
-	Discover     bool      `json:"discover"`
+	// Discover says the folders are looked for on every pass.
+	Discover bool `json:"discover"`
+	// CatchUpPct is how far a long pass (a first read, a catch-up) is, in
+	// percent of its bytes; 0 when none runs.
+	CatchUpPct   float64   `json:"catch_up_pct,omitempty"`
 	Files        int       `json:"files"` // transcript files tracked
 	PendingLines int       `json:"pending_partial_lines"`
 	RecordsAdded int64     `json:"records_added"` // since the daemon started
