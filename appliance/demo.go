@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/fleetmeter/fleetmeter/appliance/corpus"
@@ -35,8 +36,18 @@ var demoTeams = map[string]struct{ name, team string }{
 	"research": {"Research scout", "Innovation"}, "coder": {"Code reviewer", "Innovation"},
 	"support": {"Support triage", "Support"}, "home": {"IT helpdesk", "Support"},
 	"sales": {"Sales assistant", "Sales"}, "writer": {"Content writer", "Sales"},
-	"finance": {"Finance clerk", "Finance"}, "scheduler": {"Scheduler", "Finance"},
+	"finance": {"Finance clerk", "Finance"}, "scheduler": {"Scheduler", "Finance"}, "family": {"Office manager", "Operations"},
 	"legal-review": {"Contract review", "Legal"}, "onboarding": {"People onboarding", "People"},
+}
+
+// demoTeam is the registry entry of a corpus agent: the named ones above,
+// the numbered ones (agent-12…) spread over the teams.
+func demoTeam(id string, i int) (name, team string) {
+	if t, ok := demoTeams[id]; ok {
+		return t.name, t.team
+	}
+	teams := []string{"Sales", "Support", "Innovation", "Operations", "Finance"}
+	return fmt.Sprintf("Assistant %d", i), teams[i%len(teams)]
 }
 
 // demoAgents is the number of agents the corpus makes (2 to 6 users each).
@@ -60,8 +71,9 @@ func demoConfig(cfg Config, dir string) Config {
 	cfg.Settings.Budgets = nil
 	cfg.Settings.Alerts = nil
 	cfg.Agents = nil
-	for id, a := range demoTeams {
-		cfg.Agents = append(cfg.Agents, Agent{ID: id, Name: a.name, Team: a.team, Owner: "demo@example.com"})
+	for i, id := range append(corpus.AgentIDs(demoAgents), "legal-review", "onboarding") {
+		name, team := demoTeam(id, i)
+		cfg.Agents = append(cfg.Agents, Agent{ID: id, Name: name, Team: team, Owner: strings.ToLower(team) + "@example.com"})
 	}
 	return cfg
 }
@@ -108,7 +120,7 @@ func runDemo(ctx context.Context, env *cliEnv, cfg Config) error {
 func writeDemo(ctx context.Context, cfg Config, now time.Time, log *slog.Logger) error {
 	o := corpus.DefaultOptions()
 	o.Seed, o.Days, o.Agents, o.End = 7, 90, demoAgents, now.UTC()
-	o.SizeBytes = 128 << 20
+	o.SizeBytes = 256 << 20
 	o.ImageRate = 0 // big images only make the files larger
 	if _, err := corpus.Generate(cfg.OpenClawDirs[0], o); err != nil {
 		return fmt.Errorf("demo: %w", err)
@@ -178,7 +190,8 @@ func feedDemo(ctx context.Context, app *App, openclaw string, log *slog.Logger) 
 			if _, err := ap.Append(1 + rng.IntN(3)); err != nil {
 				log.Warn("demo transcript", "err", err)
 			}
-			talk.Reset(time.Duration(4+rng.IntN(12)) * time.Second)
+			// About the history's pace: a turn every one to three minutes.
+			talk.Reset(time.Duration(60+rng.IntN(120)) * time.Second)
 		}
 	}
 }

@@ -49,6 +49,7 @@ type Dashboard struct {
 	cube  *cube
 	hours *hourIndex
 	sess  *sessionIndex
+	slots slotPoints
 	cache *resultCache
 }
 

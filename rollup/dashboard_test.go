@@ -244,3 +244,48 @@ func TestFleetStatus(t *testing.T) {
 		t.Error("an unknown team passed")
 	}
 }
+
+// The 5-minute points are kept between questions and stay equal to the
+// database's: a longer range after a shorter one, and new samples.
+func TestFiveMinutePointsFollowSamples(t *testing.T) {
+	db, _ := dashDB(t, time.UTC)
+	now := time.Date(2026, 11, 18, 12, 0, 0, 0, time.UTC)
+	put := func(from, to time.Time, cpu float64) {
+		var ss []storage.HostSample
+		for at := from; at.Before(to); at = at.Add(time.Minute) {
+			ss = append(ss, storage.HostSample{TS: at.UnixMilli(), CPUPct: cpu, CPUCount: 2, MemTotal: 100, MemUsed: 40})
+		}
+		if err := db.PutHostSamples(ss); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(now.Add(-7*24*time.Hour), now.Add(-time.Hour), 30)
+	clock := now
+	d := NewDashboard(db, DashboardConfig{Now: func() time.Time { return clock }})
+	fresh := func(name string) HostSeries {
+		t.Helper()
+		h, err := d.HostSeriesOf(context.Background(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	day := fresh("24h")
+	week := fresh("7d")
+	if len(week.T) <= len(day.T) || week.T[0] > now.Add(-6*24*time.Hour).Unix() {
+		t.Errorf("7d after 24h: %d points from %d", len(week.T), week.T[0])
+	}
+	put(now.Add(-time.Hour), now, 80) // the last hour, busier
+	clock = now.Add(time.Minute)
+	again := fresh("7d")
+	other := NewDashboard(db, DashboardConfig{Now: func() time.Time { return clock }})
+	want, _ := other.HostSeriesOf(context.Background(), "7d")
+	if len(again.T) != len(want.T) || again.CPUPct[len(again.CPUPct)-1] != 80 {
+		t.Fatalf("kept points: %d, read whole: %d; last %v", len(again.T), len(want.T), again.CPUPct[len(again.CPUPct)-1])
+	}
+	for i := range want.T {
+		if again.T[i] != want.T[i] || again.CPUPct[i] != want.CPUPct[i] {
+			t.Fatalf("point %d: %d %v, read whole %d %v", i, again.T[i], again.CPUPct[i], want.T[i], want.CPUPct[i])
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fleetmeter/fleetmeter/storage"
@@ -123,10 +124,10 @@ func (d *Dashboard) HostSeriesOf(ctx context.Context, name string) (HostSeries, 
 		})
 	case span <= fiveUpTo:
 		out.Resolution, out.StepSeconds = "5m", 300
-		var slots []storage.HostRollup
-		if slots, err = d.src.HostRollups5m(from, to); err == nil {
-			for i := range slots {
-				out.point(slots[i].Start, &slots[i])
+		var points []hostPoint
+		if points, err = d.fiveMinute(from, to); err == nil {
+			for _, p := range points {
+				out.add(p)
 			}
 		}
 	default:
@@ -153,8 +154,15 @@ func sampleRollup(s *storage.HostSample) *storage.HostRollup {
 	return &r
 }
 
-// point appends one point.
-func (h *HostSeries) point(startMillis int64, r *storage.HostRollup) {
+// hostPoint is one point of the host series, decoded from a rollup.
+type hostPoint struct {
+	start    int64 // unix ms
+	v        [12]float64
+	memTotal uint64
+}
+
+// pointOf reads the chart's figures out of a rollup (a sample, a slot, a day).
+func pointOf(startMillis int64, r *storage.HostRollup) hostPoint {
 	pct := func(used, free storage.Stat) float64 {
 		if u, f := used.Mean(), free.Mean(); u+f > 0 {
 			return 100 * u / (u + f)
@@ -167,28 +175,89 @@ func (h *HostSeries) point(startMillis int64, r *storage.HostRollup) {
 		}
 		return s.Mean()
 	}
-	swap := math.NaN()
+	swap, cpuMax := math.NaN(), math.NaN()
 	if total := r.MemTotal.Max; total > 0 && r.SwapUsed.N > 0 {
 		swap = 100 * r.SwapUsed.Mean() / total // of RAM: how much was pushed out
 	}
-	h.T = append(h.T, startMillis/1000)
-	h.CPUPct = append(h.CPUPct, mean(r.CPU))
-	cpuMax := math.NaN()
 	if r.CPU.N > 0 {
 		cpuMax = r.CPU.Max
 	}
-	h.CPUMaxPct = append(h.CPUMaxPct, cpuMax)
-	h.StealPct = append(h.StealPct, mean(r.CPUSteal))
-	h.IowaitPct = append(h.IowaitPct, mean(r.CPUIowait))
-	h.MemUsedPct = append(h.MemUsedPct, mean(r.MemUsedPct))
-	h.SwapUsedPct = append(h.SwapUsedPct, swap)
-	h.LoadPerCore = append(h.LoadPerCore, mean(r.LoadPerCore))
-	h.DiskDataPct = append(h.DiskDataPct, pct(r.DataUsed, r.DataFree))
-	h.DiskRootPct = append(h.DiskRootPct, pct(r.RootUsed, r.RootFree))
-	h.NetInBps = append(h.NetInBps, mean(r.NetIn))
-	h.NetOutBps = append(h.NetOutBps, mean(r.NetOut))
-	h.Sessions = append(h.Sessions, mean(r.Sessions))
-	h.MemTotalBytes = max(h.MemTotalBytes, uint64(r.MemTotal.Max))
+	return hostPoint{start: startMillis, memTotal: uint64(r.MemTotal.Max), v: [12]float64{
+		mean(r.CPU), cpuMax, mean(r.CPUSteal), mean(r.CPUIowait), mean(r.MemUsedPct), swap, mean(r.LoadPerCore),
+		pct(r.DataUsed, r.DataFree), pct(r.RootUsed, r.RootFree), mean(r.NetIn), mean(r.NetOut), mean(r.Sessions),
+	}}
+}
+
+// series are the chart's columns, in hostPoint.v's order.
+func (h *HostSeries) series() []*Series {
+	return []*Series{&h.CPUPct, &h.CPUMaxPct, &h.StealPct, &h.IowaitPct, &h.MemUsedPct, &h.SwapUsedPct, &h.LoadPerCore,
+		&h.DiskDataPct, &h.DiskRootPct, &h.NetInBps, &h.NetOutBps, &h.Sessions}
+}
+
+// add appends one point.
+func (h *HostSeries) add(p hostPoint) {
+	h.T = append(h.T, p.start/1000)
+	for i, s := range h.series() {
+		*s = append(*s, p.v[i])
+	}
+	h.MemTotalBytes = max(h.MemTotalBytes, p.memTotal)
+}
+
+// point appends a rollup's point.
+func (h *HostSeries) point(startMillis int64, r *storage.HostRollup) { h.add(pointOf(startMillis, r)) }
+
+// slotPoints keeps the decoded points of the 5-minute slots of the last
+// days: a slot is final once samples have moved on past it, and decoding
+// a week of slots (histograms and all) costs ~10 ms a question.
+type slotPoints struct {
+	mu     sync.Mutex
+	points map[int64]hostPoint
+	oldest int64 // the points held cover [oldest, newest]
+	newest int64 // start of the newest slot held
+}
+
+// slotKeep is how far back the slot points are kept.
+const slotKeep = 8 * 24 * time.Hour
+
+// fiveMinute returns the 5-minute points of [from, to), reading from the
+// database only the slots after the newest ones held (the last two again:
+// they may still be filling).
+func (d *Dashboard) fiveMinute(from, to int64) ([]hostPoint, error) {
+	c := &d.slots
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.points == nil {
+		c.points = map[int64]hostPoint{}
+	}
+	read := from
+	if c.newest > 0 && c.oldest <= from && c.newest-2*storage.HostSlot.Milliseconds() >= from {
+		read = c.newest - storage.HostSlot.Milliseconds()
+	}
+	slots, err := d.src.HostRollups5m(read, to)
+	if err != nil {
+		return nil, err
+	}
+	for k := range c.points {
+		if k >= read || k < to-slotKeep.Milliseconds() {
+			delete(c.points, k)
+		}
+	}
+	if read == from {
+		c.oldest = from
+	}
+	c.oldest = max(c.oldest, to-slotKeep.Milliseconds())
+	for i := range slots {
+		c.points[slots[i].Start] = pointOf(slots[i].Start, &slots[i])
+		c.newest = max(c.newest, slots[i].Start)
+	}
+	out := make([]hostPoint, 0, len(c.points))
+	for k, p := range c.points {
+		if k >= from && k < to {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b hostPoint) int { return int(a.start - b.start) })
+	return out, nil
 }
 
 // gaps puts a point of no data where samples stop for more than two
@@ -203,8 +272,7 @@ func (h *HostSeries) gaps() {
 		slices.Sort(d)
 		h.StepSeconds = max(d[len(d)/2], 1)
 	}
-	all := []*Series{&h.CPUPct, &h.CPUMaxPct, &h.StealPct, &h.IowaitPct, &h.MemUsedPct, &h.SwapUsedPct, &h.LoadPerCore,
-		&h.DiskDataPct, &h.DiskRootPct, &h.NetInBps, &h.NetOutBps, &h.Sessions}
+	all := h.series()
 	for i := len(h.T) - 1; i > 0; i-- {
 		if h.T[i]-h.T[i-1] <= 2*h.StepSeconds {
 			continue
