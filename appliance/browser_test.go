@@ -46,7 +46,7 @@ window.alert = function (m) { window.__problems.push('alert: ' + m); };
 // collected.
 type browserSession struct {
 	ctx      context.Context
-	t        *testing.T
+	t        testing.TB
 	mu       sync.Mutex
 	logged   []string // browser log entries of level error
 	dialogs  []string
@@ -54,7 +54,7 @@ type browserSession struct {
 	shotsDir string
 }
 
-func newBrowser(t *testing.T) *browserSession {
+func newBrowser(t testing.TB) *browserSession {
 	t.Helper()
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
@@ -118,7 +118,7 @@ func newBrowser(t *testing.T) *browserSession {
 
 // screenshotDir is where the screenshots go: FLEETMETER_SCREENSHOTS, else
 // a folder in the temp dir; the test says which.
-func screenshotDir(t *testing.T) string {
+func screenshotDir(t testing.TB) string {
 	dir := os.Getenv("FLEETMETER_SCREENSHOTS")
 	if dir == "" {
 		dir = filepath.Join(os.TempDir(), "fleetmeter-screenshots")
@@ -298,7 +298,7 @@ func (b *browserSession) paintedCanvases(what string) {
 	}
 }
 
-func readCSV(t *testing.T, data []byte) [][]string {
+func readCSV(t testing.TB, data []byte) [][]string {
 	t.Helper()
 	rows, err := csv.NewReader(strings.NewReader(string(data))).ReadAll()
 	if err != nil {

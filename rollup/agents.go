@@ -80,10 +80,7 @@ func (d *Dashboard) Fleet(ctx context.Context, q UsageQuery) (Fleet, error) {
 	// Sessions and last calls from the session index.
 	from, to := storage.DayStartMillis(q.From, loc), storage.DayStartMillis(q.To+1, loc)
 	x := d.sess
-	x.mu.Lock()
-	x.touch()
-	if err := x.refresh(); err != nil {
-		x.mu.Unlock()
+	if err := x.use(); err != nil {
 		return Fleet{}, err
 	}
 	last := make([]int64, len(x.names.agents)) // by agent number

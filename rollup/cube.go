@@ -34,7 +34,6 @@ type CubeSource interface {
 type cube struct {
 	src    CubeSource
 	window int32 // days back from today kept in memory
-	idle   time.Duration
 	maxAge time.Duration
 	now    func() time.Time
 
@@ -44,9 +43,8 @@ type cube struct {
 	labels  map[string]string // user → label, as of labelsV
 	labelsV uint64
 	built   time.Time
-	timer   *time.Timer
-	lastUse time.Time
-	reads   int // days read from the database, for tests
+	idler
+	reads int // days read from the database, for tests
 }
 
 type cubeRow struct {
@@ -115,7 +113,7 @@ const (
 )
 
 func newCube(src CubeSource, now func() time.Time) *cube {
-	return &cube{src: src, window: cubeWindow, idle: cubeIdle, maxAge: cubeMaxAge, now: now}
+	return &cube{src: src, window: cubeWindow, maxAge: cubeMaxAge, now: now, idler: idler{idle: cubeIdle}}
 }
 
 // each calls fn for every row of days from..to, after bringing the days
@@ -123,7 +121,7 @@ func newCube(src CubeSource, now func() time.Time) *cube {
 func (c *cube) each(from, to int32, fn func(day int32, r *cubeRow)) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.touch()
+	c.touch(c.drop)
 	loc := c.src.Location()
 	today := storage.DayNumber(c.now().UnixMilli(), loc)
 	lo := max(from, today-c.window+1)
@@ -239,22 +237,32 @@ func (c *cube) userLabels() (map[string]string, error) {
 	return c.labels, nil
 }
 
-// touch arms the timer that drops the rows after idle. c.mu is held.
-func (c *cube) touch() {
-	c.lastUse = time.Now()
-	if c.timer == nil {
-		c.timer = time.AfterFunc(c.idle, c.drop)
+// idler lets an index go of its memory when no question came for idle:
+// touch on every question (under the index's lock), and drop checks idle
+// (a question may have come while the timer fired).
+type idler struct {
+	idle    time.Duration
+	lastUse time.Time
+	timer   *time.Timer
+}
+
+func (i *idler) touch(drop func()) {
+	i.lastUse = time.Now()
+	if i.timer == nil {
+		i.timer = time.AfterFunc(i.idle, drop)
 		return
 	}
-	c.timer.Reset(c.idle)
+	i.timer.Reset(i.idle)
 }
+
+func (i *idler) idleNow() bool { return time.Since(i.lastUse) >= i.idle }
 
 // drop lets go of the rows (and names) when no question came for idle.
 func (c *cube) drop() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if time.Since(c.lastUse) < c.idle {
-		return // used while the timer fired
+	if !c.idleNow() {
+		return
 	}
 	c.days, c.names, c.labels = nil, cubeNames{}, nil
 }

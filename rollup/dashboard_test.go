@@ -289,3 +289,22 @@ func TestFiveMinutePointsFollowSamples(t *testing.T) {
 		}
 	}
 }
+
+// A raw sample's point is what a one-sample rollup would give.
+func TestSamplePointMatchesRollup(t *testing.T) {
+	s := storage.HostSample{TS: 1, CPUPct: 42.5, CPUStealPct: 3.25, CPUIowaitPct: 1.5, MemTotal: 8 << 30, MemUsed: 3 << 30, SwapUsed: 1 << 30,
+		LoadPerCore: 0.75, DataDisk: storage.DiskStat{Used: 40 << 30, Free: 60 << 30}, RootDisk: storage.DiskStat{Used: 1 << 30, Free: 3 << 30},
+		NetInBps: 1000, NetOutBps: 250, ActiveSessions: 7, Errors: map[string]string{storage.HostFieldGateway: "no gateway"}}
+	r := storage.NewHostRollup()
+	r.Add(&s)
+	got, want := samplePoint(&s), pointOf(1, &r)
+	for i := range got.v {
+		if math.Abs(got.v[i]-want.v[i]) > 0.01*math.Max(1, math.Abs(want.v[i])) {
+			t.Errorf("field %d: %v, the rollup's %v", i, got.v[i], want.v[i])
+		}
+	}
+	s.Errors[storage.HostFieldCPU] = "cannot read"
+	if p := samplePoint(&s); !math.IsNaN(p.v[0]) || math.IsNaN(p.v[4]) {
+		t.Errorf("a sample without CPU: %v", p.v)
+	}
+}

@@ -119,7 +119,7 @@ func (d *Dashboard) HostSeriesOf(ctx context.Context, name string) (HostSeries, 
 	case span <= rawUpTo:
 		out.Resolution, out.StepSeconds = "raw", 15
 		err = d.src.HostSamples(from, to, func(s *storage.HostSample) error {
-			out.point(s.TS, sampleRollup(s))
+			out.add(samplePoint(s))
 			return nil
 		})
 	case span <= fiveUpTo:
@@ -147,11 +147,46 @@ func (d *Dashboard) HostSeriesOf(ctx context.Context, name string) (HostSeries, 
 	return out, err
 }
 
-// sampleRollup makes a one-sample rollup, so raw samples take the same path.
-func sampleRollup(s *storage.HostSample) *storage.HostRollup {
-	r := storage.NewHostRollup()
-	r.Add(s)
-	return &r
+// samplePoint is a raw sample's point: its fields as a one-sample rollup
+// would give them (a field the sampler could not read is no data), without
+// building one (its histograms cost more than the rest of the read).
+func samplePoint(s *storage.HostSample) hostPoint {
+	nan := math.NaN()
+	p := hostPoint{start: s.TS, memTotal: s.MemTotal}
+	for i := range p.v {
+		p.v[i] = nan
+	}
+	pct := func(used, free uint64) float64 {
+		if used+free == 0 {
+			return nan
+		}
+		return 100 * float64(used) / float64(used+free)
+	}
+	if s.Has(storage.HostFieldCPU) {
+		p.v[0], p.v[1], p.v[2], p.v[3] = s.CPUPct, s.CPUPct, s.CPUStealPct, s.CPUIowaitPct
+	}
+	if s.Has(storage.HostFieldMemory) && s.MemTotal > 0 {
+		p.v[4] = 100 * float64(s.MemUsed) / float64(s.MemTotal)
+		if s.Has(storage.HostFieldSwap) {
+			p.v[5] = 100 * float64(s.SwapUsed) / float64(s.MemTotal)
+		}
+	}
+	if s.Has(storage.HostFieldLoad) {
+		p.v[6] = s.LoadPerCore
+	}
+	if s.Has(storage.HostFieldDiskData) {
+		p.v[7] = pct(s.DataDisk.Used, s.DataDisk.Free)
+	}
+	if s.Has(storage.HostFieldDiskRoot) {
+		p.v[8] = pct(s.RootDisk.Used, s.RootDisk.Free)
+	}
+	if s.Has(storage.HostFieldNet) {
+		p.v[9], p.v[10] = s.NetInBps, s.NetOutBps
+	}
+	if s.Has(storage.HostFieldSessions) {
+		p.v[11] = float64(s.ActiveSessions)
+	}
+	return p
 }
 
 // hostPoint is one point of the host series, decoded from a rollup.

@@ -79,7 +79,7 @@ func (d *Dashboard) Overview(ctx context.Context) (Overview, error) {
 	today := storage.DayNumber(now.UnixMilli(), loc)
 	dayStart := storage.DayStartMillis(today, loc)
 	elapsed := now.UnixMilli() - dayStart // of today
-	out := Overview{At: now, TZ: loc.String()}
+	out := Overview{At: now, TZ: loc.String(), Unpriced: []UnpricedModel{}}
 
 	// Days from the start of last month: the month, the week and the
 	// days before them, by model (a few hundred rows).

@@ -30,7 +30,6 @@ type SessionSource interface {
 type sessionIndex struct {
 	src    SessionSource
 	now    func() time.Time
-	idle   time.Duration
 	maxAge time.Duration
 
 	mu      sync.Mutex
@@ -40,8 +39,7 @@ type sessionIndex struct {
 	seq     uint64
 	built   time.Time
 	last    time.Time // last look at the ledger
-	lastUse time.Time
-	timer   *time.Timer
+	idler
 }
 
 type sessEntry struct {
@@ -67,7 +65,7 @@ func sessHash(source, id string) uint64 {
 }
 
 func newSessionIndex(src SessionSource, now func() time.Time) *sessionIndex {
-	return &sessionIndex{src: src, now: now, idle: cubeIdle, maxAge: cubeMaxAge}
+	return &sessionIndex{src: src, now: now, maxAge: cubeMaxAge, idler: idler{idle: cubeIdle}}
 }
 
 func modelBit(i uint32) uint64 { return 1 << min(i, 63) }
@@ -144,19 +142,21 @@ func (x *sessionIndex) refresh() error {
 	return nil
 }
 
-func (x *sessionIndex) touch() {
-	x.lastUse = time.Now()
-	if x.timer == nil {
-		x.timer = time.AfterFunc(x.idle, x.drop)
-		return
+// use locks the index brought up to the ledger; the caller unlocks x.mu.
+func (x *sessionIndex) use() error {
+	x.mu.Lock()
+	x.touch(x.drop)
+	if err := x.refresh(); err != nil {
+		x.mu.Unlock()
+		return err
 	}
-	x.timer.Reset(x.idle)
+	return nil
 }
 
 func (x *sessionIndex) drop() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if time.Since(x.lastUse) < x.idle {
+	if !x.idleNow() {
 		return
 	}
 	x.entries, x.byKey, x.names = nil, nil, cubeNames{}
@@ -196,10 +196,7 @@ func (d *Dashboard) Sessions(ctx context.Context, q SessionQuery) (SessionList, 
 	loc := d.src.Location()
 	from, to := storage.DayStartMillis(q.From, loc), storage.DayStartMillis(q.To+1, loc)
 	x := d.sess
-	x.mu.Lock()
-	x.touch()
-	if err := x.refresh(); err != nil {
-		x.mu.Unlock()
+	if err := x.use(); err != nil {
 		return SessionList{}, err
 	}
 	m := &matcher{f: Filters{Agent: q.Agent, Team: q.Team}, reg: reg, names: &x.names}

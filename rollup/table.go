@@ -133,6 +133,9 @@ func boolInt(b bool) int {
 	return 0
 }
 
+// Thousands formats an integer with thousands separators: 1,234,567.
+func Thousands(n int64) string { return count(n) }
+
 // count formats an integer with thousands separators.
 func count(n int64) string {
 	s := strconv.FormatInt(n, 10)

@@ -6,30 +6,16 @@ import (
 	"math"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/fleetmeter/fleetmeter/rollup"
 )
 
 // Numbers for people, as the pages show them. The JS of the pages formats
 // the same way (static/app.js, fmt).
 
 // thousands puts commas between groups of three digits.
-func thousands(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+func thousands(n int64) string { return rollup.Thousands(n) }
 
 // usd formats dollars: $1,234.56; amounts under a dollar keep four
 // decimals ($0.0123), since one call costs that.

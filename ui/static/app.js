@@ -107,6 +107,7 @@
     return function () {
       el.dataset.drawn = '1';
       window.__chartsDrawn = (window.__chartsDrawn || 0) + 1;
+      window.__chartsDrawnAt = performance.now(); // for the page-load benchmark
     };
   }
   function axis(stroke, values, side) {
