@@ -74,6 +74,7 @@ type dash struct {
 	pages  map[string]*pageTemplate
 	log    *slog.Logger
 	elog   *errorLog // API failures, each logged once per while
+	advice adviceCache
 }
 
 // registerDashboard adds the pages and their API to r (a no-op without a

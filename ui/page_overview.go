@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/fleetmeter/fleetmeter/rollup"
 	"github.com/gin-gonic/gin"
@@ -18,6 +20,13 @@ type overview struct {
 	Attention []attention  `json:"attention"`
 	Alerts    alertBadge   `json:"alerts"`
 	Sync      *syncBadge   `json:"sync"` // null when upstream sync is off
+}
+
+// adviceCache keeps the overview's advice between polls.
+type adviceCache struct {
+	mu sync.Mutex
+	at time.Time
+	v  *adviceBrief
 }
 
 type adviceBrief struct {
@@ -97,16 +106,36 @@ func (h *dash) overview(ctx context.Context) (overview, error) {
 			}
 		}
 	}
-	if a, err := h.d.Reports.Advice(ctx); err == nil {
-		out.Advice = &adviceBrief{Verdict: a.Verdict, Text: verdictText(a.Verdict), Reason: a.Reason}
-		if a.Suggested != nil {
-			out.Advice.Suggested = a.Suggested.Type
-		}
+	if a := h.adviceBrief(ctx); a != nil {
+		out.Advice = a
 		if a.Verdict != rollup.Hold {
-			note("info", "/host", "Scaling advice: %s. %s", verdictText(a.Verdict), a.Reason)
+			note("info", "/host", "Scaling advice: %s. %s", a.Text, a.Reason)
 		}
 	}
 	return out, nil
+}
+
+// adviceEvery is how long the overview's advice is kept: it weighs a
+// week of samples (a read of ~10 MB), and a tab left open asks every 15 s.
+const adviceEvery = 5 * time.Minute
+
+// adviceBrief is the advice in brief, read at most every adviceEvery.
+func (h *dash) adviceBrief(ctx context.Context) *adviceBrief {
+	h.advice.mu.Lock()
+	defer h.advice.mu.Unlock()
+	if h.advice.v != nil && time.Since(h.advice.at) < adviceEvery {
+		return h.advice.v
+	}
+	a, err := h.d.Reports.Advice(ctx)
+	if err != nil {
+		return h.advice.v // the last one known, or none
+	}
+	b := &adviceBrief{Verdict: a.Verdict, Text: verdictText(a.Verdict), Reason: a.Reason}
+	if a.Suggested != nil {
+		b.Suggested = a.Suggested.Type
+	}
+	h.advice.v, h.advice.at = b, time.Now()
+	return b
 }
 
 func plural(n int) string {

@@ -90,13 +90,13 @@ type Deps struct {
 	Status  StatusSource
 	// Metrics writes Prometheus text exposition.
 	Metrics func(w io.Writer)
+	// Backup writes a verified consistent copy of the database into a new
+	// file and returns its path; the handler streams it, then removes it.
+	Backup func() (path string, err error)
 	// Sync returns the upstream sync status for /api/sync (nil: no route).
 	Sync func(ctx context.Context) (any, error)
 	// Alerts serves /api/alerts (nil: no route).
 	Alerts Alerts
-	// Backup writes a verified consistent copy of the database into a new
-	// file and returns its path; the handler streams it, then removes it.
-	Backup func() (path string, err error)
 	// Token, when set, is accepted as "Authorization: Bearer <token>" on
 	// TCP, for scripts and for what listens beyond loopback.
 	Token string
