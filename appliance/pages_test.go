@@ -2,6 +2,8 @@ package appliance
 
 import (
 	"math"
+
+	"github.com/chromedp/chromedp"
 	"strconv"
 	"strings"
 	"testing"
@@ -119,6 +121,33 @@ func TestPagesInABrowser(t *testing.T) {
 		if err != nil || !strings.Contains(name, strings.TrimPrefix(r[0], "'")) || math.Abs(dollars(t, cost)-math.Round(csvCost*100)/100) > 0.005 {
 			t.Errorf("CSV row %d %q %s, shown %q %s", i, r[0], r[12], name, cost)
 		}
+	}
+
+	// By keyboard: the first Tab reaches the skip link, which leads to the
+	// page's content; the next ones walk the navigation.
+	b.open(base + "/usage?range=7d")
+	if err := chromedp.Do(b.ctx, chromedp.KeyEvent("\t")); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.eval(`document.activeElement.textContent`); got != "Skip to content" {
+		t.Errorf("the first Tab focuses %q", got)
+	}
+	if err := chromedp.Do(b.ctx, chromedp.KeyEvent("\r")); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.eval(`document.activeElement.id`); got != "main" {
+		t.Errorf("the skip link leads to %q", got)
+	}
+	var order []string
+	b.eval(`document.querySelector('.skip').focus(), ''`)
+	for range 4 {
+		if err := chromedp.Do(b.ctx, chromedp.KeyEvent("\t")); err != nil {
+			t.Fatal(err)
+		}
+		order = append(order, b.eval(`document.activeElement.textContent.trim()`))
+	}
+	if strings.Join(order, ",") != "fleetmeter,Overview,Usage,Host" {
+		t.Errorf("Tab walks %q", order)
 	}
 
 	// A phone through an SSH tunnel: the pages fit 390 pixels.
