@@ -57,6 +57,8 @@ func commands() []command {
 		{"migrate", "migrate --dsn ADMIN_DSN: create or upgrade the upstream (Supabase) schema, once per project", runMigrate},
 		{"sync", "send the rollups upstream (--once: one round; `sync status`: how sync is doing)", runSync},
 		{"config", "print the effective configuration, secrets masked", runConfig},
+		{"install", "install as a hardened systemd service (root; --dry-run prints the plan)", runInstall},
+		{"uninstall", "remove the service, its user and its access (keeps the data unless --purge)", runUninstall},
 		{"version", "print the version", runVersion},
 	}
 }
