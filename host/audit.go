@@ -275,7 +275,9 @@ func (a *auditor) othersReach(p string) bool {
 }
 
 // exposed: other users can reach p and read (list) it.
-func (a *auditor) exposed(p string, fi fs.FileInfo) bool { return othersCanRead(fi) && a.othersReach(p) }
+func (a *auditor) exposed(p string, fi fs.FileInfo) bool {
+	return othersCanRead(fi) && a.othersReach(p)
+}
 
 // pass, fail and unknown build findings.
 func pass(summary string, evidence ...string) Finding {

@@ -23,9 +23,11 @@ type fx struct {
 	link string
 }
 
-func file(path string, mode fs.FileMode, body string) fx { return fx{path: path, mode: mode, body: body} }
-func dir(path string, mode fs.FileMode) fx                { return fx{path: path, mode: mode, dir: true} }
-func symlink(path, target string) fx                      { return fx{path: path, link: target} }
+func file(path string, mode fs.FileMode, body string) fx {
+	return fx{path: path, mode: mode, body: body}
+}
+func dir(path string, mode fs.FileMode) fx { return fx{path: path, mode: mode, dir: true} }
+func symlink(path, target string) fx       { return fx{path: path, link: target} }
 
 // tree builds a fixture root. Modes are set after creation (the umask
 // does not apply) and parents default to 0755.
@@ -88,9 +90,11 @@ func procNet(t *testing.T, socks ...string) string {
 	return b.String()
 }
 
-func hex2(b byte) string { return strings.ToUpper(string("0123456789abcdef"[b>>4]) + string("0123456789abcdef"[b&15])) }
-func hex4(n int) string  { return hex2(byte(n>>8)) + hex2(byte(n)) }
-func itoa(n int) string  { b, _ := json.Marshal(n); return string(b) }
+func hex2(b byte) string {
+	return strings.ToUpper(string("0123456789abcdef"[b>>4]) + string("0123456789abcdef"[b&15]))
+}
+func hex4(n int) string { return hex2(byte(n>>8)) + hex2(byte(n)) }
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 // A process that holds a socket: /proc/<pid>/comm and fd/3 → socket:[inode].
 func proc(pid, comm string, inode int) []fx {
@@ -188,7 +192,11 @@ func TestAuditChecks(t *testing.T) {
 			func(c *AuditConfig) { c.Updates = nil }, StatusFail, SeverityHigh, "3 security updates pending (update-notifier)"},
 		{"reboot pending", "security_updates", []fx{file("run/reboot-required", 0o644, "*** System restart required ***\n")},
 			func(c *AuditConfig) {
-				c.Updates = func(ctx context.Context, root string) (Updates, error) { u, _ := LocalUpdates(ctx, root); u.Source = "test"; return u, nil }
+				c.Updates = func(ctx context.Context, root string) (Updates, error) {
+					u, _ := LocalUpdates(ctx, root)
+					u.Source = "test"
+					return u, nil
+				}
 			}, StatusFail, SeverityLow, "reboot-required"},
 		{"no package manager", "security_updates", nil, func(c *AuditConfig) {
 			c.Updates = func(context.Context, string) (Updates, error) { return Updates{}, errors.New("no apt-get") }
