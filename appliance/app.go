@@ -35,6 +35,7 @@ type App struct {
 	sampler *host.Sampler
 	syncer  *upstream.Worker // nil when no upstream is configured
 	alerts  *alerts.Engine
+	audit   *auditWorker
 	metrics *metrics.Set
 	pricing string // the pricer's fingerprint (Status)
 	// Now is the clock; tests replace it.
@@ -68,7 +69,8 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		db.Close()
 		return nil, err
 	}
-	a.ingest = ingest.New(ic, db)
+	a.ingest = ingest.New(ic, capLedger(db, cfg))
+	a.audit = newAuditWorker(cfg, os.Getenv, log.With("component", "audit"))
 	a.sampler, err = host.NewSampler(context.Background(), host.SamplerConfig{
 		DataDir: cfg.DataDir,
 		Store:   db,
@@ -155,6 +157,7 @@ func (a *App) Run(ctx context.Context) error {
 		Backup:     a.db.WriteTo,
 		Sync:       a.syncAPI,
 		Alerts:     alertsAPI{a},
+		Audit:      a.audit.api,
 		LocalToken: localToken,
 		Token:      a.cfg.AuthToken,
 		Listen:     a.cfg.Listen,
@@ -167,6 +170,7 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.maintain(ctx) })
 	g.Go(func() error { return a.alerts.Run(ctx, func() time.Time { return a.Now() }) })
 	g.Go(func() error { a.resolveInstanceType(ctx); return nil })
+	g.Go(func() error { return a.audit.Run(ctx) })
 	if a.syncer != nil {
 		g.Go(func() error { return a.syncer.Run(ctx) })
 	}

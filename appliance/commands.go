@@ -62,7 +62,7 @@ func runIngest(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	onProgress, finish := terminalProgress(env.stderr)
 	ic.OnProgress = onProgress
-	in := ingest.New(ic, db)
+	in := ingest.New(ic, capLedger(db, cfg))
 	if !once {
 		return in.Run(ctx, cfg.PollInterval)
 	}

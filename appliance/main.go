@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 )
 
 // Version, Commit and BuildDate are set at build time (scripts/release:
@@ -59,6 +60,7 @@ func commands() []command {
 		{"config", "print the effective configuration, secrets masked", runConfig},
 		{"install", "install as a hardened systemd service (root; --dry-run prints the plan)", runInstall},
 		{"uninstall", "remove the service, its user and its access (keeps the data unless --purge)", runUninstall},
+		{"audit", "security audit of this host: each check with severity, evidence and fix (--profile strict|standard|relaxed)", runAudit},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -134,6 +136,7 @@ func parseConfig(env *cliEnv, name string, args []string, groups flagGroups, ext
 		if err := cfg.loadFile(path); err != nil {
 			return cfg, nil, err
 		}
+		cfg.file = path
 	}
 	if err := cfg.loadEnv(env.getenv); err != nil {
 		return cfg, nil, err
@@ -181,8 +184,11 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // Validate checked it
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	// A warning that repeats (a poll that fails the same way every 10 s
+	// for days) is written at most every 30 s.
+	return slog.New(newLimitedHandler(h, logRepeatEvery, time.Now))
 }

@@ -84,6 +84,10 @@ type Deps struct {
 	Sync func(ctx context.Context) (any, error)
 	// Alerts serves /api/alerts (nil: no route).
 	Alerts Alerts
+	// Audit serves /api/audit: the host's latest security audit against
+	// a profile (strict, standard, relaxed; "" is standard), run anew
+	// when refresh asks (nil: no route).
+	Audit func(ctx context.Context, profile string, refresh bool) (any, error)
 	// LocalToken guards /api/backup when no Token is set: loopback is open
 	// to every local user, the database file is not (mode 0600). The daemon
 	// writes it to a 0600 file in its data dir; only who may read the
@@ -157,6 +161,11 @@ func NewHandler(d Deps) http.Handler {
 				return
 			}
 			respond(c, d.Log, func() (any, error) { return d.Alerts.AlertAction(c, act) })
+		})
+	}
+	if d.Audit != nil {
+		api.GET("/audit", func(c *gin.Context) {
+			respond(c, d.Log, func() (any, error) { return d.Audit(c, c.Query("profile"), c.Query("refresh") == "1") })
 		})
 	}
 	r.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, gin.H{"error": "not found"}) })
