@@ -187,7 +187,8 @@ func (in *installer) homes() []string {
 			homes = append(homes, filepath.Clean(f[5]))
 		}
 	}
-	return homes
+	slices.Sort(homes)
+	return slices.Compact(homes)
 }
 
 // discover finds the agents' dirs as the daemon run as root would: the

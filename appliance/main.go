@@ -60,6 +60,7 @@ func commands() []command {
 		{"config", "print the effective configuration, secrets masked", runConfig},
 		{"install", "install as a hardened systemd service (root; --dry-run prints the plan)", runInstall},
 		{"uninstall", "remove the service, its user and its access (keeps the data unless --purge)", runUninstall},
+		{"doctor", "check the setup end to end (daemon, sources, database, sync, notifiers, clock) and say what to fix", runDoctor},
 		{"audit", "security audit of this host: each check with severity, evidence and fix (--profile strict|standard|relaxed)", runAudit},
 		{"version", "print the version", runVersion},
 	}
