@@ -40,7 +40,7 @@ var fieldsByType = map[string][]string{
 	TypeBudget:      {"period", "window", "amount_usd", "tiers", "reset_notice", "projection", "fast_window", "slow_window"},
 	TypeRunaway:     {"factor", "min_usd_per_hour", "baseline"},
 	TypeSessionCost: {"amount_usd", "window"},
-	TypeQuota:       {"limit_tokens", "limit_usd"},
+	TypeQuota:       {"limit_tokens", "limit_usd", "source", "threshold"},
 	TypeUnpriced:    {},
 	TypeHost:        {"metric", "threshold", "for"},
 	TypePipeline:    {"check", "source", "gateway_cpu", "max_lag", "window", "for", "threshold"},
@@ -288,6 +288,19 @@ func compileRule(where string, r Rule, teams Teams) (*rule, []error) {
 			bad("window", "%s: at most 168h", ru.Window)
 		}
 	case TypeQuota:
+		if r.Source == "codex" {
+			// Codex's own windows: percent used, as its logs report it.
+			if r.Threshold == 0 {
+				ru.Threshold = 90
+			}
+			if ru.Threshold <= 0 || ru.Threshold > 100 {
+				bad("threshold", "%g: a percent of the window, above 0 and at most 100", r.Threshold)
+			}
+			break
+		}
+		if r.Source != "" && r.Source != "claude" {
+			bad("source", "%q: want claude (5-hour blocks from transcripts) or codex (its own rate-limit windows)", r.Source)
+		}
 		if r.LimitTokens < 0 {
 			bad("limit_tokens", "%d is negative", r.LimitTokens)
 		}

@@ -69,11 +69,23 @@ type Deps struct {
 	Teams     Teams
 	Notifiers map[string]Notifier // by name, from NewNotifier
 	Pipeline  Pipeline
+	// RateLimits are the providers' own usage windows, newest report of
+	// each (Codex's 5-hour and weekly windows); nil: none known.
+	RateLimits func() []RateLimit
 	// InstanceID names this host in notifications.
 	InstanceID string
 	// UIURL is the default link to the alerts page.
 	UIURL string
 	Log   *slog.Logger
+}
+
+// RateLimit is a provider's usage window as its logs last reported it.
+type RateLimit struct {
+	Source        string // "codex"
+	Window        string // "primary", "secondary"
+	UsedPercent   float64
+	WindowMinutes int64
+	ResetsAt      time.Time // zero when not reported
 }
 
 // Engine evaluates the rules and keeps their state.

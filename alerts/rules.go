@@ -373,6 +373,9 @@ func (r *round) unpriced(ru *rule) ([]Observation, Figures, error) {
 // quota: the active Claude Code 5-hour block will reach its limit (tokens
 // or USD) before it ends, at its burn rate (as ccusage projects it).
 func (r *round) quota(ru *rule) ([]Observation, Figures, error) {
+	if ru.Source == "codex" {
+		return r.codexQuota(ru)
+	}
 	if !r.blocked {
 		r.blocks, r.blocked = rollup.Blocks(r.e.index.ClaudeCalls(), r.now), true
 	}
@@ -471,4 +474,46 @@ func (e *Engine) sessionCosts(sinceMillis int64) ([]sessionCost, error) {
 		return out[i].Source < out[j].Source || out[i].Source == out[j].Source && out[i].SessionID < out[j].SessionID
 	})
 	return out, nil
+}
+
+// codexQuota: one of Codex's own rate-limit windows (the plan's 5-hour and
+// weekly windows, as its logs report them) is used to the threshold. A
+// window counts until it resets; each window of each reset period is one
+// instance, so a warning fires once per period.
+func (r *round) codexQuota(ru *rule) ([]Observation, Figures, error) {
+	head := Figures{Unit: "percent", Threshold: ru.Threshold, Summary: "No Codex rate-limit window reported."}
+	if r.e.d.RateLimits == nil {
+		return nil, head, nil
+	}
+	var obs []Observation
+	for _, rl := range r.e.d.RateLimits() {
+		if rl.Source != "codex" || (!rl.ResetsAt.IsZero() && !rl.ResetsAt.After(r.now)) {
+			continue // reset since it was reported: nothing is known of the new window
+		}
+		f := Figures{Value: rl.UsedPercent, Threshold: ru.Threshold, Unit: "percent"}
+		f.Summary = fmt.Sprintf("Codex %s window (%s): %.0f%% used", rl.Window, windowName(rl.WindowMinutes), rl.UsedPercent)
+		if !rl.ResetsAt.IsZero() {
+			f.Summary += fmt.Sprintf(", resets %s", rl.ResetsAt.In(r.loc).Format("Mon 15:04 MST"))
+		}
+		f.Summary += "."
+		period := rl.Window + "@" + rl.ResetsAt.Format(time.RFC3339)
+		obs = append(obs, Observation{Key: rl.Window, Period: period, Firing: rl.UsedPercent >= ru.Threshold,
+			Clear: rl.UsedPercent < ru.Threshold-5, Figures: f})
+		if rl.UsedPercent >= head.Value {
+			head = f
+		}
+	}
+	return obs, head, nil
+}
+
+func windowName(minutes int64) string {
+	switch {
+	case minutes <= 0:
+		return "unknown length"
+	case minutes%(24*60) == 0:
+		return fmt.Sprintf("%d days", minutes/(24*60))
+	case minutes%60 == 0:
+		return fmt.Sprintf("%d hours", minutes/60)
+	}
+	return fmt.Sprintf("%d minutes", minutes)
 }

@@ -414,3 +414,34 @@ window = "24h"
 		t.Errorf("a day later: %q, want the drift resolved", got)
 	}
 }
+
+// Codex's own rate-limit windows: the weekly window at 92 % fires a quota
+// rule with source codex (threshold 90 by default), once for that window's
+// period; the 5-hour window at 40 % does not; when the window resets the
+// instance resolves.
+func TestCodexQuotaWindows(t *testing.T) {
+	f := newFleet(t, time.UTC)
+	hook := newReceiver(t)
+	now := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	weekReset := now.Add(36 * time.Hour)
+	limits := []RateLimit{
+		{Source: "codex", Window: "primary", UsedPercent: 40, WindowMinutes: 300, ResetsAt: now.Add(2 * time.Hour)},
+		{Source: "codex", Window: "secondary", UsedPercent: 92, WindowMinutes: 10080, ResetsAt: weekReset},
+	}
+	e := f.engine(hookNotifier+`
+[[alerts]]
+name = "codex-limits"
+type = "quota"
+source = "codex"
+notify = ["hook"]
+`, hook, func(d *Deps) { d.RateLimits = func() []RateLimit { return limits } })
+	s := step(t, e, now)
+	wantEvents(t, hook, "firing codex-limits secondary")
+	if r := ruleOf(t, s, "codex-limits"); r.Value != 92 {
+		t.Errorf("value %v, want the fullest window's 92 %%", r.Value)
+	}
+	step(t, e, now.Add(time.Hour)) // still full: no second message
+	wantEvents(t, hook, "firing codex-limits secondary")
+	step(t, e, weekReset.Add(time.Minute)) // the window reset: nothing known of the new one
+	wantEvents(t, hook, "firing codex-limits secondary", "resolved codex-limits secondary")
+}

@@ -127,6 +127,14 @@ func newAlerts(a *App) (*alerts.Engine, error) {
 	}
 	d.Reports = rollup.NewReader(a.db, rollup.ReaderConfig{Host: a.db, Now: func() time.Time { return a.Now() }, InstanceType: a.currentInstanceType})
 	d.Pipeline.IngestError = func() string { return a.ingest.Status().LastError }
+	d.RateLimits = func() []alerts.RateLimit {
+		var out []alerts.RateLimit
+		for _, rl := range a.ingest.RateLimits() {
+			out = append(out, alerts.RateLimit{Source: rl.Source, Window: rl.Window, UsedPercent: rl.UsedPercent,
+				WindowMinutes: rl.WindowMinutes, ResetsAt: rl.ResetsAt})
+		}
+		return out
+	}
 	d.Pipeline.SyncLag = func() (time.Duration, bool) {
 		if a.syncer == nil {
 			return 0, false // no upstream configured: nothing to lag

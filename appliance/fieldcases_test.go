@@ -2,7 +2,6 @@ package appliance
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -193,7 +192,7 @@ func liveAppend(t *testing.T, caseDir string, args []string, kind string, want r
 		i++
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].dst < files[j].dst })
-	app := startApp(t, cfg)
+	app := runDaemon(t, cfg)
 	rng := rand.New(rand.NewPCG(1, uint64(len(files))))
 	for round := 0; ; round++ {
 		wrote := false
@@ -234,24 +233,4 @@ func liveAppend(t *testing.T, caseDir string, args []string, kind string, want r
 		}
 	}
 	return got
-}
-
-// startApp runs a daemon in-process until the test ends.
-func startApp(t *testing.T, cfg Config) *App {
-	t.Helper()
-	app, err := New(cfg, newLogger(Config{LogLevel: "error", LogFormat: "text"}, os.Stderr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		app.Close()
-	})
-	return app
 }

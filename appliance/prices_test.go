@@ -104,7 +104,7 @@ func TestPricesFollowOverrides(t *testing.T) {
 	// A daemon holds the database, pricing without the file.
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.OpenClawDirs, cfg.Listen = data, []string{src}, "127.0.0.1:0"
-	app := startApp(t, cfg)
+	app := runDaemon(t, cfg)
 	denv := map[string]string{"FLEETMETER_DATA_DIR": data, "FLEETMETER_LISTEN": app.Addr().String()}
 	if code, _, stderr := cli(t, denv, "report", "daily", "--prices", prices); code != 1 || !strings.Contains(stderr, "running daemon prices with its own price file") {
 		t.Errorf("--prices against a daemon without it: exit %d %q", code, stderr)

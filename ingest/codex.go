@@ -367,6 +367,7 @@ func (r *fileReader) codexLine(line []byte, cur *fileCursor, c *chunk) {
 
 // codexTokens turns a token_count event into a record (or a skip).
 func (r *fileReader) codexTokens(v, payload *fastjson.Value, st *codexState, cur *fileCursor, c *chunk) {
+	r.in.noteRateLimits(payload.Get("rate_limits"), parseTimestamp(v.Get("timestamp")))
 	info := payload.Get("info")
 	if info == nil || info.Type() != fastjson.TypeObject {
 		return // a rate-limit update: no usage

@@ -346,3 +346,28 @@ func BenchmarkCodexReader(b *testing.B) {
 	})
 	b.Run("cat", func(b *testing.B) { catFiles(b, files, size) })
 }
+
+// Codex's rate-limit windows come from token_count events, those without
+// usage included; the newest line wins, whichever rollout holds it.
+func TestCodexRateLimits(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "sessions", "2026", "11", "20")
+	os.MkdirAll(dir, 0o755)
+	ev := func(ts string, primary, secondary float64, resets int64) string {
+		return `{"timestamp":"` + ts + `","type":"event_msg","payload":{"type":"token_count","info":null,"rate_limits":{"primary":{"used_percent":` +
+			strconv.FormatFloat(primary, 'f', -1, 64) + `,"window_minutes":300,"resets_at":` + strconv.FormatInt(resets, 10) +
+			`},"secondary":{"used_percent":` + strconv.FormatFloat(secondary, 'f', -1, 64) + `,"window_minutes":10080}}}}` + "\n"
+	}
+	meta := func(id string) string {
+		return `{"timestamp":"2026-11-20T08:00:00.000Z","type":"session_meta","payload":{"id":"` + id + `","cwd":"/w","originator":"codex_cli_rs"}}` + "\n"
+	}
+	appendFile(t, filepath.Join(dir, "rollout-2026-11-20T08-00-00-a.jsonl"), meta("a")+ev("2026-11-20T09:00:00.000Z", 10, 50, 1795000000)+ev("2026-11-20T11:00:00.000Z", 35, 61, 1795000000))
+	appendFile(t, filepath.Join(dir, "rollout-2026-11-20T08-30-00-b.jsonl"), meta("b")+ev("2026-11-20T10:00:00.000Z", 20, 55, 1795000000))
+	in := New(Config{CodexDirs: []string{root}}, openDB(t))
+	step(t, in)
+	got := in.RateLimits()
+	if len(got) != 2 || got[0].Window != "primary" || got[0].UsedPercent != 35 || got[1].UsedPercent != 61 ||
+		got[0].ResetsAt.Unix() != 1795000000 || got[0].WindowMinutes != 300 || !got[1].ResetsAt.IsZero() {
+		t.Errorf("rate limits %+v, want the 11:00 report: primary 35 %% resetting at 1795000000, secondary 61 %%", got)
+	}
+}

@@ -139,7 +139,9 @@ type Ingester struct {
 	// sub-agents), learned from session_meta lines and kept in storage.
 	threads map[string]string
 	owners  map[uint32]localUser // file owner uid → local user (guarded by mu)
-	readers sync.Pool            // *fileReader, kept between steps
+	// rateLimits are the newest provider usage windows seen (guarded by mu).
+	rateLimits map[string]RateLimit
+	readers    sync.Pool // *fileReader, kept between steps
 	// recordSlices are empty []storage.Usage of committed chunks (recycle).
 	recordSlices sync.Pool
 	stats        Status
@@ -169,6 +171,8 @@ type Status struct {
 	LastError    string           `json:"last_error,omitempty"`
 	// Progress is set while a step reads a lot (a first pass, a catch-up).
 	Progress *Progress `json:"progress,omitempty"`
+	// RateLimits are the providers' own usage windows, newest report of each.
+	RateLimits []RateLimit `json:"rate_limits,omitempty"`
 }
 
 // StepResult summarises one Step.
@@ -219,6 +223,7 @@ func (in *Ingester) Status() Status {
 	s := in.stats
 	s.Roots = append([]string(nil), s.Roots...)
 	s.Unrecognized = maps.Clone(s.Unrecognized)
+	s.RateLimits = in.rateLimitsLocked()
 	if s.Progress != nil {
 		p := *s.Progress
 		s.Progress = &p
