@@ -297,8 +297,8 @@ func (in *installer) privateWriter(s sources) (string, bool) {
 // nothing more: traverse (x) on the dirs above them, list and read in
 // the transcript dirs, with default entries so files made later inherit
 // it (as far as their own mode lets: a 0600 secret stays private).
-func (in *installer) aclSteps(s sources) (steps []step, paths []string) {
-	u := "u:" + serviceUser
+func (in *installer) aclSteps(s sources, who string) (steps []step, paths []string) {
+	u := "u:" + who
 	traverse := map[string]bool{}
 	var order []string
 	addTraverse := func(p string) {
@@ -322,7 +322,7 @@ func (in *installer) aclSteps(s sources) (steps []step, paths []string) {
 	}
 	slices.Sort(order)
 	if len(order) > 0 {
-		steps = append(steps, step{say: "let " + serviceUser + " pass through (not list) the dirs above the transcripts",
+		steps = append(steps, step{say: "let " + who + " pass through (not list) the dirs above the transcripts",
 			cmd: append([]string{"setfacl", "-m", u + ":x"}, order...)})
 		paths = append(paths, order...)
 	}
@@ -333,7 +333,7 @@ func (in *installer) aclSteps(s sources) (steps []step, paths []string) {
 		if _, err := os.Stat(in.at(agents)); err != nil {
 			continue
 		}
-		steps = append(steps, step{say: "let " + serviceUser + " list " + agents + " and reach agents added later",
+		steps = append(steps, step{say: "let " + who + " list " + agents + " and reach agents added later",
 			cmd: []string{"setfacl", "-m", u + ":rx,d:" + u + ":rX", agents}})
 		paths = append(paths, agents)
 		m, _ := filepath.Glob(in.at(filepath.Join(agents, "*", "agent")))
@@ -342,7 +342,7 @@ func (in *installer) aclSteps(s sources) (steps []step, paths []string) {
 			agentDir := "/" + rel
 			stores, _ := filepath.Glob(filepath.Join(p, "openclaw-agent.sqlite*"))
 			cmd := []string{"setfacl", "-m", u + ":x,d:" + u + ":r", agentDir}
-			steps = append(steps, step{say: "let " + serviceUser + " open the SQLite store in " + agentDir + " (not its other files)", cmd: cmd})
+			steps = append(steps, step{say: "let " + who + " open the SQLite store in " + agentDir + " (not its other files)", cmd: cmd})
 			paths = append(paths, agentDir)
 			for _, st := range stores {
 				rel, _ := filepath.Rel(in.root, st)
@@ -352,7 +352,7 @@ func (in *installer) aclSteps(s sources) (steps []step, paths []string) {
 		}
 	}
 	if len(dirs) > 0 {
-		steps = append(steps, step{say: "let " + serviceUser + " read the transcripts, and those written later",
+		steps = append(steps, step{say: "let " + who + " read the transcripts, and those written later",
 			cmd: append([]string{"setfacl", "-R", "-m", u + ":rX,d:" + u + ":rX"}, dirs...)})
 		paths = append(paths, dirs...)
 	}
@@ -467,7 +467,9 @@ func runInstall(ctx context.Context, env *cliEnv, args []string) error {
 	var explicit sources
 	var access, listen string
 	var noStart bool
+	grantUID := -1
 	in, err := parseInstallFlags(env, "install", args, func(fs *flag.FlagSet) {
+		fs.IntVar(&grantUID, "grant-uid", -1, "only give this uid read access to the transcripts (a container's user, see README), nothing else")
 		fs.Var(&listFlag{dst: &explicit.OpenClaw}, "openclaw-dir", "an OpenClaw state dir (repeatable; default: discover under every home)")
 		fs.Var(&listFlag{dst: &explicit.Claude}, "claude-dir", "a Claude Code dir holding projects/ (repeatable)")
 		fs.Var(&listFlag{dst: &explicit.Codex}, "codex-dir", "a Codex home holding sessions/ (repeatable)")
@@ -506,6 +508,13 @@ func runInstall(ctx context.Context, env *cliEnv, args []string) error {
 		}
 	}
 	fmt.Fprintf(env.stdout, "Access: %s%s\n\n", access, note)
+	if grantUID >= 0 {
+		if access != accessACL {
+			return fmt.Errorf("--grant-uid gives ACL entries, which files written 0600 do not inherit: run the container as the agents' own uid instead (FLEETMETER_UID)")
+		}
+		steps, _ := in.aclSteps(src, strconv.Itoa(grantUID))
+		return in.run(steps)
+	}
 
 	m := manifest{Access: access, Sources: src}
 	// Installing again (new agent dirs, a new binary) keeps what the
@@ -557,7 +566,7 @@ func runInstall(ctx context.Context, env *cliEnv, args []string) error {
 	}})
 	caps, accessNote := "", "Empty: the service has no capability at all; it reads the transcripts through ACL entries (fleetmeter install --access acl)."
 	if access == accessACL {
-		acl, paths := in.aclSteps(src)
+		acl, paths := in.aclSteps(src, serviceUser)
 		steps = append(steps, acl...)
 		m.ACLPaths = paths
 	} else {
