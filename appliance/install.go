@@ -556,7 +556,10 @@ func runInstall(ctx context.Context, env *cliEnv, args []string) error {
 			return err
 		}
 		p := in.at(systemDataDir)
-		if err := os.MkdirAll(p, 0o700); err != nil {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
 		if err := os.Chmod(p, 0o700); err != nil {

@@ -305,3 +305,19 @@ func TestInstallRefusesRelativeDirs(t *testing.T) {
 		t.Errorf("exit %d, %q", code, stderr)
 	}
 }
+
+// --grant-uid gives one uid (a container's user) the ACL entries and
+// does nothing else.
+func TestInstallGrantUIDOnly(t *testing.T) {
+	root := targetRoot(t, 0o644)
+	code, out, stderr := cli(t, nil, "install", "--dry-run", "--grant-uid", "65532", "--root", root)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "setfacl -R -m u:65532:rX,d:u:65532:rX") || strings.Contains(out, "useradd") || strings.Contains(out, "unit") {
+		t.Errorf("want only ACL steps for uid 65532:\n%s", out)
+	}
+	if code, _, stderr := cli(t, nil, "install", "--dry-run", "--grant-uid", "65532", "--root", targetRoot(t, 0o600)); code != 1 || !strings.Contains(stderr, "FLEETMETER_UID") {
+		t.Errorf("0600 writers: exit %d %q, want a refusal naming FLEETMETER_UID", code, stderr)
+	}
+}
