@@ -316,17 +316,7 @@ func TestContainerCommandLineRuns(t *testing.T) {
 	if !strings.Contains(string(health), `"instance_id"`) {
 		t.Errorf("health printed %s", health)
 	}
-	serve.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- serve.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("serve: %v\n%s", err, log.String())
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("serve did not stop within 5 s of SIGTERM")
-	}
+	terminate(t, serve, &log, 5*time.Second)
 }
 
 func firstJSONL(t *testing.T, dir string) string {

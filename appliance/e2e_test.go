@@ -157,19 +157,8 @@ func TestDropInEndToEnd(t *testing.T) {
 	sameTotals(t, "backup vs API", dbReport(t, backupDir), api)
 
 	// SIGTERM: out within 5 s, exit 0, the file closed cleanly.
-	start := time.Now()
-	serve.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- serve.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("serve exited with %v:\n%s", err, log.String())
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("serve still runs 5 s after SIGTERM")
-	}
-	t.Logf("stopped %s after SIGTERM; %d calls, %.1f MB of transcripts", time.Since(start).Round(time.Millisecond), exp.Messages, float64(exp.Files.Bytes)/1e6)
+	took := terminate(t, serve, &log, 5*time.Second)
+	t.Logf("stopped %s after SIGTERM; %d calls, %.1f MB of transcripts", took.Round(time.Millisecond), exp.Messages, float64(exp.Files.Bytes)/1e6)
 	if !strings.Contains(log.String(), "fleetmeter stopped") {
 		t.Errorf("no clean stop in the log:\n%s", log.String())
 	}
@@ -184,4 +173,23 @@ func TestDropInEndToEnd(t *testing.T) {
 	if err := db.Check(); err != nil {
 		t.Errorf("the database after SIGTERM: %v", err)
 	}
+}
+
+// terminate sends SIGTERM and wants a clean exit (status 0) within limit;
+// it returns how long the process took.
+func terminate(t *testing.T, cmd *exec.Cmd, log *syncBuffer, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exited with %v after SIGTERM:\n%s", err, log.String())
+		}
+	case <-time.After(limit):
+		t.Fatalf("still running %s after SIGTERM:\n%s", limit, log.String())
+	}
+	return time.Since(start)
 }

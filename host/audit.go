@@ -232,6 +232,19 @@ func Audit(ctx context.Context, cfg AuditConfig) AuditReport {
 // path is p (a host path) under the audit's root.
 func (a *auditor) path(p string) string { return filepath.Join(a.root, p) }
 
+// glob matches a host path pattern under the root and returns host paths.
+func (a *auditor) glob(pattern string) []string {
+	m, _ := filepath.Glob(a.path(pattern))
+	out := make([]string, 0, len(m))
+	for _, p := range m {
+		rel, err := filepath.Rel(a.root, p)
+		if err == nil {
+			out = append(out, "/"+rel)
+		}
+	}
+	return out
+}
+
 // stat is os.Lstat of a host path under the root.
 func (a *auditor) stat(p string) (fs.FileInfo, error) { return os.Lstat(a.path(p)) }
 

@@ -34,11 +34,7 @@ func checkStateDirs(_ context.Context, a *auditor) Finding {
 	for _, d := range dirs {
 		paths := []string{d}
 		for _, pattern := range []string{"agents", "agents/*/sessions", "agents/*/agent", "credentials", "projects", "sessions"} {
-			m, _ := filepath.Glob(filepath.Join(a.path(d), pattern))
-			for _, p := range m {
-				rel, _ := filepath.Rel(a.root, p)
-				paths = append(paths, "/"+rel)
-			}
+			paths = append(paths, a.glob(filepath.Join(d, pattern))...)
 		}
 		bad := 0
 		for _, p := range paths {
@@ -68,11 +64,7 @@ func (a *auditor) agentConfigFiles() []string {
 	var out []string
 	glob := func(dir string, patterns ...string) {
 		for _, pat := range patterns {
-			m, _ := filepath.Glob(filepath.Join(a.path(dir), pat))
-			for _, p := range m {
-				rel, _ := filepath.Rel(a.root, p)
-				out = append(out, "/"+rel)
-			}
+			out = append(out, a.glob(filepath.Join(dir, pat))...)
 		}
 	}
 	for _, d := range a.cfg.OpenClawDirs {
@@ -131,10 +123,8 @@ func (a *auditor) workspaces() []string {
 	}
 	for _, d := range a.cfg.OpenClawDirs {
 		add(filepath.Join(d, "workspace"))
-		m, _ := filepath.Glob(filepath.Join(a.path(d), "workspace-*"))
-		for _, p := range m {
-			rel, _ := filepath.Rel(a.root, p)
-			add("/" + rel)
+		for _, p := range a.glob(filepath.Join(d, "workspace-*")) {
+			add(p)
 		}
 		var gc gatewayConfig
 		if a.readJSON(filepath.Join(d, "openclaw.json"), &gc) == nil {
@@ -226,13 +216,7 @@ var secretKey = regexp.MustCompile(`(?i)(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|P
 // `systemctl show` prints them to every user).
 func (a *auditor) envFiles() []string {
 	var out []string
-	add := func(pattern string) {
-		m, _ := filepath.Glob(a.path(pattern))
-		for _, p := range m {
-			rel, _ := filepath.Rel(a.root, p)
-			out = append(out, "/"+rel)
-		}
-	}
+	add := func(pattern string) { out = append(out, a.glob(pattern)...) }
 	for _, d := range a.agentDirs() {
 		add(filepath.Join(d, ".env"))
 		add(filepath.Join(filepath.Dir(d), ".env"))

@@ -70,11 +70,10 @@ func (a *auditor) readSSHDFile(s *sshdSettings, path string, depth int, inMatch 
 				if !filepath.IsAbs(pat) {
 					pat = filepath.Join("/etc/ssh", pat)
 				}
-				m, _ := filepath.Glob(a.path(pat))
+				m := a.glob(pat)
 				sort.Strings(m)
 				for _, p := range m {
-					rel, _ := filepath.Rel(a.root, p)
-					if err := a.readSSHDFile(s, "/"+rel, depth+1, inMatch); err != nil {
+					if err := a.readSSHDFile(s, p, depth+1, inMatch); err != nil {
 						return err
 					}
 				}
@@ -108,6 +107,12 @@ func (s sshdSettings) get(key, def string) (string, string) {
 // defaults to yes in OpenSSH; keyboard-interactive through PAM asks for
 // one too), and never accept empty ones.
 func checkSSHPassword(_ context.Context, a *auditor) Finding {
+	return a.withSSHD(sshPassword)
+}
+
+// withSSHD reads sshd's settings for a check: unknown when they cannot be
+// read, not applicable without an SSH server.
+func (a *auditor) withSSHD(check func(sshdSettings) Finding) Finding {
 	s, ok, err := a.readSSHD()
 	if err != nil {
 		return unknown("sshd_config cannot be read: " + err.Error())
@@ -115,6 +120,10 @@ func checkSSHPassword(_ context.Context, a *auditor) Finding {
 	if !ok {
 		return notApplicable("No SSH server configuration (/etc/ssh/sshd_config).")
 	}
+	return check(s)
+}
+
+func sshPassword(s sshdSettings) Finding {
 	var v verdict
 	fix := "Set PasswordAuthentication no and KbdInteractiveAuthentication no in /etc/ssh/sshd_config.d/00-hardening.conf (the first value read wins), check with sshd -T, then systemctl reload ssh."
 	pw, where := s.get("passwordauthentication", "yes")
@@ -145,13 +154,10 @@ func checkSSHPassword(_ context.Context, a *auditor) Finding {
 // checkSSHRoot: root may log in with a key at most
 // (prohibit-password, OpenSSH's default), never with a password.
 func checkSSHRoot(_ context.Context, a *auditor) Finding {
-	s, ok, err := a.readSSHD()
-	if err != nil {
-		return unknown("sshd_config cannot be read: " + err.Error())
-	}
-	if !ok {
-		return notApplicable("No SSH server configuration (/etc/ssh/sshd_config).")
-	}
+	return a.withSSHD(sshRoot)
+}
+
+func sshRoot(s sshdSettings) Finding {
 	var v verdict
 	val, where := s.get("permitrootlogin", "prohibit-password")
 	if val == "yes" {
