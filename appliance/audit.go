@@ -104,7 +104,7 @@ func writeAudit(w io.Writer, doc auditDocument) {
 		if f.Status != host.StatusFail && f.Status != host.StatusUnknown {
 			continue
 		}
-		fmt.Fprintf(w, "\n%s (%s, %s): %s\n", f.ID, f.Status, f.Severity, f.Title)
+		fmt.Fprintf(w, "\n%s: %s (%s). Expected: %s.\n", f.ID, strings.ToUpper(string(f.Status)), f.Severity, f.Title)
 		for _, e := range f.Evidence {
 			fmt.Fprintf(w, "  - %s\n", e)
 		}

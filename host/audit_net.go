@@ -29,7 +29,10 @@ type Socket struct {
 func (s Socket) Local() bool { return s.Addr.IsLoopback() }
 
 func (s Socket) String() string {
-	who := "process unknown (needs root to see)"
+	who := "a process this user cannot see (run the audit as root)"
+	if os.Geteuid() == 0 {
+		who = "a process outside this pid namespace"
+	}
 	if s.PID > 0 {
 		who = fmt.Sprintf("%s (pid %d)", s.Process, s.PID)
 	}

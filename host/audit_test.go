@@ -167,7 +167,7 @@ func TestAuditChecks(t *testing.T) {
 
 		{"only ssh beyond loopback", "listening_ports", nil, nil, StatusPass, 0, "0.0.0.0:22 by sshd (pid 900) (SSH)"},
 		{"a database on every address", "listening_ports", append([]fx{file("proc/net/tcp", 0o444, procNet(t, "0.0.0.0:22:100", "0.0.0.0:5432:400"))}, proc("950", "postgres", 400)...), nil, StatusFail, SeverityMedium, "0.0.0.0:5432 by postgres (pid 950)"},
-		{"unknown owner", "listening_ports", []fx{file("proc/net/tcp", 0o444, procNet(t, "10.1.2.3:9000:999"))}, nil, StatusFail, SeverityMedium, "process unknown"},
+		{"unknown owner", "listening_ports", []fx{file("proc/net/tcp", 0o444, procNet(t, "10.1.2.3:9000:999"))}, nil, StatusFail, SeverityMedium, "10.1.2.3:9000 by a process"},
 
 		{"ssh keys only", "ssh_password_login", nil, nil, StatusPass, 0, "PasswordAuthentication no (/etc/ssh/sshd_config.d/60-cloudimg-settings.conf:1)"},
 		{"ssh password by default", "ssh_password_login", []fx{file("etc/ssh/sshd_config.d/60-cloudimg-settings.conf", 0o644, "# nothing\n")}, nil, StatusFail, SeverityHigh, "PasswordAuthentication yes (default)"},
