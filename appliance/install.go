@@ -391,7 +391,7 @@ func tunnelHint(listen string) string {
 	}
 	return fmt.Sprintf("Open the UI from your machine through an SSH tunnel (nothing listens beyond loopback):\n"+
 		"  ssh -N -L %s:127.0.0.1:%s YOU@%s     (on EC2: ubuntu@ or ec2-user@ the instance's public DNS name)\n"+
-		"  then browse http://127.0.0.1:%s/\n"+
+		"  then browse http://127.0.0.1:%s/ (if it asks for a login, sudo fleetmeter login prints a one-time link)\n"+
 		"Check the setup with: sudo fleetmeter doctor", port, port, host, port)
 }
 
@@ -516,6 +516,11 @@ func runInstall(ctx context.Context, env *cliEnv, args []string) error {
 		return in.run(steps)
 	}
 
+	if access == accessACL && !in.dryRun && len(src.all()) > 0 {
+		if _, err := exec.LookPath("setfacl"); err != nil {
+			return errors.New("setfacl not found: install the acl package (apt-get install acl, dnf install acl), or use --access capability")
+		}
+	}
 	m := manifest{Access: access, Sources: src}
 	// Installing again (new agent dirs, a new binary) keeps what the
 	// first install created, so uninstall still removes all of it.
