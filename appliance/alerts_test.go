@@ -176,8 +176,10 @@ func TestAlertsThroughTheDaemon(t *testing.T) {
 	cfg.DataDir, cfg.Listen, cfg.NoDiscover = dir, "127.0.0.1:0", true
 	cfg.ClaudeDirs = []string{"../ingest/testdata/claude"}
 	cfg.PollInterval = 20 * time.Millisecond
+	cfg.BrowserLogin = false // plain loopback HTTP below
+	cfg.RuntimeDir = shortTempDir(t)
 	app := runDaemon(t, cfg)
-	env := map[string]string{"FLEETMETER_CONFIG": cfgFile, "FLEETMETER_DATA_DIR": dir, "FLEETMETER_LISTEN": app.Addr().String()}
+	env := map[string]string{"FLEETMETER_CONFIG": cfgFile, "FLEETMETER_DATA_DIR": dir, "FLEETMETER_RUNTIME_DIR": cfg.RuntimeDir}
 	deadline := time.Now().Add(10 * time.Second)
 	for (len(hook.got()) == 0 || app.ingest.Status().Added == 0) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/fleetmeter/fleetmeter/host"
 	"github.com/fleetmeter/fleetmeter/ingest"
 	"github.com/fleetmeter/fleetmeter/rollup"
 	"github.com/fleetmeter/fleetmeter/storage"
@@ -17,11 +18,13 @@ import (
 // parseRange turns --since/--until strings into inclusive day numbers.
 func parseRange(since, until string) (int32, int32, error) { return rollup.ParseRange(since, until) }
 
-// appStatus answers /api/status (and so `fleetmeter health`).
+// appStatus answers /api/status, /healthz (and so `fleetmeter health`).
 type appStatus struct{ a *App }
 
+func (r appStatus) Problems() []string { return r.a.problems() }
+
 func (r appStatus) Status(ctx context.Context) (ui.Status, error) {
-	st, err := r.a.db.Stats()
+	st, err := r.a.stats.get(r.a.db.CountStats)
 	if err != nil {
 		return ui.Status{}, err
 	}
@@ -33,9 +36,11 @@ func (r appStatus) Status(ctx context.Context) (ui.Status, error) {
 	if err != nil {
 		return ui.Status{}, err
 	}
+	problems := r.a.problems()
 	return ui.Status{
 		Version: Version, InstanceID: r.a.db.InstanceID(), InstanceType: r.a.currentInstanceType(),
-		DataDir: r.a.cfg.DataDir, TZ: r.a.cfg.TZ, Ingest: r.a.ingest.Status(), Database: st, Skipped: skips,
+		DataDir: r.a.cfg.DataDir, TZ: r.a.cfg.TZ, Healthy: len(problems) == 0, Problems: append([]string{}, problems...),
+		Ingest: r.a.ingest.Status(), Host: r.a.sampler.Status(), Database: st, Skipped: skips,
 		Corrected: corrected, Pricing: r.a.pricing,
 		Sync: r.a.syncStatus(),
 	}, nil
@@ -59,6 +64,23 @@ func newMetrics(a *App) *metrics.Set {
 		return float64(st.LastStep.UnixMilli()) / 1e3
 	}))
 	s.NewGauge(`fleetmeter_ingest_step_failing`, ing(func(st ingest.Status) float64 {
+		if st.LastError != "" {
+			return 1
+		}
+		return 0
+	}))
+	s.NewGauge(`fleetmeter_healthy`, func() float64 {
+		if len(a.problems()) > 0 {
+			return 0
+		}
+		return 1
+	})
+	smp := func(f func(st host.Status) float64) func() float64 {
+		return func() float64 { return f(a.sampler.Status()) }
+	}
+	s.NewGauge(`fleetmeter_host_samples_stored_total`, smp(func(st host.Status) float64 { return float64(st.Stored) }))
+	s.NewGauge(`fleetmeter_host_samples_dropped_total{reason="clock_behind"}`, smp(func(st host.Status) float64 { return float64(st.Dropped) }))
+	s.NewGauge(`fleetmeter_host_sample_failing`, smp(func(st host.Status) float64 {
 		if st.LastError != "" {
 			return 1
 		}
@@ -117,13 +139,15 @@ func writeDriftMetrics(w io.Writer, drift map[string]int64) {
 	}
 }
 
-// writeMetrics writes our set, the latest host sample, and Go/process metrics.
+// writeMetrics writes our set, the last host sample, and Go/process metrics.
 func (a *App) writeMetrics(w io.Writer) {
 	a.metrics.WritePrometheus(w)
 	writeDriftMetrics(w, a.ingest.Status().Unrecognized)
 	a.writeSyncMetrics(w)
 	a.writeAlertMetrics(w)
-	if s, ok, err := a.db.LatestHostSample(); err == nil && ok {
+	// The last sample taken, not the newest stored: rows stamped by a clock
+	// that was ahead would hold the gauges still until it caught up.
+	if s, ok := a.sampler.Latest(); ok {
 		for name, v := range map[string]float64{
 			"fleetmeter_host_cpu_busy_percent":     s.CPUPct,
 			"fleetmeter_host_cpu_steal_percent":    s.CPUStealPct,

@@ -2,14 +2,13 @@ package appliance
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -41,10 +40,18 @@ type App struct {
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 
+	// LoginOut, when set, is where Run prints a one-time browser login
+	// URL (serve sets it when its stderr is a terminal: never into a log).
+	LoginOut io.Writer
+
+	logins *ui.Logins // nil: browser login opted out
+	stats  statsCache
+
 	mu           sync.Mutex
 	instanceType string
 	addr         net.Addr // where the HTTP server listens, once Run has started it
 	ready        chan struct{}
+	retentionErr error // the last retention run's failure
 }
 
 // New opens the database and builds the workers. It starts nothing.
@@ -53,11 +60,14 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := storage.Open(cfg.DBPath(), storage.Options{Location: loc})
+	db, err := openDB(cfg, loc, true)
 	if err != nil {
 		return nil, err
 	}
 	a := &App{cfg: cfg, log: log, db: db, Now: time.Now, instanceType: cfg.InstanceType, ready: make(chan struct{})}
+	if cfg.BrowserLogin {
+		a.logins = ui.NewLogins(func() time.Time { return a.Now() })
+	}
 	ic, err := ingestConfig(cfg, log, false)
 	if err != nil {
 		db.Close()
@@ -131,40 +141,60 @@ func (a *App) Addr() net.Addr {
 }
 
 // Run runs every worker until ctx ends, then returns nil: shutdown is not
-// an error.
+// an error. It serves the API on TCP and on the unix socket the CLI uses.
 func (a *App) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", a.cfg.Listen)
 	if err != nil {
 		close(a.ready)
 		return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
 	}
+	sock, err := listenSocket(a.cfg.SocketPath())
+	if err != nil {
+		ln.Close()
+		close(a.ready)
+		return err
+	}
 	a.mu.Lock()
 	a.addr = ln.Addr()
 	a.mu.Unlock()
 	close(a.ready)
-	a.log.Info("fleetmeter started", "version", Version, "data_dir", a.cfg.DataDir, "tz", a.cfg.TZ, "listen", ln.Addr().String())
-	localToken, err := writeLocalToken(a.cfg.DataDir)
-	if err != nil {
-		ln.Close()
-		return err
+	a.log.Info("fleetmeter started", "version", Version, "data_dir", a.cfg.DataDir, "tz", a.cfg.TZ, "socket", a.cfg.SocketPath(), "listen", ln.Addr().String())
+	for _, p := range a.problems() {
+		a.log.Warn("degraded", "reason", p)
 	}
-	defer os.Remove(localTokenPath(a.cfg.DataDir))
-	reader := rollup.NewReader(a.db, rollup.ReaderConfig{Host: a.db, Now: func() time.Time { return a.Now() }, InstanceType: a.currentInstanceType})
-	handler := ui.NewHandler(ui.Deps{
-		Reports:    reader,
-		Status:     appStatus{a},
-		Metrics:    a.writeMetrics,
-		Backup:     a.db.WriteTo,
-		Sync:       a.syncAPI,
-		Alerts:     alertsAPI{a},
-		Audit:      a.audit.api,
-		LocalToken: localToken,
-		Token:      a.cfg.AuthToken,
-		Listen:     a.cfg.Listen,
-		Log:        a.log.With("component", "ui"),
+	go a.stats.get(a.db.CountStats) // the first status poll need not wait for the first count
+	uiLog := a.log.With("component", "ui")
+	reader := rollup.NewReader(a.db, rollup.ReaderConfig{
+		Host: a.db, Now: func() time.Time { return a.Now() }, InstanceType: a.currentInstanceType,
+		MaxHeavy: max(2, runtime.GOMAXPROCS(0)), BusyWait: 5 * time.Second, MaxStale: 5 * time.Second,
 	})
+	handler := ui.NewHandler(ui.Deps{
+		Reports:  reader,
+		Status:   appStatus{a},
+		Metrics:  a.writeMetrics,
+		Backup:   func() (string, error) { return a.db.BackupTemp(a.cfg.DataDir) },
+		Sync:     a.syncAPI,
+		Alerts:   alertsAPI{a},
+		Audit:    a.audit.api,
+		Token:    a.cfg.AuthToken,
+		Logins:   a.logins,
+		LoginURL: a.loginURL,
+		Listen:   a.cfg.Listen,
+		Log:      uiLog,
+	})
+	switch {
+	case a.logins == nil:
+		a.log.Info("browser login is off (browser_login = false): every local account may read the UI")
+	case a.LoginOut != nil:
+		if u, err := a.loginURL(); err == nil {
+			fmt.Fprintf(a.LoginOut, "fleetmeter: open %s to log in (valid once, for an hour; `fleetmeter login` prints another)\n", u)
+		}
+	default:
+		a.log.Info("browser login: run `fleetmeter login` for a one-time login URL")
+	}
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return ui.Serve(ctx, ln, handler, a.log.With("component", "ui")) })
+	g.Go(func() error { return ui.ServeTCP(ctx, ln, handler, uiLog) })
+	g.Go(func() error { return ui.ServeSocket(ctx, sock, handler, uiLog) })
 	g.Go(func() error { return a.ingest.Run(ctx, a.cfg.PollInterval) })
 	g.Go(func() error { return a.sampler.Run(ctx, a.cfg.SampleInterval) })
 	g.Go(func() error { return a.maintain(ctx) })
@@ -179,26 +209,19 @@ func (a *App) Run(ctx context.Context) error {
 	return err
 }
 
-// localTokenPath is where the daemon leaves the token that lets local
-// commands (`fleetmeter backup`) use the privileged parts of its API.
-func localTokenPath(dataDir string) string { return filepath.Join(dataDir, "daemon.token") }
-
-// writeLocalToken mints a token and writes it readable by this user only.
-func writeLocalToken(dataDir string) (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
+// loginURL mints a one-time browser login URL on the TCP address.
+func (a *App) loginURL() (string, error) {
+	if a.logins == nil {
+		return "", fmt.Errorf("%w: browser login is off (browser_login = false)", ui.ErrBadRequest)
+	}
+	host, port, err := net.SplitHostPort(a.Addr().String())
+	if err != nil {
 		return "", err
 	}
-	token := hex.EncodeToString(b[:])
-	path := localTokenPath(dataDir)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(token+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("write %s: %w", path, err)
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return "", fmt.Errorf("write %s: %w", path, err)
-	}
-	return token, nil
+	return "http://" + net.JoinHostPort(host, port) + "/login?token=" + a.logins.NewToken(), nil
 }
 
 // resolveInstanceType asks EC2 instance metadata, only when enabled.
@@ -224,39 +247,91 @@ func (a *App) currentInstanceType() string {
 	return a.instanceType
 }
 
-// maintain applies retention once at start and then daily.
+// maintain applies retention a while after start (a daemon restarted in a
+// loop never prunes) and then daily, and every minute lets go of the
+// database pages its reads mapped.
 func (a *App) maintain(ctx context.Context) error {
-	t := time.NewTicker(24 * time.Hour)
-	defer t.Stop()
+	first := time.NewTimer(retentionDelay)
+	defer first.Stop()
+	daily := time.NewTicker(24 * time.Hour)
+	defer daily.Stop()
+	release := time.NewTicker(time.Minute)
+	defer release.Stop()
 	for {
-		if err := a.retention(); err != nil {
-			a.log.Error("retention failed", "err", err)
-		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-release.C:
+			if err := a.db.ReleaseMemory(); err != nil {
+				a.log.Warn("release mapped pages", "err", err)
+			}
+			continue
+		case <-first.C:
+		case <-daily.C:
 		}
+		err := a.retention()
+		if err != nil {
+			a.log.Error("retention failed", "err", err)
+		}
+		a.mu.Lock()
+		a.retentionErr = err
+		a.mu.Unlock()
 	}
+}
+
+// retentionDelay is how long after start retention first runs.
+const retentionDelay = 10 * time.Minute
+
+// retentionStep bounds how far past the oldest data one retention run
+// prunes: a clock that jumped ahead takes a week a day, not the history.
+const retentionStep = 7 * 24 * time.Hour
+
+// horizon is the instant data older than keep is pruned before: now −
+// keep, but never later than newest − keep (a clock that disagrees with the
+// newest data prunes nothing that data's age would keep) nor than oldest +
+// retentionStep. held says a clamp kept back more than a day (the newest
+// data is always a little older than now: that is no news).
+func horizon(now time.Time, keep time.Duration, oldest, newest int64) (cut int64, held bool) {
+	want := now.Add(-keep).UnixMilli()
+	cut = min(want, newest-keep.Milliseconds(), oldest+retentionStep.Milliseconds())
+	return cut, want-cut > (24 * time.Hour).Milliseconds()
 }
 
 func (a *App) retention() error {
 	now := a.Now()
+	r := a.cfg.Retention
 	// Whole 24-hour days, as the ingester's horizon counts them: a call
 	// pruned here is always too old to be ingested again.
-	days := func(n int) int64 { return now.Add(-time.Duration(n) * 24 * time.Hour).UnixMilli() }
-	r := a.cfg.Retention
+	days := func(n int) time.Duration { return time.Duration(n) * 24 * time.Hour }
+	oldest, newest, _, hasLedger, err := a.db.LedgerSpan()
+	if err != nil {
+		return fmt.Errorf("retention: %w", err)
+	}
+	samples, slots, err := a.db.HostSpans()
+	if err != nil {
+		return fmt.Errorf("retention: %w", err)
+	}
 	var errs []error
 	for _, p := range []struct {
 		what  string
 		days  int
+		span  storage.Span
 		prune func(int64) (int, error)
 	}{
-		{"ledger", r.LedgerDays, a.db.PruneLedger},
-		{"host samples", r.HostRawDays, a.db.PruneHostSamples},
-		{"5-minute host rollups", r.Host5mDays, a.db.PruneHostRollups5m},
+		{"ledger", r.LedgerDays, storage.Span{Oldest: oldest, Newest: newest, OK: hasLedger}, a.db.PruneLedger},
+		{"host samples", r.HostRawDays, samples, a.db.PruneHostSamples},
+		{"5-minute host rollups", r.Host5mDays, slots, a.db.PruneHostRollups5m},
 	} {
-		n, err := p.prune(days(p.days))
+		if !p.span.OK {
+			continue
+		}
+		cut, held := horizon(now, days(p.days), p.span.Oldest, p.span.Newest)
+		if held {
+			a.log.Warn("retention held back: the clock is far past the newest data, or a step would prune more than a week",
+				"what", p.what, "clock", now.UTC().Format(time.RFC3339), "newest", time.UnixMilli(p.span.Newest).UTC().Format(time.RFC3339),
+				"pruning_before", time.UnixMilli(cut).UTC().Format(time.RFC3339))
+		}
+		n, err := p.prune(cut)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("prune %s: %w", p.what, err))
 			continue
@@ -264,6 +339,9 @@ func (a *App) retention() error {
 		if n > 0 {
 			a.log.Info("retention", "pruned", p.what, "rows", n, "older_than_days", p.days)
 		}
+	}
+	if err := a.db.ReleaseMemory(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

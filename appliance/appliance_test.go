@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,10 +24,21 @@ import (
 )
 
 // cli runs the command line in-process and returns exit code and output.
+// Unless env names one, the runtime dir is the test's own: never the
+// machine's /run/fleetmeter.
 func cli(t testing.TB, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	getenv := func(k string) string { return env[k] }
+	runtimeDir := env["FLEETMETER_RUNTIME_DIR"]
+	if runtimeDir == "" {
+		runtimeDir = shortTempDir(t)
+	}
+	getenv := func(k string) string {
+		if k == "FLEETMETER_RUNTIME_DIR" {
+			return runtimeDir
+		}
+		return env[k]
+	}
 	code := run(context.Background(), args, &cliEnv{stdout: &out, stderr: &errb, getenv: getenv})
 	return code, out.String(), errb.String()
 }
@@ -133,6 +146,38 @@ func TestConfigLayersAndMasking(t *testing.T) {
 	}
 }
 
+// startApp runs the daemon in-process until the test ends (then checks
+// that it stopped cleanly) and returns once it listens.
+func startApp(t *testing.T, cfg Config) *App {
+	t.Helper()
+	app, err := New(cfg, newLogger(Config{LogLevel: "error", LogFormat: "text"}, os.Stderr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		app.Close()
+	})
+	app.Addr()
+	return app
+}
+
+// testConfig is the default configuration on the test's own data dir,
+// runtime dir and a free loopback port.
+func testConfig(t testing.TB) Config {
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.RuntimeDir = shortTempDir(t)
+	cfg.Listen = "127.0.0.1:0"
+	return cfg
+}
+
 // buildBinary builds fleetmeter once per test run.
 var buildOnce = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "fleetmeter-bin")
@@ -148,10 +193,16 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
+// binary is the fleetmeter binary the tests run: this tree's, or the one
+// FLEETMETER_TEST_BIN names (a build of an older commit, to show a test
+// failed before).
 func binary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
+	}
+	if b := os.Getenv("FLEETMETER_TEST_BIN"); b != "" {
+		return b
 	}
 	bin, err := buildOnce()
 	if err != nil {
@@ -199,7 +250,8 @@ func sameTotals(t *testing.T, what string, got, want rollup.Report) {
 }
 
 // A real `fleetmeter ingest --once` is SIGKILLed at random points, at
-// least 20 times, then run to the end: the totals equal a clean run's.
+// least 20 times (FLEETMETER_CRASH_KILLS=100 for the long run), then run to
+// the end: the totals equal a clean run's, nothing lost, nothing doubled.
 func TestCrashSafety(t *testing.T) {
 	bin := binary(t)
 	corpusDir := t.TempDir()
@@ -228,10 +280,14 @@ func TestCrashSafety(t *testing.T) {
 			want.Totals.Messages, want.Totals.TotalTokens, exp.Messages, exp.TotalTokens())
 	}
 
+	want20 := 20
+	if n, err := strconv.Atoi(os.Getenv("FLEETMETER_CRASH_KILLS")); err == nil && n > want20 {
+		want20 = n
+	}
 	crashy := t.TempDir()
 	rng := rand.New(rand.NewPCG(42, uint64(time.Now().UnixNano())))
 	kills := 0
-	for i := 0; i < 40 && kills < 25; i++ {
+	for i := 0; i < 2*want20 && kills < want20+want20/4; i++ {
 		cmd := ingestCmd(crashy)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -247,9 +303,10 @@ func TestCrashSafety(t *testing.T) {
 			cmd.Wait()
 		}
 	}
-	if kills < 20 {
-		t.Fatalf("only %d runs were killed mid-way", kills)
+	if kills < want20 {
+		t.Fatalf("only %d runs were killed mid-way, want %d", kills, want20)
 	}
+	t.Logf("%d runs killed mid-way", kills)
 	if out, err := ingestCmd(crashy).CombinedOutput(); err != nil {
 		t.Fatalf("final run: %v\n%s", err, out)
 	}
@@ -264,6 +321,7 @@ func TestSecondInstanceAndShutdown(t *testing.T) {
 	os.MkdirAll(filepath.Join(oc, "agents"), 0o755)
 	var serveErr syncBuffer
 	serve := exec.Command(bin, "serve", "--data-dir", dataDir, "--openclaw-dir", oc, "--listen", "127.0.0.1:0")
+	serve.Env = append(os.Environ(), "FLEETMETER_RUNTIME_DIR="+shortTempDir(t))
 	serve.Stderr = &serveErr
 	if err := serve.Start(); err != nil {
 		t.Fatal(err)
@@ -304,8 +362,7 @@ func TestServeLiveAppends(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "agents", "main", "sessions")
 	os.MkdirAll(dir, 0o755)
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
+	cfg := testConfig(t)
 	cfg.OpenClawDirs = []string{root}
 	cfg.PollInterval = 5 * time.Millisecond
 	cfg.Listen = "127.0.0.1:0"
@@ -374,26 +431,11 @@ func TestServeLiveAppends(t *testing.T) {
 // While serve holds the database, report, advise and health go through
 // its API on loopback and print what a direct read prints.
 func TestCLIAsksTheDaemon(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
+	cfg := testConfig(t)
 	cfg.OpenClawDirs = []string{"../ingest/testdata/openclaw/traps"}
 	cfg.PollInterval = 10 * time.Millisecond
-	cfg.Listen = "127.0.0.1:0"
-	app, err := New(cfg, newLogger(Config{LogLevel: "error", LogFormat: "text"}, os.Stderr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	env := map[string]string{"FLEETMETER_DATA_DIR": cfg.DataDir, "FLEETMETER_LISTEN": app.Addr().String()}
+	app := startApp(t, cfg)
+	env := map[string]string{"FLEETMETER_DATA_DIR": cfg.DataDir, "FLEETMETER_RUNTIME_DIR": cfg.RuntimeDir}
 	deadline := time.Now().Add(10 * time.Second)
 	for app.ingest.Status().Added < 10 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -431,6 +473,39 @@ func TestCLIAsksTheDaemon(t *testing.T) {
 	bdb.Close()
 	if code, _, stderr := cli(t, map[string]string{"FLEETMETER_LISTEN": "127.0.0.1:1"}, "health"); code != 1 || !strings.Contains(stderr, "no fleetmeter daemon answers") {
 		t.Errorf("health without a daemon: exit %d %q", code, stderr)
+	}
+	// A browser: nothing without a login, even on loopback; `fleetmeter
+	// login` (over the socket) gives a one-time URL that buys a session.
+	base := "http://" + app.Addr().String()
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	getStatus := func(cookie string) int {
+		req, _ := http.NewRequest(http.MethodGet, base+"/api/status", nil)
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := getStatus(""); code != http.StatusUnauthorized {
+		t.Errorf("status without a login: %d", code)
+	}
+	code, out, stderr := cli(t, env, "login")
+	loginURL := strings.TrimSpace(strings.Split(out, "\n")[0])
+	if code != 0 || !strings.HasPrefix(loginURL, base+"/login?token=") {
+		t.Fatalf("login: exit %d %q %q", code, out, stderr)
+	}
+	resp, err := noRedirect.Get(loginURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cookie := strings.Split(resp.Header.Get("Set-Cookie"), ";")[0]
+	if resp.StatusCode != http.StatusSeeOther || cookie == "" || getStatus(cookie) != http.StatusOK {
+		t.Errorf("login URL: %d, cookie %q", resp.StatusCode, cookie)
 	}
 }
 

@@ -26,7 +26,7 @@ func auditConfig(cfg Config, getenv func(string) string) host.AuditConfig {
 		src = (&installer{root: "/"}).discover(sources{}, getenv)
 	}
 	return host.AuditConfig{
-		Listen: cfg.Listen, AuthToken: cfg.AuthToken, DataDir: cfg.DataDir, ConfigFile: cfg.file,
+		Listen: cfg.Listen, AuthToken: cfg.AuthToken, DataDir: cfg.DataDir, ConfigFile: cfg.file, Socket: cfg.SocketPath(),
 		OpenClawDirs: src.OpenClaw, ClaudeDirs: src.Claude, CodexDirs: src.Codex,
 	}
 }
@@ -86,7 +86,7 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 func writeAudit(w io.Writer, doc auditDocument) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "STATUS\tSEVERITY\tCHECK\tSUMMARY")
-	order := []host.Status{host.StatusFail, host.StatusUnknown, host.StatusPass, host.StatusNA}
+	order := []host.CheckStatus{host.StatusFail, host.StatusUnknown, host.StatusPass, host.StatusNA}
 	for _, st := range order {
 		for _, f := range doc.Report.Findings {
 			if f.Status != st {

@@ -74,6 +74,7 @@ func TestAuditAPI(t *testing.T) {
 	cfg.OpenClawDirs = []string{exposedAgent(t)}
 	cfg.PollInterval = time.Second
 	cfg.Listen = "127.0.0.1:0"
+	cfg.BrowserLogin = false // plain GETs on loopback, as a single-user box allows
 	app := runDaemon(t, cfg)
 	base := "http://" + app.Addr().String()
 	get := func(path string) (int, string) {

@@ -7,11 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
+	"io/fs"
 	"net/http"
 	"net/url"
-	"os"
-	"strings"
+	"strconv"
 	"sync"
 	"time"
 
@@ -21,15 +20,15 @@ import (
 	"github.com/fleetmeter/fleetmeter/storage"
 )
 
-// errNoDaemon: nothing answers on the configured address.
+// errNoDaemon: no daemon answers on a socket this CLI may use.
 var errNoDaemon = errors.New("no fleetmeter daemon answers")
 
-// daemonGet asks the running daemon's API (the daemon holds the database
-// lock, so the CLI reads through it). The token, if configured, is sent;
-// it never appears in errors.
+// daemonGet asks the running daemon's API over its unix socket (the daemon
+// holds the database lock, so the CLI reads through it). No token is ever
+// sent: the socket's permissions decide.
 func daemonGet(ctx context.Context, cfg Config, path string, q url.Values) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := daemonStream(ctx, cfg, path, q, &buf, 64<<20); err != nil {
+	if err := daemonStream(ctx, cfg, http.MethodGet, path, q, &buf, 64<<20); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
@@ -37,31 +36,21 @@ func daemonGet(ctx context.Context, cfg Config, path string, q url.Values) ([]by
 
 // daemonStream copies the answer to w; more than limit bytes is an error,
 // never a silently cut answer.
-func daemonStream(ctx context.Context, cfg Config, path string, q url.Values, w io.Writer, limit int64) error {
-	host, port, err := net.SplitHostPort(cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen %q: %w", cfg.Listen, err)
-	}
-	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	u := url.URL{Scheme: "http", Host: net.JoinHostPort(host, port), Path: path, RawQuery: q.Encode()}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+func daemonStream(ctx context.Context, cfg Config, method, path string, q url.Values, w io.Writer, limit int64) error {
+	sock, err := findSocket(cfg)
 	if err != nil {
 		return err
 	}
-	if cfg.AuthToken != "" {
-		req.Header.Set("Authorization", "Bearer "+cfg.AuthToken)
-	}
-	if b, err := os.ReadFile(localTokenPath(cfg.DataDir)); err == nil {
-		req.Header.Set("X-Fleetmeter-Local-Token", strings.TrimSpace(string(b)))
-	}
-	client := &http.Client{Transport: &http.Transport{Proxy: nil}} // loopback: never through a proxy
-	resp, err := client.Do(req)
+	u := url.URL{Scheme: "http", Host: "fleetmeter", Path: path, RawQuery: q.Encode()}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {
-		return fmt.Errorf("%w on %s", errNoDaemon, u.Host)
+		return err
+	}
+	resp, err := socketClient(sock).Do(req)
+	if err != nil {
+		return fmt.Errorf("%w on %s", errNoDaemon, sock)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -130,6 +119,13 @@ func cliReader(ctx context.Context, env *cliEnv, cfg Config) (r rollup.Reader, d
 		return nil, nil, err
 	}
 	db, daemon, err := openForReading(cfg)
+	if errors.Is(err, fs.ErrNotExist) {
+		// No database here: a daemon this user may ask (the system's, to
+		// a member of its group) has one.
+		if _, serr := findSocket(cfg); serr == nil {
+			return daemonReader{cfg}, func() {}, nil
+		}
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -159,12 +155,37 @@ type daemonReader struct{ cfg Config }
 
 var _ rollup.Reader = daemonReader{}
 
+// Report asks for the report; the daemon pages session rows, so a query
+// for all of them reads page after page.
 func (r daemonReader) Report(ctx context.Context, q rollup.Query) (rollup.Report, error) {
-	body, err := r.get(ctx, "/api/report/"+q.Kind, q)
-	if err != nil {
-		return rollup.Report{}, err
+	all := q.Kind == "session" && q.Limit == 0
+	if all {
+		q.Limit = rollup.MaxPage
 	}
-	return rollup.DecodeReport(q.Kind, body)
+	var rep rollup.Report
+	for {
+		body, err := r.get(ctx, "/api/report/"+q.Kind, q)
+		if err != nil {
+			return rollup.Report{}, err
+		}
+		page, err := rollup.DecodeReport(q.Kind, body)
+		if err != nil {
+			return rollup.Report{}, err
+		}
+		if !all || page.Page == nil {
+			return page, nil
+		}
+		if rep.Rows == nil {
+			rep = page
+			rep.Page = nil
+		} else {
+			rep.Rows = append(rep.Rows.([]rollup.SessionRow), page.Rows.([]rollup.SessionRow)...)
+		}
+		q.Offset += q.Limit
+		if q.Offset >= page.Page.Total {
+			return rep, nil
+		}
+	}
 }
 
 func (r daemonReader) HostReport(ctx context.Context, q rollup.Query) (rollup.HostReport, error) {
@@ -206,10 +227,14 @@ func (r daemonReader) get(ctx context.Context, path string, q rollup.Query) ([]b
 		if q.TZ != "" {
 			params.Set("tz", q.TZ)
 		}
+		if q.Limit > 0 {
+			params.Set("limit", strconv.Itoa(q.Limit))
+			params.Set("offset", strconv.Itoa(q.Offset))
+		}
 	}
 	body, err := daemonGet(ctx, r.cfg, path, params)
-	if err != nil {
+	if errors.Is(err, errNoDaemon) {
 		return nil, fmt.Errorf("%w: the database is held by a daemon that did not answer (%v)", storage.ErrLocked, err)
 	}
-	return body, nil
+	return body, err
 }

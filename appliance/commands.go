@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -28,12 +30,28 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		return usageErr("unexpected argument %q", rest[0])
 	}
 	log := newLogger(cfg, env.stderr)
+	// A monitor must not push the host it watches into swap: past this
+	// soft limit the collector works harder rather than the heap growing.
+	if env.getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 	app, err := New(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer app.Close()
+	if f, ok := env.stderr.(*os.File); ok && isTerminal(f) {
+		app.LoginOut = env.stderr // a login URL on a terminal, never into a log
+	}
 	return app.Run(ctx)
+}
+
+// memoryLimit is serve's soft memory limit (GOMEMLIMIT overrides it).
+const memoryLimit = 200 << 20
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 func runIngest(ctx context.Context, env *cliEnv, args []string) error {
@@ -173,7 +191,35 @@ func openWritable(cfg Config) (*storage.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return storage.Open(cfg.DBPath(), storage.Options{Location: loc})
+	return openDB(cfg, loc, true)
+}
+
+// openDB opens the database to write, in a data dir of this user's only
+// (else the file and what lands beside it would end up another account's),
+// and removes the backup copies a killed daemon left there. verify reads
+// every page first: a damaged file is refused at once (a second or so per
+// GB), before anything is written to it.
+func openDB(cfg Config, loc *time.Location, verify bool) (*storage.DB, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := checkOwner(cfg.DataDir, "data dir"); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(cfg.DBPath()); err == nil {
+		if err := checkOwner(cfg.DBPath(), "database"); err != nil {
+			return nil, err
+		}
+	}
+	db, err := storage.Open(cfg.DBPath(), storage.Options{Location: loc, Verify: verify})
+	if err != nil {
+		return nil, err
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(cfg.DataDir, storage.BackupTempPrefix+"*"))
+	for _, f := range leftovers {
+		os.Remove(f)
+	}
+	return db, nil
 }
 
 func printReport(env *cliEnv, asJSON bool, rep rollup.Report) error {
@@ -230,12 +276,13 @@ func runHealth(ctx context.Context, env *cliEnv, args []string) error {
 	if err := printJSON(env, json.RawMessage(body)); err != nil {
 		return err
 	}
-	// Exit non-zero when ingest is failing, so `fleetmeter health` can
-	// drive a monitor or a systemd watchdog script.
+	// Exit non-zero when anything is wrong (a failing ingest step, a full
+	// disk…), so `fleetmeter health` can drive a monitor or a watchdog.
 	var st struct {
-		Ingest struct {
-			LastError string           `json:"last_error"`
-			Progress  *ingest.Progress `json:"progress"`
+		Healthy  bool     `json:"healthy"`
+		Problems []string `json:"problems"`
+		Ingest   struct {
+			Progress *ingest.Progress `json:"progress"`
 		} `json:"ingest"`
 	}
 	if err := json.Unmarshal(body, &st); err != nil {
@@ -247,8 +294,8 @@ func runHealth(ctx context.Context, env *cliEnv, args []string) error {
 			p.FilesDone, p.Files, float64(p.BytesDone)/1e6, float64(p.Bytes)/1e6, 100*float64(p.BytesDone)/float64(p.Bytes),
 			p.RateBytes/1e6, p.Left.Round(time.Second))
 	}
-	if st.Ingest.LastError != "" {
-		return fmt.Errorf("unhealthy: the last ingest step failed: %s", st.Ingest.LastError)
+	if !st.Healthy {
+		return fmt.Errorf("unhealthy: %s", strings.Join(st.Problems, "; "))
 	}
 	return nil
 }
@@ -302,8 +349,8 @@ func runBackup(ctx context.Context, env *cliEnv, args []string) error {
 	if daemon {
 		// The daemon holds the file: it streams a consistent copy.
 		err := writeFileAtomic(dst, func(w io.Writer) error {
-			return daemonStream(ctx, cfg, "/api/backup", nil, w, 1<<40)
-		})
+			return daemonStream(ctx, cfg, http.MethodGet, "/api/backup", nil, w, 1<<40)
+		}, storage.Verify)
 		if err != nil {
 			return fmt.Errorf("backup to %s through the daemon: %w", dst, err)
 		}
@@ -317,9 +364,9 @@ func runBackup(ctx context.Context, env *cliEnv, args []string) error {
 	return nil
 }
 
-// writeFileAtomic writes path through a temp file, fsync and rename, so
-// a failed backup never leaves a torn file under the final name.
-func writeFileAtomic(path string, write func(io.Writer) error) error {
+// writeFileAtomic writes path through a temp file, fsync, check and
+// rename, so a failed or damaged backup never takes the final name.
+func writeFileAtomic(path string, write func(io.Writer) error, check func(string) error) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -331,6 +378,9 @@ func writeFileAtomic(path string, write func(io.Writer) error) error {
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		err = check(tmp)
 	}
 	if err != nil {
 		os.Remove(tmp)

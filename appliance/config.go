@@ -33,6 +33,13 @@ type Config struct {
 
 	Listen    string `toml:"listen"`
 	AuthToken string `toml:"auth_token"` // required to listen beyond loopback; a secret
+	// BrowserLogin makes a browser log in even on loopback (a one-time
+	// token, then a session cookie); false is the opt-out of a single-user
+	// box, where every local account may read the UI and API.
+	BrowserLogin bool `toml:"browser_login"`
+	// RuntimeDir holds the daemon's unix socket, through which the CLI
+	// talks to it; its permissions decide who may (see defaultRuntimeDir).
+	RuntimeDir string `toml:"runtime_dir"`
 
 	SampleInterval time.Duration `toml:"sample_interval"`
 	InstanceType   string        `toml:"instance_type"`
@@ -74,6 +81,8 @@ func DefaultConfig() Config {
 		PollInterval:     10 * time.Second,
 		IngestBatchBytes: 64 << 20,
 		Listen:           "127.0.0.1:8767",
+		BrowserLogin:     true,
+		RuntimeDir:       defaultRuntimeDir(),
 		SampleInterval:   15 * time.Second,
 		IMDSEndpoint:     "http://169.254.169.254",
 		SyncInterval:     5 * time.Minute,
@@ -96,6 +105,30 @@ func defaultDataDir() string {
 		return filepath.Join(h, ".local", "state", "fleetmeter")
 	}
 	return "fleetmeter-data"
+}
+
+// defaultRuntimeDir is /run/fleetmeter for root, else
+// $XDG_RUNTIME_DIR/fleetmeter, else "" (the data dir then).
+func defaultRuntimeDir() string {
+	if os.Geteuid() == 0 {
+		return "/run/fleetmeter"
+	}
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "fleetmeter")
+	}
+	return ""
+}
+
+// SocketPath is where the daemon's unix socket is: in the runtime dir, or
+// in the data dir when there is none.
+func (c Config) SocketPath() string {
+	dir := c.RuntimeDir
+	if dir == "" {
+		if dir = defaultRuntimeDir(); dir == "" {
+			dir = c.DataDir
+		}
+	}
+	return filepath.Join(dir, "fleetmeter.sock")
 }
 
 // Location is the configured zone.
@@ -133,6 +166,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("listen %q: want host:port", c.Listen))
 	} else if !isLoopback(host) && c.AuthToken == "" {
 		errs = append(errs, fmt.Errorf("listen %q is not a loopback address: set an auth token (auth_token, FLEETMETER_AUTH_TOKEN or FLEETMETER_AUTH_TOKEN_FILE) to expose the UI", c.Listen))
+	}
+	if p := c.SocketPath(); len(p) > 100 {
+		errs = append(errs, fmt.Errorf("socket path %s is too long for a unix socket: set a shorter runtime_dir", p))
 	}
 	if c.AuthToken == maskedSecret {
 		errs = append(errs, errors.New("auth_token is the masked placeholder from `fleetmeter config`: put the real token there"))
@@ -244,6 +280,8 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	integer("DB_MAX_MB", &c.DBMaxMB)
 	str("LISTEN", &c.Listen)
 	secret("AUTH_TOKEN", &c.AuthToken)
+	boolean("BROWSER_LOGIN", &c.BrowserLogin)
+	str("RUNTIME_DIR", &c.RuntimeDir)
 	dur("SAMPLE_INTERVAL", &c.SampleInterval)
 	str("INSTANCE_TYPE", &c.InstanceType)
 	boolean("EC2_METADATA", &c.EC2Metadata)

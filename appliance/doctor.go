@@ -147,7 +147,7 @@ func (d *doctor) checkDaemon(ctx context.Context) doctorCheck {
 		return c
 	}
 	d.status = &st
-	c.Status, c.Detail = doctorOK, fmt.Sprintf("fleetmeter %s answers on %s; last ingest step %s", st.Version, d.cfg.Listen, orDash(st.Ingest.LastStep))
+	c.Status, c.Detail = doctorOK, fmt.Sprintf("fleetmeter %s answers on %s; last ingest step %s", st.Version, d.cfg.SocketPath(), orDash(st.Ingest.LastStep))
 	if p := st.Ingest.Progress; p != nil && p.Bytes > 0 {
 		c.Detail += fmt.Sprintf("; catching up: %d of %d files, %.0f%% of %.1f MB", p.FilesDone, p.Files, 100*float64(p.BytesDone)/float64(p.Bytes), float64(p.Bytes)/1e6)
 	}
@@ -282,7 +282,7 @@ func (d *doctor) checkDatabase() doctorCheck {
 			c.Fix = "it is made by the first fleetmeter serve (or ingest --once)"
 			return c
 		case daemon:
-			c.Status, c.Detail = doctorFail, "the database is locked by a process that does not answer on "+d.cfg.Listen
+			c.Status, c.Detail = doctorFail, "the database is locked by a process that does not answer on "+d.cfg.SocketPath()
 			c.Fix = "check that only one fleetmeter runs (systemctl status fleetmeter; ps -C fleetmeter)"
 			return c
 		}

@@ -141,12 +141,14 @@ func TestDoctorHealthy(t *testing.T) {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.SupabaseDSN = c.SyncDSN(name)
 	cfg.SyncInterval = time.Second
+	cfg.RuntimeDir = shortTempDir(t)
 	app := runDaemon(t, cfg)
 	deadline := time.Now().Add(10 * time.Second)
 	for app.ingest.Status().LastStep.IsZero() && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	env := map[string]string{"FLEETMETER_CONFIG": cfgFile, "FLEETMETER_DATA_DIR": cfg.DataDir, "FLEETMETER_LISTEN": app.Addr().String(),
+		"FLEETMETER_RUNTIME_DIR":   cfg.RuntimeDir,
 		"FLEETMETER_OPENCLAW_DIRS": "../ingest/testdata/openclaw/traps", "FLEETMETER_SUPABASE_DSN": cfg.SupabaseDSN}
 	code, out, stderr := cli(t, env, "doctor", "--json")
 	m := doctorChecks(t, out)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,7 +75,8 @@ func TestDropInEndToEnd(t *testing.T) {
 	port := closedPort(t)
 	listen := fmt.Sprintf("127.0.0.1:%d", port)
 	runtime := filepath.Join(root, "run", serviceUser)
-	os.MkdirAll(runtime, 0o750)
+	os.MkdirAll(filepath.Dir(runtime), 0o755)
+	os.Mkdir(runtime, 0o750)
 	os.Chown(runtime, uid, gid)
 	env := []string{"PATH=/usr/bin:/bin", "HOME=" + filepath.Join(root, systemDataDir), "FLEETMETER_LISTEN=" + listen,
 		"FLEETMETER_POLL_INTERVAL=200ms", "FLEETMETER_LOG_LEVEL=info"}
@@ -103,8 +105,29 @@ func TestDropInEndToEnd(t *testing.T) {
 	}
 	defer serve.Process.Kill()
 	base := "http://" + listen
+	// A browser logs in as the tunnel's user would: `fleetmeter login` as
+	// the service user prints a one-time URL; opening it sets a session.
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar}
+	loginDeadline := time.Now().Add(20 * time.Second)
+	for {
+		out, err := as(bin, "login").Output()
+		if err == nil {
+			u := strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+			resp, err := browser.Get(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(loginDeadline) {
+			t.Fatalf("fleetmeter login: %v\n%s\nserve's log:\n%s", err, out, log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	get := func(path string) (int, []byte) {
-		resp, err := http.Get(base + path)
+		resp, err := browser.Get(base + path)
 		if err != nil {
 			return 0, nil
 		}

@@ -391,8 +391,8 @@ func tunnelHint(listen string) string {
 	}
 	return fmt.Sprintf("Open the UI from your machine through an SSH tunnel (nothing listens beyond loopback):\n"+
 		"  ssh -N -L %s:127.0.0.1:%s YOU@%s     (on EC2: ubuntu@ or ec2-user@ the instance's public DNS name)\n"+
-		"  then browse http://127.0.0.1:%s/ (if it asks for a login, sudo fleetmeter login prints a one-time link)\n"+
-		"Check the setup with: sudo fleetmeter doctor", port, port, host, port)
+		"  then, on this host, sudo fleetmeter login prints a one-time link that logs your browser in\n"+
+		"Check the setup with: sudo fleetmeter doctor", port, port, host)
 }
 
 func writeFile(path string, data []byte, mode fs.FileMode) error {
@@ -409,12 +409,12 @@ func writeFile(path string, data []byte, mode fs.FileMode) error {
 	return os.Rename(tmp, path)
 }
 
-func copyFile(src, dst string, mode fs.FileMode) error {
+func copyExecutable(src, dst string) error {
 	b, err := os.ReadFile(src)
 	if err != nil {
 		return err
 	}
-	return writeFile(dst, b, mode)
+	return writeFile(dst, b, 0o755)
 }
 
 // sameFile reports whether a and b are one file.
@@ -554,7 +554,7 @@ func runInstall(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	if !sameFile(self, in.at(installedBinary)) {
 		m.CopiedBin = true
-		steps = append(steps, step{say: "copy this binary to " + installedBinary, do: func() error { return copyFile(self, in.at(installedBinary), 0o755) }})
+		steps = append(steps, step{say: "copy this binary to " + installedBinary, do: func() error { return copyExecutable(self, in.at(installedBinary)) }})
 	}
 	steps = append(steps, step{say: "create the data dir " + systemDataDir + " (mode 0700, owned by " + serviceUser + "; kept by uninstall)", do: func() error {
 		if err := in.resolveUser(); err != nil {

@@ -13,6 +13,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/fleetmeter/fleetmeter/storage"
 )
 
 // Version, Commit and BuildDate are set at build time (scripts/release:
@@ -27,6 +29,11 @@ var (
 
 // errUsage marks a command line we could not make sense of: exit code 2.
 var errUsage = errors.New("usage")
+
+// exitDamaged is the exit code for a damaged database (EX_DATAERR): the
+// README's systemd unit lists it in RestartPreventExitStatus, so serve is
+// not restarted in a loop on a file it cannot use.
+const exitDamaged = 65
 
 // command is one CLI verb.
 type command struct {
@@ -54,6 +61,8 @@ func commands() []command {
 		{"health", "ask the running daemon how it is doing", runHealth},
 		{"rollup", "rollup rebuild: recompute daily/weekly/session rows from the ledger", runRollup},
 		{"backup", "backup FILE: write a consistent copy of the database", runBackup},
+		{"repair", "salvage a damaged database into a new file, then re-read the transcripts", runRepair},
+		{"login", "print a one-time URL that logs a browser in to the running daemon", runLogin},
 		{"compact", "shrink the database file (the daemon must be stopped)", runCompact},
 		{"migrate", "migrate --dsn ADMIN_DSN: create or upgrade the upstream (Supabase) schema, once per project", runMigrate},
 		{"sync", "send the rollups upstream (--once: one round; `sync status`: how sync is doing)", runSync},
@@ -94,6 +103,9 @@ func run(ctx context.Context, args []string, env *cliEnv) int {
 		case errors.Is(err, errUsage):
 			fmt.Fprintf(env.stderr, "fleetmeter %s: %s\n", c.name, strings.TrimPrefix(err.Error(), "usage: "))
 			return 2
+		case errors.Is(err, storage.ErrCorrupt):
+			fmt.Fprintf(env.stderr, "fleetmeter %s: %s; run `fleetmeter repair` (it keeps the damaged file aside, salvages what it can read and reads the transcripts again)\n", c.name, oneLine(err.Error()))
+			return exitDamaged
 		default:
 			fmt.Fprintf(env.stderr, "fleetmeter %s: %v\n", c.name, err)
 			return 1
@@ -111,6 +123,9 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
 }
+
+// oneLine keeps a message on one line.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // usageErr wraps a bad command line.
 func usageErr(format string, a ...any) error {

@@ -104,8 +104,9 @@ func TestPricesFollowOverrides(t *testing.T) {
 	// A daemon holds the database, pricing without the file.
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.OpenClawDirs, cfg.Listen = data, []string{src}, "127.0.0.1:0"
-	app := runDaemon(t, cfg)
-	denv := map[string]string{"FLEETMETER_DATA_DIR": data, "FLEETMETER_LISTEN": app.Addr().String()}
+	cfg.RuntimeDir = shortTempDir(t)
+	runDaemon(t, cfg)
+	denv := map[string]string{"FLEETMETER_DATA_DIR": data, "FLEETMETER_RUNTIME_DIR": cfg.RuntimeDir}
 	if code, _, stderr := cli(t, denv, "report", "daily", "--prices", prices); code != 1 || !strings.Contains(stderr, "running daemon prices with its own price file") {
 		t.Errorf("--prices against a daemon without it: exit %d %q", code, stderr)
 	}

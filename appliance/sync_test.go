@@ -171,6 +171,9 @@ func maps(base map[string]string, kv ...string) map[string]string {
 // runDaemon runs an App on cfg until the end of the test.
 func runDaemon(t *testing.T, cfg Config) *App {
 	t.Helper()
+	if cfg.RuntimeDir == "" {
+		cfg.RuntimeDir = shortTempDir(t) // never the machine's own runtime dir
+	}
 	app, err := New(cfg, newLogger(Config{LogLevel: "error", LogFormat: "text"}, io.Discard))
 	if err != nil {
 		t.Fatal(err)
@@ -201,6 +204,8 @@ func TestDaemonSyncStatus(t *testing.T) {
 	cfg.SupabaseDSN = c.SyncDSN(name)
 	cfg.SyncInterval = time.Second
 	cfg.Agents = []Agent{{ID: "main", Name: "Main agent", Team: "ops"}}
+	cfg.BrowserLogin = false // plain loopback HTTP below
+	cfg.RuntimeDir = shortTempDir(t)
 	app := runDaemon(t, cfg)
 	base := "http://" + app.Addr().String()
 	get := func(path string) string {
@@ -246,7 +251,7 @@ func TestDaemonSyncStatus(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	env := map[string]string{"FLEETMETER_DATA_DIR": cfg.DataDir, "FLEETMETER_LISTEN": app.Addr().String()}
+	env := map[string]string{"FLEETMETER_DATA_DIR": cfg.DataDir, "FLEETMETER_RUNTIME_DIR": cfg.RuntimeDir}
 	if code, out, _ := cli(t, env, "health"); code != 0 || !strings.Contains(out, `"state": "ok"`) || strings.Contains(out, c.SyncPassword) {
 		t.Errorf("health: exit %d\n%s", code, out)
 	}

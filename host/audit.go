@@ -58,14 +58,14 @@ func (s *Severity) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Status is a check's outcome.
-type Status string
+// CheckStatus is a check's outcome.
+type CheckStatus string
 
 const (
-	StatusPass    Status = "pass"
-	StatusFail    Status = "fail"
-	StatusUnknown Status = "unknown"        // could not tell (not readable, no package manager, …)
-	StatusNA      Status = "not_applicable" // nothing to check (no SSH server, no gateway config, …)
+	StatusPass    CheckStatus = "pass"
+	StatusFail    CheckStatus = "fail"
+	StatusUnknown CheckStatus = "unknown"        // could not tell (not readable, no package manager, …)
+	StatusNA      CheckStatus = "not_applicable" // nothing to check (no SSH server, no gateway config, …)
 )
 
 // Profile is a team's risk tolerance: the lowest severity of a failed
@@ -103,13 +103,13 @@ func (p Profile) Threshold() Severity {
 // Finding is one check's result. Evidence names paths, modes, addresses
 // and process names, never a secret's value.
 type Finding struct {
-	ID       string   `json:"id"`
-	Title    string   `json:"title"`
-	Severity Severity `json:"severity"` // a failure's weight (the worst of its evidence)
-	Status   Status   `json:"status"`
-	Summary  string   `json:"summary"`
-	Evidence []string `json:"evidence"`
-	Fix      string   `json:"fix,omitempty"`
+	ID       string      `json:"id"`
+	Title    string      `json:"title"`
+	Severity Severity    `json:"severity"` // a failure's weight (the worst of its evidence)
+	Status   CheckStatus `json:"status"`
+	Summary  string      `json:"summary"`
+	Evidence []string    `json:"evidence"`
+	Fix      string      `json:"fix,omitempty"`
 }
 
 // AuditReport is every check's finding, in a fixed order.
@@ -149,6 +149,7 @@ type AuditConfig struct {
 	AuthToken  string // only its presence and length are looked at
 	DataDir    string
 	ConfigFile string // "" when none
+	Socket     string // the daemon's unix socket
 
 	// The agents' state dirs (OpenClaw), config dirs (Claude Code) and
 	// homes (Codex), as configured or discovered.
@@ -387,32 +388,44 @@ func checkOwnFiles(_ context.Context, a *auditor) Finding {
 	default:
 		v.fine("%s: mode %s", a.cfg.DataDir, modeString(dir))
 	}
-	for _, f := range []struct {
-		name, why string
-		sev       Severity
-	}{
-		{"fleetmeter.db", "every model call, agent, user and session name", SeverityHigh},
-		{"daemon.token", "the token that lets its holder download the database", SeverityHigh},
-	} {
-		p := filepath.Join(a.cfg.DataDir, f.name)
-		fi, err := a.stat(p)
-		if err != nil {
-			continue // not there (yet): nothing to expose
-		}
-		fix := fmt.Sprintf("chmod 0600 %s.", p)
+	db := filepath.Join(a.cfg.DataDir, "fleetmeter.db")
+	if fi, err := a.stat(db); err == nil {
+		fix := fmt.Sprintf("chmod 0600 %s.", db)
 		switch perm := fi.Mode().Perm(); {
 		case perm&0o004 != 0:
-			v.problem(f.sev, fix, "%s: mode %s: every local user can read %s", p, modeString(fi), f.why)
+			v.problem(SeverityHigh, fix, "%s: mode %s: every local user can read every model call, agent, user and session name", db, modeString(fi))
 		case perm&0o022 != 0:
-			v.problem(SeverityMedium, fix, "%s: mode %s: others can change it", p, modeString(fi))
+			v.problem(SeverityMedium, fix, "%s: mode %s: others can change it", db, modeString(fi))
 		default:
-			v.fine("%s: mode %s", p, modeString(fi))
+			v.fine("%s: mode %s", db, modeString(fi))
 		}
 	}
+	a.socketAccess(&v)
 	if a.cfg.ConfigFile != "" {
 		a.configFileSecrets(&v)
 	}
 	return v.finding("The data dir and its files are private.", "fleetmeter's files are readable or writable by other users.", SeverityHigh)
+}
+
+// socketAccess fails a daemon socket every local user may connect to
+// (search on its dir, write on the socket): the socket answers the whole
+// API, backups of the database included, with no further check.
+func (a *auditor) socketAccess(v *verdict) {
+	if a.cfg.Socket == "" {
+		return
+	}
+	dir := filepath.Dir(a.cfg.Socket)
+	di, err := a.stat(dir)
+	if err != nil {
+		return // no daemon has run: nothing to reach
+	}
+	si, err := a.stat(a.cfg.Socket)
+	if err == nil && a.othersReach(a.cfg.Socket) && si.Mode().Perm()&0o002 != 0 {
+		v.problem(SeverityHigh, fmt.Sprintf("chmod 0700 %s (fleetmeter makes it so; something changed it).", dir),
+			"%s: mode %s, its dir %s: every local user can use the daemon's API and download the database", a.cfg.Socket, modeString(si), modeString(di))
+		return
+	}
+	v.fine("%s: mode %s", dir, modeString(di))
 }
 
 // configFileSecrets fails a config file that holds a secret (auth_token,

@@ -103,7 +103,7 @@ func proc(pid, comm string, inode int) []fx {
 
 func TestAuditChecks(t *testing.T) {
 	sound := []fx{
-		dir("var/lib/fleetmeter", 0o700), file("var/lib/fleetmeter/fleetmeter.db", 0o600, "x"), file("var/lib/fleetmeter/daemon.token", 0o600, "t"),
+		dir("var/lib/fleetmeter", 0o700), file("var/lib/fleetmeter/fleetmeter.db", 0o600, "x"),
 		dir("home/ana/.openclaw", 0o700), dir("home/ana/.openclaw/agents/main/sessions", 0o700), dir("home/ana/.openclaw/agents/main/agent", 0o700),
 		file("home/ana/.openclaw/openclaw.json", 0o600, `{"gateway":{"port":18789,"bind":"loopback","auth":{"mode":"token","token":"0123456789abcdef0123456789abcdef"}}}`),
 		file("home/ana/.openclaw/agents/main/agent/auth-profiles.json", 0o600, `{}`),
@@ -123,7 +123,7 @@ func TestAuditChecks(t *testing.T) {
 		check   string
 		extra   []fx // added to (or replacing, same path) the sound tree
 		cfg     func(*AuditConfig)
-		status  Status
+		status  CheckStatus
 		sev     Severity // for fails
 		evident string   // substring of the evidence
 	}{
@@ -135,7 +135,10 @@ func TestAuditChecks(t *testing.T) {
 		{"own files private", "fleetmeter_files", nil, nil, StatusPass, 0, "fleetmeter.db: mode 0600"},
 		{"database world-readable", "fleetmeter_files", []fx{file("var/lib/fleetmeter/fleetmeter.db", 0o644, "x")}, nil, StatusFail, SeverityHigh, "every local user can read every model call"},
 		{"data dir world-writable", "fleetmeter_files", []fx{dir("var/lib/fleetmeter", 0o777)}, nil, StatusFail, SeverityCritical, "anyone can replace"},
-		{"daemon token readable", "fleetmeter_files", []fx{file("var/lib/fleetmeter/daemon.token", 0o644, "t")}, nil, StatusFail, SeverityHigh, "daemon.token"},
+		{"socket open to all", "fleetmeter_files", []fx{dir("run/fleetmeter", 0o755), file("run/fleetmeter/fleetmeter.sock", 0o666, "")},
+			func(c *AuditConfig) { c.Socket = "/run/fleetmeter/fleetmeter.sock" }, StatusFail, SeverityHigh, "download the database"},
+		{"socket in a private dir", "fleetmeter_files", []fx{dir("run/fleetmeter", 0o700), file("run/fleetmeter/fleetmeter.sock", 0o666, "")},
+			func(c *AuditConfig) { c.Socket = "/run/fleetmeter/fleetmeter.sock" }, StatusPass, 0, "/run/fleetmeter: mode 0700"},
 		{"config with secret readable", "fleetmeter_files", []fx{file("etc/fleetmeter/config.toml", 0o644, "auth_token = \"abc\"\n")},
 			func(c *AuditConfig) { c.ConfigFile = "/etc/fleetmeter/config.toml" }, StatusFail, SeverityHigh, "holds auth_token"},
 		{"config without secret readable", "fleetmeter_files", []fx{file("etc/fleetmeter/config.toml", 0o644, "tz = \"UTC\"\n")},
@@ -215,7 +218,7 @@ func TestAuditChecks(t *testing.T) {
 		{"token in a unit's Environment=", "env_file_secrets", []fx{file("etc/systemd/system/openclaw.service", 0o644, "[Service]\nEnvironment=\"OPENCLAW_GATEWAY_TOKEN=abc\" NODE_ENV=production\n")}, nil, StatusFail, SeverityHigh, "OPENCLAW_GATEWAY_TOKEN (line 2) in Environment="},
 		{"file references are fine", "env_file_secrets", []fx{file("etc/systemd/system/fleetmeter.service", 0o644, "[Service]\nEnvironment=FLEETMETER_AUTH_TOKEN_FILE=/etc/fleetmeter/token GITHUB_TOKEN=\n")}, nil, StatusPass, 0, ""},
 	}
-	covered := map[string]map[Status]bool{}
+	covered := map[string]map[CheckStatus]bool{}
 	for _, tc := range cases {
 		t.Run(tc.check+"/"+tc.name, func(t *testing.T) {
 			root := tree(t, append(append([]fx{}, sound...), tc.extra...)...)
@@ -249,7 +252,7 @@ func TestAuditChecks(t *testing.T) {
 			}
 		})
 		if covered[tc.check] == nil {
-			covered[tc.check] = map[Status]bool{}
+			covered[tc.check] = map[CheckStatus]bool{}
 		}
 		covered[tc.check][tc.status] = true
 	}

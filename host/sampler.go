@@ -75,6 +75,33 @@ type Sampler struct {
 	haveSwap bool
 	prevGW   map[int]procTimes
 	errLog   map[string]loggedError
+
+	lastTS int64              // the newest stored sample's time (unix ms), 0 before the first
+	latest storage.HostSample // the last sample taken, stored or not
+	status Status
+}
+
+// Status is what the sampler has done, for health output and metrics.
+type Status struct {
+	Stored  int64 `json:"samples_stored"`
+	Dropped int64 `json:"samples_dropped_clock_behind"`
+	// LastSample is when the last sample was taken (its stamp).
+	LastSample time.Time `json:"last_sample"`
+	// LastError is why the last sample could not be stored; empty once one is.
+	LastError string `json:"last_error,omitempty"`
+}
+
+// maxClockLag is how far back the clock may step and samples still be
+// dropped until it catches up. A sample stamped before the newest stored
+// one lands in slots that already hold that time, and would count twice.
+// Beyond this lag the clock that stamped the newest samples was wrong (a
+// clock years ahead, then corrected): sampling resumes at once rather than
+// stopping for years; the future-dated rows stay in their own slots.
+const maxClockLag = 7 * 24 * time.Hour
+
+// latestStore is a store that can say what it holds newest.
+type latestStore interface {
+	LatestHostSample() (storage.HostSample, bool, error)
 }
 
 type loggedError struct {
@@ -124,6 +151,15 @@ func NewSampler(ctx context.Context, cfg SamplerConfig) (*Sampler, error) {
 	} else {
 		s.ncpu = runtime.NumCPU()
 	}
+	if ls, ok := cfg.Store.(latestStore); ok {
+		last, found, err := ls.LatestHostSample()
+		if err != nil {
+			return nil, fmt.Errorf("host sampler: %w", err)
+		}
+		if found {
+			s.lastTS = last.TS
+		}
+	}
 	// Baseline: one silent step's worth of counters.
 	var scratch storage.HostSample
 	errs := map[string]string{}
@@ -149,7 +185,13 @@ func (s *Sampler) Run(ctx context.Context, interval time.Duration) error {
 			return nil
 		case <-t.C:
 			if _, err := s.Step(ctx, s.now()); err != nil {
-				s.logError("store", err)
+				// The cause, not the stamped message: a full disk is one
+				// problem, logged every few minutes, not every sample.
+				cause := err
+				for u := errors.Unwrap(cause); u != nil; u = errors.Unwrap(cause) {
+					cause = u
+				}
+				s.logError("store", cause)
 			}
 		}
 	}
@@ -183,12 +225,43 @@ func (s *Sampler) Step(ctx context.Context, now time.Time) (storage.HostSample, 
 	}
 	s.logFieldErrors(errs)
 	smp = smp.Quantized()
-	if s.cfg.Store != nil {
-		if err := s.cfg.Store.PutHostSample(smp); err != nil {
-			return smp, fmt.Errorf("host sample at %s: %w", now.UTC().Format(time.RFC3339), err)
-		}
+	s.latest = smp
+	s.status.LastSample = time.UnixMilli(smp.TS).UTC()
+	if s.cfg.Store == nil {
+		return smp, nil
 	}
+	if behind := s.lastTS - smp.TS; behind > 0 {
+		if behind <= maxClockLag.Milliseconds() {
+			s.status.Dropped++
+			s.logErrorLocked("clock", fmt.Sprintf("the clock is behind the newest sample (%s): samples are dropped until it catches up", time.Duration(behind)*time.Millisecond))
+			return smp, nil
+		}
+		s.log.Warn("the newest host samples are dated far ahead of the clock: the clock that stamped them was wrong; sampling resumes", "ahead", time.Duration(behind)*time.Millisecond)
+	}
+	if err := s.cfg.Store.PutHostSample(smp); err != nil {
+		err = fmt.Errorf("host sample at %s: %w", now.UTC().Format(time.RFC3339), err)
+		s.status.LastError = err.Error()
+		return smp, err
+	}
+	s.lastTS = smp.TS
+	s.status.Stored++
+	s.status.LastError = ""
 	return smp, nil
+}
+
+// Status returns a copy of the sampler's counters.
+func (s *Sampler) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.status
+}
+
+// Latest returns the last sample taken (false before the first): what
+// /metrics shows, whatever the stored rows' timestamps say.
+func (s *Sampler) Latest() (storage.HostSample, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.latest, s.latest.TS != 0
 }
 
 // readCPU sets the CPU shares since the previous reading. When too little
@@ -360,7 +433,7 @@ func (s *Sampler) readSessions(now time.Time, smp *storage.HostSample, errs map[
 // most every errorLogEvery while it repeats, and says when it cleared.
 func (s *Sampler) logFieldErrors(errs map[string]string) {
 	for field, le := range s.errLog {
-		if _, still := errs[field]; !still && field != "store" {
+		if _, still := errs[field]; !still && field != "store" && field != "clock" {
 			delete(s.errLog, field)
 			s.log.Info("host field readable again", "field", field, "error_was", le.msg)
 		}
@@ -382,5 +455,9 @@ func (s *Sampler) logErrorLocked(field, msg string) {
 		return
 	}
 	s.errLog[field] = loggedError{msg: msg, at: now}
+	if field == "store" || field == "clock" {
+		s.log.Warn("host sample not stored", "error", msg)
+		return
+	}
 	s.log.Warn("host sample field unavailable", "field", field, "error", msg)
 }

@@ -3,6 +3,7 @@ package host
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"math"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -262,25 +264,45 @@ func TestStepMissingDataDir(t *testing.T) {
 	}
 }
 
+// A clock that steps back: the samples stamped before the newest stored
+// one are dropped and counted (their slots already hold that time: they
+// would count twice), until the clock catches up. A clock that was years
+// ahead, then corrected, does not stop sampling for years.
 func TestStepClockBackwards(t *testing.T) {
 	db := openTestDB(t)
 	wall := time.Date(2026, 4, 10, 12, 0, 0, 0, time.UTC)
 	s := newTestSampler(t, SamplerConfig{Store: db, ActiveSessions: sessionsFrom(db), Now: func() time.Time { return wall }})
-	steps := []time.Time{wall, wall.Add(-time.Hour), wall.Add(-time.Hour), wall.Add(5 * time.Minute)}
-	for i, at := range steps {
-		smp, err := s.Step(context.Background(), at)
+	steps := []struct {
+		at     time.Time
+		stored bool
+	}{
+		{wall, true}, {wall.Add(-time.Hour), false}, {wall.Add(-time.Hour), false}, {wall.Add(5 * time.Minute), true},
+		{wall.Add(5 * 365 * 24 * time.Hour), true}, // the clock jumps five years ahead…
+		{wall.Add(6 * time.Minute), true},          // …and is corrected: sampling goes on
+		{wall.Add(5*time.Minute + 30*time.Second), false},
+	}
+	for i, st := range steps {
+		before := s.Status()
+		smp, err := s.Step(context.Background(), st.at)
 		if err != nil {
-			t.Fatalf("step %d at %s: %v", i, at, err)
+			t.Fatalf("step %d at %s: %v", i, st.at, err)
 		}
-		if smp.TS != at.UnixMilli() {
-			t.Errorf("step %d stamped %d, want %d", i, smp.TS, at.UnixMilli())
+		if smp.TS != st.at.UnixMilli() {
+			t.Errorf("step %d stamped %d, want %d", i, smp.TS, st.at.UnixMilli())
 		}
 		checkPlausible(t, smp)
+		after := s.Status()
+		if stored := after.Stored > before.Stored; stored != st.stored || after.Dropped+after.Stored != before.Dropped+before.Stored+1 {
+			t.Errorf("step %d at %s: stored %v (status %+v), want stored %v", i, st.at, stored, after, st.stored)
+		}
+		if latest, ok := s.Latest(); !ok || latest.TS != smp.TS {
+			t.Errorf("step %d: latest sample %d, want the one just taken", i, latest.TS)
+		}
 	}
 	// No monotonic time at all between two steps: rates are 0, not NaN or Inf.
 	s.mono = func() time.Duration { return time.Hour }
-	s.Step(context.Background(), wall)
-	smp, err := s.Step(context.Background(), wall)
+	s.Step(context.Background(), wall.Add(7*time.Minute))
+	smp, err := s.Step(context.Background(), wall.Add(7*time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,12 +312,20 @@ func TestStepClockBackwards(t *testing.T) {
 	}
 	var n int
 	db.HostSamples(0, math.MaxInt64/2, func(*storage.HostSample) error { n++; return nil })
-	if n != len(steps)+2 {
-		t.Errorf("%d samples stored, want %d (two share a millisecond)", n, len(steps)+2)
+	if st := s.Status(); n != 6 || st.Stored != 6 || st.Dropped != 3 {
+		t.Errorf("%d samples stored (status %+v), want 6 stored and 3 dropped", n, st)
 	}
-	rows, _ := db.HostRollups5m(0, math.MaxInt64/2)
-	if len(rows) != 3 {
-		t.Errorf("%d 5-minute rows, want 3 (an hour back, now, the next slot)", len(rows))
+	if rows, _ := db.HostRollups5m(wall.Add(-2*time.Hour).UnixMilli(), wall.UnixMilli()); len(rows) != 0 {
+		t.Errorf("the hour the clock stepped back into has rows: %+v", rows)
+	}
+	// A new sampler on the same store knows the newest sample.
+	db2 := openTestDB(t)
+	if err := db2.PutHostSample(storage.HostSample{TS: wall.UnixMilli()}); err != nil {
+		t.Fatal(err)
+	}
+	s2 := newTestSampler(t, SamplerConfig{Store: db2, ActiveSessions: sessionsFrom(db2)})
+	if _, err := s2.Step(context.Background(), wall.Add(-time.Minute)); err != nil || s2.Status().Dropped != 1 {
+		t.Errorf("a restarted sampler behind the newest sample: err %v, status %+v", err, s2.Status())
 	}
 }
 
@@ -351,4 +381,57 @@ func BenchmarkSamplerStep(b *testing.B) {
 			s.Step(context.Background(), time.Now())
 		}
 	})
+}
+
+// failingStore fails to store until told to work, with a message that
+// differs every time (as a real one does: it names the sample's time).
+type failingStore struct {
+	mu    sync.Mutex
+	fail  bool
+	calls int
+}
+
+func (f *failingStore) PutHostSample(s storage.HostSample) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.fail {
+		return fmt.Errorf("put host sample at %d: %w", s.TS, syscall.ENOSPC)
+	}
+	return nil
+}
+
+// A store that keeps failing (a full disk) is logged once, not at every
+// sample, and the status says so until a sample is stored again.
+func TestStoreFailuresLoggedOnce(t *testing.T) {
+	var logs syncBuffer
+	store := &failingStore{fail: true}
+	s := newTestSampler(t, SamplerConfig{Store: store, ActiveSessions: func(time.Time) (int, map[string]int, error) { return 0, nil, nil },
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, 5*time.Millisecond) }()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		store.mu.Lock()
+		n := store.calls
+		store.mu.Unlock()
+		if n >= 10 {
+			break
+		}
+	}
+	if st := s.Status(); !strings.Contains(st.LastError, "no space left") {
+		t.Errorf("status while failing: %+v", st)
+	}
+	store.mu.Lock()
+	store.fail = false
+	store.mu.Unlock()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	<-done
+	if n := strings.Count(logs.String(), "host sample not stored"); n != 1 {
+		t.Errorf("%d log lines for one lasting failure, want 1:\n%s", n, logs.String())
+	}
+	if st := s.Status(); st.LastError != "" || st.Stored == 0 {
+		t.Errorf("status after recovery: %+v", st)
+	}
 }

@@ -44,7 +44,13 @@ type Query struct {
 	Kind         string
 	Since, Until int32
 	TZ           string
+	// Limit and Offset page the rows of the session report (most recent
+	// first); Limit 0 means every row. Totals cover the whole range.
+	Limit, Offset int
 }
+
+// MaxPage is the most session rows one page may ask for.
+const MaxPage = 1000
 
 // ParseQuery builds a query from the strings a command line or a URL
 // gives: since and until as YYYY-MM-DD (empty: open), tz as an IANA zone
@@ -76,7 +82,8 @@ func ParseRange(since, until string) (from, to int32, err error) {
 }
 
 // Validate checks the query on its own: a known kind (a usage kind or
-// HostKind), a range that does not end before it starts, and a known zone. Errors are ErrBadQuery.
+// HostKind), a range that does not end before it starts, a known zone and
+// a page within MaxPage. Errors are ErrBadQuery.
 func (q Query) Validate() error { return q.validate(q.Kind != HostKind) }
 
 // validate checks q; usage says whether the kind must be a usage kind.
@@ -92,6 +99,9 @@ func (q Query) validate(usage bool) error {
 	}
 	if _, err := q.location(time.UTC); err != nil {
 		return err
+	}
+	if q.Limit < 0 || q.Offset < 0 || q.Limit > MaxPage {
+		return badQuery("limit must be 0 to %d and offset not negative", MaxPage)
 	}
 	return nil
 }

@@ -2,10 +2,8 @@ package rollup
 
 import (
 	"context"
-	"math"
+	"fmt"
 	"time"
-
-	"github.com/fleetmeter/fleetmeter/storage"
 )
 
 // Reader is the read model: everything fleetmeter shows about usage and
@@ -28,13 +26,6 @@ type HostStore interface {
 	HostSlotReader
 }
 
-// LedgerSource is a Source that can also stream its ledger, so days can be
-// recut in another zone than its rollups were; *storage.DB satisfies it.
-type LedgerSource interface {
-	Source
-	Ledger(fromMillis, toMillis int64, fn func(*storage.Usage) error) error
-}
-
 // ReaderConfig holds a LocalReader's dependencies.
 type ReaderConfig struct {
 	// Host holds the host history; nil when there is none (a report read
@@ -46,12 +37,24 @@ type ReaderConfig struct {
 	InstanceType func() string
 	// Thresholds of the advice rules; zero means DefaultThresholds().
 	Thresholds Thresholds
+	// MaxHeavy bounds the reports computed at once (0: no bound); a read
+	// that waits BusyWait for a turn fails with ErrBusy. Results are kept
+	// per data version of a versioned source (the database) either way.
+	MaxHeavy int
+	BusyWait time.Duration
+	// MaxStale, when set, lets a query be answered from the data version
+	// before the newest for at most this long while its result for the
+	// newest is computed (a busy daemon); zero always answers the newest.
+	MaxStale time.Duration
 }
 
-// LocalReader answers queries from a Source in this process.
+// LocalReader answers queries from a Source in this process. It is safe
+// for concurrent use.
 type LocalReader struct {
-	src Source
-	cfg ReaderConfig
+	src   Source
+	cfg   ReaderConfig
+	cache *resultCache
+	cuts  zoneCuts
 }
 
 var _ Reader = (*LocalReader)(nil)
@@ -67,11 +70,12 @@ func NewReader(src Source, cfg ReaderConfig) *LocalReader {
 	if cfg.Thresholds == (Thresholds{}) {
 		cfg.Thresholds = DefaultThresholds()
 	}
-	return &LocalReader{src: src, cfg: cfg}
+	return &LocalReader{src: src, cfg: cfg, cache: newResultCache(cfg.MaxHeavy, cfg.BusyWait, cfg.MaxStale)}
 }
 
 // Report builds a usage report. A query in another zone than the source's
-// rollups recuts days from the ledger (ErrBadQuery when the source has none).
+// rollups recuts days from the ledger (ErrBadQuery when the source has
+// none). A query with a Limit gets that page of the session rows.
 func (r *LocalReader) Report(ctx context.Context, q Query) (Report, error) {
 	if err := q.validate(true); err != nil {
 		return Report{}, err
@@ -80,15 +84,22 @@ func (r *LocalReader) Report(ctx context.Context, q Query) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	src := r.src
+	src, ln := r.src, laneDefault
 	if loc.String() != src.Location().String() {
-		ls, ok := src.(LedgerSource)
+		cs, ok := src.(CutSource)
 		if !ok {
 			return Report{}, badQuery("days are cut in %s here; this source cannot recut them in %s", src.Location(), loc)
 		}
-		src = recut{ls, loc}
+		src, ln = zoned{cs, loc, &r.cuts}, laneRecut
 	}
-	return Build(src, q)
+	whole := q
+	whole.Limit, whole.Offset = 0, 0
+	key := fmt.Sprintf("report|%s|%d|%d|%s", q.Kind, q.Since, q.Until, loc)
+	rep, err := cached(ctx, r.cache, r.src, key, ln, func() (Report, error) { return Build(src, whole) })
+	if err != nil {
+		return Report{}, err
+	}
+	return paged(rep, q), nil
 }
 
 // HostReport reads the daily host rows of q's range.
@@ -99,7 +110,10 @@ func (r *LocalReader) HostReport(ctx context.Context, q Query) (HostReport, erro
 	if r.cfg.Host == nil {
 		return HostReport{}, badQuery("host reports read the database, not transcripts")
 	}
-	return LoadHostReport(r.cfg.Host, q.Since, q.Until)
+	key := fmt.Sprintf("host|%d|%d", q.Since, q.Until)
+	return cached(ctx, r.cache, r.cfg.Host, key, laneDefault, func() (HostReport, error) {
+		return LoadHostReport(r.cfg.Host, q.Since, q.Until)
+	})
 }
 
 // Advice applies the advice rules to the week before Now.
@@ -107,36 +121,10 @@ func (r *LocalReader) Advice(ctx context.Context) (Advice, error) {
 	if r.cfg.Host == nil {
 		return Advice{}, badQuery("advice reads the database, not transcripts")
 	}
-	return AdviseFrom(r.cfg.Host, r.cfg.Now(), r.cfg.InstanceType(), r.cfg.Thresholds)
-}
-
-// recut is a source whose days are cut in loc, recomputed from the ledger.
-type recut struct {
-	LedgerSource
-	loc *time.Location
-}
-
-func (s recut) Location() *time.Location { return s.loc }
-
-func (s recut) DimRows(kind byte, from, to int32) ([]storage.Row, error) {
-	tally := NewTally(s.loc)
-	fromMs, toMs := int64(math.MinInt64), int64(math.MaxInt64)
-	if from != MinDay {
-		fromMs = storage.DayStartMillis(from-1, time.UTC) // a day of slack either side for zone offsets
-	}
-	if to != MaxDay {
-		toMs = storage.DayStartMillis(to+2, time.UTC)
-	}
-	var batch storage.Batch
-	err := s.LedgerSource.Ledger(fromMs, toMs, func(u *storage.Usage) error {
-		batch.Records = append(batch.Records, *u)
-		return nil
+	now, typ := r.cfg.Now(), r.cfg.InstanceType()
+	// The window moves with the clock: a result is kept for its minute.
+	key := fmt.Sprintf("advice|%d|%s", now.Unix()/60, typ)
+	return cached(ctx, r.cache, r.cfg.Host, key, laneDefault, func() (Advice, error) {
+		return AdviseFrom(r.cfg.Host, now, typ, r.cfg.Thresholds)
 	})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := tally.Apply(&batch); err != nil {
-		return nil, err
-	}
-	return tally.DimRows(kind, from, to)
 }

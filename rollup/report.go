@@ -138,6 +138,15 @@ type Report struct {
 	// Corrected counts stored calls whose writer's numbers were fixed
 	// (an implausible cost, cached tokens counted inside input).
 	Corrected storage.Corrections
+	// Page is set when a query asked for a page of the session rows.
+	Page *Page
+}
+
+// Page says which session rows a paged report holds.
+type Page struct {
+	Offset int `json:"offset"`
+	Limit  int `json:"limit"`
+	Total  int `json:"total_rows"` // rows in the whole range
 }
 
 // MarshalJSON writes the rows under their kind's key.
@@ -150,8 +159,25 @@ func (r Report) MarshalJSON() ([]byte, error) {
 	totals, _ := json.Marshal(r.Totals)
 	skipped, _ := json.Marshal(r.Skipped)
 	corrected, _ := json.Marshal(r.Corrected)
-	fmt.Fprintf(&b, `{%q:%s,"totals":%s,"skipped":%s,"corrected":%s}`, kinds[r.Kind], rows, totals, skipped, corrected)
+	fmt.Fprintf(&b, `{%q:%s,"totals":%s,"skipped":%s,"corrected":%s`, kinds[r.Kind], rows, totals, skipped, corrected)
+	if r.Page != nil {
+		page, _ := json.Marshal(r.Page)
+		fmt.Fprintf(&b, `,"page":%s`, page)
+	}
+	b.WriteByte('}')
 	return b.Bytes(), nil
+}
+
+// paged is rep with only the session rows of q's page; rep is not changed.
+func paged(rep Report, q Query) Report {
+	rows, ok := rep.Rows.([]SessionRow)
+	if !ok || q.Limit == 0 {
+		return rep
+	}
+	rep.Page = &Page{Offset: q.Offset, Limit: q.Limit, Total: len(rows)}
+	from := min(q.Offset, len(rows))
+	rep.Rows = rows[from:min(from+q.Limit, len(rows)):min(from+q.Limit, len(rows))]
+	return rep
 }
 
 // Build makes the report q asks for from src.
@@ -197,7 +223,7 @@ func Build(src Source, q Query) (Report, error) {
 	case "user":
 		kind = storage.DimUser
 	}
-	rows, err := src.DimRows(kind, from, q.Until)
+	rows, err := dimRows(src, kind, from, q.Until)
 	if err != nil {
 		return Report{}, err
 	}
@@ -404,17 +430,13 @@ func modelRows(rows []storage.Row, since int32) []ModelRow {
 // sessionRows lists sessions whose last activity falls in the range, most
 // recent first.
 func sessionRows(src Source, q Query) ([]SessionRow, storage.Totals, error) {
-	sessions, err := src.Sessions()
-	if err != nil {
-		return nil, storage.Totals{}, err
-	}
 	loc := src.Location()
 	var total storage.Totals
 	out := []SessionRow{}
-	for _, s := range sessions {
+	err := eachSession(src, func(s *storage.Session) error {
 		day := storage.DayNumber(s.LastTS, loc)
 		if day < q.Since || day > q.Until {
-			continue
+			return nil
 		}
 		var t storage.Totals
 		models := make([]string, 0, len(s.Models))
@@ -423,7 +445,7 @@ func sessionRows(src Source, q Query) ([]SessionRow, storage.Totals, error) {
 			models = append(models, m)
 		}
 		if t.IsZero() {
-			continue
+			return nil
 		}
 		sort.Strings(models)
 		total.Add(t)
@@ -433,6 +455,10 @@ func sessionRows(src Source, q Query) ([]SessionRow, storage.Totals, error) {
 			LastActivity:  time.UnixMilli(s.LastTS).In(loc).Format(time.RFC3339),
 			Sums:          SumsOf(t), Models: models, lastTS: s.LastTS,
 		})
+		return nil
+	})
+	if err != nil {
+		return nil, storage.Totals{}, err
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].lastTS != out[j].lastTS {
@@ -441,6 +467,37 @@ func sessionRows(src Source, q Query) ([]SessionRow, storage.Totals, error) {
 		return out[i].SessionID < out[j].SessionID
 	})
 	return out, total, nil
+}
+
+// dimRows reads daily rows with the source's unmapped scan when it has one
+// (the database: a report then does not leave the pages it read resident).
+func dimRows(src Source, kind byte, from, to int32) ([]storage.Row, error) {
+	if s, ok := src.(interface {
+		ScanDimRows(kind byte, from, to int32) ([]storage.Row, error)
+	}); ok {
+		return s.ScanDimRows(kind, from, to)
+	}
+	return src.DimRows(kind, from, to)
+}
+
+// eachSession streams the sessions of src when it can (the database
+// decodes one at a time), else walks the list it returns.
+func eachSession(src Source, fn func(*storage.Session) error) error {
+	if st, ok := src.(interface {
+		EachSession(func(*storage.Session) error) error
+	}); ok {
+		return st.EachSession(fn)
+	}
+	sessions, err := src.Sessions()
+	if err != nil {
+		return err
+	}
+	for i := range sessions {
+		if err := fn(&sessions[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DecodeReport reads a report back from its JSON (as the daemon's API
@@ -481,6 +538,12 @@ func DecodeReport(kind string, data []byte) (Report, error) {
 		}
 		if err := json.Unmarshal(raw[part.key], part.dst); err != nil {
 			return Report{}, fmt.Errorf("decode %s report %q: %w", kind, part.key, err)
+		}
+	}
+	if p, ok := raw["page"]; ok {
+		rep.Page = &Page{}
+		if err := json.Unmarshal(p, rep.Page); err != nil {
+			return Report{}, fmt.Errorf("decode %s report page: %w", kind, err)
 		}
 	}
 	rep.Rows = reflect.ValueOf(rows).Elem().Interface()

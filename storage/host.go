@@ -248,33 +248,46 @@ func SlotStart(tsMillis int64) int64 {
 // PutHostSample stores s (quantized, see HostSample.Quantized) and folds it
 // into its 5-minute and daily rollups, in one transaction.
 func (db *DB) PutHostSample(s HostSample) error {
-	s = s.Quantized()
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketHost)
-		prefix := hostTSKey(s.TS)
-		seq := 0
-		c := b.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			if len(k) == 10 {
-				seq = int(binary.BigEndian.Uint16(k[8:])) + 1
+	if err := db.PutHostSamples([]HostSample{s}); err != nil {
+		return fmt.Errorf("put host sample at %d: %w", s.TS, err)
+	}
+	return nil
+}
+
+// PutHostSamples stores samples as PutHostSample does, all in one
+// transaction: for history imported or generated in bulk.
+func (db *DB) PutHostSamples(samples []HostSample) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		for _, s := range samples {
+			if err := db.putHostSample(tx, s.Quantized()); err != nil {
+				return err
 			}
-		}
-		if seq > 0xFFFF {
-			return fmt.Errorf("more than 65536 samples at %d", s.TS)
-		}
-		if err := b.Put(hostSampleKey(s.TS, uint16(seq)), appendHostSample(nil, &s)); err != nil {
-			return err
-		}
-		if err := foldHost(tx.Bucket(bucketHost5m), hostTSKey(SlotStart(s.TS)), &s); err != nil {
-			return fmt.Errorf("host_5m: %w", err)
-		}
-		if err := foldHost(tx.Bucket(bucketHostDaily), periodKey(DayNumber(s.TS, db.loc)), &s); err != nil {
-			return fmt.Errorf("host_daily: %w", err)
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("put host sample at %d: %w", s.TS, err)
+}
+
+func (db *DB) putHostSample(tx *bolt.Tx, s HostSample) error {
+	b := tx.Bucket(bucketHost)
+	prefix := hostTSKey(s.TS)
+	seq := 0
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if len(k) == 10 {
+			seq = int(binary.BigEndian.Uint16(k[8:])) + 1
+		}
+	}
+	if seq > 0xFFFF {
+		return fmt.Errorf("more than 65536 samples at %d", s.TS)
+	}
+	if err := b.Put(hostSampleKey(s.TS, uint16(seq)), appendHostSample(nil, &s)); err != nil {
+		return err
+	}
+	if err := foldHost(tx.Bucket(bucketHost5m), hostTSKey(SlotStart(s.TS)), &s); err != nil {
+		return fmt.Errorf("host_5m: %w", err)
+	}
+	if err := foldHost(tx.Bucket(bucketHostDaily), periodKey(DayNumber(s.TS, db.loc)), &s); err != nil {
+		return fmt.Errorf("host_daily: %w", err)
 	}
 	return nil
 }
@@ -334,9 +347,7 @@ func (db *DB) LatestHostSample() (HostSample, bool, error) {
 func (db *DB) HostRollups5m(fromMillis, toMillis int64) ([]HostRollup, error) {
 	var out []HostRollup
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketHost5m).Cursor()
-		end := hostTSKey(toMillis)
-		for k, v := c.Seek(hostTSKey(fromMillis)); k != nil && bytes.Compare(k, end) < 0; k, v = c.Next() {
+		return db.scanUnmapped(tx, bucketHost5m, hostTSKey(fromMillis), hostTSKey(toMillis), func(k, v []byte) error {
 			r, err := decodeHostRollup(v)
 			if err != nil || len(k) != 8 {
 				return fmt.Errorf("host_5m row %x: %w", k, err)
@@ -344,8 +355,8 @@ func (db *DB) HostRollups5m(fromMillis, toMillis int64) ([]HostRollup, error) {
 			r.Start = decodeHostTS(k)
 			r.Day = DayNumber(r.Start, db.loc)
 			out = append(out, r)
-		}
-		return nil
+			return nil
+		})
 	})
 	return out, err
 }
@@ -354,9 +365,7 @@ func (db *DB) HostRollups5m(fromMillis, toMillis int64) ([]HostRollup, error) {
 func (db *DB) HostRollupsDaily(from, to int32) ([]HostRollup, error) {
 	var out []HostRollup
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketHostDaily).Cursor()
-		end := periodKey(to)
-		for k, v := c.Seek(periodKey(from)); k != nil && bytes.Compare(k, end) <= 0; k, v = c.Next() {
+		return db.scanUnmapped(tx, bucketHostDaily, periodKey(from), prefixEnd(periodKey(to)), func(k, v []byte) error {
 			r, err := decodeHostRollup(v)
 			if err != nil || len(k) != 4 {
 				return fmt.Errorf("host_daily row %x: %w", k, err)
@@ -364,10 +373,36 @@ func (db *DB) HostRollupsDaily(from, to int32) ([]HostRollup, error) {
 			r.Day = int32(binary.BigEndian.Uint32(k) ^ signFlip)
 			r.Start = DayStartMillis(r.Day, db.loc)
 			out = append(out, r)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Span is the time range a bucket holds: its oldest and newest keys' times
+// (unix ms); OK is false when it is empty.
+type Span struct {
+	Oldest, Newest int64
+	OK             bool
+}
+
+// HostSpans returns the spans of the raw samples and of the 5-minute rows.
+func (db *DB) HostSpans() (samples, slots Span, err error) {
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		for _, b := range []struct {
+			name []byte
+			dst  *Span
+		}{{bucketHost, &samples}, {bucketHost5m, &slots}} {
+			c := tx.Bucket(b.name).Cursor()
+			first, _ := c.First()
+			last, _ := c.Last()
+			if len(first) >= 8 && len(last) >= 8 {
+				*b.dst = Span{Oldest: decodeHostTS(first), Newest: decodeHostTS(last), OK: true}
+			}
 		}
 		return nil
 	})
-	return out, err
+	return samples, slots, err
 }
 
 // PruneHostSamples deletes raw samples older than beforeMillis, a chunk per

@@ -1,12 +1,14 @@
 // Package ui serves fleetmeter's local HTTP interface: the JSON API under
-// /api, Prometheus text at /metrics and /healthz. It binds to loopback by
-// default; anywhere else needs a bearer token. It reads everything through
-// the small interfaces below, which the appliance satisfies.
+// /api, Prometheus text at /metrics, /healthz, and the browser login. It
+// answers on two kinds of listener: TCP (loopback by default), where a
+// browser needs a login session and a script the bearer token, and the
+// unix socket in the runtime dir, whose file permissions decide who may
+// ask (the CLI talks to the daemon there). It reads everything through the
+// small interfaces below, which the appliance satisfies.
 package ui
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,7 +16,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fleetmeter/fleetmeter/rollup"
@@ -57,9 +62,13 @@ type Status struct {
 	InstanceType string `json:"instance_type,omitempty"`
 	DataDir      string `json:"data_dir"`
 	TZ           string `json:"tz"`
-	// Ingest is the ingester's own status, as it marshals it (ui does not
-	// import ingest).
+	// Healthy is false while anything in Problems holds.
+	Healthy  bool     `json:"healthy"`
+	Problems []string `json:"problems"`
+	// Ingest and Host are the ingester's and the host sampler's own
+	// status, as they marshal it (ui imports neither).
 	Ingest    any                 `json:"ingest"`
+	Host      any                 `json:"host,omitempty"`
 	Database  storage.Stats       `json:"database"`
 	Skipped   storage.Skips       `json:"skipped"`
 	Corrected storage.Corrections `json:"corrected"`
@@ -70,6 +79,9 @@ type Status struct {
 // StatusSource reports the daemon's status; the appliance satisfies it.
 type StatusSource interface {
 	Status(ctx context.Context) (Status, error)
+	// Problems says what is wrong right now (empty when healthy); cheap,
+	// for /healthz.
+	Problems() []string
 }
 
 // Deps are the handler's dependencies.
@@ -78,8 +90,9 @@ type Deps struct {
 	Status  StatusSource
 	// Metrics writes Prometheus text exposition.
 	Metrics func(w io.Writer)
-	// Backup streams a consistent copy of the database.
-	Backup func(w io.Writer) (int64, error)
+	// Backup writes a verified consistent copy of the database into a new
+	// file and returns its path; the handler streams it, then removes it.
+	Backup func() (path string, err error)
 	// Sync returns the upstream sync status for /api/sync (nil: no route).
 	Sync func(ctx context.Context) (any, error)
 	// Alerts serves /api/alerts (nil: no route).
@@ -88,84 +101,97 @@ type Deps struct {
 	// a profile (strict, standard, relaxed; "" is standard), run anew
 	// when refresh asks (nil: no route).
 	Audit func(ctx context.Context, profile string, refresh bool) (any, error)
-	// LocalToken guards /api/backup when no Token is set: loopback is open
-	// to every local user, the database file is not (mode 0600). The daemon
-	// writes it to a 0600 file in its data dir; only who may read the
-	// database may read the token. Sent as X-Fleetmeter-Local-Token.
-	LocalToken string
-	// Token, when set, is required as "Authorization: Bearer <token>" on
-	// everything but /healthz.
+	// Token, when set, is accepted as "Authorization: Bearer <token>" on
+	// TCP, for scripts and for what listens beyond loopback.
 	Token string
+	// Logins holds the browser login sessions. Nil is the explicit opt-out
+	// of single-user boxes: loopback clients need no login.
+	Logins *Logins
+	// LoginURL mints a one-time login URL (for `fleetmeter login`, asked
+	// over the socket).
+	LoginURL func() (string, error)
 	// Listen is the configured address; Host headers naming anything else
 	// than it, localhost or a loopback IP are refused (DNS rebinding).
 	Listen string
 	Log    *slog.Logger
 }
 
-// NewHandler builds the HTTP handler.
+// NewHandler builds the HTTP handler for both listeners (ServeTCP and
+// ServeSocket mark which one a request came through).
 func NewHandler(d Deps) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	_ = r.SetTrustedProxies(nil) // no proxy: ClientIP is the peer
-	r.Use(recovery(d.Log), securityHeaders, checkHost(d.Listen))
-	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
-	authed := r.Group("/", requireToken(d.Token))
-	authed.GET("/", index)
-	authed.GET("/metrics", func(c *gin.Context) {
+	a := &access{token: d.Token, logins: d.Logins, log: d.Log}
+	elog := newErrorLog(d.Log)
+	r.Use(recovery(d.Log), securityHeaders, refuseCrossSite, checkHost(d.Listen), a.check)
+	r.GET("/healthz", func(c *gin.Context) {
+		if p := d.Status.Problems(); len(p) > 0 {
+			c.String(http.StatusServiceUnavailable, "unhealthy: %s\n", strings.Join(p, "; "))
+			return
+		}
+		c.String(http.StatusOK, "ok\n")
+	})
+	r.GET("/metrics", func(c *gin.Context) {
 		c.Header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		d.Metrics(c.Writer)
 	})
-	api := authed.Group("/api")
-	api.GET("/status", func(c *gin.Context) { respond(c, d.Log, func() (Status, error) { return d.Status.Status(c) }) })
+	r.GET("/", index)
+	a.routes(r, d, elog)
+	api := r.Group("/api")
+	api.GET("/status", func(c *gin.Context) { respond(c, elog, func() (Status, error) { return d.Status.Status(c) }) })
 	api.GET("/report/:kind", func(c *gin.Context) {
-		q, err := rollup.ParseQuery(c.Param("kind"), c.Query("since"), c.Query("until"), c.Query("tz"))
+		q, err := parseQuery(c)
 		if err != nil {
-			fail(c, d.Log, err)
+			fail(c, elog, err)
 			return
 		}
 		if q.Kind == rollup.HostKind {
-			respond(c, d.Log, func() (rollup.HostReport, error) { return d.Reports.HostReport(c, q) })
+			respond(c, elog, func() (rollup.HostReport, error) { return d.Reports.HostReport(c, q) })
 			return
 		}
-		respond(c, d.Log, func() (rollup.Report, error) { return d.Reports.Report(c, q) })
+		respond(c, elog, func() (rollup.Report, error) { return d.Reports.Report(c, q) })
 	})
+	api.GET("/advice", func(c *gin.Context) { respond(c, elog, func() (rollup.Advice, error) { return d.Reports.Advice(c) }) })
 	api.GET("/backup", func(c *gin.Context) {
-		local := c.GetHeader("X-Fleetmeter-Local-Token")
-		if d.Token == "" && (d.LocalToken == "" || subtle.ConstantTimeCompare([]byte(local), []byte(d.LocalToken)) != 1) {
-			c.JSON(http.StatusForbidden, gin.H{"error": "a backup needs the daemon's local token (readable by the daemon's user) or the auth token"})
+		// The whole database: for who may read its file (the socket) or
+		// holds the token, not for a browser session.
+		if !viaSocket(c) && !a.bearer(c) {
+			c.JSON(http.StatusForbidden, gin.H{"error": "a backup is taken through the daemon's socket (`fleetmeter backup FILE`) or with the auth token"})
 			return
 		}
-		// A large database takes longer than the server's write timeout.
-		_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
-		c.Header("Content-Type", "application/octet-stream")
-		c.Header("Content-Disposition", `attachment; filename="fleetmeter.db"`)
-		if _, err := d.Backup(c.Writer); err != nil {
-			d.Log.Error("backup failed", "err", err) // headers are gone: the client sees a short body
+		path, err := d.Backup()
+		if err != nil {
+			fail(c, elog, err)
+			return
+		}
+		defer os.Remove(path)
+		if err := streamFile(c, path); err != nil {
+			d.Log.Warn("backup download ended early", "err", err) // headers are gone: the client sees a short body
 		}
 	})
-	api.GET("/advice", func(c *gin.Context) { respond(c, d.Log, func() (rollup.Advice, error) { return d.Reports.Advice(c) }) })
 	if d.Sync != nil {
-		api.GET("/sync", func(c *gin.Context) { respond(c, d.Log, func() (any, error) { return d.Sync(c) }) })
+		api.GET("/sync", func(c *gin.Context) { respond(c, elog, func() (any, error) { return d.Sync(c) }) })
 	}
 	if d.Alerts != nil {
 		// GET: every rule with its value and state (?view=blocks: Claude's
 		// 5-hour blocks); POST {"action":"ack"|"snooze"|"test","rule":…,"for":"2h"}.
 		api.Match([]string{http.MethodGet, http.MethodPost}, "/alerts", func(c *gin.Context) {
 			if c.Request.Method == http.MethodGet {
-				respond(c, d.Log, func() (any, error) { return d.Alerts.Alerts(c, c.Query("view")) })
+				respond(c, elog, func() (any, error) { return d.Alerts.Alerts(c, c.Query("view")) })
 				return
 			}
 			var act AlertAction
 			if err := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 4096)).Decode(&act); err != nil {
-				fail(c, d.Log, fmt.Errorf("%w: want a JSON body {\"action\":…,\"rule\":…}", ErrBadRequest))
+				fail(c, elog, fmt.Errorf("%w: want a JSON body {\"action\":…,\"rule\":…}", ErrBadRequest))
 				return
 			}
-			respond(c, d.Log, func() (any, error) { return d.Alerts.AlertAction(c, act) })
+			respond(c, elog, func() (any, error) { return d.Alerts.AlertAction(c, act) })
 		})
 	}
 	if d.Audit != nil {
 		api.GET("/audit", func(c *gin.Context) {
-			respond(c, d.Log, func() (any, error) { return d.Audit(c, c.Query("profile"), c.Query("refresh") == "1") })
+			respond(c, elog, func() (any, error) { return d.Audit(c, c.Query("profile"), c.Query("refresh") == "1") })
 		})
 	}
 	r.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, gin.H{"error": "not found"}) })
@@ -173,8 +199,65 @@ func NewHandler(d Deps) http.Handler {
 	return http.NewCrossOriginProtection().Handler(r)
 }
 
+// defaultPage is the session rows the API sends when a query names no
+// limit: a page, not the whole history.
+const defaultPage = 200
+
+// parseQuery reads a report query from the URL: since, until, tz, and for
+// sessions limit and offset.
+func parseQuery(c *gin.Context) (rollup.Query, error) {
+	q, err := rollup.ParseQuery(c.Param("kind"), c.Query("since"), c.Query("until"), c.Query("tz"))
+	if err != nil {
+		return q, err
+	}
+	if q.Kind == "session" {
+		q.Limit = defaultPage
+	}
+	for name, dst := range map[string]*int{"limit": &q.Limit, "offset": &q.Offset} {
+		if v := c.Query(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return q, fmt.Errorf("%w: %s %q is not a whole number", ErrBadRequest, name, v)
+			}
+			*dst = n
+		}
+	}
+	return q, q.Validate()
+}
+
+// errorLog logs what requests fail with, the same failure of the same
+// path at most every 30 s: a dashboard polling a daemon whose disk is full
+// must not fill the log.
+type errorLog struct {
+	log  *slog.Logger
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+const errorLogEvery = 30 * time.Second
+
+func newErrorLog(log *slog.Logger) *errorLog {
+	return &errorLog{log: log, last: map[string]time.Time{}}
+}
+
+func (l *errorLog) Error(path string, err error) {
+	key := path + "\x00" + err.Error()
+	l.mu.Lock()
+	at, seen := l.last[key]
+	if seen && time.Since(at) < errorLogEvery {
+		l.mu.Unlock()
+		return
+	}
+	if len(l.last) > 1000 {
+		clear(l.last) // many distinct failures: forget, rather than grow
+	}
+	l.last[key] = time.Now()
+	l.mu.Unlock()
+	l.log.Error("api request failed", "path", path, "err", err)
+}
+
 // respond runs fn and answers its result as JSON, or its error.
-func respond[T any](c *gin.Context, log *slog.Logger, fn func() (T, error)) {
+func respond[T any](c *gin.Context, log *errorLog, fn func() (T, error)) {
 	v, err := fn()
 	if err != nil {
 		fail(c, log, err)
@@ -184,17 +267,63 @@ func respond[T any](c *gin.Context, log *slog.Logger, fn func() (T, error)) {
 }
 
 // fail maps an error to a status and a safe message, in one place: the
-// request's own faults say what is wrong; anything else is a 500 whose
-// detail goes to the log only.
-func fail(c *gin.Context, log *slog.Logger, err error) {
+// request's own faults say what is wrong; a busy daemon says to retry;
+// anything else is a 500 whose detail goes to the log only.
+func fail(c *gin.Context, log *errorLog, err error) {
 	switch {
 	case errors.Is(err, ErrBadRequest), errors.Is(err, rollup.ErrBadQuery):
 		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
 	case errors.Is(err, ErrNotFound):
 		c.JSON(http.StatusNotFound, gin.H{"error": err.Error()})
+	case errors.Is(err, rollup.ErrBusy):
+		c.Header("Retry-After", "1")
+		c.JSON(http.StatusServiceUnavailable, gin.H{"error": rollup.ErrBusy.Error()})
+	case errors.Is(err, storage.ErrCorrupt):
+		log.Error(c.FullPath(), err)
+		c.JSON(http.StatusInternalServerError, gin.H{"error": "the database file is damaged (see the fleetmeter log; `fleetmeter repair` recovers it)"})
 	default:
-		log.Error("api request failed", "path", c.FullPath(), "err", err)
+		log.Error(c.FullPath(), err)
 		c.JSON(http.StatusInternalServerError, gin.H{"error": "internal error (see the fleetmeter log)"})
+	}
+}
+
+// stallLimit is how long a stream may make no progress before it is cut.
+const stallLimit = 30 * time.Second
+
+// streamFile sends a file of any size, without the server's write timeout,
+// but cuts a client that reads nothing for stallLimit.
+func streamFile(c *gin.Context, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	c.Header("Content-Type", "application/octet-stream")
+	c.Header("Content-Disposition", `attachment; filename="fleetmeter.db"`)
+	c.Header("Content-Length", strconv.FormatInt(st.Size(), 10))
+	c.Status(http.StatusOK)
+	rc := http.NewResponseController(c.Writer)
+	buf := make([]byte, 256<<10)
+	for {
+		n, rerr := f.Read(buf)
+		if n > 0 {
+			if err := rc.SetWriteDeadline(time.Now().Add(stallLimit)); err != nil {
+				return err
+			}
+			if _, err := c.Writer.Write(buf[:n]); err != nil {
+				return err
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
 	}
 }
 
@@ -207,11 +336,12 @@ func recovery(log *slog.Logger) gin.HandlerFunc {
 
 func securityHeaders(c *gin.Context) {
 	h := c.Writer.Header()
-	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
 }
 
@@ -220,6 +350,10 @@ func securityHeaders(c *gin.Context) {
 func checkHost(listen string) gin.HandlerFunc {
 	listenHost, _, _ := net.SplitHostPort(listen)
 	return func(c *gin.Context) {
+		if viaSocket(c) {
+			c.Next() // no browser reaches the socket
+			return
+		}
 		host := c.Request.Host
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
@@ -239,39 +373,65 @@ func checkHost(listen string) gin.HandlerFunc {
 	}
 }
 
-func requireToken(token string) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if token == "" {
-			c.Next()
-			return
-		}
-		scheme, got, _ := strings.Cut(c.GetHeader("Authorization"), " ")
-		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-			c.Header("WWW-Authenticate", `Bearer realm="fleetmeter"`)
-			c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": "missing or wrong bearer token"})
-			return
-		}
-		c.Next()
+// refuseCrossSite refuses what a page of another site makes a browser
+// send, on every path and method: the safe methods too, since a read of
+// the API leaks names and costs. Fetch metadata says where a request came
+// from (same-origin, or none for a typed address); an Origin header must
+// name this very host.
+func refuseCrossSite(c *gin.Context) {
+	if site := c.GetHeader("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		c.AbortWithStatusJSON(http.StatusForbidden, gin.H{"error": "cross-site request refused: open fleetmeter's address directly"})
+		return
 	}
+	if origin := c.GetHeader("Origin"); origin != "" && origin != "http://"+c.Request.Host && origin != "https://"+c.Request.Host {
+		c.AbortWithStatusJSON(http.StatusForbidden, gin.H{"error": "cross-origin request refused"})
+		return
+	}
+	c.Next()
 }
 
 func index(c *gin.Context) {
 	c.Data(http.StatusOK, "text/html; charset=utf-8", []byte(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fleetmeter</title></head>
 <body><h1>fleetmeter</h1><p>JSON API: <a href="/api/status">/api/status</a>, <a href="/api/report/daily">/api/report/daily</a>,
 <a href="/api/report/agent">agent</a>, <a href="/api/report/user">user</a>, <a href="/api/report/model">model</a>,
-<a href="/api/report/host">host</a>, <a href="/api/advice">/api/advice</a>; <a href="/metrics">/metrics</a>.</p></body></html>`))
+<a href="/api/report/host">host</a>, <a href="/api/advice">/api/advice</a>; <a href="/metrics">/metrics</a>.</p>
+<form method="post" action="/logout"><button type="submit">Log out</button></form></body></html>`))
 }
 
-// Server runs the handler on a listener until ctx ends, then shuts down
+// connKind marks, in a connection's context, the listener it came through.
+type connKind struct{}
+
+// viaSocket reports a request that came through the unix socket.
+func viaSocket(c *gin.Context) bool {
+	v, _ := c.Request.Context().Value(connKind{}).(string)
+	return v == "socket"
+}
+
+// ServeTCP runs the handler on a TCP listener until ctx ends.
+func ServeTCP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	return serve(ctx, ln, h, "tcp", log)
+}
+
+// ServeSocket runs the handler on the unix socket until ctx ends; who can
+// connect may do everything (the socket's permissions decide who can).
+func ServeSocket(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	return serve(ctx, ln, h, "socket", log)
+}
+
+// serve runs the handler on a listener until ctx ends, then shuts down
 // within a bounded time.
-func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+func serve(ctx context.Context, ln net.Listener, h http.Handler, kind string, log *slog.Logger) error {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, connKind{}, kind)
+		},
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

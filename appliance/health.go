@@ -1,0 +1,91 @@
+package appliance
+
+import (
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fleetmeter/fleetmeter/storage"
+)
+
+// minFreeBytes is the free space on the data dir's filesystem below which
+// the daemon reports itself degraded (or a twentieth of a smaller
+// filesystem): bbolt grows its file in steps, and a commit that cannot
+// grow it fails.
+const minFreeBytes = 64 << 20
+
+// problems says what is wrong right now, each in one sentence; empty when
+// healthy. Health, /healthz, /api/status and /metrics all read it, so they
+// agree, and reflect a failing step at once.
+func (a *App) problems() []string {
+	var p []string
+	if st := a.ingest.Status(); st.LastError != "" {
+		p = append(p, "ingest is failing: "+st.LastError)
+	}
+	if st := a.sampler.Status(); st.LastError != "" {
+		p = append(p, "host samples are not stored: "+st.LastError)
+	}
+	if free, total, err := diskSpace(a.cfg.DataDir); err != nil {
+		p = append(p, fmt.Sprintf("the data dir cannot be read: %v", err))
+	} else if free < min(minFreeBytes, total/20) {
+		p = append(p, fmt.Sprintf("the data dir's filesystem is full (%d MiB free): new calls and host samples may not be stored until space is freed", free>>20))
+	}
+	a.mu.Lock()
+	if a.retentionErr != nil {
+		p = append(p, "retention failed: "+a.retentionErr.Error())
+	}
+	a.mu.Unlock()
+	return p
+}
+
+// diskSpace is what unprivileged writers may still use on dir's
+// filesystem, and its size.
+func diskSpace(dir string) (free, total uint64, err error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, 0, err
+	}
+	return st.Bavail * uint64(st.Bsize), st.Blocks * uint64(st.Bsize), nil
+}
+
+// statsCache keeps the database counts: counting walks whole buckets, so
+// a status poll answers the last counts at once and, when they are older
+// than statsTTL, has them counted again in the background (one count at a
+// time). Only the first poll waits.
+type statsCache struct {
+	mu       sync.Mutex
+	at       time.Time
+	stats    storage.Stats
+	counting bool
+}
+
+const statsTTL = 10 * time.Second
+
+func (c *statsCache) get(count func() (storage.Stats, error)) (storage.Stats, error) {
+	c.mu.Lock()
+	if c.at.IsZero() {
+		defer c.mu.Unlock() // the first count: everyone waits for it
+		st, err := count()
+		if err != nil {
+			return st, err
+		}
+		c.stats, c.at = st, time.Now()
+		return st, nil
+	}
+	st := c.stats
+	if time.Since(c.at) >= statsTTL && !c.counting {
+		c.counting = true
+		go func() {
+			fresh, err := count()
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if err == nil {
+				c.stats, c.at = fresh, time.Now()
+			}
+			c.counting = false
+		}()
+	}
+	c.mu.Unlock()
+	return st, nil
+}
