@@ -73,6 +73,11 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		db.Close()
 		return nil, err
 	}
+	// A poll reads at most this much of one file before it looks at the
+	// others again: a multi-gigabyte transcript, or a line that never ends,
+	// then delays the rest of the fleet by a fraction of a second per step,
+	// not by the whole file.
+	ic.FileBudget = 32 << 20
 	pricer := ic.Pricer.(*pricing.Pricer)
 	a.pricing = pricer.Fingerprint()
 	if _, err := priceLedger(context.Background(), db, pricer, a.Now(), log.With("component", "pricing")); err != nil {

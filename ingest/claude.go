@@ -116,6 +116,9 @@ func (in *Ingester) claudeCandidates(listed map[string]bool) []candidate {
 			}
 			project := e.name
 			dir := filepath.Join(projects, project)
+			if e.link && !in.followLink(dir) {
+				continue
+			}
 			in.walkJSONL(dir, nil, listed, 0, func(path string, rel []string) {
 				// <session>.jsonl, or <session>/subagents/agent-<id>.jsonl:
 				// a sub-agent belongs to the session whose folder holds it.

@@ -169,20 +169,30 @@ type agentDir struct {
 	sessionsDir string
 }
 
-// agentDirs lists agents/<id>/sessions folders under a state root.
+// agentDirs lists agents/<id>/sessions folders under a state root. An
+// agents/<id> that is a symlink to a directory is followed (agents moved to
+// another disk); real folders come first, so when a link names a folder
+// that is also listed, the folder's own name is the agent that keeps its
+// files (the same file is read once, by inode).
 func agentDirs(root string) ([]agentDir, error) {
-	entries, err := os.ReadDir(filepath.Join(root, "agents"))
+	agents := filepath.Join(root, "agents")
+	entries, err := os.ReadDir(agents)
 	if err != nil {
 		return nil, err
 	}
-	var out []agentDir
+	var out, linked []agentDir
 	for _, e := range entries {
-		if !e.IsDir() {
-			continue
+		ad := agentDir{agent: e.Name(), sessionsDir: filepath.Join(agents, e.Name(), "sessions")}
+		switch {
+		case e.IsDir():
+			out = append(out, ad)
+		case e.Type()&fs.ModeSymlink != 0:
+			if st, err := os.Stat(filepath.Join(agents, e.Name())); err == nil && st.IsDir() {
+				linked = append(linked, ad)
+			}
 		}
-		out = append(out, agentDir{agent: e.Name(), sessionsDir: filepath.Join(root, "agents", e.Name(), "sessions")})
 	}
-	return out, nil
+	return append(out, linked...), nil
 }
 
 // candidates lists every transcript file of every configured source, and
@@ -195,6 +205,7 @@ func (in *Ingester) candidates(batch *storage.Batch) ([]candidate, map[string]bo
 	if err != nil {
 		return nil, nil, err
 	}
+	in.links = linkGuard{roots: slices.Concat(roots, in.claudeRoots(), in.codexRoots())}
 	for _, root := range roots {
 		dirs, err := agentDirs(root)
 		if err != nil {
@@ -262,7 +273,8 @@ func (in *Ingester) listSessions(ad agentDir) ([]candidate, error) {
 // dirEntry is a name in a directory listing.
 type dirEntry struct {
 	name string
-	dir  bool
+	dir  bool // a directory, or a symlink to one
+	link bool // a symlink: a directory behind it is walked only if linkGuard allows
 }
 
 // readDir lists dir, unsorted (order does not matter here, and sorting is
@@ -286,7 +298,13 @@ func (in *Ingester) readDir(dir string) ([]dirEntry, error) {
 	}
 	out := make([]dirEntry, len(entries))
 	for i, e := range entries {
-		out[i] = dirEntry{e.Name(), e.IsDir()}
+		out[i] = dirEntry{name: e.Name(), dir: e.IsDir()}
+		if e.Type()&fs.ModeSymlink != 0 {
+			// Rare, so the stat is affordable: a symlinked project or
+			// session folder must not be skipped as a file.
+			st, err := os.Stat(dir + string(filepath.Separator) + e.Name())
+			out[i].link, out[i].dir = true, err == nil && st.IsDir()
+		}
 	}
 	in.listings[dir] = out
 	return out, nil
@@ -356,7 +374,7 @@ const maxWalkDepth = 6
 // walkJSONL calls visit for every *.jsonl (and *.jsonl.zst) file below dir,
 // with its path relative to the walk's start split into parts (rel holds
 // the parts down to dir). Directories that could be listed whole are marked
-// in listed; symlinked directories are not followed.
+// in listed; symlinked directories are followed when in.links allows it.
 func (in *Ingester) walkJSONL(dir string, rel []string, listed map[string]bool, depth int, visit func(path string, rel []string)) {
 	entries, err := in.readDir(dir)
 	if err != nil {
@@ -377,8 +395,9 @@ func (in *Ingester) walkJSONL(dir string, rel []string, listed map[string]bool, 
 		name := e.name
 		switch {
 		case e.dir:
-			if depth < maxWalkDepth {
-				in.walkJSONL(filepath.Join(dir, name), append(rel[:len(rel):len(rel)], name), listed, depth+1, visit)
+			sub := filepath.Join(dir, name)
+			if depth < maxWalkDepth && (!e.link || in.followLink(sub)) {
+				in.walkJSONL(sub, append(rel[:len(rel):len(rel)], name), listed, depth+1, visit)
 			}
 		case strings.HasSuffix(name, ".jsonl") || strings.HasSuffix(name, ".jsonl.zst"):
 			files++
@@ -400,4 +419,43 @@ func (in *Ingester) warnOnce(path, msg string) {
 	}
 	in.warned[path] = msg
 	in.log.Warn(msg, "path", path)
+}
+
+// linkGuard decides which symlinked directories one listing of the
+// sources follows. A link is followed when the directory it leads to lies
+// outside every source tree and every directory followed before: a link
+// back up the tree (a loop) or to a folder that is walked anyway is not,
+// so nothing is walked twice and a cycle cannot make a poll explode.
+type linkGuard struct {
+	roots    []string // the source trees of this listing, as configured
+	real     []string // the real paths of roots[:resolved]
+	resolved int
+	followed []string // real paths of the directories followed so far
+}
+
+// followLink reports whether the symlinked directory at path is walked,
+// and logs (once) one that is not.
+func (in *Ingester) followLink(path string) bool {
+	g := &in.links
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		in.warnOnce(path, "symlinked folder not followed: "+err.Error())
+		return false
+	}
+	// Roots are resolved only now: most hosts have no links at all.
+	for ; g.resolved < len(g.roots); g.resolved++ {
+		if r, err := filepath.EvalSymlinks(g.roots[g.resolved]); err == nil {
+			g.real = append(g.real, r)
+		}
+	}
+	for _, seen := range [][]string{g.real, g.followed} {
+		for _, d := range seen {
+			if real == d || strings.HasPrefix(real, d+string(filepath.Separator)) {
+				in.warnOnce(path, "symlinked folder not followed: it leads to "+real+", which is read already (a loop, or a second name)")
+				return false
+			}
+		}
+	}
+	g.followed = append(g.followed, real)
+	return true
 }

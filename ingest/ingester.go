@@ -71,6 +71,11 @@ type Config struct {
 	Final bool
 	// Workers parse files in parallel; commits stay in order. 0 = 2.
 	Workers int
+	// FileBudget bounds the bytes one step reads of one file (0: no
+	// bound, as a one-shot read wants). The daemon sets it so that one huge
+	// file, or one line without an end, cannot hold back every other file;
+	// a file cut short is read on by the next step, which Run starts at once.
+	FileBudget int64
 	// BatchBytes and BatchRecords bound one transaction. 0 = defaults.
 	BatchBytes   int64
 	BatchRecords int
@@ -138,6 +143,7 @@ type Ingester struct {
 	// threads maps a Codex thread to its parent (forks and spawned
 	// sub-agents), learned from session_meta lines and kept in storage.
 	threads map[string]string
+	links   linkGuard            // which symlinked folders this step's listing follows
 	owners  map[uint32]localUser // file owner uid → local user (guarded by mu)
 	// rateLimits are the newest provider usage windows seen (guarded by mu).
 	rateLimits map[string]RateLimit
@@ -180,6 +186,8 @@ type StepResult struct {
 	Files, Read    int
 	Bytes          int64
 	Added, Skipped int
+	// More: a file was cut short by Config.FileBudget; step again.
+	More bool
 }
 
 // New makes an Ingester writing to ledger.
@@ -238,15 +246,20 @@ func (in *Ingester) Run(ctx context.Context, interval time.Duration) error {
 	w := in.startWatching()
 	defer w.close()
 	var lastLogged time.Time
+	failures := 0
 	for {
 		res, err := in.stepWatched(ctx, w)
 		if err != nil && ctx.Err() == nil {
-			// A database that is down or full: keep polling, log at most
-			// every 30 s so a long outage does not flood the log.
+			// A database that is down or full: the step's work is retried
+			// (stepWatched keeps its directories dirty) after a backoff; log
+			// at most every 30 s so a long outage does not flood the log.
+			failures++
 			if in.now().Sub(lastLogged) > 30*time.Second {
-				in.log.Error("ingest step failed", "err", err)
+				in.log.Error("ingest step failed", "err", err, "retry_in", retryDelay(interval, failures).String())
 				lastLogged = in.now()
 			}
+		} else if err == nil {
+			failures = 0
 		}
 		if res.Read >= bigStepFiles || res.Bytes >= bigStepBytes || (in.lastFull && res.Files >= bigStepFiles) {
 			// A catch-up (the first pass over months of history), or a full
@@ -255,12 +268,42 @@ func (in *Ingester) Run(ctx context.Context, interval time.Duration) error {
 			// Give it back now: one GC.
 			debug.FreeOSMemory()
 		}
+		if failures > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(retryDelay(interval, failures)):
+			}
+			continue
+		}
+		if res.More {
+			// A file was cut at its budget: go on at once, with every other
+			// file's news looked at again first.
+			if ctx.Err() != nil {
+				return nil
+			}
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
 	}
+}
+
+// maxRetryDelay caps the wait between failing steps.
+const maxRetryDelay = time.Minute
+
+// retryDelay is how long Run waits after the failures-th failing step in a
+// row: the poll interval, doubling per failure up to maxRetryDelay (never
+// below the interval).
+func retryDelay(interval time.Duration, failures int) time.Duration {
+	d := interval
+	for i := 1; i < failures && d < maxRetryDelay; i++ {
+		d *= 2
+	}
+	return max(interval, min(d, maxRetryDelay))
 }
 
 func (in *Ingester) load() error {
@@ -509,7 +552,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 	var commitErr error
 	for j := range ordered {
 		item := items[j.i]
-		failed := false
+		failed, finished := false, true
 		for c := range j.out {
 			if commitErr != nil || failed {
 				continue // drain so the worker can finish
@@ -528,6 +571,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 			batchBytes += c.bytes
 			res.Bytes += c.bytes
 			progress.read(c.bytes, c.cursor.Complete)
+			finished = c.cursor.Complete // the last chunk's says whether the budget cut the file
 			// Files count too: a batch of many small files dirties many
 			// pages (cursors, sessions), and bbolt holds a buffer per dirty
 			// page until the commit (700 MB at 100k files in one batch).
@@ -536,6 +580,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 			}
 		}
 		res.Read++
+		res.More = res.More || !finished && !failed
 	}
 	werr := g.Wait()
 	if commitErr == nil {

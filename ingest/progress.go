@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"context"
+	"log/slog"
 	"time"
 )
 
@@ -35,6 +37,7 @@ type progressTracker struct {
 	in      *Ingester
 	p       Progress
 	on      bool
+	level   slog.Level // Info for the daemon; a one-shot report prints its own result
 	lastLog time.Time
 }
 
@@ -48,9 +51,13 @@ func (in *Ingester) trackProgress(items []*fileItem) *progressTracker {
 		t.p.Bytes += n
 	}
 	t.on = t.p.Files >= progressMinFiles || t.p.Bytes >= progressMinBytes
+	t.level = slog.LevelInfo
+	if in.final {
+		t.level = slog.LevelDebug
+	}
 	if t.on {
 		t.lastLog = t.p.Started
-		in.log.Info("catching up", "files", t.p.Files, "bytes", t.p.Bytes)
+		in.log.Log(context.Background(), t.level, "catching up", "files", t.p.Files, "bytes", t.p.Bytes)
 		t.publish()
 	}
 	return t
@@ -75,7 +82,7 @@ func (t *progressTracker) read(bytes int64, file bool) {
 	t.publish()
 	if now.Sub(t.lastLog) >= progressLogEvery {
 		t.lastLog = now
-		t.in.log.Info("catching up", "files_done", t.p.FilesDone, "files", t.p.Files,
+		t.in.log.Log(context.Background(), t.level, "catching up", "files_done", t.p.FilesDone, "files", t.p.Files,
 			"bytes_done", t.p.BytesDone, "bytes", t.p.Bytes, "mb_per_second", int(t.p.RateBytes/1e6),
 			"left", t.p.Left.Round(time.Second).String())
 	}
@@ -100,7 +107,7 @@ func (t *progressTracker) done(err error) {
 	t.in.stats.Progress = nil
 	t.in.mu.Unlock()
 	if err == nil {
-		t.in.log.Info("caught up", "files", t.p.Files, "bytes", t.p.BytesDone,
-			"seconds", int(t.in.now().Sub(t.p.Started).Seconds()))
+		t.in.log.Log(context.Background(), t.level, "caught up", "files", t.p.Files, "bytes", t.p.BytesDone,
+			"took", t.in.now().Sub(t.p.Started).Round(time.Millisecond).String())
 	}
 }

@@ -71,7 +71,7 @@ func TestRewriteDuringReadIsNoticed(t *testing.T) {
 	cur := fileCursor{Path: p, Dev: dev, Ino: ino, Format: formatOpenClaw, Agent: "main", SessionID: "s1"}
 	out := make(chan *chunk, 10)
 	r := &fileReader{in: tl.in}
-	r.scan(context.Background(), f, &rewriteAtEOF{f: f, path: p, new: newer}, false, &cur, &fingerprinter{}, out)
+	r.scan(context.Background(), f, &rewriteAtEOF{f: f, path: p, new: newer}, false, nil, &cur, &fingerprinter{}, out)
 	close(out)
 	b := &storage.Batch{Cursors: map[string][]byte{}, SessionMeta: map[string][]byte{}}
 	for c := range out {

@@ -41,6 +41,14 @@ type fileCursor struct {
 	TailHash uint64 `json:"tail_hash"`
 	Hash     string `json:"hash,omitempty"`
 
+	// Partial is how many bytes from Offset on are known to hold no "\n":
+	// a line still being written. When the file grows, only the bytes after
+	// them are searched for its end; the line is read once, when complete.
+	Partial int64 `json:"partial,omitempty"`
+	// Skipping: Offset is inside a line longer than MaxLineBytes (counted
+	// once already); its bytes are discarded up to its "\n".
+	Skipping bool `json:"skipping,omitempty"`
+
 	Format    string `json:"format"` // which reader: openclaw, claude, codex
 	Agent     string `json:"agent"`
 	SessionID string `json:"session_id"`
@@ -212,6 +220,19 @@ func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- *chunk
 
 	var src io.Reader = f
 	compressed := strings.HasSuffix(item.name, ".zst")
+	// At most budget bytes of this file in one step (0: no bound), so one
+	// huge file cannot hold the others back; what is left is read in the
+	// next step. Archives are read whole: they cannot be resumed midway.
+	budget := r.in.cfg.FileBudget
+	if !compressed && cur.Partial > 0 {
+		done, lineEnd := r.resumePartial(ctx, f, &cur, budget, out)
+		if done {
+			return
+		}
+		if budget > 0 {
+			budget = max(budget, lineEnd-cur.Offset) // the complete line, in this step
+		}
+	}
 	if compressed {
 		// Archives are immutable: always read whole, never resumed.
 		cur.Offset = 0
@@ -226,7 +247,68 @@ func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- *chunk
 		out <- &chunk{err: err}
 		return
 	}
-	r.scan(ctx, f, src, compressed, &cur, fp, out)
+	var limited *io.LimitedReader
+	if budget > 0 && !compressed {
+		limited = &io.LimitedReader{R: f, N: budget}
+		src = limited
+	}
+	r.scan(ctx, f, src, compressed, limited, &cur, fp, out)
+}
+
+// resumePartial goes on looking for the end of the unterminated line at
+// cur.Offset, in the bytes after the cur.Partial already searched, reading
+// at most budget of them (0: to the end). Without an end it moves
+// cur.Partial on, or starts skipping a line grown past MaxLineBytes, emits
+// the cursor and returns done. With one, it returns the file offset just
+// past it, and the caller reads the line whole from cur.Offset.
+func (r *fileReader) resumePartial(ctx context.Context, f *os.File, cur *fileCursor, budget int64, out chan<- *chunk) (done bool, lineEnd int64) {
+	from := cur.Offset + cur.Partial
+	if cur.Size < from {
+		cur.Partial = 0 // shrunk: rewritten, read from the cursor again
+		return false, 0
+	}
+	if cap(r.buf) < initialBuffer {
+		r.buf = make([]byte, initialBuffer)
+	}
+	buf := r.buf[:cap(r.buf)]
+	var searched int64
+	cut := false
+	for {
+		if budget > 0 && searched >= budget {
+			cut = true
+			break
+		}
+		n, err := f.ReadAt(buf, from+searched)
+		if i := bytes.IndexByte(buf[:n], '\n'); i >= 0 {
+			return false, from + searched + int64(i) + 1
+		}
+		searched += int64(n)
+		if err == io.EOF {
+			break
+		} else if err != nil {
+			out <- &chunk{err: err}
+			return true, 0
+		}
+	}
+	c := &chunk{bytes: searched}
+	cur.Partial += searched
+	if cur.Partial > MaxLineBytes {
+		// Too long to ever be read: skip it from here on, counted once.
+		c.skips.OversizeLine++
+		cur.Offset += cur.Partial
+		cur.Partial, cur.Skipping = 0, true
+		if err := r.fingerprintsFromFile(f, cur); err != nil {
+			out <- &chunk{err: err}
+			return true, 0
+		}
+	}
+	cur.Complete, cur.Pending = !cut, true
+	c.cursor, c.id = *cur, cursorID(cur.Dev, cur.Ino)
+	select {
+	case out <- c:
+	case <-ctx.Done():
+	}
+	return true, 0
 }
 
 // unchangedPrefix checks the fingerprints of what was read before and,
@@ -252,16 +334,19 @@ func (r *fileReader) unchangedPrefix(f *os.File, c *fileCursor, size int64) (boo
 	return true, nil
 }
 
-// scan parses lines from src (positioned at cur.Offset) to EOF.
-func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compressed bool, cur *fileCursor, fp *fingerprinter, out chan<- *chunk) {
+// scan parses lines from src (positioned at cur.Offset) to EOF, or to the
+// end of limited (the file's budget for this step; nil: none).
+func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compressed bool, limited *io.LimitedReader, cur *fileCursor, fp *fingerprinter, out chan<- *chunk) {
 	lr := newLineReader(src, cur.Offset, r.buf)
+	lr.skipping = cur.Skipping // inside an over-long line since the last step
 	defer func() { r.buf = lr.buf[:0] }()
 	c := &chunk{}
 	var pl parsedLine
 	start := cur.Offset
-	skippedOversize := false
+	skippedOversize := cur.Skipping
 	emit := func(final bool) bool {
 		cur.Complete = final
+		cur.Skipping = lr.skipping
 		c.skips.OversizeLine += int64(lr.oversize)
 		skippedOversize = skippedOversize || lr.oversize > 0 || lr.skipping
 		lr.oversize = 0
@@ -293,9 +378,7 @@ func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compre
 	for {
 		line, end, ok := lr.next()
 		if !ok {
-			if !lr.skipping {
-				cur.Offset = end // past over-long lines skipped at the end
-			}
+			cur.Offset = end // past over-long lines skipped at the end, or in part
 			break
 		}
 		r.handleLine(line, cur, c, &pl)
@@ -317,22 +400,25 @@ func (r *fileReader) scan(ctx context.Context, f *os.File, src io.Reader, compre
 		out <- &chunk{err: lr.err}
 		return
 	}
-	cur.Pending = false
+	// The budget ran out: the file is not read to its end.
+	cut := limited != nil && limited.N == 0
+	cur.Pending, cur.Partial = false, 0
 	if tail := lr.tail(); len(bytes.TrimSpace(tail)) > 0 {
 		// A complete object without its "\n" (the writer cut between the
-		// two) is a whole line; anything else is a line still being written.
-		if tail[0] == '{' && fastjson.ValidateBytes(tail) == nil {
+		// two) is a whole line; anything else is a line still being written,
+		// whose bytes need not be searched again.
+		if !cut && tail[0] == '{' && fastjson.ValidateBytes(tail) == nil {
 			r.handleLine(tail, cur, c, &pl)
 			fp.consumed(tail)
 			cur.Offset += int64(len(tail))
 		} else {
-			cur.Pending = true
-			if r.in.final {
+			cur.Pending, cur.Partial = true, int64(len(tail))
+			if r.in.final && !cut {
 				c.skips.PartialLine++
 			}
 		}
 	}
-	emit(true)
+	emit(!cut)
 }
 
 // handleLine folds one line into the chunk and the file's state, with the

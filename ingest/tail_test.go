@@ -162,8 +162,10 @@ func TestBadInput(t *testing.T) {
 	locked := tl.path("locked.jsonl")
 	appendFile(t, locked, headerLine("l", t0)+assistantLine("a", "r4", t0+1000, 100, 0, 0, 0, 0))
 	os.Chmod(locked, 0)
-	// Root reads a mode-0 file anyway; a name that leads to a directory
-	// fails to read for everyone.
+	// Root reads a mode-0 file anyway; this process's own memory at
+	// offset 0 fails to read (EIO) for everyone. (A name that leads to a
+	// directory is a folder, followed like one: it holds no transcript.)
+	os.Symlink("/proc/self/mem", tl.path("eio.jsonl"))
 	os.Symlink(t.TempDir(), tl.path("isdir.jsonl"))
 	if os.Geteuid() == 0 {
 		tl.expect(4, 113)

@@ -123,12 +123,31 @@ func (d *dirWatcher) addOne(dir string) {
 	d.mu.Unlock()
 }
 
-// stepWatched is Step with the watcher's hint.
+// stepWatched is Step with the watcher's hint. A step that fails gives its
+// hint back: the next one retries its directories instead of leaving
+// their news to the next full scan.
 func (in *Ingester) stepWatched(ctx context.Context, d *dirWatcher) (StepResult, error) {
 	in.dirty, in.watch = d.take(), d
 	in.lastFull = in.dirty == nil
 	defer func() { in.dirty, in.watch = nil, nil }()
 	res, err := in.Step(ctx)
 	d.add(in.lastListed)
+	if err != nil {
+		d.giveBack(in.dirty)
+	}
 	return res, err
+}
+
+// giveBack marks the directories of a step that failed dirty again (nil:
+// it was a full scan, and so is the next one).
+func (d *dirWatcher) giveBack(dirty map[string]bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if dirty == nil {
+		d.overflow = true
+		return
+	}
+	for dir := range dirty {
+		d.dirty[dir] = true
+	}
 }
