@@ -74,7 +74,8 @@ func TestAuditAPI(t *testing.T) {
 	cfg.OpenClawDirs = []string{exposedAgent(t)}
 	cfg.PollInterval = time.Second
 	cfg.Listen = "127.0.0.1:0"
-	cfg.BrowserLogin = false // plain GETs on loopback, as a single-user box allows
+	cfg.BrowserLogin = false         // plain GETs on loopback, as a single-user box allows
+	cfg.RuntimeDir = shortTempDir(t) // never the machine's own
 	app := runDaemon(t, cfg)
 	base := "http://" + app.Addr().String()
 	get := func(path string) (int, string) {

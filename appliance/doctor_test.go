@@ -84,7 +84,8 @@ name = "hook"
 url = "json+http://127.0.0.1:%d/alerts?token=s3cret"
 `, closedPort(t), closedPort(t))), 0o600)
 	env := map[string]string{"FLEETMETER_CONFIG": cfgFile, "FLEETMETER_DATA_DIR": filepath.Join(dir, "data"),
-		"FLEETMETER_OPENCLAW_DIRS": oc, "FLEETMETER_LISTEN": fmt.Sprintf("127.0.0.1:%d", closedPort(t))}
+		"FLEETMETER_OPENCLAW_DIRS": oc, "FLEETMETER_LISTEN": fmt.Sprintf("127.0.0.1:%d", closedPort(t)),
+		"FLEETMETER_RUNTIME_DIR": shortTempDir(t)} // no daemon there, whatever runs on this machine
 	code, out, stderr := cli(t, env, "doctor", "--json")
 	if code != 1 || !strings.Contains(stderr, "checks failed") {
 		t.Errorf("exit %d (%s), want 1", code, stderr)
