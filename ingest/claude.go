@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -93,14 +94,17 @@ func claudeProjectsDir(root string) (string, bool) {
 }
 
 // claudeCandidates lists every Claude Code transcript under the roots and
-// marks each directory it listed completely.
-func (in *Ingester) claudeCandidates(listed map[string]bool) []candidate {
-	var out []candidate
+// marks each directory it listed completely; found lists the projects/ dirs read. An explicit dir without one is an
+// error, as an OpenClaw dir without agents/ is.
+func (in *Ingester) claudeCandidates(listed map[string]bool) (out []candidate, found []string, err error) {
 	for _, root := range in.claudeRoots() {
 		projects, ok := claudeProjectsDir(root)
 		if !ok {
 			if len(in.cfg.ClaudeDirs) > 0 {
-				in.warnOnce(root, "claude dir has no projects/ folder")
+				if _, err := os.Stat(root); err != nil {
+					return nil, nil, fmt.Errorf("claude dir %s: %w", root, err)
+				}
+				in.warnOnce(root, "claude dir has no projects/ folder (yet)")
 			}
 			continue
 		}
@@ -109,6 +113,7 @@ func (in *Ingester) claudeCandidates(listed map[string]bool) []candidate {
 			in.warnOnce(projects, "cannot list claude projects: "+err.Error())
 			continue
 		}
+		found = append(found, projects)
 		listed[projects] = true // watched too: a new project is an event here
 		for _, e := range entries {
 			if !e.dir {
@@ -129,7 +134,7 @@ func (in *Ingester) claudeCandidates(listed map[string]bool) []candidate {
 			})
 		}
 	}
-	return out
+	return out, found, nil
 }
 
 // claudeUsageMarker: only lines that mention usage can be calls, and the

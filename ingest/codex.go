@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"bytes"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -200,11 +202,12 @@ func (in *Ingester) codexRoots() []string {
 }
 
 // codexCandidates lists every rollout under the Codex homes and marks each
-// directory it listed completely.
-func (in *Ingester) codexCandidates(listed map[string]bool) []candidate {
-	var out []candidate
+// directory it listed completely; found lists the homes read. An explicit
+// home that does not exist is an error; one without sessions/ or
+// archived_sessions/ (nothing run yet) is said once.
+func (in *Ingester) codexCandidates(listed map[string]bool) (out []candidate, found []string, err error) {
 	for _, root := range in.codexRoots() {
-		found := false
+		ok := false
 		for _, sub := range []string{"sessions", "archived_sessions"} {
 			dir := filepath.Join(root, sub)
 			in.walkJSONL(dir, nil, listed, 0, func(path string, rel []string) {
@@ -213,13 +216,19 @@ func (in *Ingester) codexCandidates(listed map[string]bool) []candidate {
 					path: path, name: name, agent: "codex", sessionID: codexSessionFromName(name), format: formatCodex,
 				})
 			})
-			found = found || listed[dir]
+			ok = ok || listed[dir]
 		}
-		if !found && len(in.cfg.CodexDirs) > 0 {
-			in.warnOnce(root, "codex dir has no sessions/ or archived_sessions/ folder")
+		switch {
+		case ok:
+			found = append(found, root)
+		case len(in.cfg.CodexDirs) > 0:
+			if _, err := os.Stat(root); err != nil {
+				return nil, nil, fmt.Errorf("codex dir %s: %w", root, err)
+			}
+			in.warnOnce(root, "codex dir has no sessions/ or archived_sessions/ folder (yet)")
 		}
 	}
-	return out
+	return out, found, nil
 }
 
 // codexSessionFromName takes the thread id (a UUID, the last 36

@@ -228,23 +228,82 @@ func (in *Ingester) candidates(batch *storage.Batch) ([]candidate, map[string]bo
 			out = append(out, cands...)
 		}
 	}
-	out = append(out, in.claudeCandidates(listed)...)
-	out = append(out, in.codexCandidates(listed)...)
+	claude, claudeFound, err := in.claudeCandidates(listed)
+	if err != nil {
+		return nil, nil, err
+	}
+	codex, codexFound, err := in.codexCandidates(listed)
+	if err != nil {
+		return nil, nil, err
+	}
+	out = slices.Concat(out, claude, codex)
+	var sources []Source
+	for _, f := range []struct {
+		kind  string
+		paths []string
+	}{{formatOpenClaw, roots}, {formatClaude, claudeFound}, {formatCodex, codexFound}} {
+		for _, p := range f.paths {
+			sources = append(sources, Source{Kind: f.kind, Path: p})
+		}
+	}
 	in.mu.Lock()
-	changed := !in.sourcesLogged || !slices.Equal(in.stats.Roots, roots)
-	in.stats.Roots = roots
+	changed := !in.sourcesLogged || !slices.Equal(in.stats.Sources, sources)
+	in.stats.Roots, in.stats.Sources = roots, sources
 	in.mu.Unlock()
 	if changed {
 		in.sourcesLogged = true
-		// Say what was found, once: an empty list on a host that runs
-		// agents is the first thing a user needs to see.
-		level := slog.LevelInfo
-		if in.final {
-			level = slog.LevelDebug // a one-shot report prints its own result
-		}
-		in.log.Log(context.Background(), level, "transcript sources", "openclaw_roots", roots, "transcript_files", len(out))
+		in.logSources(roots, claudeFound, codexFound, len(out))
 	}
 	return out, listed, nil
+}
+
+// Source is one folder transcripts are read from.
+type Source struct {
+	Kind string `json:"kind"` // openclaw, claude, codex
+	Path string `json:"path"` // an OpenClaw state dir, a Claude Code projects/ dir, a Codex home
+}
+
+// logSources says what was found, when it changes: an empty list on a host
+// that runs agents is the first thing a user needs to see, so then it
+// warns with every place searched and how to point at the data.
+func (in *Ingester) logSources(openclaw, claude, codex []string, files int) {
+	level := slog.LevelInfo
+	if in.final {
+		level = slog.LevelDebug // a one-shot report prints its own result
+	}
+	if len(openclaw)+len(claude)+len(codex) == 0 {
+		if !in.final {
+			in.log.Warn("no transcripts found; point at them with --openclaw-dir, --claude-dir or --codex-dir (openclaw_dirs, claude_dirs, codex_dirs in the config)",
+				"searched", in.searched())
+		}
+		return
+	}
+	in.log.Log(context.Background(), level, "transcript sources",
+		"openclaw", openclaw, "claude", claude, "codex", codex, "transcript_files", files)
+}
+
+// searched lists every folder looked in for transcripts.
+func (in *Ingester) searched() []string {
+	var out []string
+	if len(in.cfg.OpenClawDirs) > 0 || in.cfg.Discover {
+		homes := in.cfg.Homes
+		if homes == nil && in.cfg.Discover {
+			homes = Homes()
+		}
+		if len(in.cfg.OpenClawDirs) > 0 {
+			out = append(out, in.cfg.OpenClawDirs...)
+		} else {
+			for _, v := range []string{"OPENCLAW_STATE_DIR", "CLAWDBOT_STATE_DIR"} {
+				if d := in.cfg.Env(v); d != "" {
+					out = append(out, d)
+				}
+			}
+			for _, h := range homes {
+				out = append(out, filepath.Join(h, ".openclaw"), filepath.Join(h, ".openclaw-*"), filepath.Join(h, ".clawdbot"), filepath.Join(h, ".moltbot"))
+			}
+		}
+	}
+	return slices.Concat(out, in.claudeRoots(), in.codexRoots())
 }
 
 // listSessions lists the transcripts of an agent's sessions dir.

@@ -161,7 +161,8 @@ type fileStamp struct {
 
 // Status is what the ingester has done, for health output and metrics.
 type Status struct {
-	Roots        []string      `json:"roots"`
+	Roots        []string      `json:"roots"`   // the OpenClaw state dirs read
+	Sources      []Source      `json:"sources"` // every folder read, by kind
 	Files        int           `json:"files"`
 	PendingTails int           `json:"pending_partial_lines"`
 	Added        int64         `json:"records_added"`
@@ -230,6 +231,7 @@ func (in *Ingester) Status() Status {
 	defer in.mu.Unlock()
 	s := in.stats
 	s.Roots = append([]string(nil), s.Roots...)
+	s.Sources = append([]Source(nil), s.Sources...)
 	s.Unrecognized = maps.Clone(s.Unrecognized)
 	s.RateLimits = in.rateLimitsLocked()
 	if s.Progress != nil {
@@ -245,21 +247,38 @@ func (in *Ingester) Run(ctx context.Context, interval time.Duration) error {
 	defer t.Stop()
 	w := in.startWatching()
 	defer w.close()
-	var lastLogged time.Time
+	var lastLogged, failingSince time.Time
 	failures := 0
+	// The first pass (all history, maybe several steps) ends in one line.
+	firstPass, started := true, in.now()
+	var firstAdded int
 	for {
 		res, err := in.stepWatched(ctx, w)
-		if err != nil && ctx.Err() == nil {
+		switch {
+		case err != nil && ctx.Err() == nil:
 			// A database that is down or full: the step's work is retried
 			// (stepWatched keeps its directories dirty) after a backoff; log
 			// at most every 30 s so a long outage does not flood the log.
+			if failures == 0 {
+				failingSince = in.now()
+			}
 			failures++
 			if in.now().Sub(lastLogged) > 30*time.Second {
 				in.log.Error("ingest step failed", "err", err, "retry_in", retryDelay(interval, failures).String())
 				lastLogged = in.now()
 			}
-		} else if err == nil {
-			failures = 0
+		case err == nil:
+			if failures > 0 {
+				in.log.Info("ingest recovered", "failed_steps", failures, "after", in.now().Sub(failingSince).Round(time.Second).String())
+				failures = 0
+			}
+			firstAdded += res.Added
+			if firstPass && !res.More {
+				firstPass = false
+				st := in.Status()
+				in.log.Info("first pass done", "calls", firstAdded, "files", st.Files,
+					"took", in.now().Sub(started).Round(time.Millisecond).String(), "sources", len(st.Sources))
+			}
 		}
 		if res.Read >= bigStepFiles || res.Bytes >= bigStepBytes || (in.lastFull && res.Files >= bigStepFiles) {
 			// A catch-up (the first pass over months of history), or a full
