@@ -141,6 +141,8 @@ func newAlerts(a *App) (*alerts.Engine, error) {
 		}
 		return time.Duration(a.syncStatus().LagSeconds * float64(time.Second)), true
 	}
+	d.Pipeline.DBSize = func() (int64, int64) { return fileSize(a.db.Path()), a.cfg.DBMaxMB << 20 }
+	d.Pipeline.Audit = a.audit.forAlerts
 	return alerts.New(s, d)
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"time"
@@ -33,6 +34,7 @@ type App struct {
 	sampler *host.Sampler
 	syncer  *upstream.Worker // nil when no upstream is configured
 	alerts  *alerts.Engine
+	audit   *auditWorker
 	metrics *metrics.Set
 	pricing string // the pricer's fingerprint (Status)
 	// Now is the clock; tests replace it.
@@ -84,7 +86,8 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		db.Close()
 		return nil, err
 	}
-	a.ingest = ingest.New(ic, db)
+	a.ingest = ingest.New(ic, capLedger(db, cfg))
+	a.audit = newAuditWorker(cfg, os.Getenv, log.With("component", "audit"))
 	a.sampler, err = host.NewSampler(context.Background(), host.SamplerConfig{
 		DataDir: cfg.DataDir,
 		Store:   db,
@@ -179,6 +182,7 @@ func (a *App) Run(ctx context.Context) error {
 		Backup:    func() (string, error) { return a.db.BackupTemp(a.cfg.DataDir) },
 		Sync:      a.syncAPI,
 		Alerts:    alertsAPI{a},
+		Audit:     a.audit.api,
 		Dashboard: a.newDashboard(reader),
 		Sources:   a.uiSources,
 		Demo:      a.demo,
@@ -209,6 +213,7 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.maintain(ctx) })
 	g.Go(func() error { return a.alerts.Run(ctx, func() time.Time { return a.Now() }) })
 	g.Go(func() error { a.resolveInstanceType(ctx); return nil })
+	g.Go(func() error { return a.audit.Run(ctx) })
 	if a.syncer != nil {
 		g.Go(func() error { return a.syncer.Run(ctx) })
 	}

@@ -86,7 +86,7 @@ func runIngest(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	onProgress, finish := terminalProgress(env.stderr)
 	ic.OnProgress = onProgress
-	in := ingest.New(ic, db)
+	in := ingest.New(ic, capLedger(db, cfg))
 	if !once {
 		return in.Run(ctx, cfg.PollInterval)
 	}
@@ -287,9 +287,18 @@ func runHealth(ctx context.Context, env *cliEnv, args []string) error {
 	var st struct {
 		Healthy  bool     `json:"healthy"`
 		Problems []string `json:"problems"`
+		Ingest   struct {
+			Progress *ingest.Progress `json:"progress"`
+		} `json:"ingest"`
 	}
 	if err := json.Unmarshal(body, &st); err != nil {
 		return fmt.Errorf("decode status: %w", err)
+	}
+	if p := st.Ingest.Progress; p != nil && p.Bytes > 0 {
+		// A first run over months of history: say how far it is.
+		fmt.Fprintf(env.stderr, "catching up: %d of %d files, %.1f of %.1f MB (%.0f%%), %.1f MB/s, about %s left\n",
+			p.FilesDone, p.Files, float64(p.BytesDone)/1e6, float64(p.Bytes)/1e6, 100*float64(p.BytesDone)/float64(p.Bytes),
+			p.RateBytes/1e6, p.Left.Round(time.Second))
 	}
 	if !st.Healthy {
 		return fmt.Errorf("unhealthy: %s", strings.Join(st.Problems, "; "))

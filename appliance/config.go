@@ -53,9 +53,16 @@ type Config struct {
 	// Alerting: [alerting], [[notifiers]], [[budgets]], [[alerts]] (alerts.go).
 	alerts.Settings
 
+	// DBMaxMB caps the database file (MiB; 0: no cap): at the cap ingest
+	// stops writing (nothing is lost while the transcripts remain); a
+	// pipeline db_size alert tells before.
+	DBMaxMB int64 `toml:"db_max_mb"`
+
 	Retention Retention `toml:"retention"`
 	LogLevel  string    `toml:"log_level"`
 	LogFormat string    `toml:"log_format"` // text or json
+
+	file string // the config file read, "" when none (the audit looks at its mode)
 }
 
 // Retention is how long each kind of data is kept (DESIGN §4). Daily and
@@ -168,6 +175,9 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.validateSync()...)
 	errs = append(errs, c.validateAlerts()...)
+	if c.DBMaxMB < 0 {
+		errs = append(errs, fmt.Errorf("db_max_mb %d is negative (0: no cap)", c.DBMaxMB))
+	}
 	if c.Retention.LedgerDays < 1 || c.Retention.HostRawDays < 1 || c.Retention.Host5mDays < 1 {
 		errs = append(errs, errors.New("retention days must be at least 1"))
 	}
@@ -267,6 +277,7 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	dur("POLL_INTERVAL", &c.PollInterval)
 	str("PRICE_FILE", &c.PriceFile)
 	integer("INGEST_BATCH_BYTES", &c.IngestBatchBytes)
+	integer("DB_MAX_MB", &c.DBMaxMB)
 	str("LISTEN", &c.Listen)
 	secret("AUTH_TOKEN", &c.AuthToken)
 	boolean("BROWSER_LOGIN", &c.BrowserLogin)

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/fleetmeter/fleetmeter/storage"
 )
@@ -66,6 +67,10 @@ func commands() []command {
 		{"migrate", "migrate --dsn ADMIN_DSN: create or upgrade the upstream (Supabase) schema, once per project", runMigrate},
 		{"sync", "send the rollups upstream (--once: one round; `sync status`: how sync is doing)", runSync},
 		{"config", "print the effective configuration, secrets masked", runConfig},
+		{"install", "install as a hardened systemd service (root; --dry-run prints the plan)", runInstall},
+		{"uninstall", "remove the service, its user and its access (keeps the data unless --purge)", runUninstall},
+		{"doctor", "check the setup end to end (daemon, sources, database, sync, notifiers, clock) and say what to fix", runDoctor},
+		{"audit", "security audit of this host: each check with severity, evidence and fix (--profile strict|standard|relaxed)", runAudit},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -147,6 +152,7 @@ func parseConfig(env *cliEnv, name string, args []string, groups flagGroups, ext
 		if err := cfg.loadFile(path); err != nil {
 			return cfg, nil, err
 		}
+		cfg.file = path
 	}
 	if err := cfg.loadEnv(env.getenv); err != nil {
 		return cfg, nil, err
@@ -194,8 +200,11 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // Validate checked it
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	// A warning that repeats (a poll that fails the same way every 10 s
+	// for days) is written at most every 30 s.
+	return slog.New(newLimitedHandler(h, logRepeatEvery, time.Now))
 }

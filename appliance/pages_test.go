@@ -52,6 +52,7 @@ func TestPagesInABrowser(t *testing.T) {
 		{"sources", "/sources", "Sources"},
 		{"alerts", "/alerts", "Alerts"},
 		{"sync", "/sync", "Upstream sync"},
+		{"audit", "/audit", "Security audit"},
 	}
 	for _, dark := range []bool{false, true} {
 		b.theme(dark)

@@ -101,6 +101,7 @@ func registerDashboard(r *gin.Engine, d Deps, elog *errorLog) error {
 	r.GET("/sources", h.sourcesPage)
 	r.GET("/alerts", h.alertsPage)
 	r.GET("/sync", h.syncPage)
+	r.GET("/audit", h.auditPage)
 	api := r.Group("/api")
 	api.GET("/overview", h.apiOverview)
 	api.GET("/usage", h.apiUsage)

@@ -313,7 +313,7 @@ func TestPagesAndAssets(t *testing.T) {
 	base, _ := seededServer(t)
 	assetRef := regexp.MustCompile(`(?:src|href)="(/static/[^"]+)"`)
 	seen := map[string]bool{}
-	for _, p := range []string{"/", "/usage?range=7d", "/usage?range=30d&agent=sales-01", "/usage?range=today", "/host", "/host?range=90d", "/agents", "/sources", "/alerts", "/sync"} {
+	for _, p := range []string{"/", "/usage?range=7d", "/usage?range=30d&agent=sales-01", "/usage?range=today", "/host", "/host?range=90d", "/agents", "/sources", "/alerts", "/sync", "/audit"} {
 		code, h, body := get(t, base+p, nil)
 		if code != http.StatusOK || !strings.Contains(h.Get("Content-Type"), "text/html") {
 			t.Fatalf("%s: %d %s", p, code, body)

@@ -21,7 +21,7 @@ import (
 // (agents, users, models, sessions) is untrusted text: the templates
 // escape it, and the JS only ever sets textContent.
 
-var pageNames = []string{"overview", "usage", "session", "host", "agents", "sources", "alerts", "sync", "error"}
+var pageNames = []string{"overview", "usage", "session", "host", "agents", "sources", "alerts", "sync", "audit", "error"}
 
 type pageTemplate struct{ t *template.Template }
 

@@ -97,6 +97,10 @@ type Deps struct {
 	Sync func(ctx context.Context) (any, error)
 	// Alerts serves /api/alerts (nil: no route).
 	Alerts Alerts
+	// Audit serves /api/audit: the host's latest security audit against
+	// a profile (strict, standard, relaxed; "" is standard), run anew
+	// when refresh asks (nil: no route).
+	Audit func(ctx context.Context, profile string, refresh bool) (any, error)
 	// Token, when set, is accepted as "Authorization: Bearer <token>" on
 	// TCP, for scripts and for what listens beyond loopback.
 	Token string
@@ -194,6 +198,11 @@ func NewHandler(d Deps) http.Handler {
 				return
 			}
 			respond(c, elog, func() (any, error) { return d.Alerts.AlertAction(c, act) })
+		})
+	}
+	if d.Audit != nil {
+		api.GET("/audit", func(c *gin.Context) {
+			respond(c, elog, func() (any, error) { return d.Audit(c, c.Query("profile"), c.Query("refresh") == "1") })
 		})
 	}
 	r.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, gin.H{"error": "not found"}) })
