@@ -18,6 +18,7 @@ import (
 // loopback it needs no login.
 func TestMetricsExposition(t *testing.T) {
 	cfg := testConfig(t)
+	cfg.NoDiscover = true // only the seeded fleet, not the machine's own transcripts
 	o := uiFleet(time.Now().UTC().Truncate(time.Second))
 	o.Agents, o.Calls = 26, 6000 // more agents than labels
 	seedFleet(t, cfg.DataDir, o)
