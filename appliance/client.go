@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
-	"strconv"
 	"sync"
 	"time"
 
@@ -55,6 +54,12 @@ func daemonStream(ctx context.Context, cfg Config, method, path string, q url.Va
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		var e struct {
+			Error string `json:"error"`
+		}
+		if resp.StatusCode == http.StatusBadRequest && json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return usageErr("%s", e.Error) // a value the daemon cannot use (an unknown team): as any bad value
+		}
 		return fmt.Errorf("daemon answered %s for %s: %s", resp.Status, u.Path, firstLine(body))
 	}
 	n, err := io.Copy(w, io.LimitReader(resp.Body, limit+1))
@@ -210,6 +215,17 @@ func (r daemonReader) getJSON(ctx context.Context, path string, q rollup.Query, 
 	return nil
 }
 
+// zone is the zone the daemon cuts days in (its /api/status says).
+func (r daemonReader) zone(ctx context.Context) (*time.Location, error) {
+	var st struct {
+		TZ string `json:"tz"`
+	}
+	if err := r.getJSON(ctx, "/api/status", rollup.Query{}, &st); err != nil {
+		return nil, err
+	}
+	return rollup.LoadZone(st.TZ)
+}
+
 // get validates q here first, so a bad query reads the same whoever
 // answers it, then asks the daemon.
 func (r daemonReader) get(ctx context.Context, path string, q rollup.Query) ([]byte, error) {
@@ -218,19 +234,7 @@ func (r daemonReader) get(ctx context.Context, path string, q rollup.Query) ([]b
 		if err := q.Validate(); err != nil {
 			return nil, err
 		}
-		if q.Since != rollup.MinDay {
-			params.Set("since", storage.DayString(q.Since))
-		}
-		if q.Until != rollup.MaxDay {
-			params.Set("until", storage.DayString(q.Until))
-		}
-		if q.TZ != "" {
-			params.Set("tz", q.TZ)
-		}
-		if q.Limit > 0 {
-			params.Set("limit", strconv.Itoa(q.Limit))
-			params.Set("offset", strconv.Itoa(q.Offset))
-		}
+		params = q.Values()
 	}
 	body, err := daemonGet(ctx, r.cfg, path, params)
 	if errors.Is(err, errNoDaemon) {
