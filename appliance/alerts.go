@@ -335,8 +335,11 @@ func runBudget(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(rest) != 1 || rest[0] != "check" {
+	if len(rest) == 0 || rest[0] != "check" {
 		return usageErr("want `fleetmeter budget check`")
+	}
+	if len(rest) > 1 {
+		return usageErr("unexpected argument %q", rest[1])
 	}
 	if len(cfg.Budgets) == 0 {
 		return errors.New("no [[budgets]] in the configuration")

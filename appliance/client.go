@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
 	"sync"
 	"time"
 
@@ -92,21 +93,52 @@ func openForReading(cfg Config) (db *storage.DB, daemon bool, err error) {
 	if errors.Is(err, storage.ErrLocked) {
 		return nil, true, nil
 	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, noDatabase(cfg, err)
+	}
 	if err != nil {
-		return nil, false, fmt.Errorf("%w (run `fleetmeter ingest --once` or `fleetmeter serve` first, or pass --openclaw-dir)", err)
+		return nil, false, err
 	}
 	return db, false, nil
 }
 
+// noDatabase says that there is no database here and no daemon this user
+// may ask, with every place tried and what to do; it wraps cause (still
+// fs.ErrNotExist).
+func noDatabase(cfg Config, cause error) error {
+	_, serr := findSocket(cfg)
+	var nd *noDaemonError
+	if !errors.As(serr, &nd) {
+		return fmt.Errorf("%w (%v)", cause, serr)
+	}
+	advice := "start the daemon (`fleetmeter serve`, or `sudo fleetmeter install` for a service); a report can also read transcripts directly with --openclaw-dir, --claude-dir or --codex-dir"
+	if nd.denied() {
+		advice = fmt.Sprintf("a daemon runs that this user may not ask: join the %s group (`sudo usermod -aG %s $USER`, then log in again) or use sudo", socketGroup, socketGroup)
+	}
+	return &cliError{cause: cause, msg: fmt.Sprintf("no database at %s and %v: %s", cfg.DBPath(), nd, advice)}
+}
+
+// cliError is an error with its own message that still matches its cause.
+type cliError struct {
+	cause error
+	msg   string
+}
+
+func (e *cliError) Error() string { return e.msg }
+func (e *cliError) Unwrap() error { return e.cause }
+
 // cliReader is where a CLI command reads from, decided in this one place:
 // transcripts named on the command line (an in-memory tally; no database),
 // else the database when this process can open it, else the daemon that
-// holds it, over its API. done releases what was opened.
+// holds it, over its API; with no database here, a daemon this user may
+// ask (the system's, to a member of its group), else the system data dir's
+// database when it is readable. done releases what was opened.
 func cliReader(ctx context.Context, env *cliEnv, cfg Config) (r rollup.Reader, done func(), err error) {
 	loc, err := cfg.Location()
 	if err != nil {
 		return nil, nil, err
 	}
+	teams := teamsOf(cfg.Agents)
 	if hasSourceDirs(cfg) {
 		tally := rollup.NewTally(loc)
 		c, err := ingestConfig(cfg, newLogger(cfg, env.stderr), true)
@@ -116,7 +148,24 @@ func cliReader(ctx context.Context, env *cliEnv, cfg Config) (r rollup.Reader, d
 		if _, err := ingest.New(c, tally).Step(ctx); err != nil {
 			return nil, nil, err
 		}
-		return rollup.NewReader(tally, rollup.ReaderConfig{}), func() {}, nil
+		return rollup.NewReader(tally, rollup.ReaderConfig{Teams: teams}), func() {}, nil
+	}
+	if _, err := os.Stat(cfg.DBPath()); errors.Is(err, fs.ErrNotExist) {
+		// No database here: a daemon this user may ask (the system's, to
+		// a member of its group), else the system's database if readable.
+		if _, serr := findSocket(cfg); serr == nil {
+			return daemonReader{cfg}, func() {}, nil
+		}
+		if sys := cfg; cfg.DataDir != systemDataDir {
+			sys.DataDir = systemDataDir
+			if db, daemon, err := openForReading(sys); err == nil {
+				cfg = sys
+				if daemon {
+					return daemonReader{cfg}, func() {}, nil
+				}
+				db.Close()
+			}
+		}
 	}
 	// The database shows this configuration's prices: repriced first when
 	// no daemon holds it (a daemon applies its own, see repriceOffline).
@@ -124,13 +173,6 @@ func cliReader(ctx context.Context, env *cliEnv, cfg Config) (r rollup.Reader, d
 		return nil, nil, err
 	}
 	db, daemon, err := openForReading(cfg)
-	if errors.Is(err, fs.ErrNotExist) {
-		// No database here: a daemon this user may ask (the system's, to
-		// a member of its group) has one.
-		if _, serr := findSocket(cfg); serr == nil {
-			return daemonReader{cfg}, func() {}, nil
-		}
-	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -146,7 +188,7 @@ func cliReader(ctx context.Context, env *cliEnv, cfg Config) (r rollup.Reader, d
 		}
 		return typ
 	})
-	return rollup.NewReader(db, rollup.ReaderConfig{Host: db, InstanceType: instanceType}), func() { db.Close() }, nil
+	return rollup.NewReader(db, rollup.ReaderConfig{Host: db, InstanceType: instanceType, Teams: teams}), func() { db.Close() }, nil
 }
 
 // hasSourceDirs reports whether transcript dirs were named explicitly.

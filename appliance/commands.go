@@ -211,6 +211,11 @@ func parseReportArgs(env *cliEnv, name string, args []string, filters bool) (rep
 	if ra.top < 0 {
 		return ra, usageErr("top %d: want a whole number above 0", ra.top)
 	}
+	for name, d := range map[string]string{"since": ra.since, "until": ra.until} {
+		if _, err := rollup.ParseDate(d, 0, true); d != "" && err != nil {
+			return ra, usageErr("%s: %v", name, err) // before any transcript is read
+		}
+	}
 	return ra, nil
 }
 
@@ -450,8 +455,11 @@ func runRollup(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(rest) != 1 || rest[0] != "rebuild" {
+	if len(rest) == 0 || rest[0] != "rebuild" {
 		return usageErr("want `fleetmeter rollup rebuild`")
+	}
+	if len(rest) > 1 {
+		return usageErr("unexpected argument %q", rest[1])
 	}
 	db, err := openWritable(cfg)
 	if err != nil {

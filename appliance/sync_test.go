@@ -252,7 +252,7 @@ func TestDaemonSyncStatus(t *testing.T) {
 		}
 	}
 	env := map[string]string{"FLEETMETER_DATA_DIR": cfg.DataDir, "FLEETMETER_RUNTIME_DIR": cfg.RuntimeDir}
-	if code, out, _ := cli(t, env, "health"); code != 0 || !strings.Contains(out, `"state": "ok"`) || strings.Contains(out, c.SyncPassword) {
+	if code, out, _ := cli(t, env, "health", "--json"); code != 0 || !strings.Contains(out, `"state": "ok"`) || strings.Contains(out, c.SyncPassword) {
 		t.Errorf("health: exit %d\n%s", code, out)
 	}
 	if code, out, _ := cli(t, env, "sync", "status"); code != 0 || !strings.Contains(out, "sync:            ok") {
