@@ -504,8 +504,12 @@ func writeBlocksTable(w io.Writer, rep rollup.BlockReport, loc *time.Location, w
 		if b.Projection != nil {
 			ptok, pcost = rollup.Count(b.Projection.TotalTokens), rollup.USD(b.Projection.TotalCost)
 		}
-		t.Rows = append(t.Rows, []string{b.StartTime.In(loc).Format("2006-01-02 15:04"), status, rollup.Count(int64(b.Entries)),
-			rollup.Count(b.TotalTokens), rollup.USD(b.CostUSD), rate, ptok, pcost})
+		row := []string{b.StartTime.In(loc).Format("2006-01-02 15:04"), status, rollup.Count(int64(b.Entries)),
+			rollup.Count(b.TotalTokens), rollup.USD(b.CostUSD), rate, ptok, pcost}
+		if b.IsGap {
+			row = []string{row[0], status, rollup.NoValue, rollup.NoValue, rollup.NoValue, rollup.NoValue, rollup.NoValue, rollup.NoValue}
+		}
+		t.Rows = append(t.Rows, row)
 	}
 	if len(rep.Blocks) == 0 {
 		_, err := fmt.Fprintf(w, "%s\n\nNo Claude Code calls in this range.\n", t.Title)

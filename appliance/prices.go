@@ -193,8 +193,8 @@ func runPrices(ctx context.Context, env *cliEnv, args []string) error {
 		out.LastReprice = lastReprice(cfg)
 	}
 	if age := tableAge(ps.table.Date()); age > 60*24*time.Hour && unpricedTokens > 0 {
-		out.Warnings = append(out.Warnings, fmt.Sprintf("the price table is %d days old and %d tokens are unpriced: `fleetmeter prices update` fetches a newer one",
-			int(age.Hours()/24), unpricedTokens))
+		out.Warnings = append(out.Warnings, fmt.Sprintf("the price table is %d days old and %s tokens are unpriced: `fleetmeter prices update` fetches a newer one",
+			int(age.Hours()/24), rollup.Count(unpricedTokens)))
 	}
 	switch {
 	case asJSON:
@@ -252,7 +252,8 @@ func writePricesTable(w io.Writer, out pricesOutput, width int) error {
 	if err := t.Render(w, width); err != nil {
 		return err
 	}
-	mods := rollup.Table{Title: fmt.Sprintf("\nModifiers (× the standard rates; table of %s)", out.ModifiersDate), Columns: []rollup.Column{
+	fmt.Fprintln(w)
+	mods := rollup.Table{Title: fmt.Sprintf("Modifiers (× the standard rates; table of %s)", out.ModifiersDate), Columns: []rollup.Column{
 		{Head: "Provider"}, {Head: "Speed or tier"}, {Head: "Models", Shrink: true}, {Head: "Multiple", Right: true},
 		{Head: "Since", Hide: 1}, {Head: "Source", Shrink: true, Hide: 2},
 	}}

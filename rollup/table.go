@@ -83,8 +83,8 @@ func WriteReport(w io.Writer, r Report, o TextOptions) error {
 		t.Notes = append(t.Notes, "Sessions whose last call falls in the range, each with its whole totals (calls before the range included).")
 	}
 	if u := r.Totals.UnpricedTokens; u > 0 {
-		t.Notes = append(t.Notes, fmt.Sprintf("The cost leaves out %s tokens of %s calls no price is known for: `fleetmeter prices` lists their models and how to price them.",
-			count(u), count(r.Totals.UnpricedMessages)))
+		t.Notes = append(t.Notes, fmt.Sprintf("The cost leaves out %s tokens of %s no price is known for: `fleetmeter prices` lists their models and how to price them.",
+			count(u), plural(r.Totals.UnpricedMessages, "call")))
 	}
 	t.Notes = append(t.Notes, skips...)
 	return t.Render(w, o.Width)
@@ -276,6 +276,14 @@ func skipLines(s storage.Skips, c storage.Corrections, transcripts bool) []strin
 		out = append(out, fmt.Sprintf("Corrected %s: %s", since, strings.Join(fixed, ", ")))
 	}
 	return out
+}
+
+// plural is "1 call", "2 calls".
+func plural(n int64, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return count(n) + " " + what + "s"
 }
 
 // count formats an integer with thousands separators.
