@@ -63,7 +63,7 @@ func wideFleet(t *testing.T) string {
 		os.MkdirAll(dir, 0o755)
 		ts, _ := time.Parse(time.DateOnly, c.day)
 		ts = ts.Add(10 * time.Hour)
-		f, err := os.OpenFile(filepath.Join(dir, "s-"+c.day+".jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		f, err := os.OpenFile(filepath.Join(dir, c.agent+"-"+c.day+".jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {
 			t.Fatal(err)
 		}
