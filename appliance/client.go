@@ -93,7 +93,12 @@ func openForReading(cfg Config) (db *storage.DB, daemon bool, err error) {
 	if errors.Is(err, storage.ErrLocked) {
 		return nil, true, nil
 	}
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+		if errors.Is(err, fs.ErrPermission) {
+			if _, serr := findSocket(cfg); serr == nil {
+				return nil, true, nil // another user's database, and its daemon answers us
+			}
+		}
 		return nil, false, noDatabase(cfg, err)
 	}
 	if err != nil {
@@ -115,7 +120,11 @@ func noDatabase(cfg Config, cause error) error {
 	if nd.denied() {
 		advice = fmt.Sprintf("a daemon runs that this user may not ask: join the %s group (`sudo usermod -aG %s $USER`, then log in again) or use sudo", socketGroup, socketGroup)
 	}
-	return &cliError{cause: cause, msg: fmt.Sprintf("no database at %s and %v: %s", cfg.DBPath(), nd, advice)}
+	what := "no database at " + cfg.DBPath()
+	if errors.Is(cause, fs.ErrPermission) {
+		what = "the database at " + cfg.DBPath() + " is not readable by this user"
+	}
+	return &cliError{cause: cause, msg: fmt.Sprintf("%s and %v: %s", what, nd, advice)}
 }
 
 // cliError is an error with its own message that still matches its cause.
@@ -150,7 +159,7 @@ func cliReader(ctx context.Context, env *cliEnv, cfg Config) (r rollup.Reader, d
 		}
 		return rollup.NewReader(tally, rollup.ReaderConfig{Teams: teams}), func() {}, nil
 	}
-	if _, err := os.Stat(cfg.DBPath()); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(cfg.DBPath()); errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 		// No database here: a daemon this user may ask (the system's, to
 		// a member of its group), else the system's database if readable.
 		if _, serr := findSocket(cfg); serr == nil {
@@ -159,12 +168,19 @@ func cliReader(ctx context.Context, env *cliEnv, cfg Config) (r rollup.Reader, d
 		if sys := cfg; cfg.DataDir != systemDataDir {
 			sys.DataDir = systemDataDir
 			if db, daemon, err := openForReading(sys); err == nil {
-				cfg = sys
 				if daemon {
-					return daemonReader{cfg}, func() {}, nil
+					return daemonReader{sys}, func() {}, nil
 				}
-				db.Close()
+				// Another account's database: read as it is, never repriced here.
+				return rollup.NewReader(db, rollup.ReaderConfig{Host: db, Teams: teams}), func() { db.Close() }, nil
 			}
+		}
+		db, _, err := openForReading(cfg)
+		if err != nil {
+			return nil, nil, err // says every place tried
+		}
+		if db != nil {
+			db.Close() // it appeared meanwhile: read it below
 		}
 	}
 	// The database shows this configuration's prices: repriced first when
