@@ -3,6 +3,7 @@ package appliance
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -123,6 +124,13 @@ func runReport(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	if kind == rollup.HostKind && hasSourceDirs(ra.cfg) {
 		return usageErr("report host reads the database; it takes no transcript dirs")
+	}
+	if kind != rollup.HostKind {
+		// Bad values fail before a transcript is read or a daemon asked.
+		early := rollup.Query{Kind: kind, Since: rollup.MinDay, Until: rollup.MaxDay, Filter: ra.filter, Top: ra.top, Order: ra.order}
+		if err := early.Validate(); err != nil {
+			return err
+		}
 	}
 	reader, done, err := cliReader(ctx, env, ra.cfg)
 	if err != nil {
@@ -423,11 +431,7 @@ func (st healthStatus) summary(now time.Time) string {
 	if !st.Ingest.LastStep.IsZero() {
 		last = "last step " + agoText(now.Sub(st.Ingest.LastStep)) + " ago"
 	}
-	line := fmt.Sprintf("%s: %s files, %s calls, %s", state, rollup.Count(int64(st.Ingest.Files)), rollup.Count(int64(st.Database.LedgerRecords)), last)
-	if n := len(st.Ingest.MalformedFiles); n > 0 {
-		line += fmt.Sprintf("; files with malformed lines: %d", n+boolInt(st.Ingest.MalformedOther > 0))
-	}
-	return line
+	return fmt.Sprintf("%s: %s files, %s calls, %s", state, rollup.Count(int64(st.Ingest.Files)), rollup.Count(int64(st.Database.LedgerRecords)), last)
 }
 
 // agoText is a duration the way people say it: "3 s", "4 min", "2 h".
@@ -441,13 +445,6 @@ func agoText(d time.Duration) string {
 		return fmt.Sprintf("%d h", int(d.Hours()))
 	}
 	return fmt.Sprintf("%d days", int(d.Hours()/24))
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func runRollup(ctx context.Context, env *cliEnv, args []string) error {
@@ -563,6 +560,17 @@ func runConfig(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func runVersion(ctx context.Context, env *cliEnv, args []string) error {
+	// Its own flag set: a broken config file must not hide the version.
+	fs := flag.NewFlagSet("fleetmeter version", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		printHelp(env.stdout, "version", nil)
+		return err
+	} else if err != nil {
+		return usageErr("%v", err)
+	} else if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q", fs.Arg(0))
+	}
 	commit, date := buildInfo()
 	fmt.Fprintf(env.stdout, "fleetmeter %s\ncommit:      %s\nbuilt:       %s\nprice table: pydantic/genai-prices %s (MIT)\n",
 		Version, commit, date, pricing.TableDate)
