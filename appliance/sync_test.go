@@ -171,8 +171,8 @@ func maps(base map[string]string, kv ...string) map[string]string {
 // runDaemon runs an App on cfg until the end of the test.
 func runDaemon(t *testing.T, cfg Config) *App {
 	t.Helper()
-	if cfg.RuntimeDir == "" {
-		cfg.RuntimeDir = shortTempDir(t) // never the machine's own runtime dir
+	if cfg.RuntimeDir == "" || cfg.RuntimeDir == defaultRuntimeDir() {
+		cfg.RuntimeDir = shortTempDir(t) // never the machine's own runtime dir (/run/fleetmeter as root)
 	}
 	app, err := New(cfg, newLogger(Config{LogLevel: "error", LogFormat: "text"}, io.Discard))
 	if err != nil {
