@@ -198,6 +198,9 @@ func parseReportArgs(env *cliEnv, name string, args []string, filters bool) (rep
 		fs.BoolVar(&ra.asCSV, "csv", false, "print CSV: one line per row, the JSON names as the header")
 		fs.StringVar(&ra.since, "since", "", "first day (inclusive): "+rollup.DateForms)
 		fs.StringVar(&ra.until, "until", "", "last day (inclusive), in the same forms")
+		if f := fs.Lookup("tz"); f != nil {
+			f.Usage, f.DefValue = "IANA time zone that cuts days and weeks, any letter case (env FLEETMETER_TZ; default: the zone the data was cut in)", ""
+		}
 		if !filters {
 			return
 		}

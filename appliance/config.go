@@ -423,7 +423,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, groups flagGroups) {
 		fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	}
 	if groups&(flagsZone|flagsServe) != 0 {
-		fs.StringVar(&c.TZ, "tz", c.TZ, "IANA time zone that cuts days and weeks, any letter case (env FLEETMETER_TZ; default: the data's)")
+		fs.StringVar(&c.TZ, "tz", c.TZ, "IANA time zone that cuts days and weeks, any letter case (env FLEETMETER_TZ)")
 	}
 	if groups&flagsSources != 0 {
 		fs.Var(&listFlag{dst: &c.OpenClawDirs}, "openclaw-dir", "OpenClaw state dir holding agents/ (repeatable; default: discover)")

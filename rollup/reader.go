@@ -99,7 +99,8 @@ func (r *LocalReader) Report(ctx context.Context, q Query) (Report, error) {
 	}
 	whole := q
 	whole.Limit, whole.Offset, whole.Top, whole.Order = 0, 0, 0, ""
-	key := fmt.Sprintf("report|%s|%d|%d|%s|%q", q.Kind, q.Since, q.Until, loc, q.Filter.String())
+	f := q.Filter
+	key := fmt.Sprintf("report|%s|%d|%d|%s|%q", q.Kind, q.Since, q.Until, loc, []string{f.Agent, f.User, f.Model, f.Team, f.Source})
 	rep, err := cached(ctx, r.cache, r.src, key, ln, func() (Report, error) { return Build(src, whole) })
 	if err != nil {
 		return Report{}, err
