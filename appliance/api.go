@@ -15,9 +15,6 @@ import (
 	"github.com/fleetmeter/fleetmeter/ui"
 )
 
-// parseRange turns --since/--until strings into inclusive day numbers.
-func parseRange(since, until string) (int32, int32, error) { return rollup.ParseRange(since, until) }
-
 // appStatus answers /api/status, /healthz (and so `fleetmeter health`).
 type appStatus struct{ a *App }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"time"
@@ -65,6 +66,9 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	db, err := openDB(cfg, loc, true)
 	if err != nil {
 		return nil, err
+	}
+	if from, took := db.ZoneRecut(); from != "" {
+		log.Info("rollups recut for a zone change", "from", from, "to", loc.String(), "took", took.Round(time.Millisecond))
 	}
 	a := &App{cfg: cfg, log: log, db: db, Now: time.Now, instanceType: cfg.InstanceType, ready: make(chan struct{})}
 	if cfg.BrowserLogin {
@@ -164,6 +168,10 @@ func (a *App) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.addr = ln.Addr()
 	a.mu.Unlock()
+	if err := writeDaemonFile(a.cfg, ln.Addr().String()); err != nil {
+		a.log.Warn("cannot say where the socket is in the data dir: a CLI given only --data-dir may not find this daemon", "err", err)
+	}
+	defer os.Remove(filepath.Join(a.cfg.DataDir, daemonFile))
 	close(a.ready)
 	a.log.Info("fleetmeter started", "version", Version, "data_dir", a.cfg.DataDir, "tz", a.cfg.TZ, "socket", a.cfg.SocketPath(), "listen", ln.Addr().String())
 	for _, p := range a.problems() {
@@ -174,6 +182,7 @@ func (a *App) Run(ctx context.Context) error {
 	reader := rollup.NewReader(a.db, rollup.ReaderConfig{
 		Host: a.db, Now: func() time.Time { return a.Now() }, InstanceType: a.currentInstanceType,
 		MaxHeavy: max(2, runtime.GOMAXPROCS(0)), BusyWait: 5 * time.Second, MaxStale: 5 * time.Second,
+		Teams: teamsOf(a.cfg.Agents),
 	})
 	handler := ui.NewHandler(ui.Deps{
 		Reports:   reader,

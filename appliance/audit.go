@@ -9,11 +9,11 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/fleetmeter/fleetmeter/alerts"
 	"github.com/fleetmeter/fleetmeter/host"
+	"github.com/fleetmeter/fleetmeter/rollup"
 	"github.com/fleetmeter/fleetmeter/ui"
 )
 
@@ -49,7 +49,7 @@ func newAuditDocument(rep host.AuditReport, p host.Profile) auditDocument {
 func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 	var asJSON bool
 	var profile string
-	cfg, rest, err := parseConfig(env, "audit", args, flagsData|flagsSources|flagsServe, func(fs *flag.FlagSet) {
+	cfg, rest, err := parseConfig(env, "audit", args, flagsData|flagsSources|flagsListen, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 		fs.StringVar(&profile, "profile", "standard", "risk tolerance: strict (fail on low and above), standard (medium), relaxed (high)")
 	})
@@ -70,7 +70,7 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 			return err
 		}
 	} else {
-		writeAudit(env.stdout, doc)
+		writeAudit(env.stdout, doc, termWidth(env))
 		if os.Geteuid() != 0 {
 			fmt.Fprintln(env.stdout, "\n(not run as root: other users' files and processes were not all visible; sudo fleetmeter audit sees them)")
 		}
@@ -83,9 +83,8 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 
 // writeAudit prints the report: failing checks first, each with its
 // evidence and fix.
-func writeAudit(w io.Writer, doc auditDocument) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STATUS\tSEVERITY\tCHECK\tSUMMARY")
+func writeAudit(w io.Writer, doc auditDocument, width int) {
+	t := rollup.Table{Columns: []rollup.Column{{Head: "Status"}, {Head: "Severity"}, {Head: "Check"}, {Head: "Summary", Shrink: true}}}
 	order := []host.CheckStatus{host.StatusFail, host.StatusUnknown, host.StatusPass, host.StatusNA}
 	for _, st := range order {
 		for _, f := range doc.Report.Findings {
@@ -96,10 +95,10 @@ func writeAudit(w io.Writer, doc auditDocument) {
 			if f.Status != host.StatusFail {
 				sev = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Status, sev, f.ID, f.Summary)
+			t.Rows = append(t.Rows, []string{string(f.Status), sev, f.ID, f.Summary})
 		}
 	}
-	tw.Flush()
+	t.Render(w, width)
 	for _, f := range doc.Report.Findings {
 		if f.Status != host.StatusFail && f.Status != host.StatusUnknown {
 			continue

@@ -81,7 +81,7 @@ type daemonStatus struct {
 
 func runDoctor(ctx context.Context, env *cliEnv, args []string) error {
 	var asJSON bool
-	cfg, rest, err := parseConfig(env, "doctor", args, flagsData|flagsSources|flagsServe, func(fs *flag.FlagSet) {
+	cfg, rest, err := parseConfig(env, "doctor", args, flagsData|flagsSources, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 	})
 	if err != nil {

@@ -142,7 +142,9 @@ func roughlySameRows(a, b any) bool {
 func liveAppend(t *testing.T, caseDir string, args []string, kind string, want rollup.Report) rollup.Report {
 	t.Helper()
 	root := t.TempDir()
-	cfg := testConfig(t)
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.RuntimeDir = shortTempDir(t) // never the machine's /run/fleetmeter, where a real daemon may run
 	cfg.PollInterval = 5 * time.Millisecond
 	cfg.Listen = "127.0.0.1:0"
 	cfg.NoDiscover = true

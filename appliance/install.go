@@ -442,9 +442,7 @@ func parseInstallFlags(env *cliEnv, name string, args []string, extra func(*flag
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(env.stdout, "Usage of fleetmeter %s:\n", name)
-			fs.SetOutput(env.stdout)
-			fs.PrintDefaults()
+			printHelp(env.stdout, name, fs)
 			return nil, err
 		}
 		return nil, usageErr("%v (see fleetmeter %s --help)", err, name)

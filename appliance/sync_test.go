@@ -171,8 +171,8 @@ func maps(base map[string]string, kv ...string) map[string]string {
 // runDaemon runs an App on cfg until the end of the test.
 func runDaemon(t *testing.T, cfg Config) *App {
 	t.Helper()
-	if cfg.RuntimeDir == "" {
-		cfg.RuntimeDir = shortTempDir(t) // never the machine's own runtime dir
+	if cfg.RuntimeDir == "" || cfg.RuntimeDir == defaultRuntimeDir() {
+		cfg.RuntimeDir = shortTempDir(t) // never the machine's own runtime dir (/run/fleetmeter as root)
 	}
 	app, err := New(cfg, newLogger(Config{LogLevel: "error", LogFormat: "text"}, io.Discard))
 	if err != nil {
@@ -252,7 +252,7 @@ func TestDaemonSyncStatus(t *testing.T) {
 		}
 	}
 	env := map[string]string{"FLEETMETER_DATA_DIR": cfg.DataDir, "FLEETMETER_RUNTIME_DIR": cfg.RuntimeDir}
-	if code, out, _ := cli(t, env, "health"); code != 0 || !strings.Contains(out, `"state": "ok"`) || strings.Contains(out, c.SyncPassword) {
+	if code, out, _ := cli(t, env, "health", "--json"); code != 0 || !strings.Contains(out, `"state": "ok"`) || strings.Contains(out, c.SyncPassword) {
 		t.Errorf("health: exit %d\n%s", code, out)
 	}
 	if code, out, _ := cli(t, env, "sync", "status"); code != 0 || !strings.Contains(out, "sync:            ok") {

@@ -180,6 +180,12 @@ type Status struct {
 	Progress *Progress `json:"progress,omitempty"`
 	// RateLimits are the providers' own usage windows, newest report of each.
 	RateLimits []RateLimit `json:"rate_limits,omitempty"`
+	// MalformedFiles are the transcript files with malformed lines (at
+	// most maxMalformedFiles, the most lines first); MalformedOther counts
+	// the malformed lines of files past that bound.
+	MalformedFiles []MalformedFile `json:"malformed_files,omitempty"`
+	MalformedOther int64           `json:"malformed_lines_elsewhere,omitempty"`
+	malformed      map[string]int64
 }
 
 // StepResult summarises one Step.
@@ -234,6 +240,7 @@ func (in *Ingester) Status() Status {
 	s.Sources = append([]Source(nil), s.Sources...)
 	s.Unrecognized = maps.Clone(s.Unrecognized)
 	s.RateLimits = in.rateLimitsLocked()
+	s.MalformedFiles, s.malformed = malformedList(s.malformed), nil
 	if s.Progress != nil {
 		p := *s.Progress
 		s.Progress = &p
@@ -581,6 +588,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 				in.fileError(item, c.err, batch)
 				continue
 			}
+			in.noteMalformed(item.path, c.calls.skips.Malformed)
 			in.take(batch, &c.calls)
 			cur := c.cursor
 			if v, err := json.Marshal(&cur); err == nil {

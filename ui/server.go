@@ -134,13 +134,18 @@ func NewHandler(d Deps) http.Handler {
 	a := &access{token: d.Token, logins: d.Logins, log: d.Log}
 	elog := newErrorLog(d.Log)
 	r.Use(observe(d.Observe), recovery(d.Log), securityHeaders, refuseCrossSite, checkHost(d.Listen), a.check)
-	r.GET("/healthz", func(c *gin.Context) {
+	// A wrong method is 405 (with Allow), not 404: the path is there.
+	r.HandleMethodNotAllowed = true
+	r.NoMethod(func(c *gin.Context) { c.JSON(http.StatusMethodNotAllowed, gin.H{"error": "method not allowed"}) })
+	healthz := func(c *gin.Context) {
 		if p := d.Status.Problems(); len(p) > 0 {
 			c.String(http.StatusServiceUnavailable, "unhealthy: %s\n", strings.Join(p, "; "))
 			return
 		}
 		c.String(http.StatusOK, "ok\n")
-	})
+	}
+	r.GET("/healthz", healthz)
+	r.HEAD("/healthz", healthz) // load balancers and uptime checkers probe with HEAD
 	r.GET("/metrics", func(c *gin.Context) {
 		c.Header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		d.Metrics(c.Writer)
@@ -217,7 +222,7 @@ const defaultPage = 200
 // parseQuery reads a report query from the URL: since, until, tz, and for
 // sessions limit and offset.
 func parseQuery(c *gin.Context) (rollup.Query, error) {
-	q, err := rollup.ParseQuery(c.Param("kind"), c.Query("since"), c.Query("until"), c.Query("tz"))
+	q, err := rollup.ParseQueryValues(c.Param("kind"), c.Request.URL.Query())
 	if err != nil {
 		return q, err
 	}
