@@ -47,6 +47,8 @@ type App struct {
 
 	logins *ui.Logins // nil: browser login opted out
 	stats  statsCache
+	demo   bool // serve --demo: generated data, synthetic host (demo.go)
+	usage  usageCounters
 
 	mu           sync.Mutex
 	instanceType string
@@ -183,18 +185,22 @@ func (a *App) Run(ctx context.Context) error {
 		Teams: teamsOf(a.cfg.Agents),
 	})
 	handler := ui.NewHandler(ui.Deps{
-		Reports:  reader,
-		Status:   appStatus{a},
-		Metrics:  a.writeMetrics,
-		Backup:   func() (string, error) { return a.db.BackupTemp(a.cfg.DataDir) },
-		Sync:     a.syncAPI,
-		Alerts:   alertsAPI{a},
-		Audit:    a.audit.api,
-		Token:    a.cfg.AuthToken,
-		Logins:   a.logins,
-		LoginURL: a.loginURL,
-		Listen:   a.cfg.Listen,
-		Log:      uiLog,
+		Reports:   reader,
+		Status:    appStatus{a},
+		Metrics:   a.exposeMetrics,
+		Backup:    func() (string, error) { return a.db.BackupTemp(a.cfg.DataDir) },
+		Sync:      a.syncAPI,
+		Alerts:    alertsAPI{a},
+		Audit:     a.audit.api,
+		Dashboard: a.newDashboard(reader),
+		Sources:   a.uiSources,
+		Demo:      a.demo,
+		Observe:   a.observeRequest,
+		Token:     a.cfg.AuthToken,
+		Logins:    a.logins,
+		LoginURL:  a.loginURL,
+		Listen:    a.cfg.Listen,
+		Log:       uiLog,
 	})
 	switch {
 	case a.logins == nil:
@@ -210,7 +216,9 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return ui.ServeTCP(ctx, ln, handler, uiLog) })
 	g.Go(func() error { return ui.ServeSocket(ctx, sock, handler, uiLog) })
 	g.Go(func() error { return a.ingest.Run(ctx, a.cfg.PollInterval) })
-	g.Go(func() error { return a.sampler.Run(ctx, a.cfg.SampleInterval) })
+	if !a.demo {
+		g.Go(func() error { return a.sampler.Run(ctx, a.cfg.SampleInterval) })
+	}
 	g.Go(func() error { return a.maintain(ctx) })
 	g.Go(func() error { return a.alerts.Run(ctx, func() time.Time { return a.Now() }) })
 	g.Go(func() error { a.resolveInstanceType(ctx); return nil })

@@ -23,12 +23,18 @@ import (
 )
 
 func runServe(ctx context.Context, env *cliEnv, args []string) error {
-	cfg, rest, err := parseConfig(env, "serve", args, flagsData|flagsSources|flagsServe, nil)
+	var demo bool
+	cfg, rest, err := parseConfig(env, "serve", args, flagsData|flagsSources|flagsServe, func(fs *flag.FlagSet) {
+		fs.BoolVar(&demo, "demo", false, "serve a generated 90-day demo fleet from a temporary dir (no login; nothing real is read or written)")
+	})
 	if err != nil {
 		return err
 	}
 	if len(rest) > 0 {
 		return usageErr("unexpected argument %q", rest[0])
+	}
+	if demo {
+		return runDemo(ctx, env, cfg)
 	}
 	log := newLogger(cfg, env.stderr)
 	// A monitor must not push the host it watches into swap: past this

@@ -443,6 +443,7 @@ func TestCLISendsNothingToTCP(t *testing.T) {
 func TestSessionReportThroughTheDaemon(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.PollInterval = time.Hour
+	cfg.NoDiscover = true // the machine's own transcripts (~/.claude…) would add sessions
 	genFleet(t, cfg.DataDir, fleetSpec{days: 60, records: 6000, agents: 25, users: 10, models: 2}, time.Now())
 	app := startApp(t, cfg)
 	want, err := rollup.Build(app.db, rollup.Query{Kind: "session", Since: rollup.MinDay, Until: rollup.MaxDay})

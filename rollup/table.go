@@ -286,6 +286,9 @@ func plural(n int64, what string) string {
 	return count(n) + " " + what + "s"
 }
 
+// Thousands formats an integer with thousands separators: 1,234,567.
+func Thousands(n int64) string { return count(n) }
+
 // count formats an integer with thousands separators.
 func count(n int64) string {
 	s := strconv.FormatInt(n, 10)

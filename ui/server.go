@@ -114,6 +114,15 @@ type Deps struct {
 	// than it, localhost or a loopback IP are refused (DNS rebinding).
 	Listen string
 	Log    *slog.Logger
+
+	// Dashboard answers the pages and their API (nil: neither is served).
+	Dashboard Dashboard
+	// Sources describes what ingest reads (nil: the Sources page says less).
+	Sources func(ctx context.Context) (Sources, error)
+	// Demo marks a demo daemon: every page says its data is made up.
+	Demo bool
+	// Observe records each request's duration by route template (nil: not recorded).
+	Observe func(route, method string, status int, d time.Duration)
 }
 
 // NewHandler builds the HTTP handler for both listeners (ServeTCP and
@@ -124,7 +133,7 @@ func NewHandler(d Deps) http.Handler {
 	_ = r.SetTrustedProxies(nil) // no proxy: ClientIP is the peer
 	a := &access{token: d.Token, logins: d.Logins, log: d.Log}
 	elog := newErrorLog(d.Log)
-	r.Use(recovery(d.Log), securityHeaders, refuseCrossSite, checkHost(d.Listen), a.check)
+	r.Use(observe(d.Observe), recovery(d.Log), securityHeaders, refuseCrossSite, checkHost(d.Listen), a.check)
 	// A wrong method is 405 (with Allow), not 404: the path is there.
 	r.HandleMethodNotAllowed = true
 	r.NoMethod(func(c *gin.Context) { c.JSON(http.StatusMethodNotAllowed, gin.H{"error": "method not allowed"}) })
@@ -141,7 +150,9 @@ func NewHandler(d Deps) http.Handler {
 		c.Header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		d.Metrics(c.Writer)
 	})
-	r.GET("/", index)
+	if err := registerDashboard(r, d, elog); err != nil {
+		d.Log.Error("the pages cannot be served", "err", err) // embedded files: a test catches this first
+	}
 	a.routes(r, d, elog)
 	api := r.Group("/api")
 	api.GET("/status", func(c *gin.Context) { respond(c, elog, func() (Status, error) { return d.Status.Status(c) }) })
@@ -278,7 +289,7 @@ func fail(c *gin.Context, log *errorLog, err error) {
 	switch {
 	case errors.Is(err, ErrBadRequest), errors.Is(err, rollup.ErrBadQuery):
 		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrNotFound), errors.Is(err, rollup.ErrNotFound):
 		c.JSON(http.StatusNotFound, gin.H{"error": err.Error()})
 	case errors.Is(err, rollup.ErrBusy):
 		c.Header("Retry-After", "1")
