@@ -21,8 +21,18 @@ const minFreeBytes = 64 << 20
 // agree, and reflect a failing step at once.
 func (a *App) problems() []string {
 	var p []string
-	if st := a.ingest.Status(); st.LastError != "" {
+	st := a.ingest.Status()
+	if st.LastError != "" {
 		p = append(p, "ingest is failing: "+st.LastError)
+	}
+	if n := len(st.UnreadableFiles) + st.UnreadableOther; n > 0 {
+		// Their calls are missing from every report until they can be read.
+		f := st.UnreadableFiles[0]
+		more := ""
+		if n > 1 {
+			more = fmt.Sprintf(" (and %d more)", n-1)
+		}
+		p = append(p, fmt.Sprintf("%d transcript file(s) cannot be read, their calls are not counted: %s: %s%s", n, f.Path, f.Error, more))
 	}
 	if st := a.sampler.Status(); st.LastError != "" {
 		p = append(p, "host samples are not stored: "+st.LastError)

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fleetmeter/fleetmeter/storage"
@@ -145,6 +146,11 @@ type Ingester struct {
 	threads map[string]string
 	links   linkGuard            // which symlinked folders this step's listing follows
 	owners  map[uint32]localUser // file owner uid → local user (guarded by mu)
+	// unreadable: path → why, for files that failed to read and have not
+	// been read since (guarded by mu; see unreadable.go).
+	unreadable      map[string]string
+	unreadableOther map[string]bool
+	unreadableN     atomic.Int32 // len of both: readable's fast path reads it without mu
 	// rateLimits are the newest provider usage windows seen (guarded by mu).
 	rateLimits map[string]RateLimit
 	readers    sync.Pool // *fileReader, kept between steps
@@ -184,8 +190,13 @@ type Status struct {
 	// most maxMalformedFiles, the most lines first); MalformedOther counts
 	// the malformed lines of files past that bound.
 	MalformedFiles []MalformedFile `json:"malformed_files,omitempty"`
-	MalformedOther int64           `json:"malformed_lines_elsewhere,omitempty"`
-	malformed      map[string]int64
+	// UnreadableFiles are the transcripts that cannot be read now (at
+	// most maxUnreadableFiles by path); UnreadableOther counts the rest.
+	// A file leaves the list once it is read, or is gone.
+	UnreadableFiles []UnreadableFile `json:"unreadable_files,omitempty"`
+	UnreadableOther int              `json:"unreadable_files_elsewhere,omitempty"`
+	MalformedOther  int64            `json:"malformed_lines_elsewhere,omitempty"`
+	malformed       map[string]int64
 }
 
 // StepResult summarises one Step.
@@ -226,6 +237,7 @@ func New(cfg Config, ledger Ledger) *Ingester {
 		cursors: map[string]*fileCursor{}, meta: map[string]sessionMeta{}, stores: map[string]fileStamp{}, warned: map[string]string{},
 		otherCursors: map[string][]byte{}, listings: map[string][]dirEntry{},
 		dirFiles: map[string]int{}, unfinished: map[string]string{}, threads: map[string]string{},
+		unreadableOther: map[string]bool{},
 	}
 }
 
@@ -241,6 +253,7 @@ func (in *Ingester) Status() Status {
 	s.Unrecognized = maps.Clone(s.Unrecognized)
 	s.RateLimits = in.rateLimitsLocked()
 	s.MalformedFiles, s.malformed = malformedList(s.malformed), nil
+	s.UnreadableFiles, s.UnreadableOther = in.unreadableList()
 	if s.Progress != nil {
 		p := *s.Progress
 		s.Progress = &p
@@ -413,6 +426,7 @@ func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
 		clear(in.listings) // a full scan lists afresh; removed dirs drop out
 	}
 	in.skipped = 0
+	in.pruneUnreadable()
 	cands, listed, err := in.candidates(batch)
 	if err != nil {
 		return nil, err
@@ -588,6 +602,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 				in.fileError(item, c.err, batch)
 				continue
 			}
+			in.readable(item.path)
 			in.noteMalformed(item.path, c.calls.skips.Malformed)
 			in.take(batch, &c.calls)
 			cur := c.cursor
@@ -635,8 +650,10 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 // goes on, and the file is tried again next time.
 func (in *Ingester) fileError(item *fileItem, err error, batch *storage.Batch) {
 	if errors.Is(err, fs.ErrNotExist) {
+		in.readable(item.path)
 		return // vanished mid-read (retention): not an error
 	}
+	in.noteUnreadable(item.path, err)
 	if in.warned[item.path] != err.Error() {
 		in.warned[item.path] = err.Error()
 		in.log.Warn("cannot read transcript", "path", item.path, "err", err)
