@@ -43,7 +43,8 @@ var fieldsByType = map[string][]string{
 	TypeQuota:       {"limit_tokens", "limit_usd", "source", "threshold"},
 	TypeUnpriced:    {},
 	TypeHost:        {"metric", "threshold", "for"},
-	TypePipeline:    {"check", "source", "gateway_cpu", "max_lag", "window", "for"},
+	TypePipeline:    {"check", "source", "gateway_cpu", "max_lag", "window", "for", "threshold"},
+	TypeAudit:       {"profile"},
 }
 
 var commonFields = []string{"name", "type", "scope", "notify", "quiet_hours", "reminder"}
@@ -57,6 +58,7 @@ var scopesByType = map[string][]string{
 	TypeUnpriced:    {ScopeHost, ScopeModel, ScopeProvider},
 	TypeHost:        {ScopeHost},
 	TypePipeline:    {ScopeHost},
+	TypeAudit:       {ScopeHost},
 }
 
 // compile validates s and applies defaults. Every problem is reported,
@@ -352,11 +354,28 @@ func compileRule(where string, r Rule, teams Teams) (*rule, []error) {
 			}
 		case "format_drift":
 			durDefault("window", &ru.Window, 24*time.Hour, time.Minute)
+		case "db_size":
+			if ru.Threshold == 0 {
+				ru.Threshold = 80
+			}
+			if ru.Threshold <= 5 || ru.Threshold > 100 {
+				bad("threshold", "%g: want a percentage of db_max_mb above 5, at most 100", ru.Threshold)
+			}
 		default:
 			bad("check", "%q: want one of %s", r.Check, strings.Join(pipelineChecks, ", "))
 		}
 		if ru.Window > 7*24*time.Hour {
 			bad("window", "%s: at most 168h", ru.Window)
+		}
+		if r.Threshold != 0 && r.Check != "db_size" {
+			bad("threshold", "applies to the db_size check only")
+		}
+	case TypeAudit:
+		if ru.Profile == "" {
+			ru.Profile = "standard"
+		}
+		if !slices.Contains(auditProfiles, ru.Profile) {
+			bad("profile", "%q: want strict, standard or relaxed", ru.Profile)
 		}
 	}
 	if len(errs) > 0 {

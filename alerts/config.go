@@ -60,13 +60,13 @@ const (
 	TypePipeline    = "pipeline"     // a source silent, ingest failing, sync lagging, format drift
 )
 
-var ruleTypes = []string{TypeBudget, TypeRunaway, TypeSessionCost, TypeQuota, TypeUnpriced, TypeHost, TypePipeline}
+var ruleTypes = []string{TypeBudget, TypeRunaway, TypeSessionCost, TypeQuota, TypeUnpriced, TypeHost, TypePipeline, TypeAudit}
 
 // Host metrics (Rule.Metric).
 var hostMetrics = []string{"cpu", "steal", "iowait", "memory", "swap", "disk", "disk_root", "load", "gateway_down", "disk_full"}
 
 // Pipeline checks (Rule.Check).
-var pipelineChecks = []string{"source_silent", "ingest_failing", "sync_lag", "format_drift"}
+var pipelineChecks = []string{"source_silent", "ingest_failing", "sync_lag", "format_drift", "db_size"}
 
 // Rule is one [[budgets]] or [[alerts]] entry. Which fields apply depends
 // on Type; the README has a table. Durations are Go durations ("90m",
@@ -105,6 +105,9 @@ type Rule struct {
 	Source     string        `toml:"source"`      // source_silent: default openclaw
 	GatewayCPU float64       `toml:"gateway_cpu"` // source_silent: the gateway counts as busy above this % of a core; default 5
 	MaxLag     time.Duration `toml:"max_lag"`     // sync_lag
+
+	// audit (audit.go); pipeline db_size reads Threshold (percent of the cap)
+	Profile string `toml:"profile"` // strict, standard (default) or relaxed
 
 	// delivery
 	Notify     []string      `toml:"notify"`

@@ -54,6 +54,11 @@ type Pipeline struct {
 	// SyncLag is how far upstream sync is behind; ok is false when sync
 	// is not configured.
 	SyncLag func() (lag time.Duration, ok bool)
+	// DBSize is the database file's size and its cap in bytes (0: none).
+	DBSize func() (size, limit int64)
+	// Audit is the latest security audit as seen by a profile; ok is
+	// false until the first audit has run.
+	Audit func(profile string) (AuditResult, bool)
 }
 
 // Deps are the engine's dependencies.
@@ -430,7 +435,7 @@ func (e *Engine) notification(ru *rule, st *AlertState, event string, now time.T
 		if st.Event {
 			n.Summary = fmt.Sprintf("The %s period is over: %s resets.", ru.Period, ru.id)
 		}
-	case ru.Type == TypeHost || ru.Type == TypePipeline:
+	case ru.Type == TypeHost || ru.Type == TypePipeline || ru.Type == TypeAudit:
 		n.Severity = "critical"
 	case ru.Type == TypeBudget && st.BudgetUSD != nil && st.Threshold >= *st.BudgetUSD:
 		n.Severity = "critical"

@@ -226,6 +226,8 @@ func (r *round) pipeline(ru *rule) ([]Observation, Figures, error) {
 		f := Figures{Value: lag.Minutes(), Threshold: ru.MaxLag.Minutes(), Unit: "minutes",
 			Summary: fmt.Sprintf("Upstream sync is %s behind (limit %s).", lag.Round(time.Minute), ru.MaxLag)}
 		return []Observation{{Firing: lag > ru.MaxLag, Clear: lag < ru.MaxLag*9/10, Figures: f}}, f, nil
+	case "db_size":
+		return r.dbSize(ru)
 	case "format_drift":
 		skips, err := r.e.d.Data.Skips()
 		if err != nil {

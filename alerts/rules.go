@@ -55,6 +55,8 @@ func (r *round) evaluate(ru *rule) ([]Observation, Figures, error) {
 		return r.host(ru)
 	case TypePipeline:
 		return r.pipeline(ru)
+	case TypeAudit:
+		return r.audit(ru)
 	}
 	return nil, Figures{}, fmt.Errorf("unknown type %q", ru.Type)
 }

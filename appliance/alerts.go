@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -141,6 +140,8 @@ func newAlerts(a *App) (*alerts.Engine, error) {
 		}
 		return time.Duration(a.syncStatus().LagSeconds * float64(time.Second)), true
 	}
+	d.Pipeline.DBSize = func() (int64, int64) { return fileSize(a.db.Path()), a.cfg.DBMaxMB << 20 }
+	d.Pipeline.Audit = a.audit.forAlerts
 	return alerts.New(s, d)
 }
 
@@ -266,7 +267,7 @@ func currentAlerts(ctx context.Context, env *cliEnv, cfg Config) (alerts.Snapsho
 // runAlerts is `fleetmeter alerts [--json]` and `fleetmeter alerts test RULE`.
 func runAlerts(ctx context.Context, env *cliEnv, args []string) error {
 	var asJSON bool
-	cfg, rest, err := parseConfig(env, "alerts", args, flagsData|flagsServe, func(fs *flag.FlagSet) {
+	cfg, rest, err := parseConfig(env, "alerts", args, flagsData|flagsZone, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 	})
 	if err != nil {
@@ -285,7 +286,7 @@ func runAlerts(ctx context.Context, env *cliEnv, args []string) error {
 	if asJSON {
 		return printJSON(env, snap)
 	}
-	return writeAlertsTable(env.stdout, snap)
+	return writeAlertsTable(env.stdout, snap, termWidth(env))
 }
 
 func alertsTest(ctx context.Context, env *cliEnv, cfg Config, rule string, asJSON bool) error {
@@ -327,22 +328,18 @@ func alertsTest(ctx context.Context, env *cliEnv, cfg Config, rule string, asJSO
 
 // runBudget is `fleetmeter budget check`: exit 1 when a budget is crossed.
 func runBudget(ctx context.Context, env *cliEnv, args []string) error {
-	if len(args) == 0 || args[0] != "check" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(env.stdout, "Usage: fleetmeter budget check [--json]\nEvery budget with its spend; exits 1 when one is crossed (100 % or more), for cron and CI.")
-			return nil
-		}
-		return usageErr("want `fleetmeter budget check`")
-	}
 	var asJSON bool
-	cfg, rest, err := parseConfig(env, "budget check", args[1:], flagsData|flagsServe, func(fs *flag.FlagSet) {
+	cfg, rest, err := parseConfig(env, "budget check", args, flagsData|flagsZone, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 	})
 	if err != nil {
 		return err
 	}
-	if len(rest) > 0 {
-		return usageErr("unexpected argument %q", rest[0])
+	if len(rest) == 0 || rest[0] != "check" {
+		return usageErr("want `fleetmeter budget check`")
+	}
+	if len(rest) > 1 {
+		return usageErr("unexpected argument %q", rest[1])
 	}
 	if len(cfg.Budgets) == 0 {
 		return errors.New("no [[budgets]] in the configuration")
@@ -366,7 +363,7 @@ func runBudget(ctx context.Context, env *cliEnv, args []string) error {
 		if err := printJSON(env, map[string]any{"budgets": budgets, "crossed": crossed}); err != nil {
 			return err
 		}
-	} else if err := writeAlertsTable(env.stdout, alerts.Snapshot{Rules: budgets}); err != nil {
+	} else if err := writeAlertsTable(env.stdout, alerts.Snapshot{Rules: budgets}, termWidth(env)); err != nil {
 		return err
 	}
 	if len(crossed) > 0 {
@@ -376,9 +373,15 @@ func runBudget(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 // writeAlertsTable prints one line per rule.
-func writeAlertsTable(w io.Writer, s alerts.Snapshot) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "RULE\tTYPE\tSCOPE\tSTATE\tVALUE\tSUMMARY")
+func writeAlertsTable(w io.Writer, s alerts.Snapshot, width int) error {
+	if len(s.Rules) == 0 {
+		_, err := fmt.Fprintln(w, "No rules: add [[budgets]] or [[alerts]] to the configuration (see the README's Budgets and alerts).")
+		return err
+	}
+	t := rollup.Table{Columns: []rollup.Column{
+		{Head: "Rule", Shrink: true}, {Head: "Type", Hide: 2}, {Head: "Scope", Shrink: true, Hide: 1}, {Head: "State"},
+		{Head: "Value", Right: true}, {Head: "Summary", Shrink: true},
+	}}
 	for _, r := range s.Rules {
 		state := r.State
 		if r.SnoozedUntil != nil {
@@ -388,48 +391,42 @@ func writeAlertsTable(w io.Writer, s alerts.Snapshot) error {
 		if r.Error != "" {
 			summary = "error: " + r.Error
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", rollup.Clean(r.Name), r.Type, rollup.Clean(r.Scope), state, value(r.Figures), summary)
+		t.Rows = append(t.Rows, []string{r.Name, r.Type, r.Scope, state, value(r.Figures), summary})
 	}
-	if len(s.Rules) == 0 {
-		fmt.Fprintln(tw, "(no rules: add [[budgets]] or [[alerts]] to the configuration)")
-	}
-	return tw.Flush()
+	return t.Render(w, width)
 }
 
 func value(f alerts.Figures) string {
 	switch f.Unit {
 	case "usd":
-		return fmt.Sprintf("$%.2f", f.Value)
+		return rollup.USD(f.Value)
 	case "usd_per_hour":
-		return fmt.Sprintf("$%.2f/h", f.Value)
+		return rollup.USD(f.Value) + "/h"
 	case "percent":
 		return fmt.Sprintf("%.1f%%", f.Value)
 	case "":
-		return "–"
+		return rollup.NoValue
 	}
 	return fmt.Sprintf("%.4g %s", f.Value, strings.ReplaceAll(f.Unit, "_", " "))
 }
 
-// runReportOrBlocks is `fleetmeter report`, with `report blocks` (Claude
-// Code's 5-hour windows, as `ccusage blocks` computes them) added.
-func runReportOrBlocks(ctx context.Context, env *cliEnv, args []string) error {
-	if len(args) == 0 || args[0] != "blocks" {
-		return runReport(ctx, env, args)
-	}
-	ra, err := parseReportArgs(env, "report blocks", args[1:])
-	if err != nil {
-		return err
-	}
+// reportBlocks is `fleetmeter report blocks`: Claude Code's 5-hour
+// windows, as `ccusage blocks` computes them.
+func reportBlocks(ctx context.Context, env *cliEnv, ra reportArgs) error {
 	loc, err := ra.cfg.Location()
 	if err != nil {
 		return err
 	}
-	from, to := int64(math.MinInt64/2), int64(math.MaxInt64/2)
-	if ra.from != rollup.MinDay {
-		from = storage.DayStartMillis(ra.from, loc)
+	q, err := ra.query(ctx, "blocks", nil)
+	if err != nil {
+		return err
 	}
-	if ra.to != rollup.MaxDay {
-		to = storage.DayStartMillis(ra.to+1, loc)
+	from, to := int64(math.MinInt64/2), int64(math.MaxInt64/2)
+	if q.Since != rollup.MinDay {
+		from = storage.DayStartMillis(q.Since, loc)
+	}
+	if q.Until != rollup.MaxDay {
+		to = storage.DayStartMillis(q.Until+1, loc)
 	}
 	now := time.Now()
 	var rep rollup.BlockReport
@@ -469,10 +466,13 @@ func runReportOrBlocks(ctx context.Context, env *cliEnv, args []string) error {
 			}
 		}
 	}
-	if ra.asJSON {
+	switch {
+	case ra.asJSON:
 		return printJSON(env, rep)
+	case ra.asCSV:
+		return writeCSV(env.stdout, rep.Blocks)
 	}
-	return writeBlocksTable(env.stdout, rep, loc)
+	return writeBlocksTable(env.stdout, rep, loc, termWidth(env))
 }
 
 // filterBlocks keeps the blocks that start in [from, to).
@@ -486,9 +486,12 @@ func filterBlocks(bs []rollup.Block, from, to int64) []rollup.Block {
 	return out
 }
 
-func writeBlocksTable(w io.Writer, rep rollup.BlockReport, loc *time.Location) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "Block start\tStatus\tCalls\tTokens\tCost\t$/h\tProjected tokens\tProjected cost\t")
+func writeBlocksTable(w io.Writer, rep rollup.BlockReport, loc *time.Location, width int) error {
+	t := rollup.Table{Title: "Claude Code 5-hour blocks · " + loc.String(), Columns: []rollup.Column{
+		{Head: "Block start"}, {Head: "Status"}, {Head: "Calls", Right: true, Hide: 2}, {Head: "Tokens", Right: true},
+		{Head: "Cost", Right: true}, {Head: "Cost/hour", Right: true, Hide: 1}, {Head: "Projected tokens", Right: true, Hide: 3},
+		{Head: "Projected cost", Right: true, Hide: 1},
+	}}
 	for _, b := range rep.Blocks {
 		status := "done"
 		switch {
@@ -497,14 +500,23 @@ func writeBlocksTable(w io.Writer, rep rollup.BlockReport, loc *time.Location) e
 		case b.IsActive:
 			status = "ACTIVE"
 		}
-		rate, ptok, pcost := "", "", ""
+		rate, ptok, pcost := rollup.NoValue, rollup.NoValue, rollup.NoValue
 		if b.BurnRate != nil {
-			rate = fmt.Sprintf("%.2f", b.BurnRate.CostPerHour)
+			rate = rollup.USD(b.BurnRate.CostPerHour)
 		}
 		if b.Projection != nil {
-			ptok, pcost = fmt.Sprint(b.Projection.TotalTokens), fmt.Sprintf("$%.2f", b.Projection.TotalCost)
+			ptok, pcost = rollup.Count(b.Projection.TotalTokens), rollup.USD(b.Projection.TotalCost)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t$%.2f\t%s\t%s\t%s\t\n", b.StartTime.In(loc).Format("2006-01-02 15:04"), status, b.Entries, b.TotalTokens, b.CostUSD, rate, ptok, pcost)
+		row := []string{b.StartTime.In(loc).Format("2006-01-02 15:04"), status, rollup.Count(int64(b.Entries)),
+			rollup.Count(b.TotalTokens), rollup.USD(b.CostUSD), rate, ptok, pcost}
+		if b.IsGap {
+			row = []string{row[0], status, rollup.NoValue, rollup.NoValue, rollup.NoValue, rollup.NoValue, rollup.NoValue, rollup.NoValue}
+		}
+		t.Rows = append(t.Rows, row)
 	}
-	return tw.Flush()
+	if len(rep.Blocks) == 0 {
+		_, err := fmt.Fprintf(w, "%s\n\nNo Claude Code calls in this range.\n", t.Title)
+		return err
+	}
+	return t.Render(w, width)
 }

@@ -158,7 +158,7 @@ amount_usd = 1
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
 	}
-	if code != 1 || strings.Contains(stderr, "s3cr3t") {
+	if code != 2 || strings.Contains(stderr, "s3cr3t") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }

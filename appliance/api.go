@@ -15,9 +15,6 @@ import (
 	"github.com/fleetmeter/fleetmeter/ui"
 )
 
-// parseRange turns --since/--until strings into inclusive day numbers.
-func parseRange(since, until string) (int32, int32, error) { return rollup.ParseRange(since, until) }
-
 // appStatus answers /api/status, /healthz (and so `fleetmeter health`).
 type appStatus struct{ a *App }
 
@@ -62,6 +59,12 @@ func newMetrics(a *App) *metrics.Set {
 			return 0
 		}
 		return float64(st.LastStep.UnixMilli()) / 1e3
+	}))
+	s.NewGauge(`fleetmeter_ingest_lag_seconds`, ing(func(st ingest.Status) float64 {
+		if st.LastStep.IsZero() {
+			return 0
+		}
+		return a.Now().Sub(st.LastStep).Seconds()
 	}))
 	s.NewGauge(`fleetmeter_ingest_step_failing`, ing(func(st ingest.Status) float64 {
 		if st.LastError != "" {
@@ -149,13 +152,21 @@ func (a *App) writeMetrics(w io.Writer) {
 	// that was ahead would hold the gauges still until it caught up.
 	if s, ok := a.sampler.Latest(); ok {
 		for name, v := range map[string]float64{
-			"fleetmeter_host_cpu_busy_percent":     s.CPUPct,
-			"fleetmeter_host_cpu_steal_percent":    s.CPUStealPct,
-			"fleetmeter_host_memory_used_bytes":    float64(s.MemUsed),
-			"fleetmeter_host_memory_total_bytes":   float64(s.MemTotal),
-			"fleetmeter_host_load1":                s.Load1,
-			"fleetmeter_host_active_sessions":      float64(s.ActiveSessions),
-			"fleetmeter_host_sample_timestamp_sec": float64(s.TS) / 1e3,
+			"fleetmeter_host_cpu_busy_percent":                  s.CPUPct,
+			"fleetmeter_host_cpu_steal_percent":                 s.CPUStealPct,
+			"fleetmeter_host_cpu_iowait_percent":                s.CPUIowaitPct,
+			"fleetmeter_host_memory_used_bytes":                 float64(s.MemUsed),
+			"fleetmeter_host_memory_total_bytes":                float64(s.MemTotal),
+			"fleetmeter_host_swap_used_bytes":                   float64(s.SwapUsed),
+			"fleetmeter_host_load1":                             s.Load1,
+			"fleetmeter_host_load_per_core":                     s.LoadPerCore,
+			"fleetmeter_host_disk_data_used_bytes":              float64(s.DataDisk.Used),
+			"fleetmeter_host_disk_data_free_bytes":              float64(s.DataDisk.Free),
+			"fleetmeter_host_network_receive_bytes_per_second":  s.NetInBps,
+			"fleetmeter_host_network_transmit_bytes_per_second": s.NetOutBps,
+			"fleetmeter_host_gateway_processes":                 float64(s.GatewayProcs),
+			"fleetmeter_host_active_sessions":                   float64(s.ActiveSessions),
+			"fleetmeter_host_sample_timestamp_sec":              float64(s.TS) / 1e3,
 		} {
 			metrics.WriteGaugeFloat64(w, name, v)
 		}

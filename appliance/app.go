@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"time"
@@ -33,6 +35,7 @@ type App struct {
 	sampler *host.Sampler
 	syncer  *upstream.Worker // nil when no upstream is configured
 	alerts  *alerts.Engine
+	audit   *auditWorker
 	metrics *metrics.Set
 	pricing string // the pricer's fingerprint (Status)
 	// Now is the clock; tests replace it.
@@ -44,6 +47,8 @@ type App struct {
 
 	logins *ui.Logins // nil: browser login opted out
 	stats  statsCache
+	demo   bool // serve --demo: generated data, synthetic host (demo.go)
+	usage  usageCounters
 
 	mu           sync.Mutex
 	instanceType string
@@ -61,6 +66,9 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	db, err := openDB(cfg, loc, true)
 	if err != nil {
 		return nil, err
+	}
+	if from, took := db.ZoneRecut(); from != "" {
+		log.Info("rollups recut for a zone change", "from", from, "to", loc.String(), "took", took.Round(time.Millisecond))
 	}
 	a := &App{cfg: cfg, log: log, db: db, Now: time.Now, instanceType: cfg.InstanceType, ready: make(chan struct{})}
 	if cfg.BrowserLogin {
@@ -82,7 +90,8 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		db.Close()
 		return nil, err
 	}
-	a.ingest = ingest.New(ic, db)
+	a.ingest = ingest.New(ic, capLedger(db, cfg))
+	a.audit = newAuditWorker(cfg, os.Getenv, log.With("component", "audit"))
 	a.sampler, err = host.NewSampler(context.Background(), host.SamplerConfig{
 		DataDir: cfg.DataDir,
 		Store:   db,
@@ -159,6 +168,10 @@ func (a *App) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.addr = ln.Addr()
 	a.mu.Unlock()
+	if err := writeDaemonFile(a.cfg, ln.Addr().String()); err != nil {
+		a.log.Warn("cannot say where the socket is in the data dir: a CLI given only --data-dir may not find this daemon", "err", err)
+	}
+	defer os.Remove(filepath.Join(a.cfg.DataDir, daemonFile))
 	close(a.ready)
 	a.log.Info("fleetmeter started", "version", Version, "data_dir", a.cfg.DataDir, "tz", a.cfg.TZ, "socket", a.cfg.SocketPath(), "listen", ln.Addr().String())
 	for _, p := range a.problems() {
@@ -169,19 +182,25 @@ func (a *App) Run(ctx context.Context) error {
 	reader := rollup.NewReader(a.db, rollup.ReaderConfig{
 		Host: a.db, Now: func() time.Time { return a.Now() }, InstanceType: a.currentInstanceType,
 		MaxHeavy: max(2, runtime.GOMAXPROCS(0)), BusyWait: 5 * time.Second, MaxStale: 5 * time.Second,
+		Teams: teamsOf(a.cfg.Agents),
 	})
 	handler := ui.NewHandler(ui.Deps{
-		Reports:  reader,
-		Status:   appStatus{a},
-		Metrics:  a.writeMetrics,
-		Backup:   func() (string, error) { return a.db.BackupTemp(a.cfg.DataDir) },
-		Sync:     a.syncAPI,
-		Alerts:   alertsAPI{a},
-		Token:    a.cfg.AuthToken,
-		Logins:   a.logins,
-		LoginURL: a.loginURL,
-		Listen:   a.cfg.Listen,
-		Log:      uiLog,
+		Reports:   reader,
+		Status:    appStatus{a},
+		Metrics:   a.exposeMetrics,
+		Backup:    func() (string, error) { return a.db.BackupTemp(a.cfg.DataDir) },
+		Sync:      a.syncAPI,
+		Alerts:    alertsAPI{a},
+		Audit:     a.audit.api,
+		Dashboard: a.newDashboard(reader),
+		Sources:   a.uiSources,
+		Demo:      a.demo,
+		Observe:   a.observeRequest,
+		Token:     a.cfg.AuthToken,
+		Logins:    a.logins,
+		LoginURL:  a.loginURL,
+		Listen:    a.cfg.Listen,
+		Log:       uiLog,
 	})
 	switch {
 	case a.logins == nil:
@@ -197,10 +216,13 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return ui.ServeTCP(ctx, ln, handler, uiLog) })
 	g.Go(func() error { return ui.ServeSocket(ctx, sock, handler, uiLog) })
 	g.Go(func() error { return a.ingest.Run(ctx, a.cfg.PollInterval) })
-	g.Go(func() error { return a.sampler.Run(ctx, a.cfg.SampleInterval) })
+	if !a.demo {
+		g.Go(func() error { return a.sampler.Run(ctx, a.cfg.SampleInterval) })
+	}
 	g.Go(func() error { return a.maintain(ctx) })
 	g.Go(func() error { return a.alerts.Run(ctx, func() time.Time { return a.Now() }) })
 	g.Go(func() error { a.resolveInstanceType(ctx); return nil })
+	g.Go(func() error { return a.audit.Run(ctx) })
 	if a.syncer != nil {
 		g.Go(func() error { return a.syncer.Run(ctx) })
 	}

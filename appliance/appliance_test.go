@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetmeter/fleetmeter/ingest/corpus"
+	"github.com/fleetmeter/fleetmeter/appliance/corpus"
 	"github.com/fleetmeter/fleetmeter/rollup"
 	"github.com/fleetmeter/fleetmeter/storage"
 )
@@ -56,16 +56,16 @@ func TestCommandLineErrors(t *testing.T) {
 		{"unknown report", []string{"report", "hourly", "--openclaw-dir", dir}, 2, `unknown report "hourly"`},
 		{"bad flag", []string{"report", "daily", "--bogus"}, 2, "flag provided but not defined: -bogus"},
 		{"bad date", []string{"report", "daily", "--since", "2026-13-01", "--openclaw-dir", dir}, 2, "want YYYY-MM-DD"},
-		{"since after until", []string{"report", "daily", "--since", "2026-02-01", "--until", "2026-01-01", "--openclaw-dir", "../ingest/testdata/openclaw/traps"}, 1, "is after"},
-		{"bad zone", []string{"report", "daily", "--tz", "Mars/Olympus"}, 1, "not an IANA zone"},
+		{"since after until", []string{"report", "daily", "--since", "2026-02-01", "--until", "2026-01-01", "--openclaw-dir", "../ingest/testdata/openclaw/traps"}, 2, "is after"},
+		{"bad zone", []string{"report", "daily", "--tz", "Mars/Olympus"}, 2, "not an IANA zone"},
 		{"missing dir", []string{"report", "daily", "--openclaw-dir", filepath.Join(dir, "nope")}, 1, "no agents/ folder"},
-		{"no database yet", []string{"report", "daily", "--data-dir", filepath.Join(dir, "empty")}, 1, "fleetmeter ingest --once"},
-		{"exposed without token", []string{"serve", "--listen", "0.0.0.0:8767", "--data-dir", dir}, 1, "set an auth token"},
-		{"bad poll interval", []string{"serve", "--poll-interval", "1ns", "--data-dir", dir}, 1, "poll_interval"},
+		{"no database yet", []string{"report", "daily", "--data-dir", filepath.Join(dir, "empty")}, 1, "no fleetmeter daemon answers (tried "},
+		{"exposed without token", []string{"serve", "--listen", "0.0.0.0:8767", "--data-dir", dir}, 2, "set an auth token"},
+		{"bad poll interval", []string{"serve", "--poll-interval", "1ns", "--data-dir", dir}, 2, "poll_interval"},
 		{"help", []string{"report", "--help"}, 0, ""},
 		{"rollup help", []string{"rollup", "--help"}, 0, ""},
 		{"stray argument", []string{"rollup", "rebuild", "extra", "--data-dir", dir}, 2, `unexpected argument "extra"`},
-		{"flags after the file", []string{"backup", filepath.Join(dir, "b.db"), "--data-dir", filepath.Join(dir, "none")}, 1, "no such file"},
+		{"flags after the file", []string{"backup", filepath.Join(dir, "b.db"), "--data-dir", filepath.Join(dir, "none")}, 1, "no database at"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,11 +137,11 @@ func TestConfigLayersAndMasking(t *testing.T) {
 	}
 	// What `config` prints, saved as a config file, does not pass the
 	// placeholder off as a token.
-	if code, _, stderr := cli(t, map[string]string{"FLEETMETER_AUTH_TOKEN": "********"}, "config"); code != 1 || !strings.Contains(stderr, "masked placeholder") {
+	if code, _, stderr := cli(t, map[string]string{"FLEETMETER_AUTH_TOKEN": "********"}, "config"); code != 2 || !strings.Contains(stderr, "masked placeholder") {
 		t.Errorf("masked token accepted: exit %d %q", code, stderr)
 	}
 	os.WriteFile(file, []byte("tz = \"UTC\"\npoll_intervall = \"3s\"\n"), 0o600)
-	if code, _, stderr := cli(t, env, "config"); code != 1 || !strings.Contains(stderr, "unknown keys poll_intervall") {
+	if code, _, stderr := cli(t, env, "config"); code != 2 || !strings.Contains(stderr, "unknown keys poll_intervall") {
 		t.Errorf("typo in config file: exit %d, %q", code, stderr)
 	}
 }
@@ -453,7 +453,7 @@ func TestCLIAsksTheDaemon(t *testing.T) {
 	if code, out, stderr := cli(t, env, "report", "weekly"); code != 0 || !strings.Contains(out, "2026-04-06") {
 		t.Errorf("weekly table via daemon: exit %d %q %q", code, out, stderr)
 	}
-	for _, args := range [][]string{{"report", "host", "--json"}, {"advise", "--json"}, {"health"}} {
+	for _, args := range [][]string{{"report", "host", "--json"}, {"advise", "--json"}, {"health", "--json"}} {
 		if code, out, stderr := cli(t, env, args...); code != 0 || !json.Valid([]byte(out)) {
 			t.Errorf("%v via daemon: exit %d, %q %q", args, code, out, stderr)
 		}

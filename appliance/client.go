@@ -10,7 +10,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
-	"strconv"
+	"os"
 	"sync"
 	"time"
 
@@ -55,6 +55,12 @@ func daemonStream(ctx context.Context, cfg Config, method, path string, q url.Va
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		var e struct {
+			Error string `json:"error"`
+		}
+		if resp.StatusCode == http.StatusBadRequest && json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return usageErr("%s", e.Error) // a value the daemon cannot use (an unknown team): as any bad value
+		}
 		return fmt.Errorf("daemon answered %s for %s: %s", resp.Status, u.Path, firstLine(body))
 	}
 	n, err := io.Copy(w, io.LimitReader(resp.Body, limit+1))
@@ -87,21 +93,61 @@ func openForReading(cfg Config) (db *storage.DB, daemon bool, err error) {
 	if errors.Is(err, storage.ErrLocked) {
 		return nil, true, nil
 	}
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+		if errors.Is(err, fs.ErrPermission) {
+			if _, serr := findSocket(cfg); serr == nil {
+				return nil, true, nil // another user's database, and its daemon answers us
+			}
+		}
+		return nil, false, noDatabase(cfg, err)
+	}
 	if err != nil {
-		return nil, false, fmt.Errorf("%w (run `fleetmeter ingest --once` or `fleetmeter serve` first, or pass --openclaw-dir)", err)
+		return nil, false, err
 	}
 	return db, false, nil
 }
 
+// noDatabase says that there is no database here and no daemon this user
+// may ask, with every place tried and what to do; it wraps cause (still
+// fs.ErrNotExist).
+func noDatabase(cfg Config, cause error) error {
+	_, serr := findSocket(cfg)
+	var nd *noDaemonError
+	if !errors.As(serr, &nd) {
+		return fmt.Errorf("%w (%v)", cause, serr)
+	}
+	advice := "start the daemon (`fleetmeter serve`, or `sudo fleetmeter install` for a service); a report can also read transcripts directly with --openclaw-dir, --claude-dir or --codex-dir"
+	if nd.denied() {
+		advice = fmt.Sprintf("a daemon runs that this user may not ask: join the %s group (`sudo usermod -aG %s $USER`, then log in again) or use sudo", socketGroup, socketGroup)
+	}
+	what := "no database at " + cfg.DBPath()
+	if errors.Is(cause, fs.ErrPermission) {
+		what = "the database at " + cfg.DBPath() + " is not readable by this user"
+	}
+	return &cliError{cause: cause, msg: fmt.Sprintf("%s and %v: %s", what, nd, advice)}
+}
+
+// cliError is an error with its own message that still matches its cause.
+type cliError struct {
+	cause error
+	msg   string
+}
+
+func (e *cliError) Error() string { return e.msg }
+func (e *cliError) Unwrap() error { return e.cause }
+
 // cliReader is where a CLI command reads from, decided in this one place:
 // transcripts named on the command line (an in-memory tally; no database),
 // else the database when this process can open it, else the daemon that
-// holds it, over its API. done releases what was opened.
+// holds it, over its API; with no database here, a daemon this user may
+// ask (the system's, to a member of its group), else the system data dir's
+// database when it is readable. done releases what was opened.
 func cliReader(ctx context.Context, env *cliEnv, cfg Config) (r rollup.Reader, done func(), err error) {
 	loc, err := cfg.Location()
 	if err != nil {
 		return nil, nil, err
 	}
+	teams := teamsOf(cfg.Agents)
 	if hasSourceDirs(cfg) {
 		if env.process {
 			oneShotMemory()
@@ -114,7 +160,31 @@ func cliReader(ctx context.Context, env *cliEnv, cfg Config) (r rollup.Reader, d
 		if _, err := ingest.New(c, tally).Step(ctx); err != nil {
 			return nil, nil, err
 		}
-		return rollup.NewReader(tally, rollup.ReaderConfig{}), func() {}, nil
+		return rollup.NewReader(tally, rollup.ReaderConfig{Teams: teams}), func() {}, nil
+	}
+	if _, err := os.Stat(cfg.DBPath()); errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+		// No database here: a daemon this user may ask (the system's, to
+		// a member of its group), else the system's database if readable.
+		if _, serr := findSocket(cfg); serr == nil {
+			return daemonReader{cfg}, func() {}, nil
+		}
+		if sys := cfg; cfg.DataDir != systemDataDir {
+			sys.DataDir = systemDataDir
+			if db, daemon, err := openForReading(sys); err == nil {
+				if daemon {
+					return daemonReader{sys}, func() {}, nil
+				}
+				// Another account's database: read as it is, never repriced here.
+				return rollup.NewReader(db, rollup.ReaderConfig{Host: db, Teams: teams}), func() { db.Close() }, nil
+			}
+		}
+		db, _, err := openForReading(cfg)
+		if err != nil {
+			return nil, nil, err // says every place tried
+		}
+		if db != nil {
+			db.Close() // it appeared meanwhile: read it below
+		}
 	}
 	// The database shows this configuration's prices: repriced first when
 	// no daemon holds it (a daemon applies its own, see repriceOffline).
@@ -122,13 +192,6 @@ func cliReader(ctx context.Context, env *cliEnv, cfg Config) (r rollup.Reader, d
 		return nil, nil, err
 	}
 	db, daemon, err := openForReading(cfg)
-	if errors.Is(err, fs.ErrNotExist) {
-		// No database here: a daemon this user may ask (the system's, to
-		// a member of its group) has one.
-		if _, serr := findSocket(cfg); serr == nil {
-			return daemonReader{cfg}, func() {}, nil
-		}
-	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -144,7 +207,7 @@ func cliReader(ctx context.Context, env *cliEnv, cfg Config) (r rollup.Reader, d
 		}
 		return typ
 	})
-	return rollup.NewReader(db, rollup.ReaderConfig{Host: db, InstanceType: instanceType}), func() { db.Close() }, nil
+	return rollup.NewReader(db, rollup.ReaderConfig{Host: db, InstanceType: instanceType, Teams: teams}), func() { db.Close() }, nil
 }
 
 // hasSourceDirs reports whether transcript dirs were named explicitly.
@@ -213,6 +276,17 @@ func (r daemonReader) getJSON(ctx context.Context, path string, q rollup.Query, 
 	return nil
 }
 
+// zone is the zone the daemon cuts days in (its /api/status says).
+func (r daemonReader) zone(ctx context.Context) (*time.Location, error) {
+	var st struct {
+		TZ string `json:"tz"`
+	}
+	if err := r.getJSON(ctx, "/api/status", rollup.Query{}, &st); err != nil {
+		return nil, err
+	}
+	return rollup.LoadZone(st.TZ)
+}
+
 // get validates q here first, so a bad query reads the same whoever
 // answers it, then asks the daemon.
 func (r daemonReader) get(ctx context.Context, path string, q rollup.Query) ([]byte, error) {
@@ -221,19 +295,7 @@ func (r daemonReader) get(ctx context.Context, path string, q rollup.Query) ([]b
 		if err := q.Validate(); err != nil {
 			return nil, err
 		}
-		if q.Since != rollup.MinDay {
-			params.Set("since", storage.DayString(q.Since))
-		}
-		if q.Until != rollup.MaxDay {
-			params.Set("until", storage.DayString(q.Until))
-		}
-		if q.TZ != "" {
-			params.Set("tz", q.TZ)
-		}
-		if q.Limit > 0 {
-			params.Set("limit", strconv.Itoa(q.Limit))
-			params.Set("offset", strconv.Itoa(q.Offset))
-		}
+		params = q.Values()
 	}
 	body, err := daemonGet(ctx, r.cfg, path, params)
 	if errors.Is(err, errNoDaemon) {

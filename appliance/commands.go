@@ -3,6 +3,7 @@ package appliance
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,12 +23,18 @@ import (
 )
 
 func runServe(ctx context.Context, env *cliEnv, args []string) error {
-	cfg, rest, err := parseConfig(env, "serve", args, flagsData|flagsSources|flagsServe, nil)
+	var demo bool
+	cfg, rest, err := parseConfig(env, "serve", args, flagsData|flagsSources|flagsServe, func(fs *flag.FlagSet) {
+		fs.BoolVar(&demo, "demo", false, "serve a generated 90-day demo fleet from a temporary dir (no login; nothing real is read or written)")
+	})
 	if err != nil {
 		return err
 	}
 	if len(rest) > 0 {
 		return usageErr("unexpected argument %q", rest[0])
+	}
+	if demo {
+		return runDemo(ctx, env, cfg)
 	}
 	log := newLogger(cfg, env.stderr)
 	// A monitor must not push the host it watches into swap: past this
@@ -56,7 +63,7 @@ func isTerminal(f *os.File) bool {
 
 func runIngest(ctx context.Context, env *cliEnv, args []string) error {
 	var once bool
-	cfg, rest, err := parseConfig(env, "ingest", args, flagsData|flagsSources|flagsServe, func(fs *flag.FlagSet) {
+	cfg, rest, err := parseConfig(env, "ingest", args, flagsData|flagsZone|flagsSources|flagsPoll, func(fs *flag.FlagSet) {
 		fs.BoolVar(&once, "once", false, "one pass over every transcript, then exit")
 	})
 	if err != nil {
@@ -80,7 +87,7 @@ func runIngest(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	onProgress, finish := terminalProgress(env.stderr)
 	ic.OnProgress = onProgress
-	in := ingest.New(ic, db)
+	in := ingest.New(ic, capLedger(db, cfg))
 	if !once {
 		return in.Run(ctx, cfg.PollInterval)
 	}
@@ -95,93 +102,189 @@ func runIngest(ctx context.Context, env *cliEnv, args []string) error {
 	return nil
 }
 
+// runReport is `fleetmeter report KIND`: a usage report, the host report
+// or Claude Code's 5-hour blocks, with the flags before or after KIND.
 func runReport(ctx context.Context, env *cliEnv, args []string) error {
-	kinds := append(rollup.Kinds(), "host")
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintf(env.stdout, "Usage: fleetmeter report KIND [--json] [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--tz ZONE] [--openclaw-dir DIR]...\nKIND is one of %s.\nWith --openclaw-dir, --claude-dir or --codex-dir, transcripts are read directly and no database is touched;\nelse the database is read, through the daemon's API when `fleetmeter serve` holds it.\n", strings.Join(kinds, ", "))
-		if len(args) == 0 {
-			return usageErr("missing report kind")
-		}
-		return nil
-	}
-	kind := args[0]
-	if !slices.Contains(kinds, kind) {
-		return usageErr("unknown report %q (want one of %s)", kind, strings.Join(kinds, ", "))
-	}
-	ra, err := parseReportArgs(env, "report "+kind, args[1:])
+	ra, err := parseReportArgs(env, "report", args, true)
 	if err != nil {
 		return err
 	}
-	q := rollup.Query{Kind: kind, Since: ra.from, Until: ra.to, TZ: ra.cfg.TZ}
-	if kind == rollup.HostKind {
-		if hasSourceDirs(ra.cfg) {
-			return usageErr("report host reads the database; it takes no transcript dirs")
+	kinds := append(rollup.Kinds(), rollup.HostKind, "blocks")
+	if len(ra.rest) == 0 {
+		return usageErr("missing report kind (want one of %s; see fleetmeter report --help)", strings.Join(kinds, ", "))
+	}
+	if len(ra.rest) > 1 {
+		return usageErr("unexpected argument %q", ra.rest[1])
+	}
+	kind := ra.rest[0]
+	if !slices.Contains(kinds, kind) {
+		return usageErr("unknown report %q (want one of %s)", kind, strings.Join(kinds, ", "))
+	}
+	if kind == "blocks" || kind == rollup.HostKind {
+		if !ra.filter.Empty() || ra.top > 0 || ra.order != "" {
+			return usageErr("report %s takes no --agent, --user, --model, --team, --source, --top or --order", kind)
 		}
-		reader, done, err := cliReader(ctx, env, ra.cfg)
-		if err != nil {
+	}
+	if kind == "blocks" {
+		return reportBlocks(ctx, env, ra)
+	}
+	if kind == rollup.HostKind && hasSourceDirs(ra.cfg) {
+		return usageErr("report host reads the database; it takes no transcript dirs")
+	}
+	if kind != rollup.HostKind {
+		// Bad values fail before a transcript is read or a daemon asked.
+		early := rollup.Query{Kind: kind, Since: rollup.MinDay, Until: rollup.MaxDay, Filter: ra.filter, Top: ra.top, Order: ra.order}
+		if err := early.Validate(); err != nil {
 			return err
 		}
-		defer done()
+	}
+	reader, done, err := cliReader(ctx, env, ra.cfg)
+	if err != nil {
+		return err
+	}
+	defer done()
+	q, err := ra.query(ctx, kind, reader)
+	if err != nil {
+		return err
+	}
+	if kind == rollup.HostKind {
 		rep, err := reader.HostReport(ctx, q)
 		if err != nil {
 			return err
 		}
-		if ra.asJSON {
+		switch {
+		case ra.asJSON:
 			return printJSON(env, rep)
+		case ra.asCSV:
+			return writeCSV(env.stdout, rep.Host)
 		}
-		return rollup.WriteHostTable(env.stdout, rep)
+		return rollup.WriteHostTable(env.stdout, rep, rollup.TextOptions{Width: termWidth(env), Query: q})
 	}
-	rep, err := usageReport(ctx, env, ra.cfg, q, ra.since, ra.until)
+	rep, err := reader.Report(ctx, q)
 	if err != nil {
 		return err
 	}
-	return printReport(env, ra.asJSON, rep)
+	return printReport(env, ra, q, rep)
 }
 
 // usageReport builds a usage report through cliReader: straight from
 // transcripts when source dirs are given, else from the database or the
-// daemon that holds it. since and until are what the user typed; q holds
-// the same range as day numbers. An empty q.TZ means the configured zone.
-func usageReport(ctx context.Context, env *cliEnv, cfg Config, q rollup.Query, since, until string) (rollup.Report, error) {
-	reader, done, err := cliReader(ctx, env, cfg)
+// daemon that holds it.
+func usageReport(ctx context.Context, env *cliEnv, ra reportArgs, kind string) (rollup.Report, rollup.Query, error) {
+	reader, done, err := cliReader(ctx, env, ra.cfg)
 	if err != nil {
-		return rollup.Report{}, err
+		return rollup.Report{}, rollup.Query{}, err
 	}
 	defer done()
-	if q.TZ == "" {
-		q.TZ = cfg.TZ
+	q, err := ra.query(ctx, kind, reader)
+	if err != nil {
+		return rollup.Report{}, q, err
 	}
-	return reader.Report(ctx, q)
+	rep, err := reader.Report(ctx, q)
+	return rep, q, err
 }
 
 // reportArgs are the settings of a command that reports over a range.
 type reportArgs struct {
-	cfg          Config
-	asJSON       bool
-	since, until string // as given
-	from, to     int32  // day numbers, open ends as rollup.MinDay/MaxDay
+	cfg           Config
+	asJSON, asCSV bool
+	since, until  string // as given
+	filter        rollup.Filter
+	top           int
+	order         string
+	rest          []string // the arguments
 }
 
-// parseReportArgs parses the config flags plus --json, --since and --until;
-// no arguments are allowed.
-func parseReportArgs(env *cliEnv, name string, args []string) (reportArgs, error) {
+// parseReportArgs parses the config flags plus --json, --csv, --since and
+// --until, and with filters the filters, --top and --order.
+func parseReportArgs(env *cliEnv, name string, args []string, filters bool) (reportArgs, error) {
 	var ra reportArgs
-	cfg, rest, err := parseConfig(env, name, args, flagsData|flagsSources|flagsServe, func(fs *flag.FlagSet) {
+	cfg, rest, err := parseConfig(env, name, args, flagsData|flagsZone|flagsSources, func(fs *flag.FlagSet) {
 		fs.BoolVar(&ra.asJSON, "json", false, "print JSON")
-		fs.StringVar(&ra.since, "since", "", "first day, YYYY-MM-DD (inclusive)")
-		fs.StringVar(&ra.until, "until", "", "last day, YYYY-MM-DD (inclusive)")
+		fs.BoolVar(&ra.asCSV, "csv", false, "print CSV: one line per row, the JSON names as the header")
+		fs.StringVar(&ra.since, "since", "", "first day (inclusive): "+rollup.DateForms)
+		fs.StringVar(&ra.until, "until", "", "last day (inclusive), in the same forms")
+		if f := fs.Lookup("tz"); f != nil {
+			f.Usage, f.DefValue = "IANA time zone that cuts days and weeks, any letter case (env FLEETMETER_TZ; default: the zone the data was cut in)", ""
+		}
+		if !filters {
+			return
+		}
+		fs.StringVar(&ra.filter.Agent, "agent", "", "only this agent")
+		fs.StringVar(&ra.filter.User, "user", "", "only this user (<channel>:<sender id>, e.g. telegram:123)")
+		fs.StringVar(&ra.filter.Model, "model", "", "only this model (model or provider/model)")
+		fs.StringVar(&ra.filter.Team, "team", "", "only the agents of this team ([[agents]] team in the config)")
+		fs.StringVar(&ra.filter.Source, "source", "", "only this source: "+strings.Join(rollup.Sources, ", "))
+		fs.IntVar(&ra.top, "top", 0, "only the N rows of highest cost (the totals still cover all)")
+		fs.StringVar(&ra.order, "order", "", "asc or desc: by date for daily, weekly and monthly (default asc), by cost for the rest (default desc)")
 	})
 	if err != nil {
 		return ra, err
 	}
-	if len(rest) > 0 {
-		return ra, usageErr("unexpected argument %q", rest[0])
+	ra.cfg, ra.rest = cfg, rest
+	if ra.asJSON && ra.asCSV {
+		return ra, usageErr("--json and --csv: choose one")
 	}
-	ra.cfg = cfg
-	if ra.from, ra.to, err = parseRange(ra.since, ra.until); err != nil {
-		return ra, usageErr("%v", err)
+	if ra.top < 0 {
+		return ra, usageErr("top %d: want a whole number above 0", ra.top)
+	}
+	for name, d := range map[string]string{"since": ra.since, "until": ra.until} {
+		if _, err := rollup.ParseDate(d, 0, true); d != "" && err != nil {
+			return ra, usageErr("%s: %v", name, err) // before any transcript is read
+		}
 	}
 	return ra, nil
+}
+
+// zoneReader is a reader that knows the zone of its data.
+type zoneReader interface {
+	Location() *time.Location
+}
+
+// query is the query of a report kind: relative dates ("7d", "yesterday")
+// count in the zone the report is cut in (--tz, else the data's zone).
+func (ra reportArgs) query(ctx context.Context, kind string, reader rollup.Reader) (rollup.Query, error) {
+	q := rollup.Query{Kind: kind, Since: rollup.MinDay, Until: rollup.MaxDay, Filter: ra.filter, Top: ra.top, Order: ra.order}
+	if ra.cfg.tzSet {
+		q.TZ = ra.cfg.TZ
+	}
+	zone := func() (*time.Location, error) {
+		if q.TZ != "" {
+			return rollup.LoadZone(q.TZ)
+		}
+		switch r := reader.(type) {
+		case zoneReader:
+			return r.Location(), nil
+		case daemonReader:
+			return r.zone(ctx)
+		}
+		return ra.cfg.Location()
+	}
+	var err error
+	for _, d := range []struct {
+		name string
+		in   string
+		dst  *int32
+	}{{"since", ra.since, &q.Since}, {"until", ra.until, &q.Until}} {
+		if d.in == "" {
+			continue
+		}
+		today := int32(0)
+		if _, err := rollup.ParseDate(d.in, 0, false); err != nil { // relative: needs today
+			loc, err := zone()
+			if err != nil {
+				return q, err
+			}
+			today = storage.DayNumber(time.Now().UnixMilli(), loc)
+		}
+		if *d.dst, err = rollup.ParseDate(d.in, today, true); err != nil {
+			return q, usageErr("%s: %v", d.name, err)
+		}
+	}
+	if kind == "blocks" {
+		return q, nil
+	}
+	return q, q.Validate()
 }
 
 // openWritable opens the database for a command that writes it; it fails
@@ -222,11 +325,15 @@ func openDB(cfg Config, loc *time.Location, verify bool) (*storage.DB, error) {
 	return db, nil
 }
 
-func printReport(env *cliEnv, asJSON bool, rep rollup.Report) error {
-	if asJSON {
+// printReport prints a usage report as --json, --csv or a table.
+func printReport(env *cliEnv, ra reportArgs, q rollup.Query, rep rollup.Report) error {
+	switch {
+	case ra.asJSON:
 		return printJSON(env, rep)
+	case ra.asCSV:
+		return writeCSV(env.stdout, rep.Rows)
 	}
-	return rollup.WriteTable(env.stdout, rep)
+	return rollup.WriteReport(env.stdout, rep, rollup.TextOptions{Width: termWidth(env), Query: q, Transcripts: hasSourceDirs(ra.cfg)})
 }
 
 func printJSON(env *cliEnv, v any) error {
@@ -237,7 +344,7 @@ func printJSON(env *cliEnv, v any) error {
 
 func runAdvise(ctx context.Context, env *cliEnv, args []string) error {
 	var asJSON bool
-	cfg, rest, err := parseConfig(env, "advise", args, flagsData|flagsServe, func(fs *flag.FlagSet) {
+	cfg, rest, err := parseConfig(env, "advise", args, flagsData|flagsInstance, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 	})
 	if err != nil {
@@ -258,11 +365,14 @@ func runAdvise(ctx context.Context, env *cliEnv, args []string) error {
 	if asJSON {
 		return printJSON(env, advice)
 	}
-	return rollup.WriteAdvice(env.stdout, advice)
+	return rollup.WriteAdvice(env.stdout, advice, termWidth(env))
 }
 
 func runHealth(ctx context.Context, env *cliEnv, args []string) error {
-	cfg, rest, err := parseConfig(env, "health", args, flagsData|flagsServe, nil)
+	var asJSON bool
+	cfg, rest, err := parseConfig(env, "health", args, flagsData, func(fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, "print the daemon's status JSON (/api/status)")
+	})
 	if err != nil {
 		return err
 	}
@@ -273,17 +383,31 @@ func runHealth(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := printJSON(env, json.RawMessage(body)); err != nil {
-		return err
+	if asJSON {
+		if err := printJSON(env, json.RawMessage(body)); err != nil {
+			return err
+		}
 	}
 	// Exit non-zero when anything is wrong (a failing ingest step, a full
 	// disk…), so `fleetmeter health` can drive a monitor or a watchdog.
-	var st struct {
-		Healthy  bool     `json:"healthy"`
-		Problems []string `json:"problems"`
-	}
+	var st healthStatus
 	if err := json.Unmarshal(body, &st); err != nil {
 		return fmt.Errorf("decode status: %w", err)
+	}
+	if !asJSON {
+		fmt.Fprintln(env.stdout, st.summary(time.Now()))
+		for _, f := range st.Ingest.MalformedFiles {
+			fmt.Fprintf(env.stdout, "  malformed lines: %s in %s\n", rollup.Count(f.Lines), rollup.Clean(f.Path))
+		}
+		if n := st.Ingest.MalformedOther; n > 0 {
+			fmt.Fprintf(env.stdout, "  malformed lines: %s more in other files\n", rollup.Count(n))
+		}
+	}
+	if p := st.Ingest.Progress; p != nil && p.Bytes > 0 {
+		// A first run over months of history: say how far it is.
+		fmt.Fprintf(env.stderr, "catching up: %d of %d files, %.1f of %.1f MB (%.0f%%), %.1f MB/s, about %s left\n",
+			p.FilesDone, p.Files, float64(p.BytesDone)/1e6, float64(p.Bytes)/1e6, 100*float64(p.BytesDone)/float64(p.Bytes),
+			p.RateBytes/1e6, p.Left.Round(time.Second))
 	}
 	if !st.Healthy {
 		return fmt.Errorf("unhealthy: %s", strings.Join(st.Problems, "; "))
@@ -291,20 +415,57 @@ func runHealth(ctx context.Context, env *cliEnv, args []string) error {
 	return nil
 }
 
+// healthStatus is the part of /api/status `fleetmeter health` reads.
+type healthStatus struct {
+	Healthy  bool     `json:"healthy"`
+	Problems []string `json:"problems"`
+	Ingest   struct {
+		Files          int                    `json:"files"`
+		LastStep       time.Time              `json:"last_step"`
+		Progress       *ingest.Progress       `json:"progress"`
+		MalformedFiles []ingest.MalformedFile `json:"malformed_files"`
+		MalformedOther int64                  `json:"malformed_lines_elsewhere"`
+	} `json:"ingest"`
+	Database storage.Stats `json:"database"`
+}
+
+// summary is health's one line: "ok: 597 files, 2,920 calls, last step
+// 3 s ago", or "unhealthy: …" with the same figures.
+func (st healthStatus) summary(now time.Time) string {
+	state := "ok"
+	if !st.Healthy {
+		state = "unhealthy (" + strings.Join(st.Problems, "; ") + ")"
+	}
+	last := "no step yet"
+	if !st.Ingest.LastStep.IsZero() {
+		last = "last step " + agoText(now.Sub(st.Ingest.LastStep)) + " ago"
+	}
+	return fmt.Sprintf("%s: %s files, %s calls, %s", state, rollup.Count(int64(st.Ingest.Files)), rollup.Count(int64(st.Database.LedgerRecords)), last)
+}
+
+// agoText is a duration the way people say it: "3 s", "4 min", "2 h".
+func agoText(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%d s", max(int(d.Seconds()), 0))
+	case d < time.Hour:
+		return fmt.Sprintf("%d min", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d h", int(d.Hours()))
+	}
+	return fmt.Sprintf("%d days", int(d.Hours()/24))
+}
+
 func runRollup(ctx context.Context, env *cliEnv, args []string) error {
-	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-		fmt.Fprintln(env.stdout, "Usage: fleetmeter rollup rebuild [--data-dir DIR] [--tz ZONE]\nRecomputes the daily, weekly and session rows from the ledger (the daemon must be stopped).")
-		return nil
-	}
-	if len(args) == 0 || args[0] != "rebuild" {
-		return usageErr("want `fleetmeter rollup rebuild`")
-	}
-	cfg, rest, err := parseConfig(env, "rollup rebuild", args[1:], flagsData, nil)
+	cfg, rest, err := parseConfig(env, "rollup rebuild", args, flagsData|flagsZone, nil)
 	if err != nil {
 		return err
 	}
-	if len(rest) > 0 {
-		return usageErr("unexpected argument %q", rest[0])
+	if len(rest) == 0 || rest[0] != "rebuild" {
+		return usageErr("want `fleetmeter rollup rebuild`")
+	}
+	if len(rest) > 1 {
+		return usageErr("unexpected argument %q", rest[1])
 	}
 	db, err := openWritable(cfg)
 	if err != nil {
@@ -325,7 +486,7 @@ func runRollup(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func runBackup(ctx context.Context, env *cliEnv, args []string) error {
-	cfg, rest, err := parseConfig(env, "backup", args, flagsData|flagsServe, nil)
+	cfg, rest, err := parseConfig(env, "backup", args, flagsData, nil)
 	if err != nil {
 		return err
 	}
@@ -397,7 +558,7 @@ func runCompact(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func runConfig(ctx context.Context, env *cliEnv, args []string) error {
-	cfg, rest, err := parseConfig(env, "config", args, flagsData|flagsSources|flagsServe, nil)
+	cfg, rest, err := parseConfig(env, "config", args, flagsData|flagsZone|flagsSources|flagsServe, nil)
 	if err != nil {
 		return err
 	}
@@ -408,6 +569,17 @@ func runConfig(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func runVersion(ctx context.Context, env *cliEnv, args []string) error {
+	// Its own flag set: a broken config file must not hide the version.
+	fs := flag.NewFlagSet("fleetmeter version", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		printHelp(env.stdout, "version", nil)
+		return err
+	} else if err != nil {
+		return usageErr("%v", err)
+	} else if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q", fs.Arg(0))
+	}
 	commit, date := buildInfo()
 	fmt.Fprintf(env.stdout, "fleetmeter %s\ncommit:      %s\nbuilt:       %s\nprice table: pydantic/genai-prices %s (MIT)\n",
 		Version, commit, date, pricing.TableDate)

@@ -7,12 +7,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/fleetmeter/fleetmeter/alerts"
+	"github.com/fleetmeter/fleetmeter/rollup"
 )
 
 // Config is every setting, in one struct: defaults, then the optional TOML
@@ -53,9 +55,17 @@ type Config struct {
 	// Alerting: [alerting], [[notifiers]], [[budgets]], [[alerts]] (alerts.go).
 	alerts.Settings
 
+	// DBMaxMB caps the database file (MiB; 0: no cap): at the cap ingest
+	// stops writing (nothing is lost while the transcripts remain); a
+	// pipeline db_size alert tells before.
+	DBMaxMB int64 `toml:"db_max_mb"`
+
 	Retention Retention `toml:"retention"`
 	LogLevel  string    `toml:"log_level"`
 	LogFormat string    `toml:"log_format"` // text or json
+
+	file  string // the config file read, "" when none (the audit looks at its mode)
+	tzSet bool   // tz was given (file, environment or flag), not the default
 }
 
 // Retention is how long each kind of data is kept (DESIGN §4). Daily and
@@ -126,11 +136,7 @@ func (c Config) SocketPath() string {
 
 // Location is the configured zone.
 func (c Config) Location() (*time.Location, error) {
-	loc, err := time.LoadLocation(c.TZ)
-	if err != nil {
-		return nil, fmt.Errorf("tz %q: not an IANA zone name (e.g. UTC, Europe/Berlin)", c.TZ)
-	}
-	return loc, nil
+	return rollup.LoadZone(c.TZ)
 }
 
 // DBPath is the database file.
@@ -168,6 +174,9 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.validateSync()...)
 	errs = append(errs, c.validateAlerts()...)
+	if c.DBMaxMB < 0 {
+		errs = append(errs, fmt.Errorf("db_max_mb %d is negative (0: no cap)", c.DBMaxMB))
+	}
 	if c.Retention.LedgerDays < 1 || c.Retention.HostRawDays < 1 || c.Retention.Host5mDays < 1 {
 		errs = append(errs, errors.New("retention days must be at least 1"))
 	}
@@ -193,6 +202,15 @@ func isLoopback(host string) bool {
 // loadFile merges a TOML file into c. Unknown keys are an error, so a typo
 // does not silently leave a default in place.
 func (c *Config) loadFile(path string) error {
+	// A duration written as a bare number (poll_interval = 10) would
+	// decode as nanoseconds: it is refused with the form it needs.
+	var raw map[string]any
+	if _, err := toml.DecodeFile(path, &raw); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	if err := unitlessDurations(raw, reflect.TypeOf(Config{}), ""); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
 	md, err := toml.DecodeFile(path, c)
 	if err != nil {
 		return fmt.Errorf("config file %s: %w", path, err)
@@ -203,6 +221,57 @@ func (c *Config) loadFile(path string) error {
 			keys[i] = k.String()
 		}
 		return fmt.Errorf("config file %s: unknown keys %s", path, strings.Join(keys, ", "))
+	}
+	c.tzSet = c.tzSet || md.IsDefined("tz")
+	return nil
+}
+
+// unitlessDurations finds a number where t holds a time.Duration.
+func unitlessDurations(raw map[string]any, t reflect.Type, prefix string) error {
+	fields := map[string]reflect.Type{}
+	var collect func(t reflect.Type)
+	collect = func(t reflect.Type) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+			switch {
+			case f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct:
+				collect(f.Type)
+			case name != "" && name != "-":
+				fields[name] = f.Type
+			}
+		}
+	}
+	collect(t)
+	durType := reflect.TypeOf(time.Duration(0))
+	for key, v := range raw {
+		ft, ok := fields[key]
+		if !ok {
+			continue // unknown keys are named by the decoder
+		}
+		for ft.Kind() == reflect.Slice || ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		switch v := v.(type) {
+		case int64, float64:
+			if ft == durType {
+				return fmt.Errorf("%s%s = %v has no unit: write a duration such as \"%vs\" or \"%vm\" (units ns, us, ms, s, m, h)", prefix, key, v, v, v)
+			}
+		case map[string]any:
+			if ft.Kind() == reflect.Struct {
+				if err := unitlessDurations(v, ft, prefix+key+"."); err != nil {
+					return err
+				}
+			}
+		case []map[string]any:
+			for i, m := range v {
+				if ft.Kind() == reflect.Struct {
+					if err := unitlessDurations(m, ft, fmt.Sprintf("%s%s[%d].", prefix, key, i)); err != nil {
+						return err
+					}
+				}
+			}
+		}
 	}
 	return nil
 }
@@ -260,6 +329,7 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	}
 	str("DATA_DIR", &c.DataDir)
 	str("TZ", &c.TZ)
+	c.tzSet = c.tzSet || getenv("FLEETMETER_TZ") != ""
 	list("OPENCLAW_DIRS", &c.OpenClawDirs)
 	list("CLAUDE_DIRS", &c.ClaudeDirs)
 	list("CODEX_DIRS", &c.CodexDirs)
@@ -267,6 +337,7 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	dur("POLL_INTERVAL", &c.PollInterval)
 	str("PRICE_FILE", &c.PriceFile)
 	integer("INGEST_BATCH_BYTES", &c.IngestBatchBytes)
+	integer("DB_MAX_MB", &c.DBMaxMB)
 	str("LISTEN", &c.Listen)
 	secret("AUTH_TOKEN", &c.AuthToken)
 	boolean("BROWSER_LOGIN", &c.BrowserLogin)
@@ -328,21 +399,31 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
-// flagGroups are the flag sets a command can ask for.
+// flagGroups are the flag sets a command can ask for: each command
+// registers only the flags it uses (its --help lists those).
 type flagGroups int
 
 const (
-	flagsData    flagGroups = 1 << iota // --data-dir, --tz, --config
-	flagsSources                        // --openclaw-dir, --claude-dir, --codex-dir, --no-discover, --prices
-	flagsServe                          // --listen, --poll-interval, --sample-interval, --instance-type, --ec2-metadata
+	flagsData     flagGroups = 1 << iota // --data-dir, --log-level (and --config, always)
+	flagsSources                         // --openclaw-dir, --claude-dir, --codex-dir, --no-discover, --prices
+	flagsListen                          // --listen
+	flagsPoll                            // --poll-interval
+	flagsSample                          // --sample-interval
+	flagsInstance                        // --instance-type, --ec2-metadata
+	flagsZone                            // --tz
+
+	// flagsServe are the daemon's own flags.
+	flagsServe = flagsListen | flagsPoll | flagsSample | flagsInstance
 )
 
 // bindFlags registers the config flags of the groups asked for.
 func (c *Config) bindFlags(fs *flag.FlagSet, groups flagGroups) {
 	if groups&flagsData != 0 {
 		fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the database file (env FLEETMETER_DATA_DIR)")
-		fs.StringVar(&c.TZ, "tz", c.TZ, "IANA time zone that cuts days and weeks (env FLEETMETER_TZ)")
 		fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	}
+	if groups&(flagsZone|flagsServe) != 0 {
+		fs.StringVar(&c.TZ, "tz", c.TZ, "IANA time zone that cuts days and weeks, any letter case (env FLEETMETER_TZ)")
 	}
 	if groups&flagsSources != 0 {
 		fs.Var(&listFlag{dst: &c.OpenClawDirs}, "openclaw-dir", "OpenClaw state dir holding agents/ (repeatable; default: discover)")
@@ -351,10 +432,16 @@ func (c *Config) bindFlags(fs *flag.FlagSet, groups flagGroups) {
 		fs.BoolVar(&c.NoDiscover, "no-discover", c.NoDiscover, "read only the dirs given, search nowhere else")
 		fs.StringVar(&c.PriceFile, "prices", c.PriceFile, "JSON file of price overrides, USD per 1M tokens")
 	}
-	if groups&flagsServe != 0 {
+	if groups&flagsListen != 0 {
 		fs.StringVar(&c.Listen, "listen", c.Listen, "address of the UI, API and /metrics")
-		fs.DurationVar(&c.PollInterval, "poll-interval", c.PollInterval, "how often transcripts are polled")
-		fs.DurationVar(&c.SampleInterval, "sample-interval", c.SampleInterval, "how often the host is sampled")
+	}
+	if groups&flagsPoll != 0 {
+		fs.DurationVar(&c.PollInterval, "poll-interval", c.PollInterval, "how often transcripts are polled (a duration: 10s, 1m)")
+	}
+	if groups&flagsSample != 0 {
+		fs.DurationVar(&c.SampleInterval, "sample-interval", c.SampleInterval, "how often the host is sampled (a duration: 15s)")
+	}
+	if groups&flagsInstance != 0 {
 		fs.StringVar(&c.InstanceType, "instance-type", c.InstanceType, "EC2 instance type, for scaling advice")
 		fs.BoolVar(&c.EC2Metadata, "ec2-metadata", c.EC2Metadata, "ask EC2 instance metadata (IMDSv2) for the instance type")
 	}

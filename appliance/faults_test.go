@@ -232,7 +232,7 @@ func TestServeOnFullDisk(t *testing.T) {
 	var seen bool
 	for i, deadline := 0, time.Now().Add(20*time.Second); !seen && time.Now().Before(deadline); i++ {
 		fmt.Fprintf(f, line, i, strings.Repeat("x", 100_000))
-		_, out, _ := cli(t, env, "health")
+		_, out, _ := cli(t, env, "health", "--json")
 		seen = strings.Contains(out, `"last_error": "`) && strings.Contains(out, "ingest is failing")
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -443,6 +443,7 @@ func TestCLISendsNothingToTCP(t *testing.T) {
 func TestSessionReportThroughTheDaemon(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.PollInterval = time.Hour
+	cfg.NoDiscover = true // the machine's own transcripts (~/.claude…) would add sessions
 	genFleet(t, cfg.DataDir, fleetSpec{days: 60, records: 6000, agents: 25, users: 10, models: 2}, time.Now())
 	app := startApp(t, cfg)
 	want, err := rollup.Build(app.db, rollup.Query{Kind: "session", Since: rollup.MinDay, Until: rollup.MaxDay})
@@ -464,7 +465,7 @@ func TestSessionReportThroughTheDaemon(t *testing.T) {
 		t.Errorf("%d sessions through the daemon, %d in the database", len(got.Rows.([]rollup.SessionRow)), len(want.Rows.([]rollup.SessionRow)))
 	}
 	var status struct{ Healthy bool }
-	if code, out, _ := cli(t, map[string]string{"FLEETMETER_RUNTIME_DIR": cfg.RuntimeDir}, "health"); code != 0 || json.Unmarshal([]byte(out), &status) != nil || !status.Healthy {
+	if code, out, _ := cli(t, map[string]string{"FLEETMETER_RUNTIME_DIR": cfg.RuntimeDir}, "health", "--json"); code != 0 || json.Unmarshal([]byte(out), &status) != nil || !status.Healthy {
 		t.Errorf("health: exit %d %s", code, out)
 	}
 }

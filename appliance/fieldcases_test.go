@@ -144,6 +144,7 @@ func liveAppend(t *testing.T, caseDir string, args []string, kind string, want r
 	root := t.TempDir()
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
+	cfg.RuntimeDir = shortTempDir(t) // never the machine's /run/fleetmeter, where a real daemon may run
 	cfg.PollInterval = 5 * time.Millisecond
 	cfg.Listen = "127.0.0.1:0"
 	cfg.NoDiscover = true

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fleetmeter/fleetmeter/storage"
+	upstream "github.com/fleetmeter/fleetmeter/sync"
 )
 
 // minFreeBytes is the free space on the data dir's filesystem below which
@@ -20,8 +21,18 @@ const minFreeBytes = 64 << 20
 // agree, and reflect a failing step at once.
 func (a *App) problems() []string {
 	var p []string
-	if st := a.ingest.Status(); st.LastError != "" {
+	st := a.ingest.Status()
+	if st.LastError != "" {
 		p = append(p, "ingest is failing: "+st.LastError)
+	}
+	if n := len(st.UnreadableFiles) + st.UnreadableOther; n > 0 {
+		// Their calls are missing from every report until they can be read.
+		f := st.UnreadableFiles[0]
+		more := ""
+		if n > 1 {
+			more = fmt.Sprintf(" (and %d more)", n-1)
+		}
+		p = append(p, fmt.Sprintf("%d transcript file(s) cannot be read, their calls are not counted: %s: %s%s", n, f.Path, f.Error, more))
 	}
 	if st := a.sampler.Status(); st.LastError != "" {
 		p = append(p, "host samples are not stored: "+st.LastError)
@@ -31,12 +42,35 @@ func (a *App) problems() []string {
 	} else if free < min(minFreeBytes, total/20) {
 		p = append(p, fmt.Sprintf("the data dir's filesystem is full (%d MiB free): new calls and host samples may not be stored until space is freed", free>>20))
 	}
+	if p2 := syncProblem(a.syncStatus(), a.Now()); p2 != "" {
+		p = append(p, p2)
+	}
 	a.mu.Lock()
 	if a.retentionErr != nil {
 		p = append(p, "retention failed: "+a.retentionErr.Error())
 	}
 	a.mu.Unlock()
 	return p
+}
+
+// syncFailingFor is how long upstream sync may fail before health says so:
+// a network blip retried with backoff is not a problem, an afternoon is.
+const syncFailingFor = time.Hour
+
+// syncProblem is upstream sync's problem, if it has one: a setting that
+// cannot work (the DSN, the schema) at once, failing rounds once nothing
+// has been sent for syncFailingFor. The error is the sync's own sanitised
+// text: no DSN, no password.
+func syncProblem(st upstream.Status, now time.Time) string {
+	switch {
+	case st.State == upstream.StateConfig || st.State == upstream.StateSchema:
+		return fmt.Sprintf("upstream sync cannot work (%s): %s", st.State, st.LastError)
+	case st.State == upstream.StateFailing && !st.LastSuccess.IsZero() && now.Sub(st.LastSuccess) >= syncFailingFor,
+		st.State == upstream.StateFailing && st.LastSuccess.IsZero() && st.ConsecutiveFailures >= 12:
+		return fmt.Sprintf("upstream sync is failing (%s error, %d rounds in a row, %d rows waiting): %s",
+			st.ErrorClass, st.ConsecutiveFailures, st.PendingRows, st.LastError)
+	}
+	return ""
 }
 
 // diskSpace is what unprivileged writers may still use on dir's

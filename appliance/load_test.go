@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetmeter/fleetmeter/ingest/corpus"
+	"github.com/fleetmeter/fleetmeter/appliance/corpus"
 	"github.com/fleetmeter/fleetmeter/storage"
 	"golang.org/x/sys/unix"
 )

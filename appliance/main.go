@@ -12,7 +12,9 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
+	"github.com/fleetmeter/fleetmeter/rollup"
 	"github.com/fleetmeter/fleetmeter/storage"
 )
 
@@ -26,8 +28,13 @@ var (
 	BuildDate = ""
 )
 
-// errUsage marks a command line we could not make sense of: exit code 2.
+// errUsage marks a command line we could not make sense of, or a value
+// (a flag's, an argument's, an environment variable's or the config
+// file's) we cannot use: exit code 2, whichever it was.
 var errUsage = errors.New("usage")
+
+// exitUsage is the exit code of every bad command line and bad value.
+const exitUsage = 2
 
 // exitDamaged is the exit code for a damaged database (EX_DATAERR): the
 // README's systemd unit lists it in RestartPreventExitStatus, so serve is
@@ -39,6 +46,64 @@ type command struct {
 	name    string
 	summary string
 	run     func(ctx context.Context, env *cliEnv, args []string) error
+}
+
+// helpText is what `fleetmeter NAME --help` says besides the flags: a
+// sentence, the arguments, and an example.
+type helpText struct {
+	sentence, args, example string
+}
+
+// helps are the help texts of every command and subcommand, by the name
+// parseConfig is given ("report", "sync status").
+var helps = map[string]helpText{
+	"serve":          {"The daemon: discovers and tails transcripts, samples the host, rolls up, serves the UI, the API and /metrics on --listen and on its unix socket, runs alerts and upstream sync.", "", "fleetmeter serve --tz Europe/Berlin"},
+	"ingest":         {"Reads transcripts into the database: one pass with --once, else the ingest loop alone (the daemon must be stopped).", "", "fleetmeter ingest --once --openclaw-dir ~/.openclaw"},
+	"report":         {"A usage report from the database (through the daemon while it runs) or, with --openclaw-dir, --claude-dir or --codex-dir, straight from transcripts. KIND is daily, weekly, monthly, session, agent, user, model, host or blocks.", "KIND", "fleetmeter report daily --since 7d --agent main --top 5"},
+	"prices":         {"The models in your data and the price each gets, unpriced ones first; `prices update` fetches a newer price table.", "[update]", "fleetmeter prices --since 2026-11-01"},
+	"prices update":  {"Fetches the genai-prices feed (or reads a file), validates it, keeps it in the data dir and reprices the ledger.", "", "fleetmeter prices update --from ./data.json"},
+	"alerts":         {"Every alert rule with its current value and state; `alerts test RULE` sends a test message to the rule's receivers.", "[test RULE]", "fleetmeter alerts test team-day"},
+	"budget check":   {"Every budget's spend; exits 1 when one is crossed (for cron and CI).", "", "fleetmeter budget check --json"},
+	"advise":         {"Scaling advice over the last 7 days of host samples: scale_up, scale_down, hold or investigate, with the evidence.", "", "fleetmeter advise --instance-type t3.large"},
+	"health":         {"Asks the running daemon how it is doing: one line, the status JSON with --json; exits 1 when no daemon answers or anything is wrong.", "", "fleetmeter health --json"},
+	"rollup rebuild": {"Recomputes the daily, weekly and session rows from the ledger (the daemon must be stopped).", "", "fleetmeter rollup rebuild --tz Europe/Berlin"},
+	"backup":         {"Writes a consistent copy of the database to FILE (through the daemon while it runs), read back before it takes its name.", "FILE", "fleetmeter backup /tmp/fleetmeter-$(date +%F).db"},
+	"repair":         {"Keeps a damaged database aside, salvages what it can read into a new file, then reads the transcripts still on disk again.", "", "fleetmeter repair --openclaw-dir ~/.openclaw"},
+	"login":          {"Prints a one-time URL (valid once, for an hour) that logs a browser in to the running daemon.", "", "fleetmeter login"},
+	"compact":        {"Copies the live data into a smaller file (the daemon must be stopped).", "", "fleetmeter compact --data-dir /var/lib/fleetmeter"},
+	"migrate":        {"Creates or upgrades the upstream (Supabase) schema; once per project, with an admin DSN.", "", "FLEETMETER_MIGRATE_DSN_FILE=/root/admin.dsn fleetmeter migrate"},
+	"sync":           {"Sends the rollups upstream: one round with --once (exit 3 when rows are left), else the sync loop alone; `sync status` says how sync is doing.", "[status]", "fleetmeter sync --once"},
+	"sync status":    {"How upstream sync is doing: state, last success and error, pending and quarantined rows, lag.", "", "fleetmeter sync status --json"},
+	"config":         {"Prints the effective configuration (defaults, file, environment, flags), secrets masked.", "", "fleetmeter config --config /etc/fleetmeter/fleetmeter.toml"},
+	"install":        {"As root: installs fleetmeter as a hardened systemd service, with read access to the transcripts it finds.", "", "sudo fleetmeter install --dry-run"},
+	"uninstall":      {"As root: stops and removes the service, its unit, its user and its access; keeps the data unless --purge.", "", "sudo fleetmeter uninstall --dry-run"},
+	"doctor":         {"Checks the setup end to end and says what to fix: daemon, sources, database, sync, notifiers, clock.", "", "fleetmeter doctor --json"},
+	"audit":          {"A security audit of this host: each check with its severity, evidence and fix.", "", "sudo fleetmeter audit --profile strict"},
+	"version":        {"Prints the version, the commit, the build date and the price table's date.", "", "fleetmeter version"},
+}
+
+// printHelp writes a command's help: its sentence, its usage line, only
+// its flags, and an example.
+func printHelp(w io.Writer, name string, fs *flag.FlagSet) {
+	h := helps[name]
+	if h.sentence != "" {
+		fmt.Fprintln(w, h.sentence)
+		fmt.Fprintln(w)
+	}
+	args := ""
+	if h.args != "" {
+		args = " " + h.args
+	}
+	fmt.Fprintf(w, "Usage: fleetmeter %s%s [flags]   (flags may come before or after arguments)\n", name, args)
+	if fs != nil {
+		fmt.Fprintln(w, "\nFlags:")
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	if h.example != "" {
+		fmt.Fprintf(w, "\nExample:\n  %s\n", h.example)
+	}
 }
 
 // cliEnv is what commands write to and read from: injected so tests run
@@ -55,7 +120,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the daemon: ingest transcripts, sample the host, serve UI, API and /metrics", runServe},
 		{"ingest", "read transcripts into the database (--once: one pass, then exit)", runIngest},
-		{"report", "usage report: daily|weekly|monthly|session|agent|user|model|host|blocks", runReportOrBlocks},
+		{"report", "usage report: daily|weekly|monthly|session|agent|user|model|host|blocks", runReport},
 		{"prices", "the models in your data and the price each gets; unpriced ones first", runPrices},
 		{"alerts", "every alert rule with its current value and state (alerts test RULE: send a test message)", runAlerts},
 		{"budget", "budget check: every budget's spend; exits 1 when one is crossed", runBudget},
@@ -69,6 +134,10 @@ func commands() []command {
 		{"migrate", "migrate --dsn ADMIN_DSN: create or upgrade the upstream (Supabase) schema, once per project", runMigrate},
 		{"sync", "send the rollups upstream (--once: one round; `sync status`: how sync is doing)", runSync},
 		{"config", "print the effective configuration, secrets masked", runConfig},
+		{"install", "install as a hardened systemd service (root; --dry-run prints the plan)", runInstall},
+		{"uninstall", "remove the service, its user and its access (keeps the data unless --purge)", runUninstall},
+		{"doctor", "check the setup end to end (daemon, sources, database, sync, notifiers, clock) and say what to fix", runDoctor},
+		{"audit", "security audit of this host: each check with severity, evidence and fix (--profile strict|standard|relaxed)", runAudit},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -79,10 +148,16 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func run(ctx context.Context, args []string, env *cliEnv) int {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		args = []string{"version"}
+	}
+	if len(args) == 2 && args[0] == "help" {
+		args = []string{args[1], "--help"} // `fleetmeter help report`
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(env.stdout)
 		if len(args) == 0 {
-			return 2
+			return exitUsage
 		}
 		return 0
 	}
@@ -98,9 +173,9 @@ func run(ctx context.Context, args []string, env *cliEnv) int {
 			return exit.code
 		case err == nil, errors.Is(err, flag.ErrHelp):
 			return 0
-		case errors.Is(err, errUsage):
+		case errors.Is(err, errUsage), errors.Is(err, rollup.ErrBadQuery):
 			fmt.Fprintf(env.stderr, "fleetmeter %s: %s\n", c.name, strings.TrimPrefix(err.Error(), "usage: "))
-			return 2
+			return exitUsage
 		case errors.Is(err, storage.ErrCorrupt):
 			fmt.Fprintf(env.stderr, "fleetmeter %s: %s; run `fleetmeter repair` (it keeps the damaged file aside, salvages what it can read and reads the transcripts again)\n", c.name, oneLine(err.Error()))
 			return exitDamaged
@@ -110,16 +185,19 @@ func run(ctx context.Context, args []string, env *cliEnv) int {
 		}
 	}
 	fmt.Fprintf(env.stderr, "fleetmeter: unknown command %q (see fleetmeter --help)\n", args[0])
-	return 2
+	return exitUsage
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "fleetmeter: what an AI agent fleet costs, and whether its host keeps up.")
-	fmt.Fprintln(w, "\nUsage: fleetmeter COMMAND [flags]   (fleetmeter COMMAND --help for its flags)")
+	fmt.Fprintln(w, "\nUsage: fleetmeter COMMAND [flags]   (fleetmeter COMMAND --help for its arguments, flags and an example)")
 	fmt.Fprintln(w, "\nCommands:")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
+	fmt.Fprintln(w, "\nExit codes: 0 ok; 1 failed (each command says why); 2 a command line or a value that cannot be used")
+	fmt.Fprintln(w, "(unknown command, flag or argument; a bad date, zone, number, name or config value); 3 `sync --once` left rows;")
+	fmt.Fprintln(w, "65 a damaged database file.")
 }
 
 // oneLine keeps a message on one line.
@@ -148,11 +226,12 @@ func parseConfig(env *cliEnv, name string, args []string, groups flagGroups, ext
 	}
 	if path != "" {
 		if err := cfg.loadFile(path); err != nil {
-			return cfg, nil, err
+			return cfg, nil, usageErr("%v", err)
 		}
+		cfg.file = path
 	}
 	if err := cfg.loadEnv(env.getenv); err != nil {
-		return cfg, nil, err
+		return cfg, nil, usageErr("%v", err)
 	}
 	fs := flag.NewFlagSet("fleetmeter "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // a bad flag gets one line, not the whole flag list
@@ -167,9 +246,7 @@ func parseConfig(env *cliEnv, name string, args []string, groups flagGroups, ext
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprintf(env.stdout, "Usage of fleetmeter %s:\n", name)
-				fs.SetOutput(env.stdout)
-				fs.PrintDefaults()
+				printHelp(env.stdout, name, fs)
 				return cfg, nil, err
 			}
 			return cfg, nil, usageErr("%v (see fleetmeter %s --help)", err, name)
@@ -185,10 +262,48 @@ func parseConfig(env *cliEnv, name string, args []string, groups flagGroups, ext
 		positional = append(positional, rest[0])
 		args = rest[1:]
 	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "tz" {
+			cfg.tzSet = true
+		}
+	})
 	if err := cfg.Validate(); err != nil {
-		return cfg, nil, fmt.Errorf("config: %w", err)
+		return cfg, nil, usageErr("config: %v", err)
 	}
+	cfg.TZ, _ = rollup.ZoneName(cfg.TZ) // Validate loaded it: the zone's own spelling
 	return cfg, positional, nil
+}
+
+// boolFlags are the flags that take no value, for finding a subcommand
+// among flags that may come before it.
+var boolFlags = map[string]bool{"json": true, "csv": true, "once": true, "retry-quarantined": true, "no-discover": true,
+	"ec2-metadata": true, "dry-run": true, "purge": true, "no-start": true, "h": true, "help": true}
+
+// splitSub finds a subcommand word in args wherever the flags put it
+// (`sync --json status` as well as `sync status --json`): the first
+// argument that is neither a flag nor a flag's value. It returns the
+// word ("" when the first argument is none of subs) and the other args.
+func splitSub(args []string, subs ...string) (string, []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		if strings.HasPrefix(a, "-") {
+			name := strings.TrimLeft(a, "-")
+			if !strings.Contains(name, "=") && !boolFlags[name] {
+				i++ // its value
+			}
+			continue
+		}
+		for _, s := range subs {
+			if a == s {
+				return s, append(append([]string{}, args[:i]...), args[i+1:]...)
+			}
+		}
+		return "", args
+	}
+	return "", args
 }
 
 // newLogger builds the one logger of the process; parts get children
@@ -197,8 +312,11 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // Validate checked it
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	// A warning that repeats (a poll that fails the same way every 10 s
+	// for days) is written at most every 30 s.
+	return slog.New(newLimitedHandler(h, logRepeatEvery, time.Now))
 }

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/fleetmeter/fleetmeter/ingest/pricing"
@@ -150,15 +149,18 @@ func checkDaemonPricing(ctx context.Context, cfg Config, p *pricing.Pricer) erro
 // ones first, so a user sees what needs an override; `prices update`
 // refreshes the price table.
 func runPrices(ctx context.Context, env *cliEnv, args []string) error {
-	if len(args) > 0 && args[0] == "update" {
-		return runPricesUpdate(ctx, env, args[1:])
+	if sub, rest := splitSub(args, "update"); sub != "" {
+		return runPricesUpdate(ctx, env, rest)
 	}
-	ra, err := parseReportArgs(env, "prices", args)
+	ra, err := parseReportArgs(env, "prices", args, false)
 	if err != nil {
 		return err
 	}
+	if len(ra.rest) > 0 {
+		return usageErr("unexpected argument %q (want `fleetmeter prices` or `fleetmeter prices update`)", ra.rest[0])
+	}
 	cfg, asJSON := ra.cfg, ra.asJSON
-	rep, err := usageReport(ctx, env, cfg, rollup.Query{Kind: "model", Since: ra.from, Until: ra.to}, ra.since, ra.until)
+	rep, _, err := usageReport(ctx, env, ra, "model")
 	if err != nil {
 		return err
 	}
@@ -191,13 +193,16 @@ func runPrices(ctx context.Context, env *cliEnv, args []string) error {
 		out.LastReprice = lastReprice(cfg)
 	}
 	if age := tableAge(ps.table.Date()); age > 60*24*time.Hour && unpricedTokens > 0 {
-		out.Warnings = append(out.Warnings, fmt.Sprintf("the price table is %d days old and %d tokens are unpriced: `fleetmeter prices update` fetches a newer one",
-			int(age.Hours()/24), unpricedTokens))
+		out.Warnings = append(out.Warnings, fmt.Sprintf("the price table is %d days old and %s tokens are unpriced: `fleetmeter prices update` fetches a newer one",
+			int(age.Hours()/24), rollup.Count(unpricedTokens)))
 	}
-	if asJSON {
+	switch {
+	case asJSON:
 		return printJSON(env, out)
+	case ra.asCSV:
+		return writeCSV(env.stdout, out.Models)
 	}
-	return writePricesTable(env.stdout, out)
+	return writePricesTable(env.stdout, out, termWidth(env))
 }
 
 // lastReprice reads the last reprice from the database when it can be
@@ -220,54 +225,66 @@ func tableAge(date string) time.Duration {
 	return time.Since(d)
 }
 
-func writePricesTable(w io.Writer, out pricesOutput) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "Provider\tModel\tCalls\tTokens\tUnpriced tokens\tPriced as\tInput\tOutput\tCache read\tCache write\t")
+func writePricesTable(w io.Writer, out pricesOutput, width int) error {
+	t := rollup.Table{Title: "Prices of the models in your data · USD per 1M tokens", Columns: []rollup.Column{
+		{Head: "Provider", Hide: 2}, {Head: "Model", Shrink: true}, {Head: "Calls", Right: true, Hide: 3},
+		{Head: "Tokens", Right: true, Hide: 3}, {Head: "Unpriced tokens", Right: true, Hide: 1},
+		{Head: "Priced as", Shrink: true}, {Head: "Input", Right: true}, {Head: "Output", Right: true},
+		{Head: "Cache read", Right: true, Hide: 4}, {Head: "Cache write", Right: true, Hide: 4},
+	}}
 	for _, r := range out.Models {
-		as, in, o, cr, cw := "UNPRICED: add an override", "–", "–", "–", "–"
+		as, in, o, cr, cw := "UNPRICED: add an override", rollup.NoValue, rollup.NoValue, rollup.NoValue, rollup.NoValue
 		if r.PricedAs != "" {
-			as = rollup.Clean(r.PricedAs)
+			as = r.PricedAs
+		}
+		if r.PricedAs == "transcript" {
+			as = "the transcript's own cost"
 		}
 		if p := r.PerMTok; p != nil {
 			in, o, cr, cw = usd(p.Input), usd(p.Output), usd(p.CacheRead), usd(p.CacheWrite)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n", rollup.Clean(r.Provider), rollup.Clean(r.Model),
-			r.Messages, r.TotalTokens, r.UnpricedTokens, as, in, o, cr, cw)
+		t.Rows = append(t.Rows, []string{r.Provider, r.Model, rollup.Count(r.Messages), rollup.Count(r.TotalTokens),
+			rollup.Count(r.UnpricedTokens), as, in, o, cr, cw})
 	}
-	if err := tw.Flush(); err != nil {
+	if len(out.Models) == 0 {
+		t.Rows = append(t.Rows, []string{"", "(no model calls in range)"})
+	}
+	if err := t.Render(w, width); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nModifiers (× the standard rates; table of %s):\n", out.ModifiersDate)
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  Provider\tSpeed or tier\tModels\tMultiple\tSince\tSource\t")
+	fmt.Fprintln(w)
+	mods := rollup.Table{Title: fmt.Sprintf("Modifiers (× the standard rates; table of %s)", out.ModifiersDate), Columns: []rollup.Column{
+		{Head: "Provider"}, {Head: "Speed or tier"}, {Head: "Models", Shrink: true}, {Head: "Multiple", Right: true},
+		{Head: "Since", Hide: 1}, {Head: "Source", Shrink: true, Hide: 2},
+	}}
 	for _, m := range out.Modifiers {
 		models := m.Models
 		if models == "" {
 			models = "all"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t×%g\t%s\t%s\t\n", m.Provider, m.Value, models, m.Multiple, m.Since, m.Source)
+		mods.Rows = append(mods.Rows, []string{m.Provider, m.Value, models, fmt.Sprintf("×%g", m.Multiple), m.Since, m.Source})
 	}
-	if err := tw.Flush(); err != nil {
+	if err := mods.Render(w, width); err != nil {
 		return err
 	}
 	if r := out.LastReprice; r != nil {
-		fmt.Fprintf(w, "\nLast reprice %s: %d of %d calls changed, $%.2f → $%.2f\n", r.At.Format(time.RFC3339), r.Changed, r.Records, r.CostBefore, r.CostAfter)
+		fmt.Fprintf(w, "\nLast reprice %s: %s of %s calls changed, %s → %s\n", r.At.Format(time.RFC3339), rollup.Count(int64(r.Changed)), rollup.Count(int64(r.Records)), rollup.USD(r.CostBefore), rollup.USD(r.CostAfter))
 		for _, m := range r.Models {
-			fmt.Fprintf(w, "  %s: %d calls %s → %s, $%.2f → $%.2f\n", rollup.Clean(m.Model), m.Calls, m.SourceFrom, m.SourceTo, m.CostBefore, m.CostAfter)
+			fmt.Fprintf(w, "  %s: %s calls %s → %s, %s → %s\n", rollup.Clean(m.Model), rollup.Count(int64(m.Calls)), m.SourceFrom, m.SourceTo, rollup.USD(m.CostBefore), rollup.USD(m.CostAfter))
 		}
 	}
 	file := out.PriceFile
 	if file == "" {
 		file = "none"
 	}
-	fmt.Fprintf(w, "\nPrices in USD per 1M tokens; table: pydantic/genai-prices of %s (%s, MIT). Overrides: %s.\n", out.PriceTableDate, out.PriceTable, file)
+	fmt.Fprintf(w, "\nTable: pydantic/genai-prices of %s (%s, MIT). Overrides: %s.\n", out.PriceTableDate, out.PriceTable, rollup.Clean(file))
 	for _, warn := range out.Warnings {
 		fmt.Fprintf(w, "Warning: %s\n", warn)
 	}
 	return nil
 }
 
-func usd(v float64) string { return fmt.Sprintf("$%g", v) }
+func usd(v float64) string { return rollup.Rate(v) }
 
 // runPricesUpdate fetches the genai-prices feed (or reads a file),
 // validates it and keeps it in the data dir; the ledger is repriced now

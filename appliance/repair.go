@@ -20,7 +20,7 @@ import (
 // still on disk (the source of truth) are read again into it.
 func runRepair(ctx context.Context, env *cliEnv, args []string) error {
 	var force bool
-	cfg, rest, err := parseConfig(env, "repair", args, flagsData|flagsSources, func(fs *flag.FlagSet) {
+	cfg, rest, err := parseConfig(env, "repair", args, flagsData|flagsZone|flagsSources, func(fs *flag.FlagSet) {
 		fs.BoolVar(&force, "force", false, "salvage even when every page reads back")
 	})
 	if err != nil {
@@ -87,7 +87,7 @@ func runRepair(ctx context.Context, env *cliEnv, args []string) error {
 // runLogin asks the running daemon, over its socket, for a one-time URL
 // that logs a browser in.
 func runLogin(ctx context.Context, env *cliEnv, args []string) error {
-	cfg, rest, err := parseConfig(env, "login", args, flagsData|flagsServe, nil)
+	cfg, rest, err := parseConfig(env, "login", args, flagsData, nil)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,7 +11,9 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -19,7 +22,8 @@ import (
 // over TCP: a socket's file permissions decide who may ask (the daemon's
 // user, root, and as root the members of a group named fleetmeter), and
 // nothing else can be listening at its path. The CLI finds it without
-// configuration: its own runtime dir first, then the system daemon's.
+// configuration (socketCandidates): the daemon of its data dir, its own
+// runtime dir's, then the system daemon's.
 
 // socketGroup may use a root daemon's socket when it exists.
 const socketGroup = "fleetmeter"
@@ -91,22 +95,111 @@ func checkOwner(dir, what string) error {
 	return nil
 }
 
-// findSocket is the socket of the daemon this CLI should ask: the one its
-// configuration names, else (for a user other than root) the system
-// daemon's. errNoDaemon when there is none.
-func findSocket(cfg Config) (string, error) {
-	candidates := []string{cfg.SocketPath()}
-	if os.Geteuid() != 0 && cfg.SocketPath() != systemSocket {
-		candidates = append(candidates, systemSocket)
-	}
-	for _, p := range candidates {
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		} else if errors.Is(err, fs.ErrPermission) {
-			return "", fmt.Errorf("cannot reach the daemon's socket %s: permission denied (its runtime dir admits the daemon's user, root and the %s group)", p, socketGroup)
+// daemonFile is the file in the data dir where a running daemon says
+// where its socket is: a CLI given that data dir (`report --data-dir D`)
+// finds the daemon of D whatever user runs it and whatever runtime dir or
+// --listen it has.
+const daemonFile = "daemon.json"
+
+// daemonPointer is daemonFile's content.
+type daemonPointer struct {
+	Socket string `json:"socket"`
+	Listen string `json:"listen"`
+	PID    int    `json:"pid"`
+}
+
+// writeDaemonFile says where the daemon's socket is, in its data dir.
+func writeDaemonFile(cfg Config, listen string) error {
+	b, _ := json.Marshal(daemonPointer{Socket: cfg.SocketPath(), Listen: listen, PID: os.Getpid()})
+	return os.WriteFile(filepath.Join(cfg.DataDir, daemonFile), append(b, '\n'), 0o644)
+}
+
+// socketTry is one place findSocket looked, and what it found there.
+type socketTry struct{ path, outcome string }
+
+// socketCandidates are the sockets a CLI of cfg may mean, in order: the
+// daemon of its data dir (the one it names, then the data dir's own
+// socket), its own runtime dir's, and for a user other than root the
+// system daemon's (its fixed socket, then the one the system data dir names).
+func socketCandidates(cfg Config) []string {
+	var out []string
+	add := func(p string) {
+		if p != "" && !slices.Contains(out, p) {
+			out = append(out, p)
 		}
 	}
-	return "", fmt.Errorf("%w (no socket at %s)", errNoDaemon, candidates[0])
+	pointed := func(dataDir string) string {
+		b, err := os.ReadFile(filepath.Join(dataDir, daemonFile))
+		if err != nil {
+			return ""
+		}
+		var p daemonPointer
+		if json.Unmarshal(b, &p) != nil || !filepath.IsAbs(p.Socket) {
+			return ""
+		}
+		return p.Socket
+	}
+	add(pointed(cfg.DataDir))
+	add(cfg.SocketPath())
+	add(filepath.Join(cfg.DataDir, "fleetmeter.sock"))
+	if os.Geteuid() != 0 {
+		add(systemSocket)
+		add(pointed(systemDataDir))
+	}
+	return out
+}
+
+// findSocket is the socket of the daemon this CLI should ask: the first
+// of socketCandidates where a daemon answers. errNoDaemon when there is
+// none, naming every place it looked and what it found there.
+func findSocket(cfg Config) (string, error) {
+	var tried []socketTry
+	for _, p := range socketCandidates(cfg) {
+		_, err := os.Stat(p)
+		switch {
+		case errors.Is(err, fs.ErrPermission):
+			tried = append(tried, socketTry{p, fmt.Sprintf("permission denied (its dir admits the daemon's user, root and the %s group)", socketGroup)})
+			continue
+		case err != nil:
+			tried = append(tried, socketTry{p, "no socket"})
+			continue
+		}
+		c, err := net.DialTimeout("unix", p, 2*time.Second)
+		if err != nil {
+			outcome := "nothing answers (a daemon that stopped left it)"
+			if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EACCES) {
+				outcome = fmt.Sprintf("permission denied (the socket admits the daemon's user, root and the %s group)", socketGroup)
+			}
+			tried = append(tried, socketTry{p, outcome})
+			continue
+		}
+		c.Close()
+		return p, nil
+	}
+	return "", &noDaemonError{tried: tried}
+}
+
+// noDaemonError says that no daemon answers, and where the CLI looked.
+type noDaemonError struct{ tried []socketTry }
+
+func (e *noDaemonError) Error() string {
+	parts := make([]string, len(e.tried))
+	for i, t := range e.tried {
+		parts[i] = t.path + ": " + t.outcome
+	}
+	return fmt.Sprintf("%v (tried %s)", errNoDaemon, strings.Join(parts, "; "))
+}
+
+func (e *noDaemonError) Unwrap() error { return errNoDaemon }
+
+// denied reports whether a socket was there but this user may not use it.
+func (e *noDaemonError) denied() bool {
+	for _, t := range e.tried {
+		if strings.HasPrefix(t.outcome, "permission denied") {
+			return true
+		}
+	}
+	return false
 }
 
 // socketClient is an HTTP client whose every connection is the socket.

@@ -248,8 +248,8 @@ func runMigrate(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func runSync(ctx context.Context, env *cliEnv, args []string) error {
-	if len(args) > 0 && args[0] == "status" {
-		return runSyncStatus(ctx, env, args[1:])
+	if sub, rest := splitSub(args, "status"); sub != "" {
+		return runSyncStatus(ctx, env, rest)
 	}
 	var once, retry bool
 	cfg, rest, err := parseConfig(env, "sync", args, flagsData, func(fs *flag.FlagSet) {
@@ -300,7 +300,7 @@ func runSync(ctx context.Context, env *cliEnv, args []string) error {
 
 func runSyncStatus(ctx context.Context, env *cliEnv, args []string) error {
 	var asJSON bool
-	cfg, rest, err := parseConfig(env, "sync status", args, flagsData|flagsServe, func(fs *flag.FlagSet) {
+	cfg, rest, err := parseConfig(env, "sync status", args, flagsData, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 	})
 	if err != nil {

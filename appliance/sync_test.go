@@ -171,8 +171,8 @@ func maps(base map[string]string, kv ...string) map[string]string {
 // runDaemon runs an App on cfg until the end of the test.
 func runDaemon(t *testing.T, cfg Config) *App {
 	t.Helper()
-	if cfg.RuntimeDir == "" {
-		cfg.RuntimeDir = shortTempDir(t) // never the machine's own runtime dir
+	if cfg.RuntimeDir == "" || cfg.RuntimeDir == defaultRuntimeDir() {
+		cfg.RuntimeDir = shortTempDir(t) // never the machine's own runtime dir (/run/fleetmeter as root)
 	}
 	app, err := New(cfg, newLogger(Config{LogLevel: "error", LogFormat: "text"}, io.Discard))
 	if err != nil {
@@ -252,7 +252,7 @@ func TestDaemonSyncStatus(t *testing.T) {
 		}
 	}
 	env := map[string]string{"FLEETMETER_DATA_DIR": cfg.DataDir, "FLEETMETER_RUNTIME_DIR": cfg.RuntimeDir}
-	if code, out, _ := cli(t, env, "health"); code != 0 || !strings.Contains(out, `"state": "ok"`) || strings.Contains(out, c.SyncPassword) {
+	if code, out, _ := cli(t, env, "health", "--json"); code != 0 || !strings.Contains(out, `"state": "ok"`) || strings.Contains(out, c.SyncPassword) {
 		t.Errorf("health: exit %d\n%s", code, out)
 	}
 	if code, out, _ := cli(t, env, "sync", "status"); code != 0 || !strings.Contains(out, "sync:            ok") {
@@ -285,6 +285,35 @@ func TestDaemonBadDSNKeepsIngesting(t *testing.T) {
 	app.writeSyncMetrics(&b)
 	if !strings.Contains(b.String(), `fleetmeter_sync_last_error{class="config"} 1`) || !strings.Contains(b.String(), "fleetmeter_sync_failing 1") {
 		t.Errorf("metrics:\n%s", b.String())
+	}
+	// Health is not OK while sync cannot work, and says why without the DSN.
+	problems := strings.Join(app.problems(), "; ")
+	if !strings.Contains(problems, "upstream sync cannot work (config_error)") || strings.Contains(problems, "Sekr1t") {
+		t.Errorf("problems = %q", problems)
+	}
+}
+
+// Sync failing for a while is a health problem; a blip is not.
+func TestSyncProblem(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name string
+		st   upstream.Status
+		want string // "" for no problem
+	}{
+		{"disabled", upstream.Status{State: upstream.StateDisabled}, ""},
+		{"ok", upstream.Status{State: upstream.StateOK, LastSuccess: now}, ""},
+		{"schema", upstream.Status{State: upstream.StateSchema, LastError: "upstream schema 3 is newer than 2"}, "cannot work (schema_mismatch): upstream schema 3"},
+		{"blip", upstream.Status{State: upstream.StateFailing, LastSuccess: now.Add(-10 * time.Minute), ConsecutiveFailures: 2}, ""},
+		{"an afternoon", upstream.Status{State: upstream.StateFailing, LastSuccess: now.Add(-3 * time.Hour), ConsecutiveFailures: 20, ErrorClass: "network", PendingRows: 7, LastError: "dial tcp: refused"},
+			"failing (network error, 20 rounds in a row, 7 rows waiting): dial tcp: refused"},
+		{"never worked, few tries", upstream.Status{State: upstream.StateFailing, ConsecutiveFailures: 3}, ""},
+		{"never worked", upstream.Status{State: upstream.StateFailing, ConsecutiveFailures: 12, ErrorClass: "auth"}, "failing (auth error, 12 rounds"},
+	} {
+		got := syncProblem(c.st, now)
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
 	}
 }
 

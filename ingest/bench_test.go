@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetmeter/fleetmeter/ingest/corpus"
+	"github.com/fleetmeter/fleetmeter/appliance/corpus"
 	"github.com/fleetmeter/fleetmeter/rollup"
 )
 

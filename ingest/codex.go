@@ -210,13 +210,13 @@ func (in *Ingester) codexCandidates(listed map[string]bool) (out []candidate, fo
 		ok := false
 		for _, sub := range []string{"sessions", "archived_sessions"} {
 			dir := filepath.Join(root, sub)
-			in.walkJSONL(dir, nil, listed, 0, func(path string, rel []string) {
+			read := in.walkJSONL(dir, nil, listed, 0, func(path string, rel []string) {
 				name := rel[len(rel)-1]
 				out = append(out, candidate{
 					path: path, name: name, agent: "codex", sessionID: codexSessionFromName(name), format: formatCodex,
 				})
 			})
-			ok = ok || listed[dir]
+			ok = ok || read // listed only when looked at in this step
 		}
 		switch {
 		case ok:

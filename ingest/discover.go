@@ -434,13 +434,15 @@ const maxWalkDepth = 6
 // with its path relative to the walk's start split into parts (rel holds
 // the parts down to dir). Directories that could be listed whole are marked
 // in listed; symlinked directories are followed when in.links allows it.
-func (in *Ingester) walkJSONL(dir string, rel []string, listed map[string]bool, depth int, visit func(path string, rel []string)) {
+// It reports whether dir could be listed (also when a watched step left
+// its files alone).
+func (in *Ingester) walkJSONL(dir string, rel []string, listed map[string]bool, depth int, visit func(path string, rel []string)) bool {
 	entries, err := in.readDir(dir)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			in.warnOnce(dir, "cannot list transcripts: "+err.Error())
 		}
-		return
+		return false
 	}
 	// Subdirectories are walked whatever happens (an event deep down
 	// marks only its own directory); this directory's files are left
@@ -468,6 +470,7 @@ func (in *Ingester) walkJSONL(dir string, rel []string, listed map[string]bool, 
 	if !skip {
 		in.dirFiles[dir] = files
 	}
+	return true
 }
 
 // warnOnce logs a problem with path the first time it is seen (polls run
@@ -496,14 +499,14 @@ type linkGuard struct {
 // and logs (once) one that is not.
 func (in *Ingester) followLink(path string) bool {
 	g := &in.links
-	real, err := filepath.EvalSymlinks(path)
+	real, err := realPath(path)
 	if err != nil {
 		in.warnOnce(path, "symlinked folder not followed: "+err.Error())
 		return false
 	}
 	// Roots are resolved only now: most hosts have no links at all.
 	for ; g.resolved < len(g.roots); g.resolved++ {
-		if r, err := filepath.EvalSymlinks(g.roots[g.resolved]); err == nil {
+		if r, err := realPath(g.roots[g.resolved]); err == nil {
 			g.real = append(g.real, r)
 		}
 	}
@@ -517,4 +520,14 @@ func (in *Ingester) followLink(path string) bool {
 	}
 	g.followed = append(g.followed, real)
 	return true
+}
+
+// realPath is path with every symlink resolved, absolute: a relative
+// source dir and a link to its absolute path must compare equal.
+func realPath(path string) (string, error) {
+	p, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Abs(p)
 }

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fleetmeter/fleetmeter/storage"
@@ -147,6 +148,11 @@ type Ingester struct {
 	threads map[string]string
 	links   linkGuard            // which symlinked folders this step's listing follows
 	owners  map[uint32]localUser // file owner uid → local user (guarded by mu)
+	// unreadable: path → why, for files that failed to read and have not
+	// been read since (guarded by mu; see unreadable.go).
+	unreadable      map[string]string
+	unreadableOther map[string]bool
+	unreadableN     atomic.Int32 // len of both: readable's fast path reads it without mu
 	// rateLimits are the newest provider usage windows seen (guarded by mu).
 	rateLimits map[string]RateLimit
 	readers    sync.Pool // *fileReader, kept between steps
@@ -180,6 +186,17 @@ type Status struct {
 	Progress *Progress `json:"progress,omitempty"`
 	// RateLimits are the providers' own usage windows, newest report of each.
 	RateLimits []RateLimit `json:"rate_limits,omitempty"`
+	// MalformedFiles are the transcript files with malformed lines (at
+	// most maxMalformedFiles, the most lines first); MalformedOther counts
+	// the malformed lines of files past that bound.
+	MalformedFiles []MalformedFile `json:"malformed_files,omitempty"`
+	// UnreadableFiles are the transcripts that cannot be read now (at
+	// most maxUnreadableFiles by path); UnreadableOther counts the rest.
+	// A file leaves the list once it is read, or is gone.
+	UnreadableFiles []UnreadableFile `json:"unreadable_files,omitempty"`
+	UnreadableOther int              `json:"unreadable_files_elsewhere,omitempty"`
+	MalformedOther  int64            `json:"malformed_lines_elsewhere,omitempty"`
+	malformed       map[string]int64
 }
 
 // StepResult summarises one Step.
@@ -220,6 +237,7 @@ func New(cfg Config, ledger Ledger) *Ingester {
 		mem: newCursorMemory(), meta: map[string]sessionMeta{}, stores: map[string]fileStamp{}, warned: map[string]string{},
 		otherCursors: map[string][]byte{}, listings: map[string][]dirEntry{},
 		dirFiles: map[string]int{}, threads: map[string]string{},
+		unreadableOther: map[string]bool{},
 	}
 }
 
@@ -234,6 +252,8 @@ func (in *Ingester) Status() Status {
 	s.Sources = append([]Source(nil), s.Sources...)
 	s.Unrecognized = maps.Clone(s.Unrecognized)
 	s.RateLimits = in.rateLimitsLocked()
+	s.MalformedFiles, s.malformed = malformedList(s.malformed), nil
+	s.UnreadableFiles, s.UnreadableOther = in.unreadableList()
 	if s.Progress != nil {
 		p := *s.Progress
 		s.Progress = &p
@@ -395,6 +415,7 @@ func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
 		clear(in.listings) // a full scan lists afresh; removed dirs drop out
 	}
 	in.skipped = 0
+	in.pruneUnreadable()
 	cands, listed, err := in.candidates(batch)
 	if err != nil {
 		return nil, err

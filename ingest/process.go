@@ -142,6 +142,8 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 				in.fileError(item, c.err, batch)
 				continue
 			}
+			in.readable(item.path)
+			in.noteMalformed(item.path, c.calls.skips.Malformed)
 			in.take(batch, &c.calls)
 			cur := &c.cursor
 			if !in.final {
@@ -222,8 +224,10 @@ func jobEnd(items []*fileItem, lo int) int {
 // goes on, and the file is tried again next time.
 func (in *Ingester) fileError(item *fileItem, err error, batch *storage.Batch) {
 	if errors.Is(err, fs.ErrNotExist) {
+		in.readable(item.path)
 		return // vanished mid-read (retention): not an error
 	}
+	in.noteUnreadable(item.path, err)
 	if in.warned[item.path] != err.Error() {
 		in.warned[item.path] = err.Error()
 		in.log.Warn("cannot read transcript", "path", item.path, "err", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -121,5 +122,97 @@ func TestRunSaysFirstPassAndRecovery(t *testing.T) {
 	waitLog("first pass done")
 	if !strings.Contains(lb.String(), "calls=2 files=1") {
 		t.Errorf("the first-pass line does not count 2 calls in 1 file:\n%s", lb.String())
+	}
+}
+
+// A watched step that leaves a source's folders alone still lists the
+// source (the Codex home dropped out of the status and the log after each
+// file-event poll).
+func TestSourcesStableInWatchedSteps(t *testing.T) {
+	oc := t.TempDir()
+	dir := sessionsDir(t, oc, "main")
+	appendFile(t, filepath.Join(dir, "a.jsonl"), headerLine("a", t0)+assistantLine("x", "r1", t0+1, 1, 0, 0, 0, 0))
+	codex := t.TempDir()
+	copyTree(t, "testdata/codex", codex)
+	lb, log := newLogBuffer()
+	in := New(Config{OpenClawDirs: []string{oc}, CodexDirs: []string{codex}, Logger: log}, openDB(t))
+	w := in.startWatching()
+	defer w.close()
+	ctx := context.Background()
+	for range 2 { // the first polls stat everything while watches are added
+		if _, err := in.stepWatched(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w.take() == nil {
+		t.Skip("no inotify here")
+	}
+	appendFile(t, filepath.Join(dir, "a.jsonl"), assistantLine("y", "r2", t0+2, 1, 0, 0, 0, 0))
+	waitDirty(t, w, dir)
+	if _, err := in.stepWatched(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	want := []Source{{"openclaw", oc}, {"codex", codex}}
+	if got := in.Status().Sources; !slices.Equal(got, want) {
+		t.Errorf("sources after a watched step = %v, want %v", got, want)
+	}
+	if n := strings.Count(lb.String(), "transcript sources"); n != 1 {
+		t.Errorf("the sources were logged %d times, want once:\n%s", n, lb.String())
+	}
+}
+
+// A link back into a source given as a relative path is recognised as
+// one: the tree is not walked a second time.
+func TestSymlinkGuardRelativeRoot(t *testing.T) {
+	base := t.TempDir()
+	t.Chdir(base)
+	p := filepath.Join("cl", "projects", "-p")
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, filepath.Join(p, "s.jsonl"), claudeUsageLine("u1", "req1", 5))
+	symlink(t, filepath.Join(base, "cl", "projects"), filepath.Join(p, "loop")) // absolute target
+	lb, log := newLogBuffer()
+	in := New(Config{ClaudeDirs: []string{"cl"}, Logger: log}, openDB(t))
+	step(t, in)
+	if st := in.Status(); st.Files != 1 {
+		t.Errorf("%d files tracked, want 1 (the loop was walked)", st.Files)
+	}
+	if out := lb.String(); !strings.Contains(out, "symlinked folder not followed") || !strings.Contains(out, "path="+filepath.Join(p, "loop")+"\n") || strings.Contains(out, "loop/-p") {
+		t.Errorf("the loop is not refused at its first link:\n%s", out)
+	}
+}
+
+// A transcript that cannot be read is named in the status until it can
+// be read, or is gone: its calls are missing meanwhile.
+func TestUnreadableFilesInStatus(t *testing.T) {
+	root := t.TempDir()
+	dir := sessionsDir(t, root, "main")
+	bad := filepath.Join(dir, "bad.jsonl")
+	symlink(t, "/proc/self/mem", bad) // opens, fails to read (EIO), for root too
+	in := New(Config{OpenClawDirs: []string{root}}, openDB(t))
+	step(t, in)
+	st := in.Status()
+	if len(st.UnreadableFiles) != 1 || st.UnreadableFiles[0].Path != bad || st.UnreadableFiles[0].Error == "" {
+		t.Fatalf("unreadable files = %+v, want %s", st.UnreadableFiles, bad)
+	}
+	step(t, in)
+	if n := len(in.Status().UnreadableFiles); n != 1 {
+		t.Errorf("after a second step: %d unreadable files, want 1", n)
+	}
+	// It becomes a readable transcript: read, and no longer named.
+	os.Remove(bad)
+	appendFile(t, bad, headerLine("b", t0)+assistantLine("x", "rb", t0+1, 3, 0, 0, 0, 0))
+	step(t, in)
+	if st := in.Status(); len(st.UnreadableFiles) != 0 || st.Added != 1 {
+		t.Errorf("after the file became readable: unreadable %+v, added %d", st.UnreadableFiles, st.Added)
+	}
+	// Gone: not named either.
+	symlink(t, "/proc/self/mem", filepath.Join(dir, "bad2.jsonl"))
+	step(t, in)
+	os.Remove(filepath.Join(dir, "bad2.jsonl"))
+	step(t, in)
+	if st := in.Status(); len(st.UnreadableFiles) != 0 {
+		t.Errorf("a removed unreadable file is still named: %+v", st.UnreadableFiles)
 	}
 }

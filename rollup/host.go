@@ -10,6 +10,8 @@ import (
 type HostReport struct {
 	Host   []HostDayRow `json:"host"`
 	Totals HostDayRow   `json:"totals"`
+	// TZ is the zone the days were cut in ("" when not known).
+	TZ string `json:"tz,omitempty"`
 }
 
 // HostDayRow is one day of host figures, from a daily rollup. Averages are

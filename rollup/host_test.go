@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -72,10 +73,13 @@ func TestReport(t *testing.T) {
 		t.Errorf("totals %+v", rep.Totals)
 	}
 	var text bytes.Buffer
-	if err := WriteHostTable(&text, rep); err != nil {
-		t.Fatal(err)
+	for _, width := range []int{0, 80} {
+		text.Reset()
+		if err := WriteHostTable(&text, rep, TextOptions{Width: width, Query: Query{Since: from, Until: from + 9}}); err != nil {
+			t.Fatal(err)
+		}
+		golden(t, fmt.Sprintf("report-host-%d.txt", width), text.Bytes())
 	}
-	golden(t, "report-host.txt", text.Bytes())
 
 	js, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
@@ -92,8 +96,8 @@ func TestReport(t *testing.T) {
 	}
 
 	var empty bytes.Buffer
-	WriteHostTable(&empty, BuildHostReport(nil))
-	if !strings.Contains(empty.String(), "no host samples") {
+	WriteHostTable(&empty, BuildHostReport(nil), TextOptions{Query: Query{Since: MinDay, Until: MaxDay}})
+	if !strings.Contains(empty.String(), "No host samples in this range: only `fleetmeter serve` samples the host") {
 		t.Errorf("empty report: %q", empty.String())
 	}
 }
@@ -103,7 +107,7 @@ func TestAdviceText(t *testing.T) {
 		diskUsed: func(days float64) uint64 { return uint64((20 + 5*days) * gib) }}, 7*24*time.Hour, 5)
 	a := Advise(rows, "m6i.xlarge", DefaultThresholds())
 	var text bytes.Buffer
-	if err := WriteAdvice(&text, a); err != nil {
+	if err := WriteAdvice(&text, a, 0); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "advice.txt", text.Bytes())

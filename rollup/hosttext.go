@@ -4,38 +4,55 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 )
 
-// WriteHostTable renders the report as a table.
-func WriteHostTable(w io.Writer, rep HostReport) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "DATE\tSAMPLES\tCPU AVG\tCPU P95\tCPU MAX\tSTEAL P95\tLOAD/CORE P95\tMEM P95\tAVAIL MIN\tSWAPPING\tDATA DISK\tDATA FREE\tNET IN\tNET OUT\tSESS P95\tSESS MAX\tGATEWAY UP\t")
-	line := func(label string, r HostDayRow) {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s/s\t%s/s\t%.0f\t%d\t%s\t\n",
-			label, r.Samples, pct(r.CPUAvgPct), pct(r.CPUP95Pct), pct(r.CPUMaxPct), pct(r.StealP95Pct),
-			r.LoadPerCoreP95, pct(r.MemUsedP95Pct), humanBytes(float64(r.MemAvailableMinBytes)), pct(r.SwapActivePct),
-			pct(r.DiskDataUsedPct), humanBytes(float64(r.DiskDataFreeBytes)),
-			humanBytes(r.NetInAvgBps), humanBytes(r.NetOutAvgBps),
-			r.SessionsP95, r.SessionsMax, pct(r.GatewayUpPct))
+// HostOnlyServe says where host figures come from, for an empty report.
+const HostOnlyServe = "only `fleetmeter serve` samples the host (every sample_interval, 15 s by default)"
+
+// WriteHostTable renders the host report as a table, iowait beside steal
+// as the JSON has it; an empty report says that only serve samples.
+func WriteHostTable(w io.Writer, rep HostReport, o TextOptions) error {
+	title := Title(HostKind, o.Query, rep.TZ)
+	if len(rep.Host) == 0 {
+		_, err := fmt.Fprintf(w, "%s\n\nNo host samples in this range: %s.\n", title, HostOnlyServe)
+		return err
+	}
+	t := Table{Title: title, Columns: []Column{
+		{Head: "Date"}, {Head: "Samples", Right: true, Hide: 6},
+		{Head: "CPU avg", Right: true, Hide: 4}, {Head: "CPU p95", Right: true}, {Head: "CPU max", Right: true, Hide: 5},
+		{Head: "Steal p95", Right: true, Hide: 3}, {Head: "Iowait p95", Right: true, Hide: 3},
+		{Head: "Load/core p95", Right: true}, {Head: "Mem p95", Right: true}, {Head: "Avail min", Right: true, Hide: 4},
+		{Head: "Swapping", Right: true, Hide: 3}, {Head: "Data disk", Right: true}, {Head: "Data free", Right: true, Hide: 5},
+		{Head: "Net in", Right: true, Hide: 6}, {Head: "Net out", Right: true, Hide: 6},
+		{Head: "Sessions p95", Right: true, Hide: 5}, {Head: "Sessions max", Right: true}, {Head: "Gateway up", Right: true, Hide: 4},
+	}}
+	cells := func(label string, r HostDayRow) []string {
+		return []string{label, count(r.Samples), pct(r.CPUAvgPct), pct(r.CPUP95Pct), pct(r.CPUMaxPct),
+			pct(r.StealP95Pct), pct(r.IowaitP95Pct), fmt.Sprintf("%.2f", r.LoadPerCoreP95), pct(r.MemUsedP95Pct),
+			humanBytes(float64(r.MemAvailableMinBytes)), pct(r.SwapActivePct), pct(r.DiskDataUsedPct),
+			humanBytes(float64(r.DiskDataFreeBytes)), humanBytes(r.NetInAvgBps) + "/s", humanBytes(r.NetOutAvgBps) + "/s",
+			fmt.Sprintf("%.0f", r.SessionsP95), count(int64(r.SessionsMax)), pct(r.GatewayUpPct)}
 	}
 	for _, r := range rep.Host {
-		line(r.Date, r)
+		t.Rows = append(t.Rows, cells(r.Date, r))
 	}
-	if len(rep.Host) == 0 {
-		fmt.Fprintln(tw, "(no host samples in range)\t")
-	} else {
-		line("TOTAL", rep.Totals)
-	}
-	if err := tw.Flush(); err != nil {
+	t.Total = cells("Total", rep.Totals)
+	if err := t.Render(w, o.Width); err != nil {
 		return fmt.Errorf("write host report: %w", err)
 	}
 	return nil
 }
 
-// WriteAdvice renders advice for a terminal.
-func WriteAdvice(w io.Writer, a Advice) error {
+// WriteAdvice renders advice for a terminal. With no host samples it
+// says that only serve samples the host, rather than print zeros that
+// would read as measurements.
+func WriteAdvice(w io.Writer, a Advice, width int) error {
 	var b strings.Builder
+	if a.Evidence.Samples == 0 {
+		fmt.Fprintf(&b, "No host samples yet: %s, and advice needs %s of them.\nverdict:  %s\n", HostOnlyServe, "24 hours", a.Verdict)
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
 	fmt.Fprintf(&b, "verdict:  %s\n", a.Verdict)
 	fmt.Fprintf(&b, "reason:   %s\n", a.Reason)
 	switch {
@@ -52,9 +69,9 @@ func WriteAdvice(w io.Writer, a Advice) error {
 		fmt.Fprintf(&b, "window:   %s to %s\n", a.From.Format("2006-01-02 15:04"), a.To.Format("2006-01-02 15:04 MST"))
 	}
 	e := a.Evidence
-	b.WriteString("evidence:\n")
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	row := func(k, v string) { fmt.Fprintf(tw, "  %s\t%s\n", k, v) }
+	b.WriteString("\n")
+	t := Table{Columns: []Column{{Head: "Evidence"}, {Head: "Over the window", Shrink: true}}}
+	row := func(k, v string) { t.Rows = append(t.Rows, []string{k, v}) }
 	row("sampled", fmt.Sprintf("%.1f h (%d samples)", e.Hours, e.Samples))
 	row("cpu busy", fmt.Sprintf("avg %s, p95 %s", pct(e.CPUAvgPct), pct(e.CPUP95Pct)))
 	row("steal p95", pct(e.StealP95Pct))
@@ -80,9 +97,11 @@ func WriteAdvice(w io.Writer, a Advice) error {
 	} else {
 		row("memory per session", "not estimable (sessions did not vary)")
 	}
-	tw.Flush()
+	if err := t.Render(&b, width); err != nil {
+		return err
+	}
 	if len(a.Findings) > 1 {
-		b.WriteString("findings:\n")
+		b.WriteString("\nfindings:\n")
 		for _, f := range a.Findings {
 			fmt.Fprintf(&b, "  - [%s] %s", f.Verdict, f.Reason)
 			if f.Suggested != "" {

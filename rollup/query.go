@@ -3,6 +3,8 @@ package rollup
 import (
 	"errors"
 	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,38 +49,127 @@ type Query struct {
 	// Limit and Offset page the rows of the session report (most recent
 	// first); Limit 0 means every row. Totals cover the whole range.
 	Limit, Offset int
+	// Filter keeps the calls of one agent, user, model, team or source.
+	Filter Filter
+	// Top keeps the Top rows of highest cost (0: all); totals still cover
+	// every row. Order sorts the rows kept: "asc" or "desc" by the kind's
+	// key (the date for series, the cost for leaderboards, the last
+	// activity for sessions); "" is the kind's default (series oldest
+	// first, the rest highest first).
+	Top   int
+	Order string
 }
 
 // MaxPage is the most session rows one page may ask for.
 const MaxPage = 1000
 
 // ParseQuery builds a query from the strings a command line or a URL
-// gives: since and until as YYYY-MM-DD (empty: open), tz as an IANA zone
-// (empty: the data's). Errors are ErrBadQuery.
+// gives: since and until as YYYY-MM-DD or YYYYMMDD (empty: open), tz as an
+// IANA zone (empty: the data's; any letter case). Errors are ErrBadQuery.
 func ParseQuery(kind, since, until, tz string) (Query, error) {
-	from, to, err := ParseRange(since, until)
+	return ParseQueryValues(kind, url.Values{"since": {since}, "until": {until}, "tz": {tz}})
+}
+
+// ParseQueryValues builds a query from URL parameters: since, until, tz
+// (as ParseQuery), agent, user, model, team, source (Filter), top and
+// order. Paging (limit, offset) is the caller's. Errors are ErrBadQuery.
+func ParseQueryValues(kind string, v url.Values) (Query, error) {
+	from, to, err := ParseRange(v.Get("since"), v.Get("until"))
 	if err != nil {
 		return Query{}, err
 	}
-	q := Query{Kind: kind, Since: from, Until: to, TZ: tz}
+	q := Query{Kind: kind, Since: from, Until: to, TZ: v.Get("tz"), Order: v.Get("order"),
+		Filter: Filter{Agent: v.Get("agent"), User: v.Get("user"), Model: v.Get("model"), Team: v.Get("team"), Source: v.Get("source")}}
+	if q.TZ != "" {
+		if q.TZ, err = ZoneName(q.TZ); err != nil {
+			return Query{}, badQuery("tz: %v", err)
+		}
+	}
+	if s := v.Get("top"); s != "" {
+		if q.Top, err = strconv.Atoi(s); err != nil || q.Top < 1 {
+			return Query{}, badQuery("top %q: want a whole number above 0", s)
+		}
+	}
 	return q, q.Validate()
 }
 
-// ParseRange turns --since/--until strings into inclusive day numbers,
-// MinDay/MaxDay for an empty end. Errors are ErrBadQuery.
+// Values is q as URL parameters (ParseQueryValues reads them back).
+func (q Query) Values() url.Values {
+	v := url.Values{}
+	set := func(k, s string) {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if q.Since != MinDay {
+		set("since", storage.DayString(q.Since))
+	}
+	if q.Until != MaxDay {
+		set("until", storage.DayString(q.Until))
+	}
+	set("tz", q.TZ)
+	set("agent", q.Filter.Agent)
+	set("user", q.Filter.User)
+	set("model", q.Filter.Model)
+	set("team", q.Filter.Team)
+	set("source", q.Filter.Source)
+	set("order", q.Order)
+	if q.Top > 0 {
+		set("top", strconv.Itoa(q.Top))
+	}
+	if q.Limit > 0 {
+		set("limit", strconv.Itoa(q.Limit))
+		set("offset", strconv.Itoa(q.Offset))
+	}
+	return v
+}
+
+// ParseRange turns --since/--until strings (YYYY-MM-DD or YYYYMMDD) into
+// inclusive day numbers, MinDay/MaxDay for an empty end. Errors are
+// ErrBadQuery.
 func ParseRange(since, until string) (from, to int32, err error) {
 	from, to = MinDay, MaxDay
 	if since != "" {
-		if from, err = storage.ParseDay(since); err != nil {
+		if from, err = ParseDate(since, 0, false); err != nil {
 			return 0, 0, badQuery("since: %v", err)
 		}
 	}
 	if until != "" {
-		if to, err = storage.ParseDay(until); err != nil {
+		if to, err = ParseDate(until, 0, false); err != nil {
 			return 0, 0, badQuery("until: %v", err)
 		}
 	}
 	return from, to, nil
+}
+
+// DateForms says which dates ParseDate reads, for messages and help.
+const DateForms = "YYYY-MM-DD, YYYYMMDD, today, yesterday or Nd (N days ago, e.g. 7d)"
+
+// ParseDate reads a day: YYYY-MM-DD or YYYYMMDD, and with relative set
+// also "today", "yesterday" and "Nd" (N days before today, a day number in
+// the zone the report is cut in).
+func ParseDate(s string, today int32, relative bool) (int32, error) {
+	if len(s) == 8 && strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' }) < 0 {
+		s = s[:4] + "-" + s[4:6] + "-" + s[6:]
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return storage.DayOfDate(t.Date()), nil
+	}
+	if relative {
+		switch strings.ToLower(s) {
+		case "today":
+			return today, nil
+		case "yesterday":
+			return today - 1, nil
+		}
+		if n, ok := strings.CutSuffix(strings.ToLower(s), "d"); ok {
+			if days, err := strconv.Atoi(n); err == nil && days >= 0 && days < 100_000 {
+				return today - int32(days), nil
+			}
+		}
+		return 0, fmt.Errorf("date %q: want %s", s, DateForms)
+	}
+	return 0, fmt.Errorf("date %q: want YYYY-MM-DD or YYYYMMDD", s)
 }
 
 // Validate checks the query on its own: a known kind (a usage kind or
@@ -103,7 +194,13 @@ func (q Query) validate(usage bool) error {
 	if q.Limit < 0 || q.Offset < 0 || q.Limit > MaxPage {
 		return badQuery("limit must be 0 to %d and offset not negative", MaxPage)
 	}
-	return nil
+	if q.Top < 0 {
+		return badQuery("top %d: want a whole number above 0", q.Top)
+	}
+	if q.Order != "" && q.Order != "asc" && q.Order != "desc" {
+		return badQuery("order %q: want asc or desc", q.Order)
+	}
+	return q.Filter.validate(q.Kind)
 }
 
 // location is the zone the query cuts days in; def when TZ is empty.
@@ -111,9 +208,9 @@ func (q Query) location(def *time.Location) (*time.Location, error) {
 	if q.TZ == "" {
 		return def, nil
 	}
-	loc, err := time.LoadLocation(q.TZ)
+	loc, err := LoadZone(q.TZ)
 	if err != nil {
-		return nil, badQuery("tz %q is not an IANA zone name (e.g. UTC, Europe/Berlin)", q.TZ)
+		return nil, badQuery("%v", err)
 	}
 	return loc, nil
 }

@@ -46,6 +46,8 @@ type ReaderConfig struct {
 	// before the newest for at most this long while its result for the
 	// newest is computed (a busy daemon); zero always answers the newest.
 	MaxStale time.Duration
+	// Teams is the agent registry (agent → team), for Filter.Team.
+	Teams map[string]string
 }
 
 // LocalReader answers queries from a Source in this process. It is safe
@@ -92,15 +94,23 @@ func (r *LocalReader) Report(ctx context.Context, q Query) (Report, error) {
 		}
 		src, ln = zoned{cs, loc, &r.cuts}, laneRecut
 	}
+	if q.Filter, err = q.Filter.withTeam(r.cfg.Teams); err != nil {
+		return Report{}, err
+	}
 	whole := q
-	whole.Limit, whole.Offset = 0, 0
-	key := fmt.Sprintf("report|%s|%d|%d|%s", q.Kind, q.Since, q.Until, loc)
+	whole.Limit, whole.Offset, whole.Top, whole.Order = 0, 0, 0, ""
+	f := q.Filter
+	key := fmt.Sprintf("report|%s|%d|%d|%s|%q", q.Kind, q.Since, q.Until, loc, []string{f.Agent, f.User, f.Model, f.Team, f.Source})
 	rep, err := cached(ctx, r.cache, r.src, key, ln, func() (Report, error) { return Build(src, whole) })
 	if err != nil {
 		return Report{}, err
 	}
-	return paged(rep, q), nil
+	return paged(shaped(rep, q), q), nil
 }
+
+// Location is the zone the reader's data is cut in (a query without TZ
+// gets its days).
+func (r *LocalReader) Location() *time.Location { return r.src.Location() }
 
 // HostReport reads the daily host rows of q's range.
 func (r *LocalReader) HostReport(ctx context.Context, q Query) (HostReport, error) {
@@ -111,9 +121,11 @@ func (r *LocalReader) HostReport(ctx context.Context, q Query) (HostReport, erro
 		return HostReport{}, badQuery("host reports read the database, not transcripts")
 	}
 	key := fmt.Sprintf("host|%d|%d", q.Since, q.Until)
-	return cached(ctx, r.cache, r.cfg.Host, key, laneDefault, func() (HostReport, error) {
+	rep, err := cached(ctx, r.cache, r.cfg.Host, key, laneDefault, func() (HostReport, error) {
 		return LoadHostReport(r.cfg.Host, q.Since, q.Until)
 	})
+	rep.TZ = r.src.Location().String()
+	return rep, err
 }
 
 // Advice applies the advice rules to the week before Now.

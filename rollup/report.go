@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/fleetmeter/fleetmeter/storage"
@@ -140,6 +141,26 @@ type Report struct {
 	Corrected storage.Corrections
 	// Page is set when a query asked for a page of the session rows.
 	Page *Page
+	// TZ is the zone the report's days were cut in.
+	TZ string
+	// Coverage is the days the data holds, set when the report has no
+	// rows, so an empty report can say where the data is.
+	Coverage *Coverage
+	// Top is set when Query.Top left rows out.
+	Top *Top
+}
+
+// Coverage is the first and last day with usage in the data (filters
+// aside); empty strings when there is none.
+type Coverage struct {
+	FirstDay string `json:"first_day"`
+	LastDay  string `json:"last_day"`
+}
+
+// Top says how many rows a report kept of how many.
+type Top struct {
+	Rows int `json:"rows"`
+	Of   int `json:"of"`
 }
 
 // Page says which session rows a paged report holds.
@@ -160,9 +181,18 @@ func (r Report) MarshalJSON() ([]byte, error) {
 	skipped, _ := json.Marshal(r.Skipped)
 	corrected, _ := json.Marshal(r.Corrected)
 	fmt.Fprintf(&b, `{%q:%s,"totals":%s,"skipped":%s,"corrected":%s`, kinds[r.Kind], rows, totals, skipped, corrected)
-	if r.Page != nil {
-		page, _ := json.Marshal(r.Page)
-		fmt.Fprintf(&b, `,"page":%s`, page)
+	if r.TZ != "" {
+		fmt.Fprintf(&b, `,"tz":%q`, r.TZ)
+	}
+	for _, part := range []struct {
+		key string
+		v   any
+		set bool
+	}{{"page", r.Page, r.Page != nil}, {"coverage", r.Coverage, r.Coverage != nil}, {"top", r.Top, r.Top != nil}} {
+		if part.set {
+			v, _ := json.Marshal(part.v)
+			fmt.Fprintf(&b, `,%q:%s`, part.key, v)
+		}
 	}
 	b.WriteByte('}')
 	return b.Bytes(), nil
@@ -181,7 +211,7 @@ func paged(rep Report, q Query) Report {
 }
 
 // Build makes the report q asks for from src.
-func Build(src Source, q Query) (Report, error) {
+func Build(src Source, q Query) (rep Report, err error) {
 	if err := q.validate(true); err != nil {
 		return Report{}, err
 	}
@@ -189,7 +219,12 @@ func Build(src Source, q Query) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	rep := Report{Kind: q.Kind, Skipped: skipped}
+	rep = Report{Kind: q.Kind, Skipped: skipped, TZ: src.Location().String()}
+	defer func() {
+		if err == nil && rowCount(rep.Rows) == 0 {
+			rep.Coverage, err = coverage(src)
+		}
+	}()
 	if c, ok := src.(interface {
 		Corrections() (storage.Corrections, error)
 	}); ok {
@@ -223,7 +258,12 @@ func Build(src Source, q Query) (Report, error) {
 	case "user":
 		kind = storage.DimUser
 	}
-	rows, err := dimRows(src, kind, from, q.Until)
+	var rows []storage.Row
+	if q.Filter.Empty() {
+		rows, err = dimRows(src, kind, from, q.Until)
+	} else {
+		rows, err = filteredRows(src, q.Filter, from, q.Until)
+	}
 	if err != nil {
 		return Report{}, err
 	}
@@ -438,9 +478,16 @@ func sessionRows(src Source, q Query) ([]SessionRow, storage.Totals, error) {
 		if day < q.Since || day > q.Until {
 			return nil
 		}
+		if !q.Filter.keepsSession(s) {
+			return nil
+		}
 		var t storage.Totals
 		models := make([]string, 0, len(s.Models))
 		for m, mt := range s.Models {
+			provider, model, _ := strings.Cut(m, "/")
+			if !q.Filter.keepsModel(provider, model) {
+				continue
+			}
 			t.Add(mt)
 			models = append(models, m)
 		}
@@ -540,10 +587,29 @@ func DecodeReport(kind string, data []byte) (Report, error) {
 			return Report{}, fmt.Errorf("decode %s report %q: %w", kind, part.key, err)
 		}
 	}
-	if p, ok := raw["page"]; ok {
-		rep.Page = &Page{}
-		if err := json.Unmarshal(p, rep.Page); err != nil {
-			return Report{}, fmt.Errorf("decode %s report page: %w", kind, err)
+	if tz, ok := raw["tz"]; ok {
+		if err := json.Unmarshal(tz, &rep.TZ); err != nil {
+			return Report{}, fmt.Errorf("decode %s report tz: %w", kind, err)
+		}
+	}
+	for _, part := range []struct {
+		key string
+		dst any
+	}{{"page", &Page{}}, {"coverage", &Coverage{}}, {"top", &Top{}}} {
+		p, ok := raw[part.key]
+		if !ok || string(p) == "null" {
+			continue
+		}
+		if err := json.Unmarshal(p, part.dst); err != nil {
+			return Report{}, fmt.Errorf("decode %s report %s: %w", kind, part.key, err)
+		}
+		switch v := part.dst.(type) {
+		case *Page:
+			rep.Page = v
+		case *Coverage:
+			rep.Coverage = v
+		case *Top:
+			rep.Top = v
 		}
 	}
 	rep.Rows = reflect.ValueOf(rows).Elem().Interface()

@@ -54,6 +54,10 @@ type DB struct {
 
 	instanceID string
 	generation string
+	// recutFrom is the zone the rollups were cut in before Open recut
+	// them in Location ("" when it did not), recutTook how long it took.
+	recutFrom string
+	recutTook time.Duration
 }
 
 // Open opens (creating if needed) the database at path. When the file's
@@ -342,10 +346,19 @@ func (db *DB) init(readOnly bool) error {
 		return err
 	}
 	if rebuildFrom != nil {
-		return db.rebuildRollups(rebuildFrom)
+		start := time.Now()
+		if err := db.rebuildRollups(rebuildFrom); err != nil {
+			return err
+		}
+		db.recutFrom, db.recutTook = rebuildFrom.String(), time.Since(start)
 	}
 	return nil
 }
+
+// ZoneRecut says whether Open recut the rollups for a change of zone:
+// the zone they were cut in before ("" when it did not), and how long the
+// recut took, for the caller's log.
+func (db *DB) ZoneRecut() (from string, took time.Duration) { return db.recutFrom, db.recutTook }
 
 // Close closes the file.
 func (db *DB) Close() error {

@@ -97,6 +97,10 @@ type Deps struct {
 	Sync func(ctx context.Context) (any, error)
 	// Alerts serves /api/alerts (nil: no route).
 	Alerts Alerts
+	// Audit serves /api/audit: the host's latest security audit against
+	// a profile (strict, standard, relaxed; "" is standard), run anew
+	// when refresh asks (nil: no route).
+	Audit func(ctx context.Context, profile string, refresh bool) (any, error)
 	// Token, when set, is accepted as "Authorization: Bearer <token>" on
 	// TCP, for scripts and for what listens beyond loopback.
 	Token string
@@ -110,6 +114,15 @@ type Deps struct {
 	// than it, localhost or a loopback IP are refused (DNS rebinding).
 	Listen string
 	Log    *slog.Logger
+
+	// Dashboard answers the pages and their API (nil: neither is served).
+	Dashboard Dashboard
+	// Sources describes what ingest reads (nil: the Sources page says less).
+	Sources func(ctx context.Context) (Sources, error)
+	// Demo marks a demo daemon: every page says its data is made up.
+	Demo bool
+	// Observe records each request's duration by route template (nil: not recorded).
+	Observe func(route, method string, status int, d time.Duration)
 }
 
 // NewHandler builds the HTTP handler for both listeners (ServeTCP and
@@ -120,19 +133,26 @@ func NewHandler(d Deps) http.Handler {
 	_ = r.SetTrustedProxies(nil) // no proxy: ClientIP is the peer
 	a := &access{token: d.Token, logins: d.Logins, log: d.Log}
 	elog := newErrorLog(d.Log)
-	r.Use(recovery(d.Log), securityHeaders, refuseCrossSite, checkHost(d.Listen), a.check)
-	r.GET("/healthz", func(c *gin.Context) {
+	r.Use(observe(d.Observe), recovery(d.Log), securityHeaders, refuseCrossSite, checkHost(d.Listen), a.check)
+	// A wrong method is 405 (with Allow), not 404: the path is there.
+	r.HandleMethodNotAllowed = true
+	r.NoMethod(func(c *gin.Context) { c.JSON(http.StatusMethodNotAllowed, gin.H{"error": "method not allowed"}) })
+	healthz := func(c *gin.Context) {
 		if p := d.Status.Problems(); len(p) > 0 {
 			c.String(http.StatusServiceUnavailable, "unhealthy: %s\n", strings.Join(p, "; "))
 			return
 		}
 		c.String(http.StatusOK, "ok\n")
-	})
+	}
+	r.GET("/healthz", healthz)
+	r.HEAD("/healthz", healthz) // load balancers and uptime checkers probe with HEAD
 	r.GET("/metrics", func(c *gin.Context) {
 		c.Header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		d.Metrics(c.Writer)
 	})
-	r.GET("/", index)
+	if err := registerDashboard(r, d, elog); err != nil {
+		d.Log.Error("the pages cannot be served", "err", err) // embedded files: a test catches this first
+	}
 	a.routes(r, d, elog)
 	api := r.Group("/api")
 	api.GET("/status", func(c *gin.Context) { respond(c, elog, func() (Status, error) { return d.Status.Status(c) }) })
@@ -185,6 +205,11 @@ func NewHandler(d Deps) http.Handler {
 			respond(c, elog, func() (any, error) { return d.Alerts.AlertAction(c, act) })
 		})
 	}
+	if d.Audit != nil {
+		api.GET("/audit", func(c *gin.Context) {
+			respond(c, elog, func() (any, error) { return d.Audit(c, c.Query("profile"), c.Query("refresh") == "1") })
+		})
+	}
 	r.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, gin.H{"error": "not found"}) })
 	// Cross-origin browser requests that change state are refused.
 	return http.NewCrossOriginProtection().Handler(r)
@@ -197,7 +222,7 @@ const defaultPage = 200
 // parseQuery reads a report query from the URL: since, until, tz, and for
 // sessions limit and offset.
 func parseQuery(c *gin.Context) (rollup.Query, error) {
-	q, err := rollup.ParseQuery(c.Param("kind"), c.Query("since"), c.Query("until"), c.Query("tz"))
+	q, err := rollup.ParseQueryValues(c.Param("kind"), c.Request.URL.Query())
 	if err != nil {
 		return q, err
 	}
@@ -264,7 +289,7 @@ func fail(c *gin.Context, log *errorLog, err error) {
 	switch {
 	case errors.Is(err, ErrBadRequest), errors.Is(err, rollup.ErrBadQuery):
 		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrNotFound), errors.Is(err, rollup.ErrNotFound):
 		c.JSON(http.StatusNotFound, gin.H{"error": err.Error()})
 	case errors.Is(err, rollup.ErrBusy):
 		c.Header("Retry-After", "1")

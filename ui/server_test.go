@@ -401,3 +401,31 @@ func TestRepeatedFailuresLoggedOnce(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// HEAD /healthz answers as GET does (uptime checkers probe with HEAD); a
+// method a path does not take is 405 with Allow, not 404.
+func TestHealthzMethods(t *testing.T) {
+	s := serveBoth(t, Deps{Logins: nil})
+	if code, _, body := request(t, http.DefaultClient, http.MethodHead, s.base+"/healthz", nil); code != 200 || body != "" {
+		t.Errorf("HEAD /healthz: %d %q", code, body)
+	}
+	code, h, _ := request(t, http.DefaultClient, http.MethodDelete, s.base+"/healthz", nil)
+	if code != 405 || !strings.Contains(h.Get("Allow"), "GET") {
+		t.Errorf("DELETE /healthz: %d, Allow %q", code, h.Get("Allow"))
+	}
+	if code, _, _ := get(t, s.base+"/nope", nil); code != 404 {
+		t.Errorf("unknown path: %d", code)
+	}
+}
+
+// Report filters, top and order come through the query string.
+func TestReportQueryFilters(t *testing.T) {
+	q, err := rollup.ParseQueryValues("agent", map[string][]string{"agent": {"main"}, "top": {"3"}, "order": {"asc"}, "since": {"20261101"}, "tz": {"europe/berlin"}})
+	if err != nil || q.Filter.Agent != "main" || q.Top != 3 || q.Order != "asc" || q.TZ != "Europe/Berlin" || storage.DayString(q.Since) != "2026-11-01" {
+		t.Errorf("%+v %v", q, err)
+	}
+	s := serveBoth(t, Deps{})
+	if code, _, body := request(t, s.socket, http.MethodGet, "http://fleetmeter/api/report/agent?order=sideways", nil); code != 400 || !strings.Contains(body, "want asc or desc") {
+		t.Errorf("bad order: %d %q", code, body)
+	}
+}

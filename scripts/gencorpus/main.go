@@ -12,7 +12,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/fleetmeter/fleetmeter/ingest/corpus"
+	"github.com/fleetmeter/fleetmeter/appliance/corpus"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }

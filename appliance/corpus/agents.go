@@ -70,6 +70,15 @@ func (g *gen) person() person {
 	}
 }
 
+// AgentIDs are the ids of a corpus's first n agents, as Generate names them.
+func AgentIDs(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = agentID(i)
+	}
+	return out
+}
+
 func agentID(i int) string {
 	if i < len(agentNames) {
 		return agentNames[i]

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetmeter/fleetmeter/ingest/corpus"
+	"github.com/fleetmeter/fleetmeter/appliance/corpus"
 )
 
 func small(size int64) corpus.Options {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetmeter/fleetmeter/ingest/corpus"
+	"github.com/fleetmeter/fleetmeter/appliance/corpus"
 )
 
 // keysOf returns the keys of a JSON object in the order they appear.

@@ -1,0 +1,216 @@
+package appliance
+
+import (
+	"bytes"
+	"encoding/csv"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetmeter/fleetmeter/rollup"
+)
+
+// One rule for every bad value, wherever it comes from (a flag, an
+// argument, the environment, the config file): exit 2 and a one-line
+// reason that names the value.
+func TestEveryBadValueExits2(t *testing.T) {
+	dir := t.TempDir()
+	file := func(body string) string {
+		p := filepath.Join(t.TempDir(), "fleetmeter.toml")
+		os.WriteFile(p, []byte(body), 0o600)
+		return p
+	}
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		msg  string
+	}{
+		{"date", nil, []string{"report", "daily", "--since", "2026-13-01", "--openclaw-dir", traps}, `since: date "2026-13-01": want YYYY-MM-DD`},
+		{"relative date", nil, []string{"report", "daily", "--until", "7w", "--openclaw-dir", traps}, `until: date "7w"`},
+		{"range backwards", nil, []string{"report", "daily", "--since", "20260201", "--until", "20260101", "--openclaw-dir", traps}, "since 2026-02-01 is after until 2026-01-01"},
+		{"zone", nil, []string{"report", "daily", "--tz", "Mars/Olympus", "--openclaw-dir", traps}, `tz "Mars/Olympus" is not an IANA zone`},
+		{"zone in the environment", map[string]string{"FLEETMETER_TZ": "Mars/Olympus"}, []string{"report", "daily", "--openclaw-dir", traps}, `tz "Mars/Olympus"`},
+		{"top not a number", nil, []string{"report", "agent", "--top", "many", "--openclaw-dir", traps}, `invalid value "many" for flag -top`},
+		{"top negative", nil, []string{"report", "agent", "--top", "-3", "--openclaw-dir", traps}, "top -3: want a whole number above 0"},
+		{"order", nil, []string{"report", "agent", "--order", "sideways", "--openclaw-dir", traps}, `order "sideways": want asc or desc`},
+		{"source", nil, []string{"report", "agent", "--source", "cursor", "--openclaw-dir", traps}, `source "cursor": want one of openclaw, claude, codex`},
+		{"team", nil, []string{"report", "agent", "--team", "nobody", "--openclaw-dir", traps}, `team "nobody"`},
+		{"user on sessions", nil, []string{"report", "session", "--user", "telegram:1", "--openclaw-dir", traps}, "the session report cannot keep one user"},
+		{"filter on host", nil, []string{"report", "host", "--agent", "main"}, "report host takes no --agent"},
+		{"json and csv", nil, []string{"report", "daily", "--json", "--csv", "--openclaw-dir", traps}, "--json and --csv: choose one"},
+		{"report kind", nil, []string{"report", "hourly"}, `unknown report "hourly"`},
+		{"no report kind", nil, []string{"report", "--json"}, "missing report kind"},
+		{"audit profile", nil, []string{"audit", "--profile", "paranoid", "--data-dir", dir}, `"paranoid"`},
+		{"duration flag without a unit", nil, []string{"serve", "--poll-interval", "10", "--data-dir", dir}, `invalid value "10" for flag -poll-interval`},
+		{"duration in the environment", map[string]string{"FLEETMETER_POLL_INTERVAL": "10"}, []string{"config"}, `FLEETMETER_POLL_INTERVAL="10"`},
+		{"duration in the file without a unit", map[string]string{"FLEETMETER_CONFIG": file("poll_interval = 10\n")}, []string{"config"}, `poll_interval = 10 has no unit: write a duration such as "10s"`},
+		{"nested duration without a unit", map[string]string{"FLEETMETER_CONFIG": file("[alerting]\nreminder = 4\n")}, []string{"config"}, `alerting.reminder = 4 has no unit`},
+		{"duration in a rule without a unit", map[string]string{"FLEETMETER_CONFIG": file("[[budgets]]\nname = \"d\"\nperiod = \"rolling\"\nwindow = 3600\namount_usd = 5\n")}, []string{"config"}, `budgets[0].window = 3600 has no unit`},
+		{"unknown key", map[string]string{"FLEETMETER_CONFIG": file("poll_intervall = \"3s\"\n")}, []string{"config"}, "unknown keys poll_intervall"},
+		{"number in the environment", map[string]string{"FLEETMETER_DB_MAX_MB": "lots"}, []string{"config"}, "want a whole number"},
+		{"negative cap", map[string]string{"FLEETMETER_DB_MAX_MB": "-1"}, []string{"config"}, "db_max_mb -1 is negative"},
+		{"log level", map[string]string{"FLEETMETER_LOG_LEVEL": "loud"}, []string{"config"}, `log_level "loud"`},
+		{"exposed without a token", nil, []string{"serve", "--listen", "0.0.0.0:8767", "--data-dir", dir}, "set an auth token"},
+		{"listen not an address", nil, []string{"serve", "--listen", "8767", "--data-dir", dir}, `listen "8767": want host:port`},
+		{"stray argument", nil, []string{"budget", "check", "extra"}, `unexpected argument "extra"`},
+		{"unknown flag", nil, []string{"health", "--tz", "UTC"}, "flag provided but not defined: -tz"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := cli(t, tc.env, tc.args...)
+			if code != exitUsage || !strings.Contains(stderr, tc.msg) {
+				t.Errorf("exit %d, want %d, with %q in: %s", code, exitUsage, tc.msg, stderr)
+			}
+			if n := strings.Count(strings.TrimSpace(stderr), "\n"); n > 0 {
+				t.Errorf("the reason is %d lines, want one", n+1)
+			}
+		})
+	}
+}
+
+// Every command has --help: a sentence, its usage line, only its own
+// flags, and an example; `help CMD` says the same.
+func TestHelpPerCommand(t *testing.T) {
+	for _, c := range commands() {
+		code, out, stderr := cli(t, nil, c.name, "--help")
+		if code != 0 || stderr != "" {
+			t.Errorf("%s --help: exit %d %q", c.name, code, stderr)
+		}
+		for _, want := range []string{"Usage: fleetmeter " + c.name, "Example:\n  ", "fleetmeter "} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s --help lacks %q:\n%s", c.name, want, out)
+			}
+		}
+		if h, ok := helps[c.name]; ok && !strings.HasPrefix(out, h.sentence) {
+			t.Errorf("%s --help does not start with its sentence:\n%s", c.name, out)
+		}
+		if _, again, _ := cli(t, nil, "help", c.name); again != out {
+			t.Errorf("help %s differs from %s --help", c.name, c.name)
+		}
+	}
+	// Only the flags a command uses.
+	for cmd, absent := range map[string][]string{
+		"report": {"-poll-interval", "-listen", "-sample-interval", "-ec2-metadata"},
+		"health": {"-tz", "-openclaw-dir", "-listen"},
+		"backup": {"-tz", "-listen"},
+		"advise": {"-listen", "-openclaw-dir"},
+	} {
+		_, out, _ := cli(t, nil, cmd, "--help")
+		for _, flag := range absent {
+			if strings.Contains(out, flag+" ") || strings.Contains(out, flag+"\n") {
+				t.Errorf("%s --help lists %s, which it does not use", cmd, flag)
+			}
+		}
+	}
+	_, out, _ := cli(t, nil, "report", "--help")
+	for _, want := range []string{"-agent", "-team", "-top", "-order", "-csv", "today, yesterday or Nd"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report --help lacks %s", want)
+		}
+	}
+}
+
+func TestVersionAndFlagsBeforeArguments(t *testing.T) {
+	code, out, _ := cli(t, nil, "--version")
+	if code != 0 || !strings.HasPrefix(out, "fleetmeter ") || !strings.Contains(out, "price table:") {
+		t.Errorf("--version: exit %d %q", code, out)
+	}
+	// Flags before the kind, as after it.
+	code, before, stderr := cli(t, nil, "report", "--json", "--openclaw-dir", traps, "daily")
+	_, after, _ := cli(t, nil, "report", "daily", "--json", "--openclaw-dir", traps)
+	if code != 0 || before != after || !strings.HasPrefix(before, "{\n  \"daily\"") {
+		t.Errorf("report --json daily: exit %d %q %q", code, before, stderr)
+	}
+	if sub, rest := splitSub([]string{"--data-dir", "status", "--json", "status"}, "status"); sub != "status" || strings.Join(rest, " ") != "--data-dir status --json" {
+		t.Errorf("splitSub: %q %q", sub, rest)
+	}
+}
+
+// --csv: the JSON names as the header, one line per row, names that a
+// spreadsheet would run as a formula defused.
+func TestCSV(t *testing.T) {
+	code, out, stderr := cli(t, nil, "report", "user", "--csv", "--openclaw-dir", traps)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil || len(recs) != 6 {
+		t.Fatalf("%d records, %v:\n%s", len(recs), err, out)
+	}
+	if strings.Join(recs[0][:4], ",") != "user,user_label,messages,input_tokens" || recs[0][len(recs[0])-1] != "agents" {
+		t.Errorf("header %q", recs[0])
+	}
+	var b bytes.Buffer
+	writeCSV(&b, []rollup.AgentRow{{Agent: "=cmd|' /C calc'!A0", Source: "openclaw"}})
+	if !strings.Contains(b.String(), "'=cmd") {
+		t.Errorf("a formula-looking name went out as is: %s", b.String())
+	}
+}
+
+// Through the daemon: the team filter is resolved with the daemon's agent
+// registry, relative dates count in the daemon's zone, and health says in
+// one line how it is doing, naming the files with malformed lines.
+func TestReportFiltersThroughTheDaemon(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.OpenClawDirs = []string{traps}
+	cfg.PollInterval = 100 * time.Millisecond
+	cfg.Agents = []Agent{{ID: "main", Team: "ops"}}
+	cfg.TZ = "Asia/Tokyo"
+	app := startApp(t, cfg)
+	env := map[string]string{"FLEETMETER_DATA_DIR": cfg.DataDir, "FLEETMETER_RUNTIME_DIR": cfg.RuntimeDir}
+	for deadline := time.Now().Add(20 * time.Second); app.ingest.Status().Added < 10 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	code, out, stderr := cli(t, env, "report", "agent", "--team", "ops")
+	if code != 0 || !strings.Contains(out, "Usage by agent · all days · Asia/Tokyo · team ops") || !strings.Contains(out, "main ") {
+		t.Errorf("team ops: exit %d\n%s%s", code, out, stderr)
+	}
+	if code, _, stderr := cli(t, env, "report", "agent", "--team", "nobody"); code != exitUsage || !strings.Contains(stderr, `team "nobody": no agent of the registry has it (teams: ops)`) {
+		t.Errorf("unknown team: exit %d %s", code, stderr)
+	}
+	code, out, _ = cli(t, env, "report", "model", "--json", "--model", "claude-sonnet-4-6", "--since", "3650d")
+	rep, err := rollup.DecodeReport("model", []byte(out))
+	if code != 0 || err != nil || rep.Totals.Messages != 6 || rep.TZ != "Asia/Tokyo" {
+		t.Errorf("model filter with a relative date: exit %d %v %+v", code, err, rep.Totals)
+	}
+	// Health, once the background count has caught up.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		code, out, _ = cli(t, env, "health")
+		if strings.Contains(out, "10 calls") || time.Now().After(deadline) {
+			break
+		}
+	}
+	first, _, _ := strings.Cut(out, "\n")
+	if code != 0 || !strings.HasPrefix(first, "ok: 9 files, 10 calls, last step ") || !strings.HasSuffix(first, " s ago") {
+		t.Errorf("health: exit %d %q", code, out)
+	}
+	if !strings.Contains(out, "malformed lines: 5 in "+filepath.Join(traps, "agents/main/sessions/s-bad.jsonl")) {
+		t.Errorf("health does not name the file with malformed lines:\n%s", out)
+	}
+	if code, out, _ = cli(t, env, "health", "--json"); code != 0 || !strings.Contains(out, `"malformed_files": [`) {
+		t.Errorf("health --json: exit %d", code)
+	}
+}
+
+// A change of zone recuts the rollups at start, and says so.
+func TestZoneChangeRecutIsLogged(t *testing.T) {
+	cfg := testConfig(t)
+	app, err := New(cfg, newLogger(Config{LogLevel: "error", LogFormat: "text"}, os.Stderr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.Close()
+	cfg.TZ = "Europe/Berlin"
+	var log bytes.Buffer
+	app, err = New(cfg, newLogger(Config{LogLevel: "info", LogFormat: "text"}, &log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.Close()
+	if !strings.Contains(log.String(), `msg="rollups recut for a zone change" from=UTC to=Europe/Berlin took=`) {
+		t.Errorf("log:\n%s", log.String())
+	}
+}
