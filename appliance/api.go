@@ -21,7 +21,7 @@ type appStatus struct{ a *App }
 func (r appStatus) Problems() []string { return r.a.problems() }
 
 func (r appStatus) Status(ctx context.Context) (ui.Status, error) {
-	st, err := r.a.stats.get(r.a.db.CountStats)
+	st, err := r.a.stats.get(r.a.db)
 	if err != nil {
 		return ui.Status{}, err
 	}

@@ -177,7 +177,7 @@ func (a *App) Run(ctx context.Context) error {
 	for _, p := range a.problems() {
 		a.log.Warn("degraded", "reason", p)
 	}
-	go a.stats.get(a.db.CountStats) // the first status poll need not wait for the first count
+	go a.stats.get(a.db) // the first status poll need not wait for the first count
 	uiLog := a.log.With("component", "ui")
 	reader := rollup.NewReader(a.db, rollup.ReaderConfig{
 		Host: a.db, Now: func() time.Time { return a.Now() }, InstanceType: a.currentInstanceType,
