@@ -50,6 +50,7 @@ type doctor struct {
 	cfg    Config
 	getenv func(string) string
 	status *daemonStatus // nil: no daemon answered
+	damage error         // the database is damaged (storage.ErrCorrupt)
 	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
 	now    func() time.Time
 }
@@ -98,6 +99,9 @@ func runDoctor(ctx context.Context, env *cliEnv, args []string) error {
 		}
 	} else {
 		writeDoctor(env.stdout, checks)
+	}
+	if d.damage != nil {
+		return d.damage // exit 65 with what to do, as every command that meets damage
 	}
 	failed := 0
 	for _, c := range checks {
@@ -276,24 +280,36 @@ func (d *doctor) checkDatabase() doctorCheck {
 		stats = d.status.Database
 	default:
 		db, daemon, err := openForReading(d.cfg)
+		if err == nil && !daemon {
+			defer db.Close()
+			// Every page read without bbolt first (its own check crashes
+			// on some damage), under the shared lock: no writer meanwhile.
+			if err = storage.Verify(path); err == nil {
+				err = db.Check()
+				if err != nil && !errors.Is(err, storage.ErrCorrupt) {
+					err = fmt.Errorf("%w: %s fails its consistency check: %v", storage.ErrCorrupt, path, err)
+				}
+			}
+			if err == nil {
+				stats, err = db.Stats()
+			}
+		}
 		switch {
-		case err != nil:
+		case errors.Is(err, storage.ErrCorrupt):
+			d.damage = err
+			c.Status, c.Detail = doctorFail, oneLine(err.Error())
+			c.Fix = "stop the daemon, run fleetmeter repair (it keeps the damaged file aside, salvages what it can read and reads the transcripts again), start it again; or restore a backup"
+			return c
+		case errors.Is(err, fs.ErrNotExist):
 			c.Status, c.Detail = doctorWarn, "no database yet at "+path
 			c.Fix = "it is made by the first fleetmeter serve (or ingest --once)"
+			return c
+		case err != nil:
+			c.Status, c.Detail = doctorFail, "the database cannot be read: "+oneLine(err.Error())
 			return c
 		case daemon:
 			c.Status, c.Detail = doctorFail, "the database is locked by a process that does not answer on "+d.cfg.SocketPath()
 			c.Fix = "check that only one fleetmeter runs (systemctl status fleetmeter; ps -C fleetmeter)"
-			return c
-		}
-		defer db.Close()
-		if err := db.Check(); err != nil {
-			c.Status, c.Detail = doctorFail, "the database fails its consistency check: "+err.Error()
-			c.Fix = "stop the daemon, keep a copy of the file, restore the last backup (fleetmeter backup FILE makes one)"
-			return c
-		}
-		if stats, err = db.Stats(); err != nil {
-			c.Status, c.Detail = doctorFail, err.Error()
 			return c
 		}
 	}

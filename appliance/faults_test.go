@@ -93,6 +93,7 @@ func TestDamagedDatabase(t *testing.T) {
 				{"rollup", "rebuild"},
 				{"compact"},
 				{"backup", backup},
+				{"doctor", "--openclaw-dir", traps},
 			} {
 				code, _, stderr := runBin(t, bin, 30*time.Second, append(args, "--data-dir", dir)...)
 				lines := strings.Split(strings.TrimSpace(stderr), "\n")
