@@ -191,6 +191,24 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// durationForm is the form a duration takes, for errors.
+const durationForm = "want a number with a unit, such as 500ms, 10s, 5m, 2h or 7d"
+
+// parseDuration reads a duration as Go writes one (10s, 1h30m; 0 alone)
+// or in whole days (7d); an error says the form it wants.
+func parseDuration(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		if days, err := strconv.Atoi(n); err == nil && days >= 0 && days < 1e5 {
+			return time.Duration(days) * 24 * time.Hour, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration: %s", s, durationForm)
+	}
+	return d, nil
+}
+
 func isLoopback(host string) bool {
 	if host == "localhost" {
 		return true
