@@ -118,7 +118,7 @@ func (e *Engine) buildDigest(ctx context.Context, r *round, kind string) (*Notif
 		top = append(top, fmt.Sprintf("%s $%.2f", rollup.Clean(name), u.CostUSD))
 	}
 	fmt.Fprintf(&b, "\nTop users: %s", listOrNone(top))
-	if adv, err := rep.Advice(ctx); err == nil {
+	if adv, err := rep.Advice(ctx, ""); err == nil {
 		fmt.Fprintf(&b, "\nHost: %s. %s", adv.Verdict, adv.Reason)
 	}
 	var open []string

@@ -278,9 +278,21 @@ func (r daemonReader) HostReport(ctx context.Context, q rollup.Query) (rollup.Ho
 	return rep, r.getJSON(ctx, "/api/report/host", q, &rep)
 }
 
-func (r daemonReader) Advice(ctx context.Context) (rollup.Advice, error) {
+// Advice asks the daemon, for instanceType when it is not "" (a read: the
+// daemon's own type stays as it is).
+func (r daemonReader) Advice(ctx context.Context, instanceType string) (rollup.Advice, error) {
 	var a rollup.Advice
-	return a, r.getJSON(ctx, "/api/advice", rollup.Query{}, &a)
+	body, err := daemonGet(ctx, r.cfg, "/api/advice", url.Values{"instance_type": {instanceType}})
+	if err != nil {
+		return a, err
+	}
+	if err := json.Unmarshal(body, &a); err != nil {
+		return a, fmt.Errorf("decode /api/advice: %w", err)
+	}
+	if instanceType != "" && a.InstanceType != instanceType {
+		return a, fmt.Errorf("the daemon (an older fleetmeter?) gave advice for %q, not %q: run this on a database no daemon holds, or upgrade the daemon", a.InstanceType, instanceType)
+	}
+	return a, nil
 }
 
 func (r daemonReader) getJSON(ctx context.Context, path string, q rollup.Query, v any) error {

@@ -358,7 +358,9 @@ func runAdvise(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer done()
-	advice, err := reader.Advice(ctx)
+	// An explicit type (--instance-type, its variable or the config file)
+	// is asked of the daemon too; without one the daemon's own applies.
+	advice, err := reader.Advice(ctx, cfg.InstanceType)
 	if err != nil {
 		return err
 	}

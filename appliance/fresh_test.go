@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,5 +39,29 @@ func TestHealthCountsAreCurrent(t *testing.T) {
 	code, out, stderr := cli(t, env, "health")
 	if code != 0 || added == 0 || strings.Contains(out, " 0 calls") {
 		t.Errorf("health %s after %d calls were stored: exit %d %q %q", 300*time.Millisecond, added, code, out, stderr)
+	}
+}
+
+// `advise --instance-type T` gives the advice for T while a daemon runs
+// (a read: the daemon keeps its own type); a bad type is a bad value.
+// Before, the flag was dropped on the way to the daemon ("instance:
+// unknown").
+func TestAdviseInstanceTypeThroughTheDaemon(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.NoDiscover = true
+	app := startApp(t, cfg)
+	env := map[string]string{"FLEETMETER_DATA_DIR": cfg.DataDir, "FLEETMETER_RUNTIME_DIR": cfg.RuntimeDir}
+	code, out, stderr := cli(t, env, "advise", "--json", "--instance-type", "t3.large")
+	var adv struct {
+		InstanceType string `json:"instance_type"`
+	}
+	if err := json.Unmarshal([]byte(out), &adv); code != 0 || err != nil || adv.InstanceType != "t3.large" {
+		t.Errorf("advise --instance-type t3.large via the daemon: exit %d, %q %q", code, out, stderr)
+	}
+	if typ := app.currentInstanceType(); typ != "" {
+		t.Errorf("the daemon's own type became %q", typ)
+	}
+	if code, _, stderr := cli(t, env, "advise", "--instance-type", "t3 large; <b>"); code != 2 || !strings.Contains(stderr, "t3.large") {
+		t.Errorf("a bad type: exit %d %q", code, stderr)
 	}
 }

@@ -55,7 +55,7 @@ func seededDeps(t *testing.T) (Deps, corpus.FleetOptions) {
 	}
 	now := func() time.Time { return o.End.Add(-time.Minute) }
 	reader := rollup.NewReader(db, rollup.ReaderConfig{Host: db, Now: now})
-	dash := rollup.NewDashboard(db, rollup.DashboardConfig{Registry: func() []storage.AgentInfo { return reg }, Now: now, Advice: reader.Advice})
+	dash := rollup.NewDashboard(db, rollup.DashboardConfig{Registry: func() []storage.AgentInfo { return reg }, Now: now, Advice: reader.OwnAdvice})
 	return Deps{Reports: reader, Dashboard: dash}, o
 }
 

@@ -39,7 +39,7 @@ var ErrNotFound = errors.New("not found")
 type Reports interface {
 	Report(ctx context.Context, q rollup.Query) (rollup.Report, error)
 	HostReport(ctx context.Context, q rollup.Query) (rollup.HostReport, error)
-	Advice(ctx context.Context) (rollup.Advice, error)
+	Advice(ctx context.Context, instanceType string) (rollup.Advice, error)
 }
 
 // Alerts is what /api/alerts reads and changes; the appliance satisfies it.
@@ -168,7 +168,9 @@ func NewHandler(d Deps) http.Handler {
 		}
 		respond(c, elog, func() (rollup.Report, error) { return d.Reports.Report(c, q) })
 	})
-	api.GET("/advice", func(c *gin.Context) { respond(c, elog, func() (rollup.Advice, error) { return d.Reports.Advice(c) }) })
+	api.GET("/advice", func(c *gin.Context) {
+		respond(c, elog, func() (rollup.Advice, error) { return d.Reports.Advice(c, c.Query("instance_type")) })
+	})
 	api.GET("/backup", func(c *gin.Context) {
 		// The whole database: for who may read its file (the socket) or
 		// holds the token, not for a browser session.

@@ -38,7 +38,7 @@ func (fakeReports) Report(ctx context.Context, q rollup.Query) (rollup.Report, e
 func (fakeReports) HostReport(ctx context.Context, q rollup.Query) (rollup.HostReport, error) {
 	return rollup.HostReport{Host: []rollup.HostDayRow{{Date: "2026-04-01", Samples: 7}}}, nil
 }
-func (fakeReports) Advice(ctx context.Context) (rollup.Advice, error) {
+func (fakeReports) Advice(ctx context.Context, instanceType string) (rollup.Advice, error) {
 	return rollup.Advice{Verdict: rollup.Hold}, nil
 }
 
