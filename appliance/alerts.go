@@ -340,7 +340,7 @@ func alertsTest(ctx context.Context, env *cliEnv, cfg Config, rule string, asJSO
 			if r.Error != "" {
 				status = "failed: " + r.Error
 			}
-			fmt.Fprintf(env.stdout, "%s (%s): %s\n", r.Notifier, r.Receiver, status)
+			fmt.Fprintf(env.stdout, "%s (%s): %s\n", rollup.Clean(r.Notifier), rollup.Clean(r.Receiver), rollup.Clean(status))
 		}
 	}
 	if failed > 0 {

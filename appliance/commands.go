@@ -436,7 +436,7 @@ type healthStatus struct {
 func (st healthStatus) summary(now time.Time) string {
 	state := "ok"
 	if !st.Healthy {
-		state = "unhealthy (" + strings.Join(st.Problems, "; ") + ")"
+		state = "unhealthy (" + rollup.Clean(strings.Join(st.Problems, "; ")) + ")"
 	}
 	last := "no step yet"
 	if !st.Ingest.LastStep.IsZero() {

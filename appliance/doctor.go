@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/fleetmeter/fleetmeter/alerts"
+	"github.com/fleetmeter/fleetmeter/rollup"
 	"github.com/fleetmeter/fleetmeter/storage"
 	upstream "github.com/fleetmeter/fleetmeter/sync"
 	"golang.org/x/sys/unix"
@@ -118,9 +119,10 @@ func runDoctor(ctx context.Context, env *cliEnv, args []string) error {
 func writeDoctor(w io.Writer, checks []doctorCheck) {
 	mark := map[string]string{doctorOK: "ok  ", doctorWarn: "WARN", doctorFail: "FAIL", doctorSkip: "-   "}
 	for _, c := range checks {
-		fmt.Fprintf(w, "%s  %-14s %s\n", mark[c.Status], c.Name, c.Detail)
+		// Details quote paths, names and errors: untrusted text.
+		fmt.Fprintf(w, "%s  %-14s %s\n", mark[c.Status], rollup.Clean(c.Name), rollup.Clean(c.Detail))
 		if c.Fix != "" && c.Status != doctorOK {
-			fmt.Fprintf(w, "      fix: %s\n", c.Fix)
+			fmt.Fprintf(w, "      fix: %s\n", rollup.Clean(c.Fix))
 		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"text/template"
 
 	"github.com/fleetmeter/fleetmeter/ingest"
+	"github.com/fleetmeter/fleetmeter/rollup"
 )
 
 // `fleetmeter install` turns a copied binary into a hardened service: a
@@ -101,9 +102,10 @@ func (in *installer) realRoot() bool { return in.root == "/" }
 // stopping at the first failure.
 func (in *installer) run(steps []step) error {
 	for i, s := range steps {
-		line := fmt.Sprintf("%2d. %s", i+1, s.say)
+		// Paths come from the homes and agent dirs found: untrusted text.
+		line := fmt.Sprintf("%2d. %s", i+1, rollup.Clean(s.say))
 		if len(s.cmd) > 0 {
-			line += "\n      " + shellQuote(s.cmd)
+			line += "\n      " + rollup.Clean(shellQuote(s.cmd))
 		}
 		fmt.Fprintln(in.out, line)
 	}
@@ -513,12 +515,12 @@ func runInstall(ctx context.Context, env *cliEnv, args []string) error {
 		}
 	}
 	src := in.discover(explicit, env.getenv)
-	fmt.Fprintf(env.stdout, "fleetmeter install (root %s)\n\nAgent dirs found:\n", in.root)
+	fmt.Fprintf(env.stdout, "fleetmeter install (root %s)\n\nAgent dirs found:\n", rollup.Clean(in.root))
 	for _, l := range []struct {
 		what string
 		dirs []string
 	}{{"OpenClaw", src.OpenClaw}, {"Claude Code", src.Claude}, {"Codex", src.Codex}} {
-		fmt.Fprintf(env.stdout, "  %-12s %s\n", l.what+":", orNone(l.dirs))
+		fmt.Fprintf(env.stdout, "  %-12s %s\n", l.what+":", rollup.Clean(orNone(l.dirs)))
 	}
 	if len(src.all()) == 0 {
 		fmt.Fprintln(env.stdout, "  none: the service will find nothing to read; run install again once agents run here, or name the dirs (--openclaw-dir)")
@@ -531,7 +533,7 @@ func runInstall(ctx context.Context, env *cliEnv, args []string) error {
 			note = " (" + why + ": an ACL cannot reach transcripts written later, so the service gets CAP_DAC_READ_SEARCH)"
 		}
 	}
-	fmt.Fprintf(env.stdout, "Access: %s%s\n\n", access, note)
+	fmt.Fprintf(env.stdout, "Access: %s%s\n\n", access, rollup.Clean(note))
 	if grantUID >= 0 {
 		if access != accessACL {
 			return fmt.Errorf("--grant-uid gives ACL entries, which files written 0600 do not inherit: run the container as the agents' own uid instead (FLEETMETER_UID)")
@@ -634,7 +636,7 @@ func runInstall(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	if in.dryRun {
-		fmt.Fprintf(env.stdout, "\nThe unit it would write:\n\n%s", unit)
+		fmt.Fprintf(env.stdout, "\nThe unit it would write:\n\n%s", rollup.CleanLines(string(unit)))
 		return nil
 	}
 	fmt.Fprintf(env.stdout, "\nInstalled.\n%s\n", tunnelHint(listenOr(listen)))
@@ -763,7 +765,7 @@ func runUninstall(ctx context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintf(env.stdout, "No %s: undoing what a default install does.\n", manifestPath)
 		m.CreatedUser, m.CopiedBin = true, false
 	}
-	fmt.Fprintf(env.stdout, "fleetmeter uninstall (root %s)\n\n", in.root)
+	fmt.Fprintf(env.stdout, "fleetmeter uninstall (root %s)\n\n", rollup.Clean(in.root))
 	var steps []step
 	if in.realRoot() && systemdRunning() {
 		steps = append(steps, step{say: "stop the service and disable it", cmd: []string{"systemctl", "disable", "--now", unitName}})

@@ -164,20 +164,22 @@ func run(ctx context.Context, args []string, env *cliEnv) int {
 		}
 		err := c.run(ctx, env, args[1:])
 		var exit *exitError
+		// An error quotes paths, names and values: untrusted text, escaped
+		// as every text output escapes it (rollup.Clean).
 		switch {
 		case errors.As(err, &exit):
-			fmt.Fprintf(env.stderr, "fleetmeter %s: %v\n", c.name, err)
+			fmt.Fprintf(env.stderr, "fleetmeter %s: %s\n", c.name, rollup.CleanLines(err.Error()))
 			return exit.code
 		case err == nil, errors.Is(err, flag.ErrHelp):
 			return 0
 		case errors.Is(err, errUsage), errors.Is(err, rollup.ErrBadQuery):
-			fmt.Fprintf(env.stderr, "fleetmeter %s: %s\n", c.name, strings.TrimPrefix(err.Error(), "usage: "))
+			fmt.Fprintf(env.stderr, "fleetmeter %s: %s\n", c.name, rollup.CleanLines(strings.TrimPrefix(err.Error(), "usage: ")))
 			return exitUsage
 		case errors.Is(err, storage.ErrCorrupt):
-			fmt.Fprintf(env.stderr, "fleetmeter %s: %s; run `fleetmeter repair` (it keeps the damaged file aside, salvages what it can read and reads the transcripts again)\n", c.name, oneLine(err.Error()))
+			fmt.Fprintf(env.stderr, "fleetmeter %s: %s; run `fleetmeter repair` (it keeps the damaged file aside, salvages what it can read and reads the transcripts again)\n", c.name, rollup.Clean(oneLine(err.Error())))
 			return exitDamaged
 		default:
-			fmt.Fprintf(env.stderr, "fleetmeter %s: %v\n", c.name, err)
+			fmt.Fprintf(env.stderr, "fleetmeter %s: %s\n", c.name, rollup.CleanLines(err.Error()))
 			return 1
 		}
 	}

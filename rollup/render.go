@@ -22,8 +22,10 @@ type Table struct {
 	// Title is the line above the table (what, which range, which zone).
 	Title   string
 	Columns []Column
-	// Rows are the cells, one string per column; a cell with "\n" takes
-	// several lines (the models of a day, one per line).
+	// Rows are the cells, one string per column. A cell of a Lines column
+	// takes a line per "\n" (the models of a day, one per line: each item
+	// Cleaned first); in any other cell "\n" is text like any other and is
+	// printed escaped, so a name cannot split its row or imitate one.
 	Rows [][]string
 	// Total is the totals row, under a rule; nil for none.
 	Total []string
@@ -40,6 +42,18 @@ type Column struct {
 	Hide int
 	// Shrink lets a narrow terminal cut the column's text with "…".
 	Shrink bool
+	// Lines: a cell holds one item a line, joined with "\n" (see Lines).
+	Lines bool
+}
+
+// Lines joins items into a cell of a Lines column, each Cleaned (a "\n"
+// inside an item is escaped, not a new line).
+func Lines(items []string) string {
+	out := make([]string, len(items))
+	for i, s := range items {
+		out[i] = Clean(s)
+	}
+	return strings.Join(out, "\n")
 }
 
 // gap is the space between columns.
@@ -50,15 +64,19 @@ const minShrunk = 8
 
 // Render writes the table for a terminal width columns wide (0: no limit,
 // as for a pipe). Untrusted text in cells is escaped here (Clean), so a
-// name cannot move the cursor or reorder the line.
+// name cannot move the cursor, reorder the line or start another.
 func (t Table) Render(w io.Writer, width int) error {
 	cells := func(row []string) [][]string {
 		out := make([][]string, len(t.Columns))
-		for i := range t.Columns {
-			if i < len(row) {
+		for i, c := range t.Columns {
+			switch {
+			case i >= len(row):
+			case c.Lines:
 				for _, line := range strings.Split(row[i], "\n") {
 					out[i] = append(out[i], Clean(line))
 				}
+			default:
+				out[i] = []string{Clean(row[i])}
 			}
 		}
 		return out
