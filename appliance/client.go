@@ -138,8 +138,8 @@ func noDatabase(cfg Config, cause error) error {
 		return fmt.Errorf("%w (%v)", cause, serr)
 	}
 	advice := "start the daemon (`fleetmeter serve`, or `sudo fleetmeter install` for a service); a report can also read transcripts directly with --openclaw-dir, --claude-dir or --codex-dir"
-	if nd.denied() {
-		advice = fmt.Sprintf("a daemon runs that this user may not ask: join the %s group (`sudo usermod -aG %s $USER`, then log in again) or use sudo", socketGroup, socketGroup)
+	if denied, _ := nd.denied(); denied {
+		advice = nd.deniedAdvice()
 	}
 	what := "no database at " + cfg.DBPath()
 	if errors.Is(cause, fs.ErrPermission) {
