@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -171,9 +172,9 @@ func (h alertsAPI) AlertAction(ctx context.Context, act ui.AlertAction) (any, er
 	case "snooze":
 		until := time.Time{}
 		if act.For != "" {
-			d, perr := parseDuration(act.For)
+			d, perr := snoozeDuration(act.For)
 			if perr != nil || d < 0 {
-				return nil, fmt.Errorf("%w: for %q: %s (0 lifts the snooze)", ui.ErrBadRequest, act.For, durationForm)
+				return nil, fmt.Errorf("%w: for %q: %s, or days (7d); 0 lifts the snooze", ui.ErrBadRequest, act.For, durationForm)
 			}
 			if d > 0 {
 				until = now.Add(d)
@@ -293,14 +294,25 @@ func runAlerts(ctx context.Context, env *cliEnv, args []string) error {
 	return writeAlertsTable(env.stdout, snap, termWidth(env))
 }
 
+// snoozeDuration is a duration (parseDuration) or whole days ("7d"): a
+// snooze is often for days.
+func snoozeDuration(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		if days, err := strconv.Atoi(n); err == nil && days >= 0 && days <= 3650 {
+			return time.Duration(days) * 24 * time.Hour, nil
+		}
+	}
+	return parseDuration(s)
+}
+
 // alertsChange acknowledges or snoozes a rule in the running daemon,
 // through its socket: who may use the socket may change alert state.
 func alertsChange(ctx context.Context, env *cliEnv, cfg Config, args []string) error {
 	act := ui.AlertAction{Action: args[0], Rule: args[1]}
 	if act.Action == "snooze" {
-		d, err := parseDuration(args[2])
+		d, err := snoozeDuration(args[2])
 		if err != nil || d < 0 {
-			return usageErr("snooze %s %q: want a duration such as 2h, 7d or 0 (lifts the snooze)", args[1], args[2])
+			return usageErr("snooze %s %q: %s, or days (7d); 0 lifts the snooze", args[1], args[2], durationForm)
 		}
 		act.For = d.String()
 	}

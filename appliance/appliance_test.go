@@ -39,7 +39,14 @@ func cli(t testing.TB, env map[string]string, args ...string) (int, string, stri
 		}
 		return env[k]
 	}
-	code := run(context.Background(), args, &cliEnv{stdout: &out, stderr: &errb, getenv: getenv})
+	environ := func() []string {
+		var kv []string
+		for k, v := range env {
+			kv = append(kv, k+"="+v)
+		}
+		return kv
+	}
+	code := run(context.Background(), args, &cliEnv{stdout: &out, stderr: &errb, getenv: getenv, environ: environ})
 	return code, out.String(), errb.String()
 }
 

@@ -33,8 +33,10 @@ func TestEveryBadValueExits2(t *testing.T) {
 		{"range backwards", nil, []string{"report", "daily", "--since", "20260201", "--until", "20260101", "--openclaw-dir", traps}, "since 2026-02-01 is after until 2026-01-01"},
 		{"zone", nil, []string{"report", "daily", "--tz", "Mars/Olympus", "--openclaw-dir", traps}, `tz "Mars/Olympus" is not an IANA zone`},
 		{"zone in the environment", map[string]string{"FLEETMETER_TZ": "Mars/Olympus"}, []string{"report", "daily", "--openclaw-dir", traps}, `tz "Mars/Olympus"`},
-		{"top not a number", nil, []string{"report", "agent", "--top", "many", "--openclaw-dir", traps}, `invalid value "many" for flag -top`},
-		{"top negative", nil, []string{"report", "agent", "--top", "-3", "--openclaw-dir", traps}, "top -3: want a whole number above 0"},
+		{"top not a number", nil, []string{"report", "agent", "--top", "many", "--openclaw-dir", traps}, `top "many": want a whole number above 0`},
+		{"top negative", nil, []string{"report", "agent", "--top", "-3", "--openclaw-dir", traps}, `top "-3": want a whole number above 0`},
+		{"top zero", nil, []string{"report", "agent", "--top", "0", "--openclaw-dir", traps}, `top "0": want a whole number above 0`},
+		{"top minus one", nil, []string{"report", "agent", "--top", "-1", "--openclaw-dir", traps}, `top "-1": want a whole number above 0`},
 		{"order", nil, []string{"report", "agent", "--order", "sideways", "--openclaw-dir", traps}, `order "sideways": want asc or desc`},
 		{"source", nil, []string{"report", "agent", "--source", "cursor", "--openclaw-dir", traps}, `source "cursor": want one of openclaw, claude, codex`},
 		{"team", nil, []string{"report", "agent", "--team", "nobody", "--openclaw-dir", traps}, `team "nobody"`},
@@ -44,8 +46,10 @@ func TestEveryBadValueExits2(t *testing.T) {
 		{"report kind", nil, []string{"report", "hourly"}, `unknown report "hourly"`},
 		{"no report kind", nil, []string{"report", "--json"}, "missing report kind"},
 		{"audit profile", nil, []string{"audit", "--profile", "paranoid", "--data-dir", dir}, `"paranoid"`},
-		{"duration flag without a unit", nil, []string{"serve", "--poll-interval", "10", "--data-dir", dir}, `invalid value "10" for flag -poll-interval`},
-		{"duration in the environment", map[string]string{"FLEETMETER_POLL_INTERVAL": "10"}, []string{"config"}, `FLEETMETER_POLL_INTERVAL="10"`},
+		{"duration flag without a unit", nil, []string{"serve", "--poll-interval", "10", "--data-dir", dir}, `invalid value "10" for flag -poll-interval: want a number with a unit, such as 500ms`},
+		{"duration flag in days", nil, []string{"serve", "--sample-interval", "1d", "--data-dir", dir}, `invalid value "1d" for flag -sample-interval: want a number with a unit`},
+		{"duration in the environment", map[string]string{"FLEETMETER_POLL_INTERVAL": "10"}, []string{"config"}, `FLEETMETER_POLL_INTERVAL: "10" is not a duration: want a number with a unit`},
+		{"duration string in the file", map[string]string{"FLEETMETER_CONFIG": file("poll_interval = \"10 seconds\"\n")}, []string{"config"}, `poll_interval: "10 seconds" is not a duration: want a number with a unit`},
 		{"duration in the file without a unit", map[string]string{"FLEETMETER_CONFIG": file("poll_interval = 10\n")}, []string{"config"}, `poll_interval = 10 has no unit: write a duration such as "10s"`},
 		{"nested duration without a unit", map[string]string{"FLEETMETER_CONFIG": file("[alerting]\nreminder = 4\n")}, []string{"config"}, `alerting.reminder = 4 has no unit`},
 		{"duration in a rule without a unit", map[string]string{"FLEETMETER_CONFIG": file("[[budgets]]\nname = \"d\"\nperiod = \"rolling\"\nwindow = 3600\namount_usd = 5\n")}, []string{"config"}, `budgets[0].window = 3600 has no unit`},
@@ -68,6 +72,47 @@ func TestEveryBadValueExits2(t *testing.T) {
 				t.Errorf("the reason is %d lines, want one", n+1)
 			}
 		})
+	}
+}
+
+// A FLEETMETER_* variable fleetmeter does not read (a typo) gets one
+// warning naming it and the nearest known one; the command still runs,
+// and the value (perhaps a secret) is not printed.
+func TestUnknownEnvironmentVariableWarns(t *testing.T) {
+	env := map[string]string{"FLEETMETER_POLL_INTERVALL": "3s", "FLEETMETER_SUPABASE_DNS": "postgres://u:hunter2@h/db", "FLEETMETER_TZ": "UTC", "FLEETMETER_TEST_REQUIRE_POSTGRES": "1"}
+	code, out, stderr := cli(t, env, "config", "--data-dir", t.TempDir())
+	if code != 0 || !strings.Contains(out, "poll_interval = \"10s\"") {
+		t.Fatalf("exit %d: %s %s", code, out, stderr)
+	}
+	for _, want := range []string{
+		"FLEETMETER_POLL_INTERVALL is not a fleetmeter variable and is ignored (nearest known: FLEETMETER_POLL_INTERVAL)",
+		"FLEETMETER_SUPABASE_DNS is not a fleetmeter variable and is ignored (nearest known: FLEETMETER_SUPABASE_DSN)",
+	} {
+		if strings.Count(stderr, want) != 1 {
+			t.Errorf("want once %q in:\n%s", want, stderr)
+		}
+	}
+	if n := strings.Count(stderr, "\n"); n != 2 || strings.Contains(stderr, "hunter2") || strings.Contains(stderr, "FLEETMETER_TZ") || strings.Contains(stderr, "FLEETMETER_TEST_") {
+		t.Errorf("want exactly the two warnings, no value, no known or test variable:\n%s", stderr)
+	}
+	// Every variable the README documents is known, but for those only
+	// the tests read (set for `go test`, not for fleetmeter).
+	testOnly := map[string]bool{"FLEETMETER_LOAD": true, "FLEETMETER_CRASH_KILLS": true, "FLEETMETER_BENCH_FLEET": true}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	for _, w := range strings.FieldsFunc(string(readme), func(r rune) bool { return !(r == '_' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') }) {
+		if strings.HasPrefix(w, "FLEETMETER_") && !strings.HasSuffix(w, "_") && !testOnly[w] {
+			documented = append(documented, w+"=x")
+		}
+	}
+	if len(documented) < 10 {
+		t.Fatalf("found %d variables in the README", len(documented))
+	}
+	if w := unknownEnv(documented); len(w) > 0 {
+		t.Errorf("documented variables called unknown: %q", w)
 	}
 }
 

@@ -199,6 +199,7 @@ type reportArgs struct {
 // --until, and with filters the filters, --top and --order.
 func parseReportArgs(env *cliEnv, name string, args []string, filters bool) (reportArgs, error) {
 	var ra reportArgs
+	var top string
 	cfg, rest, err := parseConfig(env, name, args, flagsData|flagsZone|flagsSources, func(fs *flag.FlagSet) {
 		fs.BoolVar(&ra.asJSON, "json", false, "print JSON")
 		fs.BoolVar(&ra.asCSV, "csv", false, "print CSV: one line per row, the JSON names as the header")
@@ -215,7 +216,7 @@ func parseReportArgs(env *cliEnv, name string, args []string, filters bool) (rep
 		fs.StringVar(&ra.filter.Model, "model", "", "only this model (model or provider/model)")
 		fs.StringVar(&ra.filter.Team, "team", "", "only the agents of this team ([[agents]] team in the config)")
 		fs.StringVar(&ra.filter.Source, "source", "", "only this source: "+strings.Join(rollup.Sources, ", "))
-		fs.IntVar(&ra.top, "top", 0, "only the N rows of highest cost (the totals still cover all)")
+		fs.StringVar(&top, "top", "", "only the N rows of highest cost, N above 0 (the totals still cover all)")
 		fs.StringVar(&ra.order, "order", "", "asc or desc: by date for daily, weekly and monthly (default asc), by cost for the rest (default desc)")
 	})
 	if err != nil {
@@ -225,8 +226,8 @@ func parseReportArgs(env *cliEnv, name string, args []string, filters bool) (rep
 	if ra.asJSON && ra.asCSV {
 		return ra, usageErr("--json and --csv: choose one")
 	}
-	if ra.top < 0 {
-		return ra, usageErr("top %d: want a whole number above 0", ra.top)
+	if ra.top, err = rollup.ParseTop(top); err != nil { // one rule with the API's ?top=
+		return ra, usageErr("%v", err)
 	}
 	for name, d := range map[string]string{"since": ra.since, "until": ra.until} {
 		if _, err := rollup.ParseDate(d, 0, true); d != "" && err != nil {

@@ -111,6 +111,7 @@ func printHelp(w io.Writer, name string, fs *flag.FlagSet) {
 type cliEnv struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	environ        func() []string // KEY=value; nil: the environment is not checked for typos
 }
 
 func commands() []command {
@@ -141,7 +142,7 @@ func commands() []command {
 
 // Main runs the fleetmeter command line and returns the exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return run(ctx, args, &cliEnv{stdout: stdout, stderr: stderr, getenv: os.Getenv})
+	return run(ctx, args, &cliEnv{stdout: stdout, stderr: stderr, getenv: os.Getenv, environ: os.Environ})
 }
 
 func run(ctx context.Context, args []string, env *cliEnv) int {
@@ -231,6 +232,13 @@ func parseConfig(env *cliEnv, name string, args []string, groups flagGroups, ext
 	}
 	if err := cfg.loadEnv(env.getenv); err != nil {
 		return cfg, nil, usageErr("%v", err)
+	}
+	if env.environ != nil {
+		// Once per command: a typo would otherwise leave a default in
+		// place without a word (the value may be a secret: not printed).
+		for _, w := range unknownEnv(env.environ()) {
+			fmt.Fprintf(env.stderr, "fleetmeter: warning: %s\n", w)
+		}
 	}
 	fs := flag.NewFlagSet("fleetmeter "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // a bad flag gets one line, not the whole flag list

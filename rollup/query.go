@@ -85,12 +85,24 @@ func ParseQueryValues(kind string, v url.Values) (Query, error) {
 			return Query{}, badQuery("tz: %v", err)
 		}
 	}
-	if s := v.Get("top"); s != "" {
-		if q.Top, err = strconv.Atoi(s); err != nil || q.Top < 1 {
-			return Query{}, badQuery("top %q: want a whole number above 0", s)
-		}
+	if q.Top, err = ParseTop(v.Get("top")); err != nil {
+		return Query{}, err
 	}
 	return q, q.Validate()
+}
+
+// ParseTop reads a row limit (?top= or --top): a whole number above 0, or
+// "" for every row (0). 0 itself is an error, not "every row": one rule
+// for the API and the command line. Errors are ErrBadQuery.
+func ParseTop(s string) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, badQuery("top %q: want a whole number above 0", s)
+	}
+	return n, nil
 }
 
 // Values is q as URL parameters (ParseQueryValues reads them back).
