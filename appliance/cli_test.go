@@ -259,3 +259,73 @@ func TestZoneChangeRecutIsLogged(t *testing.T) {
 		t.Errorf("log:\n%s", log.String())
 	}
 }
+
+// `fleetmeter config` shows the alerting defaults in force, each marked,
+// and what it prints, saved as the config file, gives the same settings.
+func TestConfigShowsAlertingDefaults(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "fleetmeter.toml")
+	os.WriteFile(file, []byte(`poll_interval = "3s"
+[alerting]
+notify = ["ops"]
+[[notifiers]]
+name = "ops"
+url = "json+http://127.0.0.1:9/hook?token=s3cr3t"
+[[budgets]]
+name = "day"
+period = "day"
+amount_usd = 50
+[[alerts]]
+name = "loop"
+type = "runaway"
+[[alerts]]
+name = "cpu"
+type = "host"
+metric = "cpu"
+threshold = 90
+`), 0o600)
+	env := map[string]string{"FLEETMETER_CONFIG": file, "FLEETMETER_RUNTIME_DIR": shortTempDir(t)}
+	code, out, stderr := cli(t, env, "config", "--data-dir", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	marked := func(key string) bool {
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), key+" = ") {
+				return strings.HasSuffix(l, "  # default")
+			}
+		}
+		t.Errorf("no %s in:\n%s", key, out)
+		return false
+	}
+	for _, k := range []string{"interval", "attempts", "tiers", "factor", "min_usd_per_hour", "baseline", "for", "scope", "sample_interval", "ledger_days"} {
+		if !marked(k) {
+			t.Errorf("%s is not marked a default:\n%s", k, out)
+		}
+	}
+	for _, k := range []string{"poll_interval", "data_dir", "amount_usd", "threshold", "metric"} {
+		if marked(k) {
+			t.Errorf("%s, set, is marked a default", k)
+		}
+	}
+	for _, want := range []string{"factor = 5.0", "min_usd_per_hour = 1.0", "tiers = [50.0, 80.0, 100.0]", `ui_url = "http://127.0.0.1:8767/alerts"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("lacks %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "s3cr3t") || strings.Contains(out, "gateway_cpu") || strings.Contains(out, "opt-in") {
+		t.Errorf("a secret, a key of another rule type or the no-rules line:\n%s", out)
+	}
+	// Saved as the config file (receiver URL unmasked), it means the same.
+	saved := strings.Replace(out, `url = "json+http://127.0.0.1:9/***"`, `url = "json+http://127.0.0.1:9/hook?token=s3cr3t"`, 1)
+	os.WriteFile(file, []byte(saved), 0o600)
+	code, again, stderr := cli(t, env, "config", "--data-dir", dir)
+	unmark := func(s string) string { return strings.ReplaceAll(s, "  # default", "") }
+	if code != 0 || unmark(again) != unmark(out) {
+		t.Errorf("round trip: exit %d %s\n%s\nwant\n%s", code, stderr, again, out)
+	}
+	// No rule: nothing defaults to a threshold, and it says so.
+	if code, out, stderr := cli(t, nil, "config", "--data-dir", dir); !strings.Contains(out, "alerting is opt-in") || strings.Contains(out, "\n[[alerts]]") {
+		t.Errorf("without rules: exit %d %s\n%s", code, stderr, out)
+	}
+}

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
 	"github.com/fleetmeter/fleetmeter/ingest"
 	"github.com/fleetmeter/fleetmeter/ingest/pricing"
 	"github.com/fleetmeter/fleetmeter/rollup"
@@ -568,7 +567,7 @@ func runConfig(ctx context.Context, env *cliEnv, args []string) error {
 	if len(rest) > 0 {
 		return usageErr("unexpected argument %q", rest[0])
 	}
-	return toml.NewEncoder(env.stdout).Encode(cfg.Masked())
+	return writeConfig(env.stdout, cfg)
 }
 
 func runVersion(ctx context.Context, env *cliEnv, args []string) error {
