@@ -3,7 +3,6 @@ package appliance
 import (
 	"context"
 	"crypto/tls"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -365,17 +364,9 @@ func (d *doctor) checkSync(ctx context.Context) doctorCheck {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	db, err := sql.Open("postgres", d.cfg.SupabaseDSN)
+	version, err := dsn.UpstreamVersion(ctx)
 	if err != nil {
-		c.Status, c.Detail = doctorFail, "cannot use the DSN of "+dsn.String()
-		return c
-	}
-	defer db.Close()
-	var version int
-	err = db.QueryRowContext(ctx, "select coalesce(max(version), 0) from public.fleetmeter_schema_migrations").Scan(&version)
-	if err != nil {
-		msg := strings.ReplaceAll(err.Error(), d.cfg.SupabaseDSN, "********")
-		c.Status, c.Detail = doctorFail, fmt.Sprintf("%s does not answer: %s", dsn, msg)
+		c.Status, c.Detail = doctorFail, fmt.Sprintf("%s does not answer: %v", dsn, err)
 		c.Fix = "check the network path to the pooler (port 6543), the password, and that fleetmeter migrate ran"
 		return c
 	}
