@@ -96,8 +96,9 @@ func TestUnknownEnvironmentVariableWarns(t *testing.T) {
 		t.Errorf("want exactly the two warnings, no value, no known or test variable:\n%s", stderr)
 	}
 	// Every variable the README documents is known, but for those only
-	// the tests read (set for `go test`, not for fleetmeter).
-	testOnly := map[string]bool{"FLEETMETER_LOAD": true, "FLEETMETER_CRASH_KILLS": true, "FLEETMETER_BENCH_FLEET": true}
+	// the tests read (set for `go test`, not for fleetmeter) and the typo
+	// it shows as an example.
+	testOnly := map[string]bool{"FLEETMETER_LOAD": true, "FLEETMETER_CRASH_KILLS": true, "FLEETMETER_BENCH_FLEET": true, "FLEETMETER_POLL_INTERVALL": true}
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +230,7 @@ func TestReportFiltersThroughTheDaemon(t *testing.T) {
 		}
 	}
 	first, _, _ := strings.Cut(out, "\n")
-	if code != 0 || !strings.HasPrefix(first, "ok: 9 files, 10 calls, last step ") || !strings.HasSuffix(first, " s ago") {
+	if code != 0 || !strings.HasPrefix(first, "ok: 9 files, 10 calls, last step ") || !strings.HasSuffix(first, "s ago") {
 		t.Errorf("health: exit %d %q", code, out)
 	}
 	if !strings.Contains(out, "malformed lines: 5 in "+filepath.Join(traps, "agents/main/sessions/s-bad.jsonl")) {

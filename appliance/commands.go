@@ -440,23 +440,11 @@ func (st healthStatus) summary(now time.Time) string {
 	}
 	last := "no step yet"
 	if !st.Ingest.LastStep.IsZero() {
-		last = "last step " + agoText(now.Sub(st.Ingest.LastStep)) + " ago"
+		last = "last step " + rollup.Ago(now.Sub(st.Ingest.LastStep)) + " ago"
 	}
 	return fmt.Sprintf("%s: %s files, %s calls, %s", state, rollup.Count(int64(st.Ingest.Files)), rollup.Count(int64(st.Database.LedgerRecords)), last)
 }
 
-// agoText is a duration the way people say it: "3 s", "4 min", "2 h".
-func agoText(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%d s", max(int(d.Seconds()), 0))
-	case d < time.Hour:
-		return fmt.Sprintf("%d min", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%d h", int(d.Hours()))
-	}
-	return fmt.Sprintf("%d days", int(d.Hours()/24))
-}
 
 func runRollup(ctx context.Context, env *cliEnv, args []string) error {
 	cfg, rest, err := parseConfig(env, "rollup rebuild", args, flagsData|flagsZone, nil)

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/fleetmeter/fleetmeter/rollup"
 )
 
 // writeConfig prints the effective configuration as TOML, secrets masked:
@@ -45,8 +48,29 @@ func writeConfig(w io.Writer, cfg Config) error {
 	if len(eff.Budgets)+len(eff.Alerts) == 0 {
 		fmt.Fprintln(bw, "# No [[budgets]] or [[alerts]]: alerting is opt-in, no rule is evaluated and no default threshold applies.")
 	}
-	markDefaults(bw, buf.String(), defaulted)
+	durations := map[string]bool{}
+	durationKeys(reflect.TypeOf(Config{}), durations)
+	markDefaults(bw, buf.String(), defaulted, durations)
 	return bw.Flush()
+}
+
+// durationKeys adds to out the TOML keys of t, and of the tables in it,
+// that hold a time.Duration.
+func durationKeys(t reflect.Type, out map[string]bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		ft := f.Type
+		for ft.Kind() == reflect.Slice || ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		switch {
+		case ft == reflect.TypeOf(time.Duration(0)):
+			out[name] = true
+		case ft.Kind() == reflect.Struct && ft != reflect.TypeOf(time.Time{}):
+			durationKeys(ft, out)
+		}
+	}
 }
 
 // sameAsDefault adds to out the keys (prefix+toml name) whose value in v
@@ -68,8 +92,9 @@ func sameAsDefault(prefix string, v, def reflect.Value, out map[string]bool) {
 
 // markDefaults copies the encoder's TOML to w with "# default" after each
 // key in defaulted, named as [table] key, table.key or table[i].key for
-// the i-th [[table]].
-func markDefaults(w io.Writer, text string, defaulted map[string]bool) {
+// the i-th [[table]], and the values of the keys in durations (which the
+// encoder writes as Go does, "168h0m0s") as rollup.Duration writes them.
+func markDefaults(w io.Writer, text string, defaulted, durations map[string]bool) {
 	table, seen := "", map[string]int{}
 	for _, line := range strings.SplitAfter(text, "\n") {
 		t := strings.TrimSpace(line)
@@ -81,7 +106,16 @@ func markDefaults(w io.Writer, text string, defaulted map[string]bool) {
 		case strings.HasPrefix(t, "["):
 			table = strings.Trim(t, "[]") + "."
 		default:
-			if key, _, ok := strings.Cut(t, " = "); ok && defaulted[table+key] {
+			key, value, ok := strings.Cut(t, " = ")
+			if !ok {
+				break
+			}
+			if uq, err := strconv.Unquote(value); err == nil && durations[key] {
+				if d, err := time.ParseDuration(uq); err == nil {
+					line = strings.Replace(line, value, strconv.Quote(rollup.Duration(d)), 1)
+				}
+			}
+			if defaulted[table+key] {
 				line = strings.TrimSuffix(line, "\n") + "  # default\n"
 			}
 		}

@@ -326,7 +326,7 @@ func runPricesUpdate(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "ledger repriced: %d of %d calls changed, $%.2f → $%.2f\n", res.Changed, res.Records, res.CostBefore, res.CostAfter)
+	fmt.Fprintf(env.stdout, "ledger repriced: %d of %d calls changed, %s → %s\n", res.Changed, res.Records, rollup.USD(res.CostBefore), rollup.USD(res.CostAfter))
 	return nil
 }
 

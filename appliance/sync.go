@@ -353,7 +353,7 @@ func writeSyncStatus(w io.Writer, rep syncReport, now time.Time) {
 		if t.IsZero() {
 			return "never"
 		}
-		return fmt.Sprintf("%s (%s ago)", t.Local().Format(time.DateTime), now.Sub(t).Round(time.Second))
+		return fmt.Sprintf("%s (%s ago)", t.Local().Format(time.DateTime), rollup.Ago(now.Sub(t)))
 	}
 	if !rep.Enabled {
 		fmt.Fprintln(w, "sync:            off: no upstream configured (supabase_dsn, FLEETMETER_SUPABASE_DSN or FLEETMETER_SUPABASE_DSN_FILE; see the README, Upstream sync)")
@@ -371,7 +371,7 @@ func writeSyncStatus(w io.Writer, rep syncReport, now time.Time) {
 		if !rep.NextAttempt.IsZero() {
 			fmt.Fprintf(w, "next attempt:    %s\n", rep.NextAttempt.Local().Format(time.DateTime))
 		}
-		fmt.Fprintf(w, "pending rows:    %d (lag %s)\n", rep.PendingRows, (time.Duration(rep.LagSeconds) * time.Second).String())
+		fmt.Fprintf(w, "pending rows:    %d (lag %s)\n", rep.PendingRows, rollup.Ago(time.Duration(rep.LagSeconds*float64(time.Second))))
 		if rep.UpstreamSchema > 0 { // known to a daemon that has reached upstream
 			fmt.Fprintf(w, "upstream schema: %d (this fleetmeter writes %d)\n", rep.UpstreamSchema, rep.KnownSchema)
 		}

@@ -126,8 +126,8 @@ func emptyText(r Report, q Query) string {
 func sumColumns(unpriced bool) []Column {
 	cols := []Column{
 		{Head: "Calls", Right: true, Hide: 3},
-		{Head: "Input", Right: true},
-		{Head: "Output", Right: true},
+		{Head: "Input", Right: true, HideLast: true},
+		{Head: "Output", Right: true, HideLast: true},
 		{Head: "Cache read", Right: true, Hide: 5},
 		{Head: "Cache write", Right: true, Hide: 5},
 		{Head: "Total tokens", Right: true, Hide: 4},
@@ -195,7 +195,7 @@ func reportTable(r Report) (Table, error) {
 			add([]string{x.Month, modelList(x.Models)}, x.Sums)
 		}
 	case []SessionRow:
-		lead = []Column{{Head: "Last activity"}, {Head: "Agent", Shrink: true}, {Head: "Session", Shrink: true}, {Head: "Models", Hide: 2, Shrink: true, Lines: true}}
+		lead = []Column{{Head: "Last activity"}, {Head: "Agent", Shrink: true}, {Head: "Session", Shrink: true, KeepEnd: true}, {Head: "Models", Hide: 2, Shrink: true, Lines: true}}
 		for _, x := range rs {
 			name := x.SessionKey
 			if name == "" {

@@ -39,7 +39,7 @@ func parsePages(as *assets, loc *time.Location) (map[string]*pageTemplate, error
 		"ago":       ago(time.Now),
 		"link":      link,
 		"verdict":   verdictText,
-		"dur":       func(s float64) string { return durationWords(time.Duration(s * float64(time.Second))) },
+		"dur":       func(s float64) string { return rollup.Ago(time.Duration(s * float64(time.Second))) },
 		"share": func(part, whole float64) string {
 			if whole <= 0 {
 				return "0"
