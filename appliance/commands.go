@@ -445,7 +445,6 @@ func (st healthStatus) summary(now time.Time) string {
 	return fmt.Sprintf("%s: %s files, %s calls, %s", state, rollup.Count(int64(st.Ingest.Files)), rollup.Count(int64(st.Database.LedgerRecords)), last)
 }
 
-
 func runRollup(ctx context.Context, env *cliEnv, args []string) error {
 	cfg, rest, err := parseConfig(env, "rollup rebuild", args, flagsData|flagsZone, nil)
 	if err != nil {
