@@ -133,7 +133,7 @@ type Evidence struct {
 	// (used memory went down as sessions went up: other memory use, such
 	// as caches given back, drowned what a session costs).
 	MemPerSessionNote string `json:"mem_per_session_note,omitempty"`
-	SessionHeadroom      *int     `json:"session_headroom"` // extra sessions before memory reaches MemUsedHighP95
+	SessionHeadroom   *int   `json:"session_headroom"` // extra sessions before memory reaches MemUsedHighP95
 }
 
 // Advise applies the rules in th to 5-minute host rollups (oldest first)
