@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fleetmeter/fleetmeter/alerts"
+	"github.com/fleetmeter/fleetmeter/ingest"
 	"github.com/fleetmeter/fleetmeter/rollup"
 	"github.com/fleetmeter/fleetmeter/storage"
 	upstream "github.com/fleetmeter/fleetmeter/sync"
@@ -49,6 +50,7 @@ type doctorCheck struct {
 type doctor struct {
 	cfg    Config
 	getenv func(string) string
+	homes  []string // where discovery looks; nil: ingest.Homes()
 	status *daemonStatus // nil: no daemon answered
 	damage error         // the database is damaged (storage.ErrCorrupt)
 	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -100,14 +102,16 @@ func runDoctor(ctx context.Context, env *cliEnv, args []string) error {
 	} else {
 		writeDoctor(env.stdout, checks)
 	}
-	if d.damage != nil {
-		return d.damage // exit 65 with what to do, as every command that meets damage
-	}
 	failed := 0
 	for _, c := range checks {
 		if c.Status == doctorFail {
 			failed++
 		}
+	}
+	if d.damage != nil {
+		// Exit 65 as every command that meets damage; the database check
+		// above has the details, not repeated here.
+		return &exitError{code: exitDamaged, msg: fmt.Sprintf("%d checks failed; the database file is damaged: run `fleetmeter repair` (the database check says more)", failed)}
 	}
 	if failed > 0 {
 		return &exitError{code: 1, msg: fmt.Sprintf("%d checks failed (each says what to fix)", failed)}
@@ -141,7 +145,7 @@ func (d *doctor) checkDaemon(ctx context.Context) doctorCheck {
 	c := doctorCheck{Name: "daemon"}
 	body, err := daemonGet(ctx, d.cfg, "/api/status", nil)
 	if err != nil {
-		c.Status, c.Detail = doctorWarn, "no daemon answers ("+err.Error()+"): nothing is ingested until one runs"
+		c.Status, c.Detail = doctorWarn, err.Error()+": nothing is ingested until one runs"
 		c.Fix = "sudo systemctl start fleetmeter (after sudo fleetmeter install), or run fleetmeter serve"
 		return c
 	}
@@ -218,13 +222,69 @@ func errorsText(err error) string {
 	return err.Error()
 }
 
+// ingestSources are the dirs a discovering ingest reads for this user, as
+// ingest finds them (OpenClawRoots; its claudeRoots and codexRoots, which
+// it does not export, are followed here and held to it by
+// TestDoctorLooksWhereIngestLooks): $OPENCLAW_STATE_DIR and the homes'
+// state dirs; $CLAUDE_CONFIG_DIR (a comma list, each a config dir or its
+// projects/ dir), $XDG_CONFIG_HOME/claude, ~/.claude and ~/.config/claude,
+// each given as the dir holding projects/; $CODEX_HOME and ~/.codex with
+// sessions/ or archived_sessions/. homes nil: ingest.Homes().
+func ingestSources(getenv func(string) string, homes []string) sources {
+	if homes == nil {
+		homes = ingest.Homes()
+	}
+	isDir := func(p string) bool { fi, err := os.Stat(p); return err == nil && fi.IsDir() }
+	seen := map[string]bool{}
+	add := func(dst *[]string, p string) {
+		if p = filepath.Clean(p); !seen[p] {
+			seen[p] = true
+			*dst = append(*dst, p)
+		}
+	}
+	s := sources{OpenClaw: ingest.OpenClawRoots(nil, getenv, homes)}
+	var claude []string
+	for _, d := range strings.Split(getenv("CLAUDE_CONFIG_DIR"), ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			claude = append(claude, d)
+		}
+	}
+	if x := getenv("XDG_CONFIG_HOME"); x != "" {
+		claude = append(claude, filepath.Join(x, "claude"))
+	}
+	for _, h := range homes {
+		claude = append(claude, filepath.Join(h, ".claude"), filepath.Join(h, ".config", "claude"))
+	}
+	for _, c := range claude {
+		switch {
+		case isDir(filepath.Join(c, "projects")):
+			add(&s.Claude, c)
+		case filepath.Base(filepath.Clean(c)) == "projects" && isDir(c):
+			add(&s.Claude, filepath.Dir(filepath.Clean(c)))
+		}
+	}
+	codex := []string{}
+	if d := getenv("CODEX_HOME"); d != "" {
+		codex = append(codex, d)
+	}
+	for _, h := range homes {
+		codex = append(codex, filepath.Join(h, ".codex"))
+	}
+	for _, x := range codex {
+		if isDir(filepath.Join(x, "sessions")) || isDir(filepath.Join(x, "archived_sessions")) {
+			add(&s.Codex, x)
+		}
+	}
+	return s
+}
+
 // checkSources: the agents' dirs are found, and their transcripts open
 // for this user (and, from its status, for the daemon's).
 func (d *doctor) checkSources() []doctorCheck {
 	src := sources{OpenClaw: d.cfg.OpenClawDirs, Claude: d.cfg.ClaudeDirs, Codex: d.cfg.CodexDirs}
 	how := "configured"
 	if len(src.all()) == 0 && !d.cfg.NoDiscover {
-		src, how = (&installer{root: "/"}).discover(sources{}, d.getenv), "found"
+		src, how = ingestSources(d.getenv, d.homes), "found"
 	}
 	found := doctorCheck{Name: "sources"}
 	if len(src.all()) == 0 {
