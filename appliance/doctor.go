@@ -50,7 +50,7 @@ type doctorCheck struct {
 type doctor struct {
 	cfg    Config
 	getenv func(string) string
-	homes  []string // where discovery looks; nil: ingest.Homes()
+	homes  []string      // where discovery looks; nil: ingest.Homes()
 	status *daemonStatus // nil: no daemon answered
 	damage error         // the database is damaged (storage.ErrCorrupt)
 	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
