@@ -330,3 +330,29 @@ threshold = 90
 		t.Errorf("without rules: exit %d %s\n%s", code, stderr, out)
 	}
 }
+
+// A command that writes the database while the daemon holds it says that
+// a daemon runs (its version), what to use instead and how to stop it,
+// in one line, exit 1.
+func TestWritersWhileTheDaemonRuns(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.RuntimeDir = t.TempDir(), shortTempDir(t)
+	cfg.OpenClawDirs = []string{traps}
+	cfg.Listen = "127.0.0.1:0"
+	runDaemon(t, cfg)
+	env := map[string]string{"FLEETMETER_DATA_DIR": cfg.DataDir, "FLEETMETER_RUNTIME_DIR": cfg.RuntimeDir}
+	for _, tc := range []struct {
+		args    []string
+		instead string
+	}{
+		{[]string{"ingest", "--once", "--openclaw-dir", traps}, "its reports are current (fleetmeter report daily"},
+		{[]string{"rollup", "rebuild"}, "stop it to rebuild the rollups"},
+		{[]string{"compact"}, "stop it to compact the database"},
+	} {
+		code, _, stderr := cli(t, env, tc.args...)
+		if code != 1 || !strings.Contains(stderr, "a fleetmeter daemon is running (fleetmeter "+Version) || !strings.Contains(stderr, tc.instead) ||
+			!strings.Contains(stderr, "or stop the daemon") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("%v: exit %d %q", tc.args, code, stderr)
+		}
+	}
+}

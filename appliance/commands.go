@@ -74,7 +74,7 @@ func runIngest(ctx context.Context, env *cliEnv, args []string) error {
 	log := newLogger(cfg, env.stderr)
 	db, err := openWritable(cfg)
 	if err != nil {
-		return err
+		return heldBy(ctx, cfg, err, "it ingests the transcripts itself: its reports are current (fleetmeter report daily, fleetmeter health), and fleetmeter report --openclaw-dir DIR (or --claude-dir, --codex-dir) reads transcripts without the database")
 	}
 	defer db.Close()
 	ic, err := ingestConfig(cfg, log, false)
@@ -287,6 +287,29 @@ func (ra reportArgs) query(ctx context.Context, kind string, reader rollup.Reade
 	return q, q.Validate()
 }
 
+// heldBy explains err when it is storage.ErrLocked: who holds the
+// database — a daemon that answers (its version and socket), and then
+// what to do instead (doInstead), or a process that does not — in place
+// of the lock's bare "locked by another fleetmeter process". Other
+// errors pass unchanged.
+func heldBy(ctx context.Context, cfg Config, err error, doInstead string) error {
+	if !errors.Is(err, storage.ErrLocked) {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var st struct {
+		Version string `json:"version"`
+	}
+	body, derr := daemonGet(ctx, cfg, "/api/status", nil)
+	if derr == nil && json.Unmarshal(body, &st) == nil {
+		return fmt.Errorf("%w: a fleetmeter daemon is running (fleetmeter %s, socket %s) and holds %s; %s; or stop the daemon (sudo systemctl stop fleetmeter, or end its fleetmeter serve) and run this again",
+			storage.ErrLocked, st.Version, cfg.SocketPath(), cfg.DBPath(), doInstead)
+	}
+	return fmt.Errorf("%w: %s is held by a process that does not answer as a daemon (%v): check that only one fleetmeter runs (systemctl status fleetmeter; ps -C fleetmeter), or point --data-dir elsewhere",
+		storage.ErrLocked, cfg.DBPath(), derr)
+}
+
 // openWritable opens the database for a command that writes it; it fails
 // at once when the daemon holds it.
 func openWritable(cfg Config) (*storage.DB, error) {
@@ -458,7 +481,7 @@ func runRollup(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	db, err := openWritable(cfg)
 	if err != nil {
-		return err
+		return heldBy(ctx, cfg, err, "stop it to rebuild the rollups (its own rollups are kept up to date as it ingests)")
 	}
 	defer db.Close()
 	start := time.Now()
@@ -540,7 +563,7 @@ func runCompact(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	before, after, err := storage.Compact(cfg.DBPath())
 	if err != nil {
-		return err
+		return heldBy(ctx, cfg, err, "stop it to compact the database (sudo systemctl stop fleetmeter), then start it again")
 	}
 	fmt.Fprintf(env.stdout, "compacted %s: %.1f MB → %.1f MB\n", cfg.DBPath(), float64(before)/1e6, float64(after)/1e6)
 	return nil
