@@ -105,6 +105,34 @@ func ParseTop(s string) (int, error) {
 	return n, nil
 }
 
+// ParseLimit reads a page size (?limit=): a whole number from 1 to
+// MaxPage, def when s is "". 0 is an error, not "every row" (which would
+// slip past the cap): one rule with ?top= (ParseTop). Errors are
+// ErrBadQuery.
+func ParseLimit(s string, def int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > MaxPage {
+		return 0, badQuery("limit %q: want a whole number from 1 to %d", s, MaxPage)
+	}
+	return n, nil
+}
+
+// ParseOffset reads how many rows a page skips (?offset=): a whole
+// number, 0 or more; 0 when s is "". Errors are ErrBadQuery.
+func ParseOffset(s string) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, badQuery("offset %q: want a whole number, 0 or more", s)
+	}
+	return n, nil
+}
+
 // Values is q as URL parameters (ParseQueryValues reads them back).
 func (q Query) Values() url.Values {
 	v := url.Values{}

@@ -228,17 +228,15 @@ func parseQuery(c *gin.Context) (rollup.Query, error) {
 	if err != nil {
 		return q, err
 	}
+	def := 0 // every row: the other reports are not paged
 	if q.Kind == "session" {
-		q.Limit = defaultPage
+		def = defaultPage
 	}
-	for name, dst := range map[string]*int{"limit": &q.Limit, "offset": &q.Offset} {
-		if v := c.Query(name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return q, fmt.Errorf("%w: %s %q is not a whole number", ErrBadRequest, name, v)
-			}
-			*dst = n
-		}
+	if q.Limit, err = rollup.ParseLimit(c.Query("limit"), def); err != nil {
+		return q, err
+	}
+	if q.Offset, err = rollup.ParseOffset(c.Query("offset")); err != nil {
+		return q, err
 	}
 	return q, q.Validate()
 }

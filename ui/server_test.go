@@ -155,8 +155,12 @@ func TestAPI(t *testing.T) {
 		{"/api/report/daily?tz=Mars/Olympus", nil, 400, `not an IANA zone`},
 		{"/api/report/session", nil, 200, `"limit 200 offset 0"`}, // a page, not the whole history
 		{"/api/report/session?limit=50&offset=100", nil, 200, `"limit 50 offset 100"`},
-		{"/api/report/session?limit=5000", nil, 400, `limit must be`},
-		{"/api/report/session?limit=x", nil, 400, `not a whole number`},
+		{"/api/report/session?limit=5000", nil, 400, `limit \"5000\": want a whole number from 1 to 1000`},
+		{"/api/report/session?limit=x", nil, 400, `limit \"x\": want a whole number`},
+		{"/api/report/session?limit=0", nil, 400, `limit \"0\": want a whole number from 1 to 1000`}, // not "every row": the cap holds
+		{"/api/report/session?limit=-1", nil, 400, `limit \"-1\"`},
+		{"/api/report/session?offset=-5", nil, 400, `offset \"-5\": want a whole number, 0 or more`},
+		{"/api/report/daily?top=0", nil, 400, `top \"0\": want a whole number above 0`},
 		{"/api/report/monthly", nil, 500, "internal error"},
 		{"/api/report/weekly", nil, 503, "busy"},
 		{"/api/report/host", nil, 200, `"samples":7`},
