@@ -170,6 +170,17 @@ func TestAPI(t *testing.T) {
 		{"/api/backup", nil, 403, "socket"}, // the whole database: not for any loopback client
 		{"/api/status", map[string]string{"Host": "evil.example:8767"}, 421, "unexpected Host"},
 		{"/api/status", map[string]string{"Host": "localhost:8767"}, 200, `"version":"1"`},
+		// The Host header parsed whole: exact names in any case, a numeric port.
+		{"/api/status?h=suffix", map[string]string{"Host": "localhost:8767.evil.com"}, 421, "unexpected Host"},
+		{"/api/status?h=dotted", map[string]string{"Host": "localhost.evil.com:8767"}, 421, "unexpected Host"},
+		{"/api/status?h=ip-suffix", map[string]string{"Host": "127.0.0.1.evil.com"}, 421, "unexpected Host"},
+		{"/api/status?h=empty-port", map[string]string{"Host": "localhost:"}, 421, "unexpected Host"},
+		{"/api/status?h=big-port", map[string]string{"Host": "localhost:99999"}, 421, "unexpected Host"},
+		{"/api/status?h=bracket-tail", map[string]string{"Host": "[::1]evil:8767"}, 421, "unexpected Host"},
+		{"/api/status?h=upper", map[string]string{"Host": "LOCALHOST:8767"}, 200, `"version":"1"`},
+		{"/api/status?h=mixed", map[string]string{"Host": "LocalHost"}, 200, `"version":"1"`},
+		{"/api/status?h=v6", map[string]string{"Host": "[::1]:8767"}, 200, `"version":"1"`},
+		{"/api/status?h=v4", map[string]string{"Host": "127.0.0.1"}, 200, `"version":"1"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
