@@ -478,6 +478,14 @@ func TestCLIAsksTheDaemon(t *testing.T) {
 		t.Errorf("backup holds %d records, want 10", st.LedgerRecords)
 	}
 	bdb.Close()
+	// Again: the file is kept, not replaced; a directory gets a dated file.
+	if code, _, stderr := cli(t, env, "backup", backup); code != exitUsage || !strings.Contains(stderr, "the file exists; --force replaces it") {
+		t.Errorf("backup over a file via daemon: exit %d %q", code, stderr)
+	}
+	backupDir := t.TempDir()
+	if code, out, stderr := cli(t, env, "backup", backupDir); code != 0 || !strings.Contains(out, filepath.Join(backupDir, "fleetmeter-")) {
+		t.Errorf("backup into a directory via daemon: exit %d %q %q", code, out, stderr)
+	}
 	if code, _, stderr := cli(t, map[string]string{"FLEETMETER_LISTEN": "127.0.0.1:1"}, "health"); code != 1 || !strings.Contains(stderr, "no fleetmeter daemon answers") {
 		t.Errorf("health without a daemon: exit %d %q", code, stderr)
 	}

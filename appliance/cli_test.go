@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fleetmeter/fleetmeter/rollup"
+	"github.com/fleetmeter/fleetmeter/storage"
 )
 
 // One rule for every bad value, wherever it comes from (a flag, an
@@ -354,5 +355,51 @@ func TestWritersWhileTheDaemonRuns(t *testing.T) {
 			!strings.Contains(stderr, "or stop the daemon") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
 			t.Errorf("%v: exit %d %q", tc.args, code, stderr)
 		}
+	}
+}
+
+// backup keeps an existing file unless --force, writes a dated file into a
+// directory, and never overwrites the database itself.
+func TestBackupTargets(t *testing.T) {
+	dataDir := t.TempDir()
+	env := map[string]string{"FLEETMETER_DATA_DIR": dataDir}
+	if code, _, stderr := cli(t, env, "ingest", "--once", "--openclaw-dir", traps); code != 0 {
+		t.Fatalf("ingest: %s", stderr)
+	}
+	records := func(path string) int {
+		t.Helper()
+		db, err := storage.Open(path, storage.Options{ReadOnly: true})
+		if err != nil {
+			t.Fatalf("%s does not open: %v", path, err)
+		}
+		defer db.Close()
+		st, _ := db.Stats()
+		return st.LedgerRecords
+	}
+	dir := t.TempDir()
+	code, out, stderr := cli(t, env, "backup", dir)
+	made, _ := filepath.Glob(filepath.Join(dir, "fleetmeter-*.db"))
+	if code != 0 || len(made) != 1 || !strings.Contains(out, made[0]) || records(made[0]) != 10 {
+		t.Fatalf("backup into a directory: exit %d %q %q, made %q", code, out, stderr, made)
+	}
+	file := filepath.Join(dir, "keep.db")
+	os.WriteFile(file, []byte("precious"), 0o600)
+	if code, _, stderr := cli(t, env, "backup", file); code != exitUsage || !strings.Contains(stderr, "the file exists; --force replaces it") {
+		t.Errorf("backup over a file: exit %d %q", code, stderr)
+	}
+	if b, _ := os.ReadFile(file); string(b) != "precious" {
+		t.Errorf("the existing file was changed")
+	}
+	if code, _, stderr := cli(t, env, "backup", file, "--force"); code != 0 || records(file) != 10 {
+		t.Errorf("backup --force: exit %d %q", code, stderr)
+	}
+	if code, _, stderr := cli(t, env, "backup", filepath.Join(dataDir, storage.FileName), "--force"); code != exitUsage || !strings.Contains(stderr, "the database itself") {
+		t.Errorf("backup onto the database: exit %d %q", code, stderr)
+	}
+	if code, _, stderr := cli(t, env, "backup", filepath.Join(dir, "nowhere")+"/"); code != exitUsage || !strings.Contains(stderr, "no such directory") {
+		t.Errorf("backup into a missing directory: exit %d %q", code, stderr)
+	}
+	if records(filepath.Join(dataDir, storage.FileName)) != 10 {
+		t.Error("the database changed")
 	}
 }

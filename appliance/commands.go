@@ -498,14 +498,20 @@ func runRollup(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func runBackup(ctx context.Context, env *cliEnv, args []string) error {
-	cfg, rest, err := parseConfig(env, "backup", args, flagsData, nil)
+	var force bool
+	cfg, rest, err := parseConfig(env, "backup", args, flagsData, func(fs *flag.FlagSet) {
+		fs.BoolVar(&force, "force", false, "replace FILE when it exists")
+	})
 	if err != nil {
 		return err
 	}
 	if len(rest) != 1 {
-		return usageErr("want `fleetmeter backup FILE`")
+		return usageErr("want `fleetmeter backup FILE` (or a directory: a dated file in it)")
 	}
-	dst := rest[0]
+	dst, err := backupTarget(rest[0], force, cfg.DBPath(), time.Now())
+	if err != nil {
+		return err
+	}
 	db, daemon, err := openForReading(cfg)
 	if err != nil {
 		return err
@@ -526,6 +532,31 @@ func runBackup(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, "backed up %s to %s\n", cfg.DBPath(), dst)
 	return nil
+}
+
+// backupTarget is the file a backup goes to: dst, or in a directory dst
+// a new fleetmeter-<UTC time>.db. An existing file is refused unless
+// force, and the database itself always.
+func backupTarget(dst string, force bool, dbPath string, now time.Time) (string, error) {
+	if fi, err := os.Stat(dst); err == nil && fi.IsDir() {
+		dst = filepath.Join(dst, "fleetmeter-"+now.UTC().Format("20060102T150405Z")+".db")
+	} else if strings.HasSuffix(dst, string(filepath.Separator)) {
+		return "", usageErr("backup to %s: no such directory", dst)
+	}
+	fi, err := os.Stat(dst)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return dst, nil
+	case err != nil:
+		return "", fmt.Errorf("backup to %s: %w", dst, err)
+	}
+	if db, derr := os.Stat(dbPath); derr == nil && os.SameFile(fi, db) {
+		return "", usageErr("backup to %s: that is the database itself", dst)
+	}
+	if !force {
+		return "", usageErr("backup to %s: the file exists; --force replaces it (or name a new file, or a directory for a dated one)", dst)
+	}
+	return dst, nil
 }
 
 // writeFileAtomic writes path through a temp file, fsync, check and

@@ -67,7 +67,7 @@ var helps = map[string]helpText{
 	"advise":         {"Scaling advice over the last 7 days of host samples: scale_up, scale_down, hold or investigate, with the evidence.", "", "fleetmeter advise --instance-type t3.large"},
 	"health":         {"Asks the running daemon how it is doing: one line, the status JSON with --json; exits 1 when no daemon answers or anything is wrong.", "", "fleetmeter health --json"},
 	"rollup rebuild": {"Recomputes the daily, weekly and session rows from the ledger (the daemon must be stopped).", "", "fleetmeter rollup rebuild --tz Europe/Berlin"},
-	"backup":         {"Writes a consistent copy of the database to FILE (through the daemon while it runs), read back before it takes its name.", "FILE", "fleetmeter backup /tmp/fleetmeter-$(date +%F).db"},
+	"backup":         {"Writes a consistent copy of the database to FILE, or to a dated file in a directory (through the daemon while it runs), read back before it takes its name; an existing FILE is kept unless --force.", "FILE|DIR", "fleetmeter backup /var/backups/fleetmeter/"},
 	"repair":         {"Keeps a damaged database aside, salvages what it can read into a new file, then reads the transcripts still on disk again.", "", "fleetmeter repair --openclaw-dir ~/.openclaw"},
 	"login":          {"Prints a one-time URL (valid once, for an hour) that logs a browser in to the running daemon.", "", "fleetmeter login"},
 	"compact":        {"Copies the live data into a smaller file (the daemon must be stopped).", "", "fleetmeter compact --data-dir /var/lib/fleetmeter"},
