@@ -173,7 +173,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	defer os.Remove(filepath.Join(a.cfg.DataDir, daemonFile))
 	close(a.ready)
-	a.log.Info("fleetmeter started", "version", Version, "data_dir", a.cfg.DataDir, "tz", a.cfg.TZ, "socket", a.cfg.SocketPath(), "listen", ln.Addr().String())
+	a.log.Info("fleetmeter started", "version", version(), "data_dir", a.cfg.DataDir, "tz", a.cfg.TZ, "socket", a.cfg.SocketPath(), "listen", ln.Addr().String())
 	for _, p := range a.problems() {
 		a.log.Warn("degraded", "reason", p)
 	}

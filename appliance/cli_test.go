@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -351,7 +352,7 @@ func TestWritersWhileTheDaemonRuns(t *testing.T) {
 		{[]string{"compact"}, "stop it to compact the database"},
 	} {
 		code, _, stderr := cli(t, env, tc.args...)
-		if code != 1 || !strings.Contains(stderr, "a fleetmeter daemon is running (fleetmeter "+Version) || !strings.Contains(stderr, tc.instead) ||
+		if code != 1 || !strings.Contains(stderr, "a fleetmeter daemon is running (fleetmeter "+version()) || !strings.Contains(stderr, tc.instead) ||
 			!strings.Contains(stderr, "or stop the daemon") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
 			t.Errorf("%v: exit %d %q", tc.args, code, stderr)
 		}
@@ -401,5 +402,44 @@ func TestBackupTargets(t *testing.T) {
 	}
 	if records(filepath.Join(dataDir, storage.FileName)) != 10 {
 		t.Error("the database changed")
+	}
+}
+
+// Without a release's -ldflags the version comes from the build info: the
+// module version of `go install …@vX`, a checkout's pseudo-version, else
+// its VCS commit; "dev" only when nothing is known.
+func TestVersionFromBuildInfo(t *testing.T) {
+	vcs := func(kv ...string) []debug.BuildSetting {
+		var out []debug.BuildSetting
+		for i := 0; i+1 < len(kv); i += 2 {
+			out = append(out, debug.BuildSetting{Key: kv[i], Value: kv[i+1]})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		ldflags string
+		bi      *debug.BuildInfo
+		want    string
+	}{
+		{"1.4.0", &debug.BuildInfo{Main: debug.Module{Version: "v9.9.9"}}, "1.4.0"},
+		{"dev", &debug.BuildInfo{Main: debug.Module{Version: "v1.2.0"}}, "v1.2.0"},
+		{"dev", &debug.BuildInfo{Main: debug.Module{Version: "v0.0.0-20261130093000-cb066ad549e4+dirty"}}, "v0.0.0-20261130093000-cb066ad549e4+dirty"},
+		{"dev", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs("vcs.revision", "cb066ad549e4a91ab80de1680ffca295e2ba7db2", "vcs.modified", "true")}, "dev+cb066ad549e4.modified"},
+		{"dev", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs("vcs.revision", "cb066ad549e4a91ab80de1680ffca295e2ba7db2")}, "dev+cb066ad549e4"},
+		{"dev", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, "dev"},
+		{"dev", nil, "dev"},
+	} {
+		if got := versionFrom(tc.ldflags, tc.bi); got != tc.want {
+			t.Errorf("versionFrom(%q, %+v) = %q, want %q", tc.ldflags, tc.bi, got, tc.want)
+		}
+	}
+	// This test binary's own: the same rule, so never "dev" when its
+	// build info knows better.
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		t.Fatal("no build info")
+	}
+	if _, out, _ := cli(t, nil, "version"); !strings.HasPrefix(out, "fleetmeter "+versionFrom("dev", bi)+"\n") {
+		t.Errorf("version says %q", out)
 	}
 }

@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -625,8 +626,45 @@ func runVersion(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	commit, date := buildInfo()
 	fmt.Fprintf(env.stdout, "fleetmeter %s\ncommit:      %s\nbuilt:       %s\nprice table: pydantic/genai-prices %s (MIT)\n",
-		Version, commit, date, pricing.TableDate)
+		version(), commit, date, pricing.TableDate)
 	return nil
+}
+
+// version is this build's version (what `version`, /api/status, the log,
+// upstream's fleet_instances and the price fetch's User-Agent say): the
+// -ldflags one of a release, else the module's own from the build info
+// (v1.2.0 for `go install …@v1.2.0`; a pseudo-version naming the commit
+// for a build in a git checkout), else dev+<commit> from the VCS stamp,
+// else "dev".
+func version() string {
+	bi, _ := debug.ReadBuildInfo()
+	return versionFrom(Version, bi)
+}
+
+func versionFrom(ldflags string, bi *debug.BuildInfo) string {
+	if ldflags != "dev" && ldflags != "" || bi == nil {
+		return cmp.Or(ldflags, "dev")
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	rev, modified := "", false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "dev"
+	}
+	v := "dev+" + rev[:min(12, len(rev))]
+	if modified {
+		v += ".modified"
+	}
+	return v
 }
 
 // buildInfo is the commit and build date: from -ldflags, else from the

@@ -19,9 +19,9 @@ import (
 )
 
 // Version, Commit and BuildDate are set at build time (scripts/release:
-// -ldflags "-X github.com/fleetmeter/fleetmeter/appliance.Version=…"); a
-// plain `go build` in a git checkout still knows its commit and time from
-// the build info.
+// -ldflags "-X github.com/fleetmeter/fleetmeter/appliance.Version=…");
+// without them version() and buildInfo() read the build info: the module
+// version of `go install …@v1.2.0`, the commit and time of a git checkout.
 var (
 	Version   = "dev"
 	Commit    = ""

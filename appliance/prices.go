@@ -346,7 +346,7 @@ func readFeed(ctx context.Context, from string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("price table URL: %w", err)
 	}
-	req.Header.Set("User-Agent", "fleetmeter/"+Version)
+	req.Header.Set("User-Agent", "fleetmeter/"+version())
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("fetch price table: %w", err)

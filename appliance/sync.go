@@ -81,7 +81,7 @@ func newSyncWorker(cfg Config, db *storage.DB, log *slog.Logger, instanceType fu
 		Interval:        cfg.SyncInterval,
 		Agents:          cfg.agentInfos(),
 		Hostname:        hostname,
-		Version:         Version,
+		Version:         version(),
 		InstanceType:    instanceType,
 		OpenClawVersion: func() string { return openClawVersion(roots) },
 		Logger:          log.With("component", "sync"),
