@@ -3,6 +3,7 @@ package rollup
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -95,14 +96,7 @@ func ParseQueryValues(kind string, v url.Values) (Query, error) {
 // "" for every row (0). 0 itself is an error, not "every row": one rule
 // for the API and the command line. Errors are ErrBadQuery.
 func ParseTop(s string) (int, error) {
-	if s == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 {
-		return 0, badQuery("top %q: want a whole number above 0", s)
-	}
-	return n, nil
+	return wholeNumber("top", s, 0, 1, math.MaxInt, "want a whole number above 0")
 }
 
 // ParseLimit reads a page size (?limit=): a whole number from 1 to
@@ -110,25 +104,24 @@ func ParseTop(s string) (int, error) {
 // slip past the cap): one rule with ?top= (ParseTop). Errors are
 // ErrBadQuery.
 func ParseLimit(s string, def int) (int, error) {
-	if s == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > MaxPage {
-		return 0, badQuery("limit %q: want a whole number from 1 to %d", s, MaxPage)
-	}
-	return n, nil
+	return wholeNumber("limit", s, def, 1, MaxPage, fmt.Sprintf("want a whole number from 1 to %d", MaxPage))
 }
 
 // ParseOffset reads how many rows a page skips (?offset=): a whole
 // number, 0 or more; 0 when s is "". Errors are ErrBadQuery.
 func ParseOffset(s string) (int, error) {
+	return wholeNumber("offset", s, 0, 0, math.MaxInt, "want a whole number, 0 or more")
+}
+
+// wholeNumber reads parameter name: def when s is "", else a whole number
+// from lo to hi; an error says want.
+func wholeNumber(name, s string, def, lo, hi int, want string) (int, error) {
 	if s == "" {
-		return 0, nil
+		return def, nil
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
-		return 0, badQuery("offset %q: want a whole number, 0 or more", s)
+	if err != nil || n < lo || n > hi {
+		return 0, badQuery("%s %q: %s", name, s, want)
 	}
 	return n, nil
 }
