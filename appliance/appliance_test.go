@@ -157,9 +157,19 @@ func TestConfigLayersAndMasking(t *testing.T) {
 // that it stopped cleanly) and returns once it listens.
 func startApp(t *testing.T, cfg Config) *App {
 	t.Helper()
+	return startAppWith(t, cfg, nil)
+}
+
+// startAppWith is startApp with before applied to the App before it runs
+// (a setting changed later would race with its goroutines).
+func startAppWith(t *testing.T, cfg Config, before func(*App)) *App {
+	t.Helper()
 	app, err := New(cfg, newLogger(Config{LogLevel: "error", LogFormat: "text"}, os.Stderr))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if before != nil {
+		before(app)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -23,8 +23,7 @@ func TestHealthCountsAreCurrent(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	app := startApp(t, cfg)
-	app.stats.ttl = 200 * time.Millisecond
+	app := startAppWith(t, cfg, func(a *App) { a.stats.ttl = 200 * time.Millisecond })
 	env := map[string]string{"FLEETMETER_DATA_DIR": cfg.DataDir, "FLEETMETER_RUNTIME_DIR": cfg.RuntimeDir}
 	if code, out, stderr := cli(t, env, "health"); code != 0 || !strings.Contains(out, " 0 calls") {
 		t.Fatalf("health before any call: exit %d %q %q", code, out, stderr)
