@@ -33,9 +33,16 @@ func seededServer(t *testing.T) (base string, o corpus.FleetOptions) {
 // seededDeps are the handler's parts over a generated fleet.
 func seededDeps(t *testing.T) (Deps, corpus.FleetOptions) {
 	t.Helper()
-	var o corpus.FleetOptions
-	o = corpus.DefaultFleetOptions()
-	o.End, o.Days, o.Calls, o.Agents, o.Users, o.Models = time.Now().UTC().Truncate(time.Hour), 30, 8000, 8, 24, 5
+	end := time.Now().UTC().Truncate(time.Hour)
+	return seededDepsAt(t, end, end.Add(-time.Minute), 8000)
+}
+
+// seededDepsAt are the handler's parts over a generated fleet of 30 days
+// and calls calls ending at end, seen at now.
+func seededDepsAt(t *testing.T, end, at time.Time, calls int) (Deps, corpus.FleetOptions) {
+	t.Helper()
+	o := corpus.DefaultFleetOptions()
+	o.End, o.Days, o.Calls, o.Agents, o.Users, o.Models = end, 30, calls, 8, 24, 5
 	db, err := storage.Open(filepath.Join(t.TempDir(), storage.FileName), storage.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +60,7 @@ func seededDeps(t *testing.T) (Deps, corpus.FleetOptions) {
 	for _, a := range corpus.FleetAgents(o) {
 		reg = append(reg, storage.AgentInfo{ID: a.ID, Name: a.Name, Team: a.Team, Owner: a.Owner})
 	}
-	now := func() time.Time { return o.End.Add(-time.Minute) }
+	now := func() time.Time { return at }
 	reader := rollup.NewReader(db, rollup.ReaderConfig{Host: db, Now: now})
 	dash := rollup.NewDashboard(db, rollup.DashboardConfig{Registry: func() []storage.AgentInfo { return reg }, Now: now, Advice: reader.OwnAdvice})
 	return Deps{Reports: reader, Dashboard: dash}, o
@@ -397,5 +404,57 @@ func TestPagesNeedLogin(t *testing.T) {
 		if code, _, _ := get(t, s.base+p, nil); code != http.StatusUnauthorized {
 			t.Errorf("%s without a session: %d", p, code)
 		}
+	}
+}
+
+// A range older than the session index's window (100 days) is answered
+// from the database: the same sessions, in the same order and with the
+// same totals, as the session report's, and paged the same.
+func TestOldSessionsAreTheReports(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Hour)
+	d, _ := seededDepsAt(t, now.AddDate(0, 0, -140), now, 2000)
+	base := serveBoth(t, d).base
+	from, to := storage.DayString(storage.DayNumber(now.AddDate(0, 0, -160).UnixMilli(), time.UTC)),
+		storage.DayString(storage.DayNumber(now.AddDate(0, 0, -150).UnixMilli(), time.UTC))
+	var rep struct {
+		Rows []rollup.SessionRow `json:"sessions"`
+	}
+	getJSON(t, base+"/api/report/session?limit=1000&since="+from+"&until="+to, &rep)
+	if len(rep.Rows) < 20 {
+		t.Fatalf("the report lists %d sessions from %s to %s; the fleet should have more", len(rep.Rows), from, to)
+	}
+	var got []rollup.SessionRow
+	for offset := 0; offset < 1000; offset += 7 {
+		var sl rollup.SessionList
+		getJSON(t, fmt.Sprintf("%s/api/sessions?from=%s&to=%s&limit=7&offset=%d", base, from, to, offset), &sl)
+		if sl.Page.Total != len(rep.Rows) {
+			t.Fatalf("offset %d: total %d, the report lists %d", offset, sl.Page.Total, len(rep.Rows))
+		}
+		got = append(got, sl.Sessions...)
+		if len(sl.Sessions) < 7 {
+			break
+		}
+	}
+	if len(got) != len(rep.Rows) {
+		t.Fatalf("%d sessions paged, the report lists %d", len(got), len(rep.Rows))
+	}
+	for i, r := range rep.Rows {
+		if got[i].SessionID != r.SessionID || got[i].LastActivity != r.LastActivity {
+			t.Fatalf("session %d: %s at %s, the report's %s at %s", i, got[i].SessionID, got[i].LastActivity, r.SessionID, r.LastActivity)
+		}
+		sameSums(t, "session "+r.SessionID, got[i].Sums, r.Sums)
+	}
+	// An agent filter keeps that agent's sessions.
+	agent := rep.Rows[0].Agent
+	var sl rollup.SessionList
+	getJSON(t, base+"/api/sessions?limit=1000&from="+from+"&to="+to+"&agent="+url.QueryEscape(agent), &sl)
+	want := 0
+	for _, r := range rep.Rows {
+		if r.Agent == agent {
+			want++
+		}
+	}
+	if sl.Page.Total != want || len(sl.Sessions) != want {
+		t.Errorf("agent %s: %d sessions (total %d), the report has %d", agent, len(sl.Sessions), sl.Page.Total, want)
 	}
 }
