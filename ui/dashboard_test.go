@@ -458,3 +458,24 @@ func TestOldSessionsAreTheReports(t *testing.T) {
 		t.Errorf("agent %s: %d sessions (total %d), the report has %d", agent, len(sl.Sessions), sl.Page.Total, want)
 	}
 }
+
+// The session page splits its tokens into the same four kinds as the
+// Usage page: input, output, cache read and cache write.
+func TestSessionPageShowsEveryTokenKind(t *testing.T) {
+	base, _ := seededServer(t)
+	var sl rollup.SessionList
+	getJSON(t, base+"/api/sessions?range=7d&limit=1", &sl)
+	s := sl.Sessions[0]
+	if s.CacheWriteTokens == 0 {
+		t.Fatalf("session %s has no cache writes: pick a fleet that has", s.SessionID)
+	}
+	code, _, body := get(t, base+"/usage/session?source="+s.Source+"&id="+url.QueryEscape(s.SessionID), nil)
+	if code != http.StatusOK {
+		t.Fatalf("session page: %d %s", code, body)
+	}
+	want := fmt.Sprintf("input %s · output %s · cache read %s · cache write %s",
+		compact(s.InputTokens), compact(s.OutputTokens), compact(s.CacheReadTokens), compact(s.CacheWriteTokens))
+	if !strings.Contains(body, want) {
+		t.Errorf("the session page does not say %q", want)
+	}
+}
