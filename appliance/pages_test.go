@@ -53,6 +53,14 @@ func TestPagesInABrowser(t *testing.T) {
 		}
 	}
 
+	// A change with nothing before is "new" only when there is something
+	// now (ui/format.go's rule).
+	for expr, want := range map[string]string{"null, 0": "–", "null, 0.01": "new", "12.5, 3": "▲ 12.5 %", "0, 0": "= 0.0 %"} {
+		if got := b.eval(`window.fleetmeterFormat.change(` + expr + `)`); got != want {
+			t.Errorf("the pages' change(%s) = %q, want %q", expr, got, want)
+		}
+	}
+
 	pages := []struct{ name, path, heading string }{
 		{"overview", "/", "Overview"},
 		{"usage", "/usage?range=30d", "Usage"},

@@ -479,3 +479,39 @@ func TestSessionPageShowsEveryTokenKind(t *testing.T) {
 		t.Errorf("the session page does not say %q", want)
 	}
 }
+
+// emptyDeps are the handler's parts over a database with nothing in it.
+func emptyDeps(t *testing.T) Deps {
+	t.Helper()
+	db, err := storage.Open(filepath.Join(t.TempDir(), storage.FileName), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	reader := rollup.NewReader(db, rollup.ReaderConfig{Host: db})
+	return Deps{Reports: reader, Dashboard: rollup.NewDashboard(db, rollup.DashboardConfig{Advice: reader.OwnAdvice})}
+}
+
+// On an empty install no period is "new": $0 against $0 is no change.
+func TestEmptyOverviewShowsNoChange(t *testing.T) {
+	base := serveBoth(t, emptyDeps(t)).base
+	code, _, body := get(t, base+"/", nil)
+	if code != http.StatusOK {
+		t.Fatalf("overview: %d %s", code, body)
+	}
+	for _, p := range []string{"yesterday", "last week", "last month"} {
+		if strings.Contains(body, ">new</span> vs "+p) || !strings.Contains(body, ">–</span> vs "+p) {
+			t.Errorf("the overview's change vs %s is not \"–\" on an empty install", p)
+		}
+	}
+	one := 12.5
+	for _, c := range []struct {
+		p         *float64
+		cur       float64
+		text, cls string
+	}{{nil, 0, "–", "flat"}, {nil, 0.01, "new", "new"}, {&one, 3, "▲ 12.5 %", "up"}} {
+		if got, cls := change(c.p, c.cur), changeClass(c.p, c.cur); got != c.text || cls != c.cls {
+			t.Errorf("change(%v, %v) = %q %q, want %q %q", c.p, c.cur, got, cls, c.text, c.cls)
+		}
+	}
+}

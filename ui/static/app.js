@@ -38,14 +38,16 @@
     return sign + Math.round(a).toString();
   }
   function pct(v) { return v == null || isNaN(v) ? '–' : v.toFixed(1) + ' %'; }
-  function change(p) {
-    if (p == null) return 'new';
+  // change and changeClass are the Go side's (ui/format.go): with nothing
+  // before, "new" only when there is something now.
+  function change(p, cur) {
+    if (p == null) return cur > 0 ? 'new' : '–';
     if (p >= 0.05) return '▲ ' + pct(p);
     if (p <= -0.05) return '▼ ' + pct(-p);
     return '= 0.0 %';
   }
-  function changeClass(p) {
-    if (p == null) return 'new';
+  function changeClass(p, cur) {
+    if (p == null) return cur > 0 ? 'new' : 'flat';
     return p >= 0.05 ? 'up' : p <= -0.05 ? 'down' : 'flat';
   }
   var dtf = new Intl.DateTimeFormat('en-CA', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hour12: false });
@@ -316,8 +318,9 @@
       var v = get(ov, el.dataset.live);
       if (v === undefined) return;
       var f = fmt[el.dataset.fmt];
-      el.textContent = f ? f(v) : (v == null ? '' : String(v));
-      if (el.dataset.fmt === 'change') el.className = 'chg ' + changeClass(v);
+      var cur = el.dataset.cur ? get(ov, el.dataset.cur) : undefined;
+      el.textContent = f ? f(v, cur) : (v == null ? '' : String(v));
+      if (el.dataset.fmt === 'change') el.className = 'chg ' + changeClass(v, cur);
     });
     var list = document.querySelector('[data-live-list="attention"]');
     if (list) {
