@@ -165,22 +165,24 @@ type badges struct {
 	SyncProblem     bool
 }
 
-// alertCounts reads the open alerts from the alerts snapshot's JSON (ui
-// does not import alerts: only these two fields are needed).
+// alertCounts counts the firing and pending alert rules.
 func (h *dash) alertCounts(ctx context.Context) (firing, pending int, ok bool) {
+	v, ok := h.alertRules(ctx)
+	return v.Firing, v.Pending, ok
+}
+
+// alertRules reads the alerts for the badge and the overview; ok false
+// when there are none to read.
+func (h *dash) alertRules(ctx context.Context) (alertsView, bool) {
 	if h.d.Alerts == nil {
-		return 0, 0, false
+		return alertsView{}, false
 	}
-	v, err := h.d.Alerts.Alerts(ctx, "")
+	v, err := h.alerts(ctx)
 	if err != nil {
 		h.log.Warn("alerts for the badge", "err", err)
-		return 0, 0, false
+		return alertsView{}, false
 	}
-	var snap struct{ Firing, Pending int }
-	if err := remarshal(v, &snap); err != nil {
-		return 0, 0, false
-	}
-	return snap.Firing, snap.Pending, true
+	return v, true
 }
 
 // syncView is the part of the upstream sync status the pages show.
