@@ -17,7 +17,7 @@ type alertsView struct {
 	// budget past its 50, 80 and 100 % tiers is one rule firing.
 	Firing  int `json:"-"`
 	Pending int `json:"-"`
-	Rules       []struct {
+	Rules   []struct {
 		Name         string     `json:"name"`
 		Type         string     `json:"type"`
 		Scope        string     `json:"scope"`
