@@ -169,12 +169,23 @@ func TestPagesInABrowser(t *testing.T) {
 		t.Errorf("Tab walks %q", order)
 	}
 
-	// A phone through an SSH tunnel: the pages fit 390 pixels.
-	b.viewport(390, 844, true)
-	for _, p := range []struct{ name, path string }{{"phone-overview", "/"}, {"phone-usage", "/usage?range=7d"}} {
+	// A phone through an SSH tunnel: the pages fit 375 pixels, every
+	// page's link is on screen, and a table wider than its card shows a
+	// shade at the edge it scrolls past.
+	b.viewport(375, 812, true)
+	for _, p := range []struct{ name, path string }{{"phone-overview", "/"}, {"phone-usage", "/usage?range=7d"}, {"phone-agents", "/agents?range=30d"}} {
 		b.open(base + p.path)
-		if w := b.eval(`String(document.documentElement.scrollWidth)`); w != "390" {
-			t.Errorf("%s is %s pixels wide on a 390-pixel phone", p.path, w)
+		if w := b.eval(`String(document.documentElement.scrollWidth)`); w != "375" {
+			t.Errorf("%s is %s pixels wide on a 375-pixel phone", p.path, w)
+		}
+		if off := b.eval(`Array.from(document.querySelectorAll('header nav a')).filter(function (a) {
+			var r = a.getBoundingClientRect(); return r.left < 0 || r.right > innerWidth || r.width === 0; }).map(function (a) { return a.textContent.trim(); }).join(',')`); off != "" {
+			t.Errorf("%s: nav links off screen on a phone: %s", p.path, off)
+		}
+		if cut := b.eval(`String(Array.from(document.querySelectorAll('table')).filter(function (t) {
+			var s = t.closest('.scroll'); if (t.getBoundingClientRect().right <= innerWidth) return false;
+			return !s || s.scrollWidth <= s.clientWidth || getComputedStyle(s).backgroundImage.indexOf('gradient') < 0; }).length)`); cut != "0" {
+			t.Errorf("%s: %s table(s) run past the screen without a scroll cue", p.path, cut)
 		}
 		b.noProblems(p.path)
 		b.screenshot(p.name)
