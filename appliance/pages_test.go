@@ -3,6 +3,7 @@ package appliance
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -167,6 +168,26 @@ func TestPagesInABrowser(t *testing.T) {
 	}
 	if strings.Join(order, ",") != "fleetmeter,Overview,Usage,Host" {
 		t.Errorf("Tab walks %q", order)
+	}
+
+	// The network axis reads in round steps of one unit: 200 KiB/s, not
+	// 195.3 KiB/s.
+	for _, rng := range []string{"6h", "7d", "90d"} {
+		b.open(base + "/host?range=" + rng)
+		ticks := b.eval(`(Array.from(document.querySelectorAll('.panel')).filter(function (p) {
+			return p.querySelector('h3').textContent === 'Network'; })[0] || { dataset: {} }).dataset.ticks || ''`)
+		parts := strings.Split(ticks, "|")
+		round := regexp.MustCompile(`^(0|[1-9][0-9]*) (B|KiB|MiB|GiB)/s$`)
+		for _, p := range parts {
+			if !round.MatchString(p) || !strings.HasSuffix(p, strings.SplitN(parts[len(parts)-1], " ", 2)[1]) {
+				t.Errorf("host %s: network axis ticks %q: want whole numbers of one unit", rng, ticks)
+				break
+			}
+		}
+		if len(parts) < 2 {
+			t.Errorf("host %s: network axis ticks %q", rng, ticks)
+		}
+		t.Logf("host %s: network axis %s", rng, ticks)
 	}
 
 	// A phone through an SSH tunnel: the pages fit 375 pixels, every

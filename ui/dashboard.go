@@ -78,19 +78,19 @@ type dash struct {
 }
 
 // registerDashboard adds the pages and their API to r (a no-op without a
-// Dashboard).
-func registerDashboard(r *gin.Engine, d Deps, elog *errorLog) error {
+// Dashboard), and returns the answer for a path that is no page (nil: none).
+func registerDashboard(r *gin.Engine, d Deps, elog *errorLog) (gin.HandlerFunc, error) {
 	if d.Dashboard == nil {
 		r.GET("/", index)
-		return nil
+		return nil, nil
 	}
 	as, err := loadAssets()
 	if err != nil {
-		return fmt.Errorf("ui assets: %w", err)
+		return nil, fmt.Errorf("ui assets: %w", err)
 	}
 	h := &dash{d: d, db: d.Dashboard, assets: as, log: d.Log, elog: elog}
 	if h.pages, err = parsePages(as, d.Dashboard.Location()); err != nil {
-		return err
+		return nil, err
 	}
 	r.GET("/static/*file", as.serve)
 	r.GET("/", h.overviewPage)
@@ -111,7 +111,13 @@ func registerDashboard(r *gin.Engine, d Deps, elog *errorLog) error {
 	api.GET("/host", h.apiHost)
 	api.GET("/agents", h.apiAgents)
 	api.GET("/ingest", h.apiIngest)
-	return nil
+	return h.noPage, nil
+}
+
+// noPage answers a browser's request for a path that is no page: a 404
+// page in the pages' layout, not the API's JSON.
+func (h *dash) noPage(c *gin.Context) {
+	h.pageError(c, "", fmt.Errorf("there is no page at %s: %w", c.Request.URL.Path, ErrNotFound))
 }
 
 // observe times each request under its route template (a closed set: an

@@ -481,7 +481,7 @@ func TestSessionPageShowsEveryTokenKind(t *testing.T) {
 }
 
 // emptyDeps are the handler's parts over a database with nothing in it.
-func emptyDeps(t *testing.T) Deps {
+func emptyDeps(t *testing.T) (Deps, *storage.DB) {
 	t.Helper()
 	db, err := storage.Open(filepath.Join(t.TempDir(), storage.FileName), storage.Options{})
 	if err != nil {
@@ -489,12 +489,13 @@ func emptyDeps(t *testing.T) Deps {
 	}
 	t.Cleanup(func() { db.Close() })
 	reader := rollup.NewReader(db, rollup.ReaderConfig{Host: db})
-	return Deps{Reports: reader, Dashboard: rollup.NewDashboard(db, rollup.DashboardConfig{Advice: reader.OwnAdvice})}
+	return Deps{Reports: reader, Dashboard: rollup.NewDashboard(db, rollup.DashboardConfig{Advice: reader.OwnAdvice})}, db
 }
 
 // On an empty install no period is "new": $0 against $0 is no change.
 func TestEmptyOverviewShowsNoChange(t *testing.T) {
-	base := serveBoth(t, emptyDeps(t)).base
+	d, _ := emptyDeps(t)
+	base := serveBoth(t, d).base
 	code, _, body := get(t, base+"/", nil)
 	if code != http.StatusOK {
 		t.Fatalf("overview: %d %s", code, body)
@@ -512,6 +513,50 @@ func TestEmptyOverviewShowsNoChange(t *testing.T) {
 	}{{nil, 0, "–", "flat"}, {nil, 0.01, "new", "new"}, {&one, 3, "▲ 12.5 %", "up"}} {
 		if got, cls := change(c.p, c.cur), changeClass(c.p, c.cur); got != c.text || cls != c.cls {
 			t.Errorf("change(%v, %v) = %q %q, want %q %q", c.p, c.cur, got, cls, c.text, c.cls)
+		}
+	}
+}
+
+// A host sampled for minutes: the advice's reason and its evidence give
+// the same figure for the hours sampled.
+func TestHostPageSampledHours(t *testing.T) {
+	d, db := emptyDeps(t)
+	now := time.Now()
+	var samples []storage.HostSample
+	for at := now.Add(-7 * time.Minute); at.Before(now); at = at.Add(15 * time.Second) {
+		samples = append(samples, storage.HostSample{TS: at.UnixMilli(), CPUPct: 20, CPUCount: 2, MemTotal: 8 << 30, MemUsed: 2 << 30})
+	}
+	if err := db.PutHostSamples(samples); err != nil {
+		t.Fatal(err)
+	}
+	base := serveBoth(t, d).base
+	code, _, body := get(t, base+"/host", nil)
+	if code != http.StatusOK {
+		t.Fatalf("host page: %d %s", code, body)
+	}
+	reason := regexp.MustCompile(`Only ([0-9.]+) hours of host samples`).FindStringSubmatch(body)
+	sampled := regexp.MustCompile(`<dt>Sampled</dt><dd>([0-9.]+) h</dd>`).FindStringSubmatch(body)
+	if reason == nil || sampled == nil || reason[1] != sampled[1] || reason[1] == "0" || reason[1] == "0.0" {
+		t.Errorf("the host page says %q and %q: want one figure above 0", reason, sampled)
+	}
+}
+
+// A path that is no page answers a 404 page in the pages' layout, its
+// path escaped; the API keeps answering JSON.
+func TestUnknownPathIsAPage(t *testing.T) {
+	d, _ := emptyDeps(t)
+	base := serveBoth(t, d).base
+	code, h, body := get(t, base+"/session", nil)
+	if code != http.StatusNotFound || !strings.Contains(h.Get("Content-Type"), "text/html") ||
+		!strings.Contains(body, "no page at /session") || !strings.Contains(body, `<nav aria-label="Pages">`) {
+		t.Errorf("/session: %d %s\n%s", code, h.Get("Content-Type"), body)
+	}
+	if code, _, body = get(t, base+"/x%3Cb%3Ey", nil); code != http.StatusNotFound || strings.Contains(body, "x<b>y") || !strings.Contains(body, "x&lt;b&gt;y") {
+		t.Errorf("a path with markup: %d\n%s", code, body)
+	}
+	for _, p := range []string{"/api/nope", "/api"} {
+		if code, h, body := get(t, base+p, nil); code != http.StatusNotFound || !strings.Contains(h.Get("Content-Type"), "application/json") || body != `{"error":"not found"}` {
+			t.Errorf("%s: %d %s %s", p, code, h.Get("Content-Type"), body)
 		}
 	}
 }
