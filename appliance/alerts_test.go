@@ -233,6 +233,29 @@ func TestAlertsThroughTheDaemon(t *testing.T) {
 	if page := string(pageBytes); !strings.Contains(page, `id="alert-readonly"`) || !strings.Contains(page, `data-rule="fleet-roll" disabled`) {
 		t.Errorf("the Alerts page offers changes it cannot make:\n%s", page)
 	}
+	// One budget past its three tiers is one rule firing, its tiers listed
+	// highest first, wherever the pages count it.
+	page := string(pageBytes)
+	i100, i80, i50 := strings.Index(page, "> 100% since"), strings.Index(page, "> 80% since"), strings.Index(page, "> 50% since")
+	if i100 < 0 || i100 > i80 || i80 > i50 {
+		t.Errorf("the Alerts page lists the tiers at %d (100%%), %d (80%%), %d (50%%); want highest first:\n%s", i100, i80, i50, page)
+	}
+	if !strings.Contains(page, `<h2>Firing</h2><p class="big bad">1</p>`) || !strings.Contains(page, `title="firing">1</span>`) {
+		t.Errorf("the Alerts page does not count one firing rule:\n%s", page)
+	}
+	var ov struct {
+		Alerts    struct{ Firing int }
+		Attention []struct{ Text string }
+	}
+	resp, err = http.Get(base + "/api/overview")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&ov)
+	resp.Body.Close()
+	if err != nil || ov.Alerts.Firing != 1 || len(ov.Attention) == 0 || ov.Attention[0].Text != "1 alert rule firing: fleet-roll (100% tier)" {
+		t.Errorf("the overview counts %d firing, says %+v (%v); want one rule, its 100%% tier", ov.Alerts.Firing, ov.Attention, err)
+	}
 	if code, body := post(socketClient(cfg.SocketPath()), "http://fleetmeter", `{"action":"dance","rule":"fleet-roll"}`); code != 400 {
 		t.Errorf("unknown action through the socket: %d %s", code, body)
 	}

@@ -3,6 +3,7 @@ package appliance
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -50,6 +51,14 @@ func TestPagesInABrowser(t *testing.T) {
 	for _, v := range []float64{0, 0.125, 1.005, 0.0042, 0.00996, 0.00004, 0.999, 1234.5, 1234567.891, -3.2, -0.004, 0.015, 2.675} {
 		if got, want := b.eval(fmt.Sprintf(`window.fleetmeterFormat.usd(%v)`, v)), rollup.USD(v); got != want {
 			t.Errorf("the pages' usd(%v) = %s, rollup.USD = %s", v, got, want)
+		}
+	}
+
+	// A change with nothing before is "new" only when there is something
+	// now (ui/format.go's rule).
+	for expr, want := range map[string]string{"null, 0": "–", "null, 0.01": "new", "12.5, 3": "▲ 12.5 %", "0, 0": "= 0.0 %"} {
+		if got := b.eval(`window.fleetmeterFormat.change(` + expr + `)`); got != want {
+			t.Errorf("the pages' change(%s) = %q, want %q", expr, got, want)
 		}
 	}
 
@@ -161,12 +170,43 @@ func TestPagesInABrowser(t *testing.T) {
 		t.Errorf("Tab walks %q", order)
 	}
 
-	// A phone through an SSH tunnel: the pages fit 390 pixels.
-	b.viewport(390, 844, true)
-	for _, p := range []struct{ name, path string }{{"phone-overview", "/"}, {"phone-usage", "/usage?range=7d"}} {
+	// The network axis reads in round steps of one unit: 200 KiB/s, not
+	// 195.3 KiB/s.
+	for _, rng := range []string{"6h", "7d", "90d"} {
+		b.open(base + "/host?range=" + rng)
+		ticks := b.eval(`(Array.from(document.querySelectorAll('.panel')).filter(function (p) {
+			return p.querySelector('h3').textContent === 'Network'; })[0] || { dataset: {} }).dataset.ticks || ''`)
+		parts := strings.Split(ticks, "|")
+		round := regexp.MustCompile(`^(0|[1-9][0-9]*) (B|KiB|MiB|GiB)/s$`)
+		for _, p := range parts {
+			if !round.MatchString(p) || !strings.HasSuffix(p, strings.SplitN(parts[len(parts)-1], " ", 2)[1]) {
+				t.Errorf("host %s: network axis ticks %q: want whole numbers of one unit", rng, ticks)
+				break
+			}
+		}
+		if len(parts) < 2 {
+			t.Errorf("host %s: network axis ticks %q", rng, ticks)
+		}
+		t.Logf("host %s: network axis %s", rng, ticks)
+	}
+
+	// A phone through an SSH tunnel: the pages fit 375 pixels, every
+	// page's link is on screen, and a table wider than its card shows a
+	// shade at the edge it scrolls past.
+	b.viewport(375, 812, true)
+	for _, p := range []struct{ name, path string }{{"phone-overview", "/"}, {"phone-usage", "/usage?range=7d"}, {"phone-agents", "/agents?range=30d"}} {
 		b.open(base + p.path)
-		if w := b.eval(`String(document.documentElement.scrollWidth)`); w != "390" {
-			t.Errorf("%s is %s pixels wide on a 390-pixel phone", p.path, w)
+		if w := b.eval(`String(document.documentElement.scrollWidth)`); w != "375" {
+			t.Errorf("%s is %s pixels wide on a 375-pixel phone", p.path, w)
+		}
+		if off := b.eval(`Array.from(document.querySelectorAll('header nav a')).filter(function (a) {
+			var r = a.getBoundingClientRect(); return r.left < 0 || r.right > innerWidth || r.width === 0; }).map(function (a) { return a.textContent.trim(); }).join(',')`); off != "" {
+			t.Errorf("%s: nav links off screen on a phone: %s", p.path, off)
+		}
+		if cut := b.eval(`String(Array.from(document.querySelectorAll('table')).filter(function (t) {
+			var s = t.closest('.scroll'); if (t.getBoundingClientRect().right <= innerWidth) return false;
+			return !s || s.scrollWidth <= s.clientWidth || getComputedStyle(s).backgroundImage.indexOf('gradient') < 0; }).length)`); cut != "0" {
+			t.Errorf("%s: %s table(s) run past the screen without a scroll cue", p.path, cut)
 		}
 		b.noProblems(p.path)
 		b.screenshot(p.name)

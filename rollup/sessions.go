@@ -194,37 +194,22 @@ func (d *Dashboard) Sessions(ctx context.Context, q SessionQuery) (SessionList, 
 		return SessionList{}, err
 	}
 	loc := d.src.Location()
-	from, to := storage.DayStartMillis(q.From, loc), storage.DayStartMillis(q.To+1, loc)
-	x := d.sess
-	if err := x.use(); err != nil {
+	var hits []sessHit
+	var err error
+	if q.From < d.Today()-cubeWindow+1 {
+		hits, err = d.scanSessions(q, reg) // older than the index holds
+	} else {
+		hits, err = d.indexedSessions(q, reg)
+	}
+	if err != nil {
 		return SessionList{}, err
 	}
-	m := &matcher{f: Filters{Agent: q.Agent, Team: q.Team}, reg: reg, names: &x.names}
-	modelIdx, hasModel := x.names.modelIdx[q.Model]
-	var hits []*sessEntry
-	for i := range x.entries {
-		e := &x.entries[i]
-		if e.last < from || e.last >= to || !m.match(&cubeRow{agent: e.agent}) {
-			continue
-		}
-		if q.Model != "" && (!hasModel || e.models&modelBit(modelIdx) == 0) {
-			continue
-		}
-		hits = append(hits, e)
-	}
-	sort.Slice(hits, func(i, j int) bool {
-		if hits[i].last != hits[j].last {
-			return hits[i].last > hits[j].last
-		}
-		return hits[i].id < hits[j].id
-	})
 	out := SessionList{Range: spanOf(q.From, q.To, q.Name, loc), Filters: q.Filters, Sessions: []SessionRow{},
 		Page: Page{Offset: q.Offset, Limit: q.Limit, Total: len(hits)}}
 	var keys []storage.SessionKey
-	for _, e := range hits[min(q.Offset, len(hits)):min(q.Offset+q.Limit, len(hits))] {
-		keys = append(keys, x.key(e))
+	for _, h := range hits[min(q.Offset, len(hits)):min(q.Offset+q.Limit, len(hits))] {
+		keys = append(keys, h.key)
 	}
-	x.mu.Unlock()
 	summaries, err := d.src.SessionsByKey(keys)
 	if err != nil {
 		return SessionList{}, fmt.Errorf("sessions: %w", err)
@@ -239,6 +224,79 @@ func (d *Dashboard) Sessions(ctx context.Context, q SessionQuery) (SessionList, 
 		}
 	}
 	return out, nil
+}
+
+// sessHit is a session a query selects, by its last activity.
+type sessHit struct {
+	key  storage.SessionKey
+	last int64 // unix ms
+}
+
+// sortHits orders sessions most recent first, then by id.
+func sortHits(hits []sessHit) {
+	sort.Slice(hits, func(i, j int) bool {
+		if hits[i].last != hits[j].last {
+			return hits[i].last > hits[j].last
+		}
+		return hits[i].key.SessionID < hits[j].key.SessionID
+	})
+}
+
+// indexedSessions selects q's sessions from the session index, which
+// holds the last cubeWindow days.
+func (d *Dashboard) indexedSessions(q SessionQuery, reg map[string]storage.AgentInfo) ([]sessHit, error) {
+	loc := d.src.Location()
+	from, to := storage.DayStartMillis(q.From, loc), storage.DayStartMillis(q.To+1, loc)
+	x := d.sess
+	if err := x.use(); err != nil {
+		return nil, err
+	}
+	defer x.mu.Unlock()
+	m := &matcher{f: Filters{Agent: q.Agent, Team: q.Team}, reg: reg, names: &x.names}
+	modelIdx, hasModel := x.names.modelIdx[q.Model]
+	hits := []sessHit{}
+	for i := range x.entries {
+		e := &x.entries[i]
+		if e.last < from || e.last >= to || !m.match(&cubeRow{agent: e.agent}) {
+			continue
+		}
+		if q.Model != "" && (!hasModel || e.models&modelBit(modelIdx) == 0) {
+			continue
+		}
+		hits = append(hits, sessHit{key: x.key(e), last: e.last})
+	}
+	sortHits(hits)
+	return hits, nil
+}
+
+// scanSessions selects q's sessions from every session summary in the
+// database (the read of the session report), for a range that begins
+// before the index's window. The scan is a heavy read: it takes a slot of
+// the result cache, and its selection is kept for the pages after the
+// first.
+func (d *Dashboard) scanSessions(q SessionQuery, reg map[string]storage.AgentInfo) ([]sessHit, error) {
+	loc := d.src.Location()
+	from, to := storage.DayStartMillis(q.From, loc), storage.DayStartMillis(q.To+1, loc)
+	key := fmt.Sprintf("sessionscan|%d|%d|%s", q.From, q.To, q.Filters.describe())
+	return cached(context.Background(), d.cache, d.src, key, laneDefault, func() ([]sessHit, error) {
+		hits := []sessHit{}
+		err := d.src.EachSession(func(s *storage.Session) error {
+			if s.LastTS < from || s.LastTS >= to ||
+				(q.Agent != "" && s.Agent != q.Agent) || (q.Team != "" && teamOf(reg, s.Agent) != q.Team) {
+				return nil
+			}
+			if _, ok := s.Models[q.Model]; q.Model != "" && !ok {
+				return nil
+			}
+			hits = append(hits, sessHit{key: storage.SessionKey{Source: s.Source, SessionID: s.SessionID}, last: s.LastTS})
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("sessions: %w", err)
+		}
+		sortHits(hits)
+		return hits, nil
+	})
 }
 
 // sessionRow is a session summary as a report row.

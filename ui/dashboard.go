@@ -78,19 +78,19 @@ type dash struct {
 }
 
 // registerDashboard adds the pages and their API to r (a no-op without a
-// Dashboard).
-func registerDashboard(r *gin.Engine, d Deps, elog *errorLog) error {
+// Dashboard), and returns the answer for a path that is no page (nil: none).
+func registerDashboard(r *gin.Engine, d Deps, elog *errorLog) (gin.HandlerFunc, error) {
 	if d.Dashboard == nil {
 		r.GET("/", index)
-		return nil
+		return nil, nil
 	}
 	as, err := loadAssets()
 	if err != nil {
-		return fmt.Errorf("ui assets: %w", err)
+		return nil, fmt.Errorf("ui assets: %w", err)
 	}
 	h := &dash{d: d, db: d.Dashboard, assets: as, log: d.Log, elog: elog}
 	if h.pages, err = parsePages(as, d.Dashboard.Location()); err != nil {
-		return err
+		return nil, err
 	}
 	r.GET("/static/*file", as.serve)
 	r.GET("/", h.overviewPage)
@@ -111,7 +111,13 @@ func registerDashboard(r *gin.Engine, d Deps, elog *errorLog) error {
 	api.GET("/host", h.apiHost)
 	api.GET("/agents", h.apiAgents)
 	api.GET("/ingest", h.apiIngest)
-	return nil
+	return h.noPage, nil
+}
+
+// noPage answers a browser's request for a path that is no page: a 404
+// page in the pages' layout, not the API's JSON.
+func (h *dash) noPage(c *gin.Context) {
+	h.pageError(c, "", fmt.Errorf("there is no page at %s: %w", c.Request.URL.Path, ErrNotFound))
 }
 
 // observe times each request under its route template (a closed set: an
@@ -165,22 +171,24 @@ type badges struct {
 	SyncProblem     bool
 }
 
-// alertCounts reads the open alerts from the alerts snapshot's JSON (ui
-// does not import alerts: only these two fields are needed).
+// alertCounts counts the firing and pending alert rules.
 func (h *dash) alertCounts(ctx context.Context) (firing, pending int, ok bool) {
+	v, ok := h.alertRules(ctx)
+	return v.Firing, v.Pending, ok
+}
+
+// alertRules reads the alerts for the badge and the overview; ok false
+// when there are none to read.
+func (h *dash) alertRules(ctx context.Context) (alertsView, bool) {
 	if h.d.Alerts == nil {
-		return 0, 0, false
+		return alertsView{}, false
 	}
-	v, err := h.d.Alerts.Alerts(ctx, "")
+	v, err := h.alerts(ctx)
 	if err != nil {
 		h.log.Warn("alerts for the badge", "err", err)
-		return 0, 0, false
+		return alertsView{}, false
 	}
-	var snap struct{ Firing, Pending int }
-	if err := remarshal(v, &snap); err != nil {
-		return 0, 0, false
-	}
-	return snap.Firing, snap.Pending, true
+	return v, true
 }
 
 // syncView is the part of the upstream sync status the pages show.

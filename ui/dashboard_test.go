@@ -33,9 +33,16 @@ func seededServer(t *testing.T) (base string, o corpus.FleetOptions) {
 // seededDeps are the handler's parts over a generated fleet.
 func seededDeps(t *testing.T) (Deps, corpus.FleetOptions) {
 	t.Helper()
-	var o corpus.FleetOptions
-	o = corpus.DefaultFleetOptions()
-	o.End, o.Days, o.Calls, o.Agents, o.Users, o.Models = time.Now().UTC().Truncate(time.Hour), 30, 8000, 8, 24, 5
+	end := time.Now().UTC().Truncate(time.Hour)
+	return seededDepsAt(t, end, end.Add(-time.Minute), 8000)
+}
+
+// seededDepsAt are the handler's parts over a generated fleet of 30 days
+// and calls calls ending at end, seen at now.
+func seededDepsAt(t *testing.T, end, at time.Time, calls int) (Deps, corpus.FleetOptions) {
+	t.Helper()
+	o := corpus.DefaultFleetOptions()
+	o.End, o.Days, o.Calls, o.Agents, o.Users, o.Models = end, 30, calls, 8, 24, 5
 	db, err := storage.Open(filepath.Join(t.TempDir(), storage.FileName), storage.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +60,7 @@ func seededDeps(t *testing.T) (Deps, corpus.FleetOptions) {
 	for _, a := range corpus.FleetAgents(o) {
 		reg = append(reg, storage.AgentInfo{ID: a.ID, Name: a.Name, Team: a.Team, Owner: a.Owner})
 	}
-	now := func() time.Time { return o.End.Add(-time.Minute) }
+	now := func() time.Time { return at }
 	reader := rollup.NewReader(db, rollup.ReaderConfig{Host: db, Now: now})
 	dash := rollup.NewDashboard(db, rollup.DashboardConfig{Registry: func() []storage.AgentInfo { return reg }, Now: now, Advice: reader.OwnAdvice})
 	return Deps{Reports: reader, Dashboard: dash}, o
@@ -396,6 +403,160 @@ func TestPagesNeedLogin(t *testing.T) {
 	for _, p := range []string{"/api/usage", "/api/overview", "/static/app.js"} {
 		if code, _, _ := get(t, s.base+p, nil); code != http.StatusUnauthorized {
 			t.Errorf("%s without a session: %d", p, code)
+		}
+	}
+}
+
+// A range older than the session index's window (100 days) is answered
+// from the database: the same sessions, in the same order and with the
+// same totals, as the session report's, and paged the same.
+func TestOldSessionsAreTheReports(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Hour)
+	d, _ := seededDepsAt(t, now.AddDate(0, 0, -140), now, 2000)
+	base := serveBoth(t, d).base
+	from, to := storage.DayString(storage.DayNumber(now.AddDate(0, 0, -160).UnixMilli(), time.UTC)),
+		storage.DayString(storage.DayNumber(now.AddDate(0, 0, -150).UnixMilli(), time.UTC))
+	var rep struct {
+		Rows []rollup.SessionRow `json:"sessions"`
+	}
+	getJSON(t, base+"/api/report/session?limit=1000&since="+from+"&until="+to, &rep)
+	if len(rep.Rows) < 20 {
+		t.Fatalf("the report lists %d sessions from %s to %s; the fleet should have more", len(rep.Rows), from, to)
+	}
+	var got []rollup.SessionRow
+	for offset := 0; offset < 1000; offset += 7 {
+		var sl rollup.SessionList
+		getJSON(t, fmt.Sprintf("%s/api/sessions?from=%s&to=%s&limit=7&offset=%d", base, from, to, offset), &sl)
+		if sl.Page.Total != len(rep.Rows) {
+			t.Fatalf("offset %d: total %d, the report lists %d", offset, sl.Page.Total, len(rep.Rows))
+		}
+		got = append(got, sl.Sessions...)
+		if len(sl.Sessions) < 7 {
+			break
+		}
+	}
+	if len(got) != len(rep.Rows) {
+		t.Fatalf("%d sessions paged, the report lists %d", len(got), len(rep.Rows))
+	}
+	for i, r := range rep.Rows {
+		if got[i].SessionID != r.SessionID || got[i].LastActivity != r.LastActivity {
+			t.Fatalf("session %d: %s at %s, the report's %s at %s", i, got[i].SessionID, got[i].LastActivity, r.SessionID, r.LastActivity)
+		}
+		sameSums(t, "session "+r.SessionID, got[i].Sums, r.Sums)
+	}
+	// An agent filter keeps that agent's sessions.
+	agent := rep.Rows[0].Agent
+	var sl rollup.SessionList
+	getJSON(t, base+"/api/sessions?limit=1000&from="+from+"&to="+to+"&agent="+url.QueryEscape(agent), &sl)
+	want := 0
+	for _, r := range rep.Rows {
+		if r.Agent == agent {
+			want++
+		}
+	}
+	if sl.Page.Total != want || len(sl.Sessions) != want {
+		t.Errorf("agent %s: %d sessions (total %d), the report has %d", agent, len(sl.Sessions), sl.Page.Total, want)
+	}
+}
+
+// The session page splits its tokens into the same four kinds as the
+// Usage page: input, output, cache read and cache write.
+func TestSessionPageShowsEveryTokenKind(t *testing.T) {
+	base, _ := seededServer(t)
+	var sl rollup.SessionList
+	getJSON(t, base+"/api/sessions?range=7d&limit=1", &sl)
+	s := sl.Sessions[0]
+	if s.CacheWriteTokens == 0 {
+		t.Fatalf("session %s has no cache writes: pick a fleet that has", s.SessionID)
+	}
+	code, _, body := get(t, base+"/usage/session?source="+s.Source+"&id="+url.QueryEscape(s.SessionID), nil)
+	if code != http.StatusOK {
+		t.Fatalf("session page: %d %s", code, body)
+	}
+	want := fmt.Sprintf("input %s · output %s · cache read %s · cache write %s",
+		compact(s.InputTokens), compact(s.OutputTokens), compact(s.CacheReadTokens), compact(s.CacheWriteTokens))
+	if !strings.Contains(body, want) {
+		t.Errorf("the session page does not say %q", want)
+	}
+}
+
+// emptyDeps are the handler's parts over a database with nothing in it.
+func emptyDeps(t *testing.T) (Deps, *storage.DB) {
+	t.Helper()
+	db, err := storage.Open(filepath.Join(t.TempDir(), storage.FileName), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	reader := rollup.NewReader(db, rollup.ReaderConfig{Host: db})
+	return Deps{Reports: reader, Dashboard: rollup.NewDashboard(db, rollup.DashboardConfig{Advice: reader.OwnAdvice})}, db
+}
+
+// On an empty install no period is "new": $0 against $0 is no change.
+func TestEmptyOverviewShowsNoChange(t *testing.T) {
+	d, _ := emptyDeps(t)
+	base := serveBoth(t, d).base
+	code, _, body := get(t, base+"/", nil)
+	if code != http.StatusOK {
+		t.Fatalf("overview: %d %s", code, body)
+	}
+	for _, p := range []string{"yesterday", "last week", "last month"} {
+		if strings.Contains(body, ">new</span> vs "+p) || !strings.Contains(body, ">–</span> vs "+p) {
+			t.Errorf("the overview's change vs %s is not \"–\" on an empty install", p)
+		}
+	}
+	one := 12.5
+	for _, c := range []struct {
+		p         *float64
+		cur       float64
+		text, cls string
+	}{{nil, 0, "–", "flat"}, {nil, 0.01, "new", "new"}, {&one, 3, "▲ 12.5 %", "up"}} {
+		if got, cls := change(c.p, c.cur), changeClass(c.p, c.cur); got != c.text || cls != c.cls {
+			t.Errorf("change(%v, %v) = %q %q, want %q %q", c.p, c.cur, got, cls, c.text, c.cls)
+		}
+	}
+}
+
+// A host sampled for minutes: the advice's reason and its evidence give
+// the same figure for the hours sampled.
+func TestHostPageSampledHours(t *testing.T) {
+	d, db := emptyDeps(t)
+	now := time.Now()
+	var samples []storage.HostSample
+	for at := now.Add(-7 * time.Minute); at.Before(now); at = at.Add(15 * time.Second) {
+		samples = append(samples, storage.HostSample{TS: at.UnixMilli(), CPUPct: 20, CPUCount: 2, MemTotal: 8 << 30, MemUsed: 2 << 30})
+	}
+	if err := db.PutHostSamples(samples); err != nil {
+		t.Fatal(err)
+	}
+	base := serveBoth(t, d).base
+	code, _, body := get(t, base+"/host", nil)
+	if code != http.StatusOK {
+		t.Fatalf("host page: %d %s", code, body)
+	}
+	reason := regexp.MustCompile(`Only ([0-9.]+) hours of host samples`).FindStringSubmatch(body)
+	sampled := regexp.MustCompile(`<dt>Sampled</dt><dd>([0-9.]+) h</dd>`).FindStringSubmatch(body)
+	if reason == nil || sampled == nil || reason[1] != sampled[1] || reason[1] == "0" || reason[1] == "0.0" {
+		t.Errorf("the host page says %q and %q: want one figure above 0", reason, sampled)
+	}
+}
+
+// A path that is no page answers a 404 page in the pages' layout, its
+// path escaped; the API keeps answering JSON.
+func TestUnknownPathIsAPage(t *testing.T) {
+	d, _ := emptyDeps(t)
+	base := serveBoth(t, d).base
+	code, h, body := get(t, base+"/session", nil)
+	if code != http.StatusNotFound || !strings.Contains(h.Get("Content-Type"), "text/html") ||
+		!strings.Contains(body, "no page at /session") || !strings.Contains(body, `<nav aria-label="Pages">`) {
+		t.Errorf("/session: %d %s\n%s", code, h.Get("Content-Type"), body)
+	}
+	if code, _, body = get(t, base+"/x%3Cb%3Ey", nil); code != http.StatusNotFound || strings.Contains(body, "x<b>y") || !strings.Contains(body, "x&lt;b&gt;y") {
+		t.Errorf("a path with markup: %d\n%s", code, body)
+	}
+	for _, p := range []string{"/api/nope", "/api"} {
+		if code, h, body := get(t, base+p, nil); code != http.StatusNotFound || !strings.Contains(h.Get("Content-Type"), "application/json") || body != `{"error":"not found"}` {
+			t.Errorf("%s: %d %s %s", p, code, h.Get("Content-Type"), body)
 		}
 	}
 }

@@ -45,11 +45,14 @@ func compact(n int64) string {
 func pct(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) + " %" }
 
 // change formats a change in percent with its direction: ▲ 12.3 %, ▼ 3.0 %;
-// "new" when there was nothing before.
-func change(p *float64) string {
+// with nothing before (p nil), "new" when there is something now (cur
+// above 0), else "–": nothing either time is no change.
+func change(p *float64, cur float64) string {
 	switch {
-	case p == nil:
+	case p == nil && cur > 0:
 		return "new"
+	case p == nil:
+		return "–"
 	case *p >= 0.05:
 		return "▲ " + pct(*p)
 	case *p <= -0.05:
@@ -58,11 +61,14 @@ func change(p *float64) string {
 	return "= 0.0 %"
 }
 
-// changeClass is the CSS class of a change: up (more cost), down, flat.
-func changeClass(p *float64) string {
+// changeClass is the CSS class of change(p, cur): up (more cost), down,
+// flat, new.
+func changeClass(p *float64, cur float64) string {
 	switch {
-	case p == nil:
+	case p == nil && cur > 0:
 		return "new"
+	case p == nil:
+		return "flat"
 	case *p >= 0.05:
 		return "up"
 	case *p <= -0.05:

@@ -3,7 +3,6 @@ package ui
 import (
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/fleetmeter/fleetmeter/rollup"
 	"github.com/gin-gonic/gin"
@@ -89,55 +88,14 @@ func (h *dash) sourcesPage(c *gin.Context) {
 	h.render(c, http.StatusOK, "sources", "Sources", v)
 }
 
-// alertsView mirrors the parts of the alerts snapshot (/api/alerts) the
-// page shows; ui reads it through JSON, as it imports no alerts package.
-type alertsView struct {
-	Configured  bool
-	EvaluatedAt *time.Time `json:"evaluated_at"`
-	Firing      int        `json:"firing"`
-	Pending     int        `json:"pending"`
-	Rules       []struct {
-		Name         string     `json:"name"`
-		Type         string     `json:"type"`
-		Scope        string     `json:"scope"`
-		State        string     `json:"state"`
-		Notify       []string   `json:"notify"`
-		SnoozedUntil *time.Time `json:"snoozed_until"`
-		Error        string     `json:"error"`
-		Summary      string     `json:"summary"`
-		Value        float64    `json:"value"`
-		Threshold    float64    `json:"threshold"`
-		Unit         string     `json:"unit"`
-		Instances    []struct {
-			Key     string    `json:"key"`
-			State   string    `json:"state"`
-			Since   time.Time `json:"since"`
-			Summary string    `json:"summary"`
-			Acked   bool      `json:"acked"`
-		} `json:"instances"`
-	} `json:"rules"`
-	Notifiers []struct {
-		Name      string `json:"name"`
-		Receiver  string `json:"receiver"`
-		Delivered int64  `json:"delivered"`
-		Failed    int64  `json:"failed_attempts"`
-		GaveUp    int64  `json:"gave_up"`
-		Pending   int    `json:"pending"`
-	} `json:"notifiers"`
-}
-
 func (h *dash) alertsPage(c *gin.Context) {
 	var v alertsView
 	if h.d.Alerts != nil {
-		snap, err := h.d.Alerts.Alerts(c, "")
-		if err == nil {
-			err = remarshal(snap, &v)
-		}
-		if err != nil {
+		var err error
+		if v, err = h.alerts(c); err != nil {
 			h.pageError(c, "alerts", err)
 			return
 		}
-		v.Configured = len(v.Rules) > 0
 	}
 	h.render(c, http.StatusOK, "alerts", "Alerts", v)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,13 +69,14 @@ func (h *dash) overview(ctx context.Context) (overview, error) {
 	for _, p := range h.d.Status.Problems() {
 		note("error", "/sources", "%s", p)
 	}
-	if f, p, ok := h.alertCounts(ctx); ok {
+	if v, ok := h.alertRules(ctx); ok {
+		f, p := v.Firing, v.Pending
 		out.Alerts = alertBadge{Configured: true, Firing: f, Pending: p}
 		if f > 0 {
-			note("error", "/alerts", "%d alert%s firing", f, plural(f))
+			note("error", "/alerts", "%d alert rule%s firing: %s", f, plural(f), strings.Join(v.firingRules(), ", "))
 		}
 		if p > 0 {
-			note("info", "/alerts", "%d alert%s pending", p, plural(p))
+			note("info", "/alerts", "%d alert rule%s pending", p, plural(p))
 		}
 	}
 	if s, ok := h.syncState(ctx); ok && s.Enabled {

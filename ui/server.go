@@ -150,7 +150,8 @@ func NewHandler(d Deps) http.Handler {
 		c.Header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		d.Metrics(c.Writer)
 	})
-	if err := registerDashboard(r, d, elog); err != nil {
+	noPage, err := registerDashboard(r, d, elog)
+	if err != nil {
 		d.Log.Error("the pages cannot be served", "err", err) // embedded files: a test catches this first
 	}
 	a.routes(r, d, elog)
@@ -212,7 +213,17 @@ func NewHandler(d Deps) http.Handler {
 			respond(c, elog, func() (any, error) { return d.Audit(c, c.Query("profile"), c.Query("refresh") == "1") })
 		})
 	}
-	r.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, gin.H{"error": "not found"}) })
+	r.NoRoute(func(c *gin.Context) {
+		// A browser asking for a page that is not there gets a page; the
+		// API, the static files and other methods keep the JSON.
+		p, m := c.Request.URL.Path, c.Request.Method
+		if noPage != nil && (m == http.MethodGet || m == http.MethodHead) && p != "/api" &&
+			!strings.HasPrefix(p, "/api/") && !strings.HasPrefix(p, "/static/") {
+			noPage(c)
+			return
+		}
+		c.JSON(http.StatusNotFound, gin.H{"error": "not found"})
+	})
 	// Cross-origin browser requests that change state are refused.
 	return http.NewCrossOriginProtection().Handler(r)
 }

@@ -38,14 +38,16 @@
     return sign + Math.round(a).toString();
   }
   function pct(v) { return v == null || isNaN(v) ? '–' : v.toFixed(1) + ' %'; }
-  function change(p) {
-    if (p == null) return 'new';
+  // change and changeClass are the Go side's (ui/format.go): with nothing
+  // before, "new" only when there is something now.
+  function change(p, cur) {
+    if (p == null) return cur > 0 ? 'new' : '–';
     if (p >= 0.05) return '▲ ' + pct(p);
     if (p <= -0.05) return '▼ ' + pct(-p);
     return '= 0.0 %';
   }
-  function changeClass(p) {
-    if (p == null) return 'new';
+  function changeClass(p, cur) {
+    if (p == null) return cur > 0 ? 'new' : 'flat';
     return p >= 0.05 ? 'up' : p <= -0.05 ? 'down' : 'flat';
   }
   var dtf = new Intl.DateTimeFormat('en-CA', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hour12: false });
@@ -61,6 +63,19 @@
     var u = ['B/s', 'KiB/s', 'MiB/s', 'GiB/s'], i = 0;
     while (v >= 1024 && i < u.length - 1) { v /= 1024; i++; }
     return v.toFixed(i ? 1 : 0) + ' ' + u[i];
+  }
+  // Byte rates on an axis: steps of 1, 2, 2.5 or 5 times a power of ten of a
+  // binary unit, every label in the unit of the step, so the ticks read
+  // 200 KiB/s, 400 KiB/s, not 195.3 KiB/s, 390.6 KiB/s.
+  var binIncrs = [];
+  [1, 1024, 1048576, 1073741824].forEach(function (unit) {
+    [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500].forEach(function (m) { binIncrs.push(m * unit); });
+  });
+  function bytesTicks(u, splits) {
+    var step = splits.length > 1 ? splits[1] - splits[0] : (splits[0] || 1);
+    var units = ['B/s', 'KiB/s', 'MiB/s', 'GiB/s'], k = 0;
+    while (k < units.length - 1 && step >= Math.pow(1024, k + 1)) k++;
+    return splits.map(function (v) { return Math.round(v / Math.pow(1024, k)) + ' ' + units[k]; });
   }
   var fmt = {
     usd: usd, compact: compact, pct: pct, change: change, time: when, thousands: thousands,
@@ -227,7 +242,7 @@
       { title: 'Memory and swap, % of RAM', series: [[h.mem_used_pct, 'Memory used', '--c-1'], [h.swap_used_pct, 'Swap used', '--c-2']], axis: function (v) { return v + '%'; }, max: 100 },
       { title: 'Load per core', series: [[h.load_per_core, 'Load 1 min / core', '--c-3']], axis: function (v) { return v.toFixed(1); } },
       { title: 'Disk used', series: [[h.disk_data_used_pct, 'Data disk', '--c-1'], [h.disk_root_used_pct, 'Root disk', '--c-6']], axis: function (v) { return v + '%'; }, max: 100 },
-      { title: 'Network', series: [[h.net_in_bytes_per_s, 'In', '--c-3'], [h.net_out_bytes_per_s, 'Out', '--c-5']], axis: bytesPerSec },
+      { title: 'Network', series: [[h.net_in_bytes_per_s, 'In', '--c-3'], [h.net_out_bytes_per_s, 'Out', '--c-5']], axis: bytesPerSec, ticks: bytesTicks, incrs: binIncrs },
       { title: 'Active sessions', series: [[h.active_sessions, 'Sessions', '--c-6'], [cost, costSeries]], axis: function (v) { return String(v); } }
     ];
     var plots = [];
@@ -259,6 +274,13 @@
       var axes = [timeAxis(h.step_seconds >= 86400), axis(null, p.axis)];
       axes[1].scale = y;
       axes[1].size = 84;
+      if (p.incrs) axes[1].incrs = p.incrs;
+      var ticks = p.ticks || axes[1].values;
+      axes[1].values = function (u, splits) { // the labels drawn, kept for the browser test
+        var out = ticks(u, splits);
+        box.dataset.ticks = out.join('|');
+        return out;
+      };
       if (hasCost && y !== 'usd') {
         scales.usd = { range: function (u, min, max) { return [0, max > 0 ? max * 1.15 : 1]; } };
         var a = axis(css('--c-cost'), money, 1);
@@ -316,8 +338,9 @@
       var v = get(ov, el.dataset.live);
       if (v === undefined) return;
       var f = fmt[el.dataset.fmt];
-      el.textContent = f ? f(v) : (v == null ? '' : String(v));
-      if (el.dataset.fmt === 'change') el.className = 'chg ' + changeClass(v);
+      var cur = el.dataset.cur ? get(ov, el.dataset.cur) : undefined;
+      el.textContent = f ? f(v, cur) : (v == null ? '' : String(v));
+      if (el.dataset.fmt === 'change') el.className = 'chg ' + changeClass(v, cur);
     });
     var list = document.querySelector('[data-live-list="attention"]');
     if (list) {
