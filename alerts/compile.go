@@ -391,7 +391,8 @@ func setFields(r Rule) []string {
 	t := v.Type()
 	for i := range t.NumField() {
 		if !v.Field(i).IsZero() {
-			out = append(out, t.Field(i).Tag.Get("toml"))
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ",")
+			out = append(out, name)
 		}
 	}
 	return out

@@ -44,8 +44,8 @@ type Options struct {
 // secrets, never logged or shown unmasked; URLFile reads one from a file.
 type NotifierConfig struct {
 	Name    string `toml:"name"`
-	URL     string `toml:"url"`
-	URLFile string `toml:"url_file"`
+	URL     string `toml:"url,omitempty"`
+	URLFile string `toml:"url_file,omitempty"`
 }
 
 // Rule types.
@@ -69,50 +69,51 @@ var hostMetrics = []string{"cpu", "steal", "iowait", "memory", "swap", "disk", "
 var pipelineChecks = []string{"source_silent", "ingest_failing", "sync_lag", "format_drift", "db_size"}
 
 // Rule is one [[budgets]] or [[alerts]] entry. Which fields apply depends
-// on Type; the README has a table. Durations are Go durations ("90m",
+// on Type; the README has a table. Printed (`fleetmeter config`), a rule
+// shows the keys it sets only. Durations are Go durations ("90m",
 // "168h"); amounts are USD.
 type Rule struct {
-	Name  string `toml:"name"`
-	Type  string `toml:"type"`
-	Scope string `toml:"scope"` // host (default), agent:ID, team:NAME, user:ID, model:PROVIDER/MODEL, provider:NAME
+	Name  string `toml:"name,omitempty,omitzero"`
+	Type  string `toml:"type,omitempty,omitzero"`
+	Scope string `toml:"scope,omitempty,omitzero"` // host (default), agent:ID, team:NAME, user:ID, model:PROVIDER/MODEL, provider:NAME
 
 	// budget
-	Period      string        `toml:"period"` // day, week, month (in the configured zone) or rolling
-	Window      time.Duration `toml:"window"` // rolling budgets; session_cost, pipeline: how far back to look
-	AmountUSD   float64       `toml:"amount_usd"`
-	Tiers       []float64     `toml:"tiers"`        // percent of the amount; default 50, 80, 100
-	ResetNotice bool          `toml:"reset_notice"` // say so when a crossed period resets
-	Projection  bool          `toml:"projection"`   // also warn when the burn rate will cross the budget
-	FastWindow  time.Duration `toml:"fast_window"`  // projection: default 1h
-	SlowWindow  time.Duration `toml:"slow_window"`  // projection: default 6h
+	Period      string        `toml:"period,omitempty,omitzero"` // day, week, month (in the configured zone) or rolling
+	Window      time.Duration `toml:"window,omitempty,omitzero"` // rolling budgets; session_cost, pipeline: how far back to look
+	AmountUSD   float64       `toml:"amount_usd,omitempty,omitzero"`
+	Tiers       []float64     `toml:"tiers,omitempty,omitzero"`        // percent of the amount; default 50, 80, 100
+	ResetNotice bool          `toml:"reset_notice,omitempty,omitzero"` // say so when a crossed period resets
+	Projection  bool          `toml:"projection,omitempty,omitzero"`   // also warn when the burn rate will cross the budget
+	FastWindow  time.Duration `toml:"fast_window,omitempty,omitzero"`  // projection: default 1h
+	SlowWindow  time.Duration `toml:"slow_window,omitempty,omitzero"`  // projection: default 6h
 
 	// runaway
-	Factor        float64       `toml:"factor"`           // times the baseline; default 5
-	MinUSDPerHour float64       `toml:"min_usd_per_hour"` // and at least this much; default 1
-	Baseline      time.Duration `toml:"baseline"`         // trailing window of the hourly p95; default 168h
+	Factor        float64       `toml:"factor,omitempty,omitzero"`           // times the baseline; default 5
+	MinUSDPerHour float64       `toml:"min_usd_per_hour,omitempty,omitzero"` // and at least this much; default 1
+	Baseline      time.Duration `toml:"baseline,omitempty,omitzero"`         // trailing window of the hourly p95; default 168h
 
 	// quota
-	LimitTokens int64   `toml:"limit_tokens"` // per 5-hour block
-	LimitUSD    float64 `toml:"limit_usd"`
+	LimitTokens int64   `toml:"limit_tokens,omitempty,omitzero"` // per 5-hour block
+	LimitUSD    float64 `toml:"limit_usd,omitempty,omitzero"`
 
 	// host
-	Metric    string        `toml:"metric"`
-	Threshold float64       `toml:"threshold"` // percent (cpu, steal, iowait, memory, swap, disk, disk_root), load per core, or days (disk_full)
-	For       time.Duration `toml:"for"`       // host, pipeline: how long before it fires; default 5m
+	Metric    string        `toml:"metric,omitempty,omitzero"`
+	Threshold float64       `toml:"threshold,omitempty,omitzero"` // percent (cpu, steal, iowait, memory, swap, disk, disk_root), load per core, or days (disk_full)
+	For       time.Duration `toml:"for,omitempty,omitzero"`       // host, pipeline: how long before it fires; default 5m
 
 	// pipeline
-	Check      string        `toml:"check"`
-	Source     string        `toml:"source"`      // source_silent: default openclaw
-	GatewayCPU float64       `toml:"gateway_cpu"` // source_silent: the gateway counts as busy above this % of a core; default 5
-	MaxLag     time.Duration `toml:"max_lag"`     // sync_lag
+	Check      string        `toml:"check,omitempty,omitzero"`
+	Source     string        `toml:"source,omitempty,omitzero"`      // source_silent: default openclaw
+	GatewayCPU float64       `toml:"gateway_cpu,omitempty,omitzero"` // source_silent: the gateway counts as busy above this % of a core; default 5
+	MaxLag     time.Duration `toml:"max_lag,omitempty,omitzero"`     // sync_lag
 
 	// audit (audit.go); pipeline db_size reads Threshold (percent of the cap)
-	Profile string `toml:"profile"` // strict, standard (default) or relaxed
+	Profile string `toml:"profile,omitempty,omitzero"` // strict, standard (default) or relaxed
 
 	// delivery
-	Notify     []string      `toml:"notify"`
-	QuietHours string        `toml:"quiet_hours"`
-	Reminder   time.Duration `toml:"reminder"`
+	Notify     []string      `toml:"notify,omitempty,omitzero"`
+	QuietHours string        `toml:"quiet_hours,omitempty,omitzero"`
+	Reminder   time.Duration `toml:"reminder,omitempty,omitzero"`
 }
 
 // Teams answers which team an agent belongs to; the agent registry of the

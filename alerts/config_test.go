@@ -154,3 +154,73 @@ type = "runaway"
 		t.Errorf("quiet hours %+v", q)
 	}
 }
+
+// Effective writes the defaults into the settings and names each key that
+// took one; a key the file set is not called a default.
+func TestEffectiveNamesDefaults(t *testing.T) {
+	var s Settings
+	_, err := toml.Decode(`
+[alerting]
+notify = ["ops"]
+timeout = "30s"
+[[notifiers]]
+name = "ops"
+url = "json+https://hooks.example.com/fleet"
+[[budgets]]
+name = "day"
+period = "day"
+amount_usd = 50
+[[budgets]]
+name = "month"
+period = "month"
+amount_usd = 500
+projection = true
+slow_window = "12h"
+[[alerts]]
+name = "loop"
+type = "runaway"
+factor = 8
+[[alerts]]
+name = "cpu"
+type = "host"
+metric = "cpu"
+threshold = 90
+`, &s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eff, keys, err := s.Effective(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, k := range keys {
+		got[k] = true
+	}
+	for _, k := range []string{"alerting.interval", "alerting.attempts", "alerting.reminder", "budgets[0].type", "budgets[0].scope", "budgets[0].tiers", "budgets[0].notify",
+		"budgets[1].fast_window", "alerts[0].min_usd_per_hour", "alerts[0].baseline", "alerts[1].for", "alerts[1].scope"} {
+		if !got[k] {
+			t.Errorf("%s is not named a default: %q", k, keys)
+		}
+	}
+	for _, k := range []string{"alerting.timeout", "alerting.notify", "budgets[0].amount_usd", "budgets[0].fast_window", "budgets[1].slow_window", "alerts[0].factor", "alerts[1].threshold"} {
+		if got[k] {
+			t.Errorf("%s, set in the file or not applying, is named a default", k)
+		}
+	}
+	if o := eff.Alerting; o.Interval != time.Minute || o.Timeout != 30*time.Second || o.Attempts != 8 {
+		t.Errorf("alerting %+v", o)
+	}
+	if b := eff.Budgets; len(b) != 2 || !slices.Equal(b[0].Tiers, []float64{50, 80, 100}) || b[0].FastWindow != 0 || b[1].FastWindow != time.Hour || b[1].SlowWindow != 12*time.Hour || b[0].Scope != "host" {
+		t.Errorf("budgets %+v", b)
+	}
+	if a := eff.Alerts; len(a) != 2 || a[0].Factor != 8 || a[0].MinUSDPerHour != 1 || a[0].Baseline != 168*time.Hour || a[1].For != 5*time.Minute || !equal(a[1].Notify, []string{"ops"}) {
+		t.Errorf("alerts %+v", a)
+	}
+	if len(s.Budgets[0].Tiers) != 0 || s.Alerts[0].MinUSDPerHour != 0 {
+		t.Error("Effective changed the settings it was given")
+	}
+	if _, _, err := (Settings{Budgets: []Rule{{Name: "x", Period: "day", AmountUSD: -1}}}).Effective(nil); err == nil {
+		t.Error("an invalid rule has effective settings")
+	}
+}

@@ -73,7 +73,7 @@ func (e *Engine) buildDigest(ctx context.Context, r *round, kind string) (*Notif
 				prev = row.CostUSD
 			}
 		}
-		fmt.Fprintf(&b, "%s: $%.2f%s.", storage.DayString(r.today-1), cost, trend(cost, prev, "the day before"))
+		fmt.Fprintf(&b, "%s: %s%s.", storage.DayString(r.today-1), rollup.USD(cost), trend(cost, prev, "the day before"))
 	} else {
 		from = storage.WeekStart(r.today) - 7
 		to = from + 6
@@ -85,7 +85,7 @@ func (e *Engine) buildDigest(ctx context.Context, r *round, kind string) (*Notif
 		if rows := weekly.Rows.([]rollup.WeeklyRow); len(rows) > 0 {
 			cost, prev = rows[0].CostUSD, rows[0].PreviousWeekCostUSD
 		}
-		fmt.Fprintf(&b, "Week of %s: $%.2f%s.", storage.DayString(from), cost, trend(cost, prev, "the week before"))
+		fmt.Fprintf(&b, "Week of %s: %s%s.", storage.DayString(from), rollup.USD(cost), trend(cost, prev, "the week before"))
 	}
 	agents, err := rep.Report(ctx, rollup.Query{Kind: "agent", Since: from, Until: to})
 	if err != nil {
@@ -96,7 +96,7 @@ func (e *Engine) buildDigest(ctx context.Context, r *round, kind string) (*Notif
 		if i == 5 {
 			break
 		}
-		top = append(top, fmt.Sprintf("%s $%.2f", rollup.Clean(a.Agent), a.CostUSD))
+		top = append(top, fmt.Sprintf("%s %s", rollup.Clean(a.Agent), rollup.USD(a.CostUSD)))
 	}
 	fmt.Fprintf(&b, "\nTop agents: %s", listOrNone(top))
 	users, err := rep.Report(ctx, rollup.Query{Kind: "user", Since: from, Until: to})
@@ -115,10 +115,10 @@ func (e *Engine) buildDigest(ctx context.Context, r *round, kind string) (*Notif
 		if u.UserLabel != "" {
 			name += " (" + u.UserLabel + ")"
 		}
-		top = append(top, fmt.Sprintf("%s $%.2f", rollup.Clean(name), u.CostUSD))
+		top = append(top, fmt.Sprintf("%s %s", rollup.Clean(name), rollup.USD(u.CostUSD)))
 	}
 	fmt.Fprintf(&b, "\nTop users: %s", listOrNone(top))
-	if adv, err := rep.Advice(ctx); err == nil {
+	if adv, err := rep.Advice(ctx, ""); err == nil {
 		fmt.Fprintf(&b, "\nHost: %s. %s", adv.Verdict, adv.Reason)
 	}
 	var open []string
@@ -149,7 +149,7 @@ func trend(cur, prev float64, than string) string {
 	if prev == 0 {
 		return ""
 	}
-	return fmt.Sprintf(", %+.0f%% on %s ($%.2f)", (cur-prev)/prev*100, than, prev)
+	return fmt.Sprintf(", %+.0f%% on %s (%s)", (cur-prev)/prev*100, than, rollup.USD(prev))
 }
 
 func listOrNone(s []string) string {

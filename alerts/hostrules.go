@@ -119,9 +119,9 @@ func (r *round) host(ru *rule) ([]Observation, Figures, error) {
 	covered := r.nowMs-oldest >= ru.For.Milliseconds()*4/5
 	firing := allOver && covered
 	f := Figures{Value: latest, Threshold: ru.Threshold, Unit: unit,
-		Summary: fmt.Sprintf("%s is %.1f%s (threshold %.1f%s for %s).", metricNames[ru.Metric], latest, unitSuffix(unit), ru.Threshold, unitSuffix(unit), ru.For)}
+		Summary: fmt.Sprintf("%s is %.1f%s (threshold %.1f%s for %s).", metricNames[ru.Metric], latest, unitSuffix(unit), ru.Threshold, unitSuffix(unit), rollup.Duration(ru.For))}
 	if firing {
-		f.Summary = fmt.Sprintf("%s has been above %.1f%s for %s: now %.1f%s.", metricNames[ru.Metric], ru.Threshold, unitSuffix(unit), ru.For, latest, unitSuffix(unit))
+		f.Summary = fmt.Sprintf("%s has been above %.1f%s for %s: now %.1f%s.", metricNames[ru.Metric], ru.Threshold, unitSuffix(unit), rollup.Duration(ru.For), latest, unitSuffix(unit))
 	}
 	hyst := ru.Threshold * 0.95
 	return []Observation{{Firing: firing, Pending: latest > ru.Threshold && !firing, Clear: latest < hyst, Figures: f}}, f, nil
@@ -172,7 +172,7 @@ func (r *round) gatewayDown(ru *rule) ([]Observation, Figures, error) {
 	}
 	firing := allDown && r.nowMs-oldest >= ru.For.Milliseconds()*4/5
 	if firing {
-		f.Summary = fmt.Sprintf("The OpenClaw gateway has not run for %s: agents on this host get no answers.", ru.For)
+		f.Summary = fmt.Sprintf("The OpenClaw gateway has not run for %s: agents on this host get no answers.", rollup.Duration(ru.For))
 	}
 	return []Observation{{Firing: firing, Pending: procs == 0 && !firing, Clear: procs > 0, Figures: f}}, f, nil
 }
@@ -224,7 +224,7 @@ func (r *round) pipeline(ru *rule) ([]Observation, Figures, error) {
 			return nil, Figures{Unit: "minutes", Summary: "Upstream sync is not configured."}, nil
 		}
 		f := Figures{Value: lag.Minutes(), Threshold: ru.MaxLag.Minutes(), Unit: "minutes",
-			Summary: fmt.Sprintf("Upstream sync is %s behind (limit %s).", lag.Round(time.Minute), ru.MaxLag)}
+			Summary: fmt.Sprintf("Upstream sync is %s behind (limit %s).", rollup.Duration(lag.Round(time.Minute)), rollup.Duration(ru.MaxLag))}
 		return []Observation{{Firing: lag > ru.MaxLag, Clear: lag < ru.MaxLag*9/10, Figures: f}}, f, nil
 	case "db_size":
 		return r.dbSize(ru)
@@ -235,9 +235,9 @@ func (r *round) pipeline(ru *rule) ([]Observation, Figures, error) {
 		}
 		grew := r.e.drift.observe(skips.Unsupported+skips.UnrecognizedUsage, r.now, ru.Window)
 		f := Figures{Value: float64(grew), Unit: "count",
-			Summary: fmt.Sprintf("%d records of an unknown format or with unknown usage fields in the last %s: an agent platform upgrade may have changed its transcripts (see fleetmeter health).", grew, ru.Window)}
+			Summary: fmt.Sprintf("%d records of an unknown format or with unknown usage fields in the last %s: an agent platform upgrade may have changed its transcripts (see fleetmeter health).", grew, rollup.Duration(ru.Window))}
 		if grew == 0 {
-			f.Summary = fmt.Sprintf("No unknown format or usage field in the last %s.", ru.Window)
+			f.Summary = fmt.Sprintf("No unknown format or usage field in the last %s.", rollup.Duration(ru.Window))
 		}
 		return []Observation{{Firing: grew > 0, Clear: grew == 0, Figures: f}}, f, nil
 	}
@@ -277,11 +277,11 @@ func (r *round) sourceSilent(ru *rule) ([]Observation, Figures, error) {
 		avg = cpu / float64(n)
 	}
 	f := Figures{Value: silent.Minutes(), Threshold: ru.Window.Minutes(), Unit: "minutes",
-		Summary: fmt.Sprintf("The last %s call was %s ago; the gateway averaged %.1f%% CPU over the last %s.", ru.Source, silent.Round(time.Minute), avg, ru.Window)}
+		Summary: fmt.Sprintf("The last %s call was %s ago; the gateway averaged %.1f%% CPU over the last %s.", ru.Source, rollup.Duration(silent.Round(time.Minute)), avg, rollup.Duration(ru.Window))}
 	firing := silent >= ru.Window && busy
 	if firing {
 		f.Summary = fmt.Sprintf("No %s usage for %s while its gateway was busy (%.1f%% CPU on average): transcripts are not being read. Check fleetmeter health and the agent platform's version.",
-			ru.Source, silent.Round(time.Minute), avg)
+			ru.Source, rollup.Duration(silent.Round(time.Minute)), avg)
 	}
 	return []Observation{{Firing: firing, Clear: !firing, Figures: f}}, f, nil
 }

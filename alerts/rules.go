@@ -147,7 +147,7 @@ func (r *round) period(p string) period {
 func (r *round) spent(ru *rule) (int64, period, error) {
 	if ru.Period == "rolling" {
 		s := r.e.index.Spend(r.nowMs-ru.Window.Milliseconds(), r.nowMs+1, r.match(ru.scope))
-		return s.CostNanos, period{word: "rolling " + ru.Window.String()}, nil
+		return s.CostNanos, period{word: "rolling " + rollup.Duration(ru.Window)}, nil
 	}
 	p := r.period(ru.Period)
 	rows, err := r.dimRows(scopeKind(ru.scope))
@@ -178,7 +178,7 @@ func (r *round) budget(ru *rule) ([]Observation, Figures, error) {
 		when = " (" + p.key + ")"
 	}
 	head := Figures{Value: spent, Threshold: ru.AmountUSD, Unit: "usd", AmountUSD: ptr(spent), BudgetUSD: ptr(ru.AmountUSD), PercentUsed: ptr(pct),
-		Summary: fmt.Sprintf("%s spent $%.2f of its $%.2f %s budget%s: %.0f%%.", scopeText(ru.scope), spent, ru.AmountUSD, p.word, when, pct)}
+		Summary: fmt.Sprintf("%s spent %s of its %s %s budget%s: %.0f%%.", scopeText(ru.scope), rollup.USD(spent), rollup.USD(ru.AmountUSD), p.word, when, pct)}
 	obs := make([]Observation, 0, len(ru.Tiers))
 	for _, tier := range ru.Tiers {
 		limit := ru.AmountUSD * tier / 100
@@ -217,15 +217,15 @@ func (r *round) projection(ru *rule) ([]Observation, Figures, error) {
 	firing := burn > 0 && projected >= ru.AmountUSD
 	switch {
 	case spent >= ru.AmountUSD:
-		f.Summary = fmt.Sprintf("%s has spent $%.2f, past its $%.2f %s budget (%s); at $%.2f/h it ends the period near $%.2f.",
-			scopeText(ru.scope), spent, ru.AmountUSD, p.word, p.key, burn, projected)
+		f.Summary = fmt.Sprintf("%s has spent %s, past its %s %s budget (%s); at %s/h it ends the period near %s.",
+			scopeText(ru.scope), rollup.USD(spent), rollup.USD(ru.AmountUSD), p.word, p.key, rollup.USD(burn), rollup.USD(projected))
 	case firing:
 		at := r.now.Add(time.Duration((ru.AmountUSD - spent) / burn * float64(time.Hour))).Truncate(time.Minute)
 		f.ProjectedAt = &at
-		f.Summary = fmt.Sprintf("At the current rate ($%.2f/h), %s reaches its $%.2f %s budget at %s, ending the period near $%.2f ($%.2f spent so far).",
-			burn, lower(scopeText(ru.scope)), ru.AmountUSD, p.word, at.In(r.loc).Format("Mon 15:04 MST"), projected, spent)
+		f.Summary = fmt.Sprintf("At the current rate (%s/h), %s reaches its %s %s budget at %s, ending the period near %s (%s spent so far).",
+			rollup.USD(burn), lower(scopeText(ru.scope)), rollup.USD(ru.AmountUSD), p.word, at.In(r.loc).Format("Mon 15:04 MST"), rollup.USD(projected), rollup.USD(spent))
 	default:
-		f.Summary = fmt.Sprintf("At $%.2f/h, %s ends the period near $%.2f of its $%.2f %s budget.", burn, lower(scopeText(ru.scope)), projected, ru.AmountUSD, p.word)
+		f.Summary = fmt.Sprintf("At %s/h, %s ends the period near %s of its %s %s budget.", rollup.USD(burn), lower(scopeText(ru.scope)), rollup.USD(projected), rollup.USD(ru.AmountUSD), p.word)
 	}
 	return []Observation{{Firing: firing, Clear: !firing, Event: true, Period: p.key, Figures: f}}, f, nil
 }
@@ -269,11 +269,11 @@ func (r *round) runaway(ru *rule) ([]Observation, Figures, error) {
 		p95 := storage.USD(int64(quantile(base[agent], 0.95)))
 		limit := max(ru.Factor*p95, ru.MinUSDPerHour)
 		f := Figures{Value: spent, Threshold: limit, Unit: "usd_per_hour", AmountUSD: ptr(spent),
-			Summary: fmt.Sprintf("Agent %s spent $%.2f in the last hour: %.1f× its hourly p95 of $%.2f over the last %s (limit $%.2f/h).",
-				rollup.Clean(agent), spent, spent/math.Max(p95, 1e-9), p95, ru.Baseline, limit)}
+			Summary: fmt.Sprintf("Agent %s spent %s in the last hour: %.1f× its hourly p95 of %s over the last %s (limit %s/h).",
+				rollup.Clean(agent), rollup.USD(spent), spent/math.Max(p95, 1e-9), rollup.USD(p95), rollup.Duration(ru.Baseline), rollup.USD(limit))}
 		if p95 == 0 {
-			f.Summary = fmt.Sprintf("Agent %s spent $%.2f in the last hour; it spent nothing in the %s before (limit $%.2f/h).",
-				rollup.Clean(agent), spent, ru.Baseline, limit)
+			f.Summary = fmt.Sprintf("Agent %s spent %s in the last hour; it spent nothing in the %s before (limit %s/h).",
+				rollup.Clean(agent), rollup.USD(spent), rollup.Duration(ru.Baseline), rollup.USD(limit))
 		}
 		if spent/limit > best {
 			best, head = spent/limit, f
@@ -319,7 +319,7 @@ func (r *round) sessionCost(ru *rule) ([]Observation, Figures, error) {
 	var top *sessionCost
 	summary := func(s *sessionCost, cost float64) Figures {
 		return Figures{Value: cost, Threshold: ru.AmountUSD, Unit: "usd", AmountUSD: ptr(cost),
-			Summary: fmt.Sprintf("Session %s of agent %s (%s) has cost $%.2f, above $%.2f.", rollup.Clean(s.SessionID), rollup.Clean(s.Agent), s.Source, cost, ru.AmountUSD)}
+			Summary: fmt.Sprintf("Session %s of agent %s (%s) has cost %s, above %s.", rollup.Clean(s.SessionID), rollup.Clean(s.Agent), s.Source, rollup.USD(cost), rollup.USD(ru.AmountUSD))}
 	}
 	for i := range r.sessions {
 		s := &r.sessions[i]
@@ -333,13 +333,13 @@ func (r *round) sessionCost(ru *rule) ([]Observation, Figures, error) {
 			obs = append(obs, Observation{Key: s.Source + ":" + s.SessionID, Firing: true, Event: true, Figures: summary(s, cost)})
 		}
 	}
-	head := Figures{Unit: "usd", Threshold: ru.AmountUSD, Summary: fmt.Sprintf("No session active in the last %s.", ru.Window)}
+	head := Figures{Unit: "usd", Threshold: ru.AmountUSD, Summary: fmt.Sprintf("No session active in the last %s.", rollup.Duration(ru.Window))}
 	if top != nil {
 		cost := storage.USD(top.CostNanos)
 		head = summary(top, cost)
 		if cost <= ru.AmountUSD {
-			head.Summary = fmt.Sprintf("The costliest session of the last %s, %s of agent %s, is at $%.2f (limit $%.2f).",
-				ru.Window, rollup.Clean(top.SessionID), rollup.Clean(top.Agent), cost, ru.AmountUSD)
+			head.Summary = fmt.Sprintf("The costliest session of the last %s, %s of agent %s, is at %s (limit %s).",
+				rollup.Duration(ru.Window), rollup.Clean(top.SessionID), rollup.Clean(top.Agent), rollup.USD(cost), rollup.USD(ru.AmountUSD))
 		}
 	}
 	return obs, head, nil
@@ -411,8 +411,8 @@ func (r *round) quota(ru *rule) ([]Observation, Figures, error) {
 	check(float64(active.TotalTokens), projTokens, float64(ru.LimitTokens), tpm, "tokens")
 	check(active.CostUSD, projCost, ru.LimitUSD, cph/60, "usd")
 	f := Figures{Value: used, Threshold: 100, Unit: "percent", AmountUSD: ptr(active.CostUSD), ProjectedTotalUSD: ptr(projCost)}
-	f.Summary = fmt.Sprintf("Claude 5-hour block from %s to %s: %.0f%% of its %s limit used (%d tokens, $%.2f); %.0f%% by its end at this pace.",
-		active.StartTime.In(r.loc).Format("15:04"), active.EndTime.In(r.loc).Format("15:04 MST"), used, what, active.TotalTokens, active.CostUSD, projected)
+	f.Summary = fmt.Sprintf("Claude 5-hour block from %s to %s: %.0f%% of its %s limit used (%d tokens, %s); %.0f%% by its end at this pace.",
+		active.StartTime.In(r.loc).Format("15:04"), active.EndTime.In(r.loc).Format("15:04 MST"), used, what, active.TotalTokens, rollup.USD(active.CostUSD), projected)
 	if !eta.IsZero() && eta.Before(active.EndTime) {
 		t := eta.Truncate(time.Minute)
 		f.ProjectedAt = &t

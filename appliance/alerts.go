@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -170,9 +172,9 @@ func (h alertsAPI) AlertAction(ctx context.Context, act ui.AlertAction) (any, er
 	case "snooze":
 		until := time.Time{}
 		if act.For != "" {
-			d, perr := time.ParseDuration(act.For)
+			d, perr := snoozeDuration(act.For)
 			if perr != nil || d < 0 {
-				return nil, fmt.Errorf("%w: for %q: want a duration such as 2h (0 lifts the snooze)", ui.ErrBadRequest, act.For)
+				return nil, fmt.Errorf("%w: for %q: %s, or days (7d); 0 lifts the snooze", ui.ErrBadRequest, act.For, durationForm)
 			}
 			if d > 0 {
 				until = now.Add(d)
@@ -274,10 +276,13 @@ func runAlerts(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	if len(rest) > 0 {
-		if rest[0] != "test" || len(rest) != 2 {
-			return usageErr("want `fleetmeter alerts [--json]` or `fleetmeter alerts test RULE`")
+		switch {
+		case rest[0] == "test" && len(rest) == 2:
+			return alertsTest(ctx, env, cfg, rest[1], asJSON)
+		case rest[0] == "ack" && len(rest) == 2, rest[0] == "snooze" && len(rest) == 3:
+			return alertsChange(ctx, env, cfg, rest)
 		}
-		return alertsTest(ctx, env, cfg, rest[1], asJSON)
+		return usageErr("want `fleetmeter alerts [--json]`, `alerts test RULE`, `alerts ack RULE` or `alerts snooze RULE DURATION` (0 lifts it)")
 	}
 	snap, err := currentAlerts(ctx, env, cfg)
 	if err != nil {
@@ -287,6 +292,36 @@ func runAlerts(ctx context.Context, env *cliEnv, args []string) error {
 		return printJSON(env, snap)
 	}
 	return writeAlertsTable(env.stdout, snap, termWidth(env))
+}
+
+// snoozeDuration is a duration (parseDuration) or whole days ("7d"): a
+// snooze is often for days.
+func snoozeDuration(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		if days, err := strconv.Atoi(n); err == nil && days >= 0 && days <= 3650 {
+			return time.Duration(days) * 24 * time.Hour, nil
+		}
+	}
+	return parseDuration(s)
+}
+
+// alertsChange acknowledges or snoozes a rule in the running daemon,
+// through its socket: who may use the socket may change alert state.
+func alertsChange(ctx context.Context, env *cliEnv, cfg Config, args []string) error {
+	act := ui.AlertAction{Action: args[0], Rule: args[1]}
+	if act.Action == "snooze" {
+		d, err := snoozeDuration(args[2])
+		if err != nil || d < 0 {
+			return usageErr("snooze %s %q: %s, or days (7d); 0 lifts the snooze", args[1], args[2], durationForm)
+		}
+		act.For = d.String()
+	}
+	body, err := daemonPost(ctx, cfg, "/api/alerts", act)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "%s %s: %s\n", act.Action, rollup.Clean(act.Rule), bytes.TrimSpace(body))
+	return nil
 }
 
 func alertsTest(ctx context.Context, env *cliEnv, cfg Config, rule string, asJSON bool) error {
@@ -317,7 +352,7 @@ func alertsTest(ctx context.Context, env *cliEnv, cfg Config, rule string, asJSO
 			if r.Error != "" {
 				status = "failed: " + r.Error
 			}
-			fmt.Fprintf(env.stdout, "%s (%s): %s\n", r.Notifier, r.Receiver, status)
+			fmt.Fprintf(env.stdout, "%s (%s): %s\n", rollup.Clean(r.Notifier), rollup.Clean(r.Receiver), rollup.Clean(status))
 		}
 	}
 	if failed > 0 {

@@ -207,8 +207,8 @@ func TestAlertsThroughTheDaemon(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	post := func(body string) (int, string) {
-		resp, err := http.Post(base+"/api/alerts", "application/json", strings.NewReader(body))
+	post := func(client *http.Client, base, body string) (int, string) {
+		resp, err := client.Post(base+"/api/alerts", "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,14 +216,39 @@ func TestAlertsThroughTheDaemon(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	if code, body := post(`{"action":"ack","rule":"fleet-roll"}`); code != 200 || body != `{"acknowledged":3}` {
-		t.Errorf("ack: %d %s", code, body)
+	// With browser_login = false every local account may read over
+	// loopback, not change: an agent cannot snooze its own budget alert.
+	// Before, this snoozed the rule for a year.
+	for _, body := range []string{`{"action":"snooze","rule":"fleet-roll","for":"8760h"}`, `{"action":"ack","rule":"fleet-roll"}`, `{"action":"test","rule":"fleet-roll"}`} {
+		if code, got := post(http.DefaultClient, base, body); code != http.StatusForbidden || !strings.Contains(got, "fleetmeter alerts ack|snooze") {
+			t.Errorf("%s over loopback without a login or token: %d %s; want 403 saying what to use", body, code, got)
+		}
 	}
-	if code, body := post(`{"action":"snooze","rule":"nope","for":"1h"}`); code != 404 {
-		t.Errorf("snooze of an unknown rule: %d %s", code, body)
+	resp, err = http.Get(base + "/alerts")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if code, body := post(`{"action":"dance","rule":"fleet-roll"}`); code != 400 {
-		t.Errorf("unknown action: %d %s", code, body)
+	pageBytes, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if page := string(pageBytes); !strings.Contains(page, `id="alert-readonly"`) || !strings.Contains(page, `data-rule="fleet-roll" disabled`) {
+		t.Errorf("the Alerts page offers changes it cannot make:\n%s", page)
+	}
+	if code, body := post(socketClient(cfg.SocketPath()), "http://fleetmeter", `{"action":"dance","rule":"fleet-roll"}`); code != 400 {
+		t.Errorf("unknown action through the socket: %d %s", code, body)
+	}
+	// The socket's permissions decide: the CLI acknowledges and snoozes.
+	if code, out, stderr := cli(t, env, "alerts", "ack", "fleet-roll"); code != 0 || !strings.Contains(out, `{"acknowledged":3}`) {
+		t.Errorf("alerts ack: exit %d %q %q", code, out, stderr)
+	}
+	if code, _, stderr := cli(t, env, "alerts", "snooze", "nope", "1h"); code != 2 || !strings.Contains(stderr, "nope") {
+		t.Errorf("snooze of an unknown rule: exit %d %q", code, stderr)
+	}
+	if code, _, stderr := cli(t, env, "alerts", "snooze", "fleet-roll", "soon"); code != 2 || !strings.Contains(stderr, "7d") {
+		t.Errorf("snooze for a bad duration: exit %d %q", code, stderr)
+	}
+	week := time.Now().Add(7 * 24 * time.Hour).UTC().Format("2006-01-02")
+	if code, out, stderr := cli(t, env, "alerts", "snooze", "fleet-roll", "7d"); code != 0 || !strings.Contains(out, `"snoozed_until":"`+week) {
+		t.Errorf("alerts snooze: exit %d %q %q", code, out, stderr)
 	}
 
 	// Blocks: daemon, transcripts, and (below, the daemon stopped) the database agree.

@@ -21,7 +21,7 @@ type appStatus struct{ a *App }
 func (r appStatus) Problems() []string { return r.a.problems() }
 
 func (r appStatus) Status(ctx context.Context) (ui.Status, error) {
-	st, err := r.a.stats.get(r.a.db.CountStats)
+	st, err := r.a.stats.get(r.a.db)
 	if err != nil {
 		return ui.Status{}, err
 	}
@@ -35,7 +35,7 @@ func (r appStatus) Status(ctx context.Context) (ui.Status, error) {
 	}
 	problems := r.a.problems()
 	return ui.Status{
-		Version: Version, InstanceID: r.a.db.InstanceID(), InstanceType: r.a.currentInstanceType(),
+		Version: version(), InstanceID: r.a.db.InstanceID(), InstanceType: r.a.currentInstanceType(),
 		DataDir: r.a.cfg.DataDir, TZ: r.a.cfg.TZ, Healthy: len(problems) == 0, Problems: append([]string{}, problems...),
 		Ingest: r.a.ingest.Status(), Host: r.a.sampler.Status(), Database: st, Skipped: skips,
 		Corrected: corrected, Pricing: r.a.pricing,

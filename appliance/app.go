@@ -173,11 +173,11 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	defer os.Remove(filepath.Join(a.cfg.DataDir, daemonFile))
 	close(a.ready)
-	a.log.Info("fleetmeter started", "version", Version, "data_dir", a.cfg.DataDir, "tz", a.cfg.TZ, "socket", a.cfg.SocketPath(), "listen", ln.Addr().String())
+	a.log.Info("fleetmeter started", "version", version(), "data_dir", a.cfg.DataDir, "tz", a.cfg.TZ, "socket", a.cfg.SocketPath(), "listen", ln.Addr().String())
 	for _, p := range a.problems() {
 		a.log.Warn("degraded", "reason", p)
 	}
-	go a.stats.get(a.db.CountStats) // the first status poll need not wait for the first count
+	go a.stats.get(a.db) // the first status poll need not wait for the first count
 	uiLog := a.log.With("component", "ui")
 	reader := rollup.NewReader(a.db, rollup.ReaderConfig{
 		Host: a.db, Now: func() time.Time { return a.Now() }, InstanceType: a.currentInstanceType,

@@ -39,7 +39,14 @@ func cli(t testing.TB, env map[string]string, args ...string) (int, string, stri
 		}
 		return env[k]
 	}
-	code := run(context.Background(), args, &cliEnv{stdout: &out, stderr: &errb, getenv: getenv})
+	environ := func() []string {
+		var kv []string
+		for k, v := range env {
+			kv = append(kv, k+"="+v)
+		}
+		return kv
+	}
+	code := run(context.Background(), args, &cliEnv{stdout: &out, stderr: &errb, getenv: getenv, environ: environ})
 	return code, out.String(), errb.String()
 }
 
@@ -150,9 +157,19 @@ func TestConfigLayersAndMasking(t *testing.T) {
 // that it stopped cleanly) and returns once it listens.
 func startApp(t *testing.T, cfg Config) *App {
 	t.Helper()
+	return startAppWith(t, cfg, nil)
+}
+
+// startAppWith is startApp with before applied to the App before it runs
+// (a setting changed later would race with its goroutines).
+func startAppWith(t *testing.T, cfg Config, before func(*App)) *App {
+	t.Helper()
 	app, err := New(cfg, newLogger(Config{LogLevel: "error", LogFormat: "text"}, os.Stderr))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if before != nil {
+		before(app)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -471,6 +488,14 @@ func TestCLIAsksTheDaemon(t *testing.T) {
 		t.Errorf("backup holds %d records, want 10", st.LedgerRecords)
 	}
 	bdb.Close()
+	// Again: the file is kept, not replaced; a directory gets a dated file.
+	if code, _, stderr := cli(t, env, "backup", backup); code != exitUsage || !strings.Contains(stderr, "the file exists; --force replaces it") {
+		t.Errorf("backup over a file via daemon: exit %d %q", code, stderr)
+	}
+	backupDir := t.TempDir()
+	if code, out, stderr := cli(t, env, "backup", backupDir); code != 0 || !strings.Contains(out, filepath.Join(backupDir, "fleetmeter-")) {
+		t.Errorf("backup into a directory via daemon: exit %d %q %q", code, out, stderr)
+	}
 	if code, _, stderr := cli(t, map[string]string{"FLEETMETER_LISTEN": "127.0.0.1:1"}, "health"); code != 1 || !strings.Contains(stderr, "no fleetmeter daemon answers") {
 		t.Errorf("health without a daemon: exit %d %q", code, stderr)
 	}

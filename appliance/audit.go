@@ -103,12 +103,13 @@ func writeAudit(w io.Writer, doc auditDocument, width int) {
 		if f.Status != host.StatusFail && f.Status != host.StatusUnknown {
 			continue
 		}
-		fmt.Fprintf(w, "\n%s: %s (%s). Expected: %s.\n", f.ID, strings.ToUpper(string(f.Status)), f.Severity, f.Title)
+		// Evidence quotes the host (paths, names, config lines): untrusted.
+		fmt.Fprintf(w, "\n%s: %s (%s). Expected: %s.\n", rollup.Clean(f.ID), strings.ToUpper(string(f.Status)), f.Severity, rollup.Clean(f.Title))
 		for _, e := range f.Evidence {
-			fmt.Fprintf(w, "  - %s\n", e)
+			fmt.Fprintf(w, "  - %s\n", rollup.Clean(e))
 		}
 		if f.Fix != "" {
-			fmt.Fprintf(w, "  fix: %s\n", f.Fix)
+			fmt.Fprintf(w, "  fix: %s\n", rollup.Clean(f.Fix))
 		}
 	}
 	verdict := "passes"

@@ -116,10 +116,10 @@ func newBrowser(t testing.TB) *browserSession {
 	return b
 }
 
-// screenshotDir is where the screenshots go: FLEETMETER_SCREENSHOTS, else
+// screenshotDir is where the screenshots go: FLEETMETER_TEST_SCREENSHOTS, else
 // a folder in the temp dir; the test says which.
 func screenshotDir(t testing.TB) string {
-	dir := os.Getenv("FLEETMETER_SCREENSHOTS")
+	dir := os.Getenv("FLEETMETER_TEST_SCREENSHOTS")
 	if dir == "" {
 		dir = filepath.Join(os.TempDir(), "fleetmeter-screenshots")
 	}

@@ -34,9 +34,27 @@ func daemonGet(ctx context.Context, cfg Config, path string, q url.Values) ([]by
 	return buf.Bytes(), nil
 }
 
+// daemonPost sends body as JSON to path on the daemon's socket and
+// returns its answer.
+func daemonPost(ctx context.Context, cfg Config, path string, body any) ([]byte, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := daemonRequest(ctx, cfg, http.MethodPost, path, nil, bytes.NewReader(b), &buf, 1<<20); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
 // daemonStream copies the answer to w; more than limit bytes is an error,
 // never a silently cut answer.
 func daemonStream(ctx context.Context, cfg Config, method, path string, q url.Values, w io.Writer, limit int64) error {
+	return daemonRequest(ctx, cfg, method, path, q, nil, w, limit)
+}
+
+func daemonRequest(ctx context.Context, cfg Config, method, path string, q url.Values, body io.Reader, w io.Writer, limit int64) error {
 	sock, err := findSocket(cfg)
 	if err != nil {
 		return err
@@ -44,9 +62,12 @@ func daemonStream(ctx context.Context, cfg Config, method, path string, q url.Va
 	u := url.URL{Scheme: "http", Host: "fleetmeter", Path: path, RawQuery: q.Encode()}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
 		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := socketClient(sock).Do(req)
 	if err != nil {
@@ -58,8 +79,8 @@ func daemonStream(ctx context.Context, cfg Config, method, path string, q url.Va
 		var e struct {
 			Error string `json:"error"`
 		}
-		if resp.StatusCode == http.StatusBadRequest && json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return usageErr("%s", e.Error) // a value the daemon cannot use (an unknown team): as any bad value
+		if (resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusNotFound && method == http.MethodPost) && json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return usageErr("%s", e.Error) // a value the daemon cannot use (an unknown team, rule): as any bad value
 		}
 		return fmt.Errorf("daemon answered %s for %s: %s", resp.Status, u.Path, firstLine(body))
 	}
@@ -117,8 +138,8 @@ func noDatabase(cfg Config, cause error) error {
 		return fmt.Errorf("%w (%v)", cause, serr)
 	}
 	advice := "start the daemon (`fleetmeter serve`, or `sudo fleetmeter install` for a service); a report can also read transcripts directly with --openclaw-dir, --claude-dir or --codex-dir"
-	if nd.denied() {
-		advice = fmt.Sprintf("a daemon runs that this user may not ask: join the %s group (`sudo usermod -aG %s $USER`, then log in again) or use sudo", socketGroup, socketGroup)
+	if denied, _ := nd.denied(); denied {
+		advice = nd.deniedAdvice()
 	}
 	what := "no database at " + cfg.DBPath()
 	if errors.Is(cause, fs.ErrPermission) {
@@ -260,9 +281,21 @@ func (r daemonReader) HostReport(ctx context.Context, q rollup.Query) (rollup.Ho
 	return rep, r.getJSON(ctx, "/api/report/host", q, &rep)
 }
 
-func (r daemonReader) Advice(ctx context.Context) (rollup.Advice, error) {
+// Advice asks the daemon, for instanceType when it is not "" (a read: the
+// daemon's own type stays as it is).
+func (r daemonReader) Advice(ctx context.Context, instanceType string) (rollup.Advice, error) {
 	var a rollup.Advice
-	return a, r.getJSON(ctx, "/api/advice", rollup.Query{}, &a)
+	body, err := daemonGet(ctx, r.cfg, "/api/advice", url.Values{"instance_type": {instanceType}})
+	if err != nil {
+		return a, err
+	}
+	if err := json.Unmarshal(body, &a); err != nil {
+		return a, fmt.Errorf("decode /api/advice: %w", err)
+	}
+	if instanceType != "" && a.InstanceType != instanceType {
+		return a, fmt.Errorf("the daemon (an older fleetmeter?) gave advice for %q, not %q: run this on a database no daemon holds, or upgrade the daemon", a.InstanceType, instanceType)
+	}
+	return a, nil
 }
 
 func (r daemonReader) getJSON(ctx context.Context, path string, q rollup.Query, v any) error {

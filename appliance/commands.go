@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,7 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
 	"github.com/fleetmeter/fleetmeter/ingest"
 	"github.com/fleetmeter/fleetmeter/ingest/pricing"
 	"github.com/fleetmeter/fleetmeter/rollup"
@@ -75,7 +75,7 @@ func runIngest(ctx context.Context, env *cliEnv, args []string) error {
 	log := newLogger(cfg, env.stderr)
 	db, err := openWritable(cfg)
 	if err != nil {
-		return err
+		return heldBy(ctx, cfg, err, "it ingests the transcripts itself: its reports are current (fleetmeter report daily, fleetmeter health), and fleetmeter report --openclaw-dir DIR (or --claude-dir, --codex-dir) reads transcripts without the database")
 	}
 	defer db.Close()
 	ic, err := ingestConfig(cfg, log, false)
@@ -199,6 +199,7 @@ type reportArgs struct {
 // --until, and with filters the filters, --top and --order.
 func parseReportArgs(env *cliEnv, name string, args []string, filters bool) (reportArgs, error) {
 	var ra reportArgs
+	var top string
 	cfg, rest, err := parseConfig(env, name, args, flagsData|flagsZone|flagsSources, func(fs *flag.FlagSet) {
 		fs.BoolVar(&ra.asJSON, "json", false, "print JSON")
 		fs.BoolVar(&ra.asCSV, "csv", false, "print CSV: one line per row, the JSON names as the header")
@@ -215,7 +216,7 @@ func parseReportArgs(env *cliEnv, name string, args []string, filters bool) (rep
 		fs.StringVar(&ra.filter.Model, "model", "", "only this model (model or provider/model)")
 		fs.StringVar(&ra.filter.Team, "team", "", "only the agents of this team ([[agents]] team in the config)")
 		fs.StringVar(&ra.filter.Source, "source", "", "only this source: "+strings.Join(rollup.Sources, ", "))
-		fs.IntVar(&ra.top, "top", 0, "only the N rows of highest cost (the totals still cover all)")
+		fs.StringVar(&top, "top", "", "only the N rows of highest cost, N above 0 (the totals still cover all)")
 		fs.StringVar(&ra.order, "order", "", "asc or desc: by date for daily, weekly and monthly (default asc), by cost for the rest (default desc)")
 	})
 	if err != nil {
@@ -225,8 +226,8 @@ func parseReportArgs(env *cliEnv, name string, args []string, filters bool) (rep
 	if ra.asJSON && ra.asCSV {
 		return ra, usageErr("--json and --csv: choose one")
 	}
-	if ra.top < 0 {
-		return ra, usageErr("top %d: want a whole number above 0", ra.top)
+	if ra.top, err = rollup.ParseTop(top); err != nil { // one rule with the API's ?top=
+		return ra, usageErr("%v", err)
 	}
 	for name, d := range map[string]string{"since": ra.since, "until": ra.until} {
 		if _, err := rollup.ParseDate(d, 0, true); d != "" && err != nil {
@@ -285,6 +286,29 @@ func (ra reportArgs) query(ctx context.Context, kind string, reader rollup.Reade
 		return q, nil
 	}
 	return q, q.Validate()
+}
+
+// heldBy explains err when it is storage.ErrLocked: who holds the
+// database — a daemon that answers (its version and socket), and then
+// what to do instead (doInstead), or a process that does not — in place
+// of the lock's bare "locked by another fleetmeter process". Other
+// errors pass unchanged.
+func heldBy(ctx context.Context, cfg Config, err error, doInstead string) error {
+	if !errors.Is(err, storage.ErrLocked) {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var st struct {
+		Version string `json:"version"`
+	}
+	body, derr := daemonGet(ctx, cfg, "/api/status", nil)
+	if derr == nil && json.Unmarshal(body, &st) == nil {
+		return fmt.Errorf("%w: a fleetmeter daemon is running (fleetmeter %s, socket %s) and holds %s; %s; or stop the daemon (sudo systemctl stop fleetmeter, or end its fleetmeter serve) and run this again",
+			storage.ErrLocked, st.Version, cfg.SocketPath(), cfg.DBPath(), doInstead)
+	}
+	return fmt.Errorf("%w: %s is held by a process that does not answer as a daemon (%v): check that only one fleetmeter runs (systemctl status fleetmeter; ps -C fleetmeter), or point --data-dir elsewhere",
+		storage.ErrLocked, cfg.DBPath(), derr)
 }
 
 // openWritable opens the database for a command that writes it; it fails
@@ -358,7 +382,9 @@ func runAdvise(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer done()
-	advice, err := reader.Advice(ctx)
+	// An explicit type (--instance-type, its variable or the config file)
+	// is asked of the daemon too; without one the daemon's own applies.
+	advice, err := reader.Advice(ctx, cfg.InstanceType)
 	if err != nil {
 		return err
 	}
@@ -434,26 +460,13 @@ type healthStatus struct {
 func (st healthStatus) summary(now time.Time) string {
 	state := "ok"
 	if !st.Healthy {
-		state = "unhealthy (" + strings.Join(st.Problems, "; ") + ")"
+		state = "unhealthy (" + rollup.Clean(strings.Join(st.Problems, "; ")) + ")"
 	}
 	last := "no step yet"
 	if !st.Ingest.LastStep.IsZero() {
-		last = "last step " + agoText(now.Sub(st.Ingest.LastStep)) + " ago"
+		last = "last step " + rollup.Ago(now.Sub(st.Ingest.LastStep)) + " ago"
 	}
 	return fmt.Sprintf("%s: %s files, %s calls, %s", state, rollup.Count(int64(st.Ingest.Files)), rollup.Count(int64(st.Database.LedgerRecords)), last)
-}
-
-// agoText is a duration the way people say it: "3 s", "4 min", "2 h".
-func agoText(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%d s", max(int(d.Seconds()), 0))
-	case d < time.Hour:
-		return fmt.Sprintf("%d min", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%d h", int(d.Hours()))
-	}
-	return fmt.Sprintf("%d days", int(d.Hours()/24))
 }
 
 func runRollup(ctx context.Context, env *cliEnv, args []string) error {
@@ -469,7 +482,7 @@ func runRollup(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	db, err := openWritable(cfg)
 	if err != nil {
-		return err
+		return heldBy(ctx, cfg, err, "stop it to rebuild the rollups (its own rollups are kept up to date as it ingests)")
 	}
 	defer db.Close()
 	start := time.Now()
@@ -486,14 +499,20 @@ func runRollup(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func runBackup(ctx context.Context, env *cliEnv, args []string) error {
-	cfg, rest, err := parseConfig(env, "backup", args, flagsData, nil)
+	var force bool
+	cfg, rest, err := parseConfig(env, "backup", args, flagsData, func(fs *flag.FlagSet) {
+		fs.BoolVar(&force, "force", false, "replace FILE when it exists")
+	})
 	if err != nil {
 		return err
 	}
 	if len(rest) != 1 {
-		return usageErr("want `fleetmeter backup FILE`")
+		return usageErr("want `fleetmeter backup FILE` (or a directory: a dated file in it)")
 	}
-	dst := rest[0]
+	dst, err := backupTarget(rest[0], force, cfg.DBPath(), time.Now())
+	if err != nil {
+		return err
+	}
 	db, daemon, err := openForReading(cfg)
 	if err != nil {
 		return err
@@ -514,6 +533,31 @@ func runBackup(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, "backed up %s to %s\n", cfg.DBPath(), dst)
 	return nil
+}
+
+// backupTarget is the file a backup goes to: dst, or in a directory dst
+// a new fleetmeter-<UTC time>.db. An existing file is refused unless
+// force, and the database itself always.
+func backupTarget(dst string, force bool, dbPath string, now time.Time) (string, error) {
+	if fi, err := os.Stat(dst); err == nil && fi.IsDir() {
+		dst = filepath.Join(dst, "fleetmeter-"+now.UTC().Format("20060102T150405Z")+".db")
+	} else if strings.HasSuffix(dst, string(filepath.Separator)) {
+		return "", usageErr("backup to %s: no such directory", dst)
+	}
+	fi, err := os.Stat(dst)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return dst, nil
+	case err != nil:
+		return "", fmt.Errorf("backup to %s: %w", dst, err)
+	}
+	if db, derr := os.Stat(dbPath); derr == nil && os.SameFile(fi, db) {
+		return "", usageErr("backup to %s: that is the database itself", dst)
+	}
+	if !force {
+		return "", usageErr("backup to %s: the file exists; --force replaces it (or name a new file, or a directory for a dated one)", dst)
+	}
+	return dst, nil
 }
 
 // writeFileAtomic writes path through a temp file, fsync, check and
@@ -551,7 +595,7 @@ func runCompact(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	before, after, err := storage.Compact(cfg.DBPath())
 	if err != nil {
-		return err
+		return heldBy(ctx, cfg, err, "stop it to compact the database (sudo systemctl stop fleetmeter), then start it again")
 	}
 	fmt.Fprintf(env.stdout, "compacted %s: %.1f MB → %.1f MB\n", cfg.DBPath(), float64(before)/1e6, float64(after)/1e6)
 	return nil
@@ -565,7 +609,7 @@ func runConfig(ctx context.Context, env *cliEnv, args []string) error {
 	if len(rest) > 0 {
 		return usageErr("unexpected argument %q", rest[0])
 	}
-	return toml.NewEncoder(env.stdout).Encode(cfg.Masked())
+	return writeConfig(env.stdout, cfg)
 }
 
 func runVersion(ctx context.Context, env *cliEnv, args []string) error {
@@ -582,8 +626,45 @@ func runVersion(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	commit, date := buildInfo()
 	fmt.Fprintf(env.stdout, "fleetmeter %s\ncommit:      %s\nbuilt:       %s\nprice table: pydantic/genai-prices %s (MIT)\n",
-		Version, commit, date, pricing.TableDate)
+		version(), commit, date, pricing.TableDate)
 	return nil
+}
+
+// version is this build's version (what `version`, /api/status, the log,
+// upstream's fleet_instances and the price fetch's User-Agent say): the
+// -ldflags one of a release, else the module's own from the build info
+// (v1.2.0 for `go install …@v1.2.0`; a pseudo-version naming the commit
+// for a build in a git checkout), else dev+<commit> from the VCS stamp,
+// else "dev".
+func version() string {
+	bi, _ := debug.ReadBuildInfo()
+	return versionFrom(Version, bi)
+}
+
+func versionFrom(ldflags string, bi *debug.BuildInfo) string {
+	if ldflags != "dev" && ldflags != "" || bi == nil {
+		return cmp.Or(ldflags, "dev")
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	rev, modified := "", false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "dev"
+	}
+	v := "dev+" + rev[:min(12, len(rev))]
+	if modified {
+		v += ".modified"
+	}
+	return v
 }
 
 // buildInfo is the commit and build date: from -ldflags, else from the

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -191,6 +192,40 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// durationForm is the form a duration takes, for errors: one rule for
+// flags, FLEETMETER_* variables and the config file.
+const durationForm = "want a number with a unit, such as 500ms, 10s, 5m or 2h (units ns, us, ms, s, m, h)"
+
+// parseDuration reads a duration as Go writes one (10s, 1h30m; 0 alone);
+// an error says the form it wants.
+func parseDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration: %s", s, durationForm)
+	}
+	return d, nil
+}
+
+// durationFlag is a duration flag whose error says the form it wants
+// (flag.Duration says "parse error").
+type durationFlag struct{ dst *time.Duration }
+
+func (f durationFlag) String() string {
+	if f.dst == nil {
+		return ""
+	}
+	return f.dst.String()
+}
+
+func (f durationFlag) Set(s string) error {
+	d, err := parseDuration(s)
+	if err != nil {
+		return errors.New(durationForm)
+	}
+	*f.dst = d
+	return nil
+}
+
 func isLoopback(host string) bool {
 	if host == "localhost" {
 		return true
@@ -257,6 +292,13 @@ func unitlessDurations(raw map[string]any, t reflect.Type, prefix string) error 
 			if ft == durType {
 				return fmt.Errorf("%s%s = %v has no unit: write a duration such as \"%vs\" or \"%vm\" (units ns, us, ms, s, m, h)", prefix, key, v, v, v)
 			}
+		case string:
+			if ft != durType {
+				break
+			}
+			if _, err := parseDuration(v); err != nil {
+				return fmt.Errorf("%s%s: %w", prefix, key, err)
+			}
 		case map[string]any:
 			if ft.Kind() == reflect.Struct {
 				if err := unitlessDurations(v, ft, prefix+key+"."); err != nil {
@@ -291,9 +333,9 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	}
 	dur := func(name string, dst *time.Duration) {
 		if v := getenv("FLEETMETER_" + name); v != "" {
-			d, err := time.ParseDuration(v)
+			d, err := parseDuration(v)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("FLEETMETER_%s=%q: %w", name, v, err))
+				errs = append(errs, fmt.Errorf("FLEETMETER_%s: %w", name, err))
 			}
 			*dst = d
 		}
@@ -351,6 +393,68 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	str("LOG_LEVEL", &c.LogLevel)
 	str("LOG_FORMAT", &c.LogFormat)
 	return errors.Join(errs...)
+}
+
+// otherEnv are the FLEETMETER_* variables read outside loadEnv: the config
+// file, the migrate DSN, and those compose.yaml reads on the host.
+var otherEnv = []string{"CONFIG", "MIGRATE_DSN", "MIGRATE_DSN_FILE", "UID", "GID", "AGENT_DIR", "DATA"}
+
+// unknownEnv warns of each FLEETMETER_* variable in environ (KEY=value)
+// that fleetmeter does not read, naming the nearest one it does: a typo
+// (FLEETMETER_POLL_INTERVALL) would otherwise leave a default in place
+// silently. FLEETMETER_TEST_* belong to the test suite.
+func unknownEnv(environ []string) []string {
+	known := map[string]bool{}
+	var names []string
+	add := func(k string) {
+		if !known[k] {
+			known[k] = true
+			names = append(names, k)
+		}
+	}
+	// loadEnv asks for every variable it reads: its names are the list.
+	var probe Config
+	_ = probe.loadEnv(func(k string) string { add(k); return "" })
+	for _, k := range otherEnv {
+		add("FLEETMETER_" + k)
+	}
+	var warns []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, "FLEETMETER_") || strings.HasPrefix(k, "FLEETMETER_TEST_") || known[k] {
+			continue
+		}
+		near, best := "", -1
+		for _, n := range names {
+			if d := editDistance(k, n); best < 0 || d < best {
+				near, best = n, d
+			}
+		}
+		warns = append(warns, fmt.Sprintf("%s is not a fleetmeter variable and is ignored (nearest known: %s)", rollup.Clean(k), near))
+	}
+	sort.Strings(warns)
+	return warns
+}
+
+// editDistance is the Levenshtein distance of a and b (bytes).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func splitList(v string) []string {
@@ -436,10 +540,10 @@ func (c *Config) bindFlags(fs *flag.FlagSet, groups flagGroups) {
 		fs.StringVar(&c.Listen, "listen", c.Listen, "address of the UI, API and /metrics")
 	}
 	if groups&flagsPoll != 0 {
-		fs.DurationVar(&c.PollInterval, "poll-interval", c.PollInterval, "how often transcripts are polled (a duration: 10s, 1m)")
+		fs.Var(durationFlag{&c.PollInterval}, "poll-interval", "how often transcripts are polled (a duration: 10s, 1m)")
 	}
 	if groups&flagsSample != 0 {
-		fs.DurationVar(&c.SampleInterval, "sample-interval", c.SampleInterval, "how often the host is sampled (a duration: 15s)")
+		fs.Var(durationFlag{&c.SampleInterval}, "sample-interval", "how often the host is sampled (a duration: 15s)")
 	}
 	if groups&flagsInstance != 0 {
 		fs.StringVar(&c.InstanceType, "instance-type", c.InstanceType, "EC2 instance type, for scaling advice")

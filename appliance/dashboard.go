@@ -20,7 +20,7 @@ func (a *App) newDashboard(reader *rollup.LocalReader) *rollup.Dashboard {
 	return rollup.NewDashboard(a.db, rollup.DashboardConfig{
 		Registry: a.cfg.agentInfos,
 		Now:      func() time.Time { return a.Now() },
-		Advice:   reader.Advice,
+		Advice:   reader.OwnAdvice,
 		MaxHeavy: max(2, runtime.GOMAXPROCS(0)), BusyWait: 5 * time.Second, MaxStale: 5 * time.Second,
 	})
 }

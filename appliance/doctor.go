@@ -3,7 +3,6 @@ package appliance
 import (
 	"context"
 	"crypto/tls"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"github.com/fleetmeter/fleetmeter/alerts"
+	"github.com/fleetmeter/fleetmeter/ingest"
+	"github.com/fleetmeter/fleetmeter/rollup"
 	"github.com/fleetmeter/fleetmeter/storage"
 	upstream "github.com/fleetmeter/fleetmeter/sync"
 	"golang.org/x/sys/unix"
@@ -49,7 +50,9 @@ type doctorCheck struct {
 type doctor struct {
 	cfg    Config
 	getenv func(string) string
+	homes  []string      // where discovery looks; nil: ingest.Homes()
 	status *daemonStatus // nil: no daemon answered
+	damage error         // the database is damaged (storage.ErrCorrupt)
 	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
 	now    func() time.Time
 }
@@ -105,6 +108,11 @@ func runDoctor(ctx context.Context, env *cliEnv, args []string) error {
 			failed++
 		}
 	}
+	if d.damage != nil {
+		// Exit 65 as every command that meets damage; the database check
+		// above has the details, not repeated here.
+		return &exitError{code: exitDamaged, msg: fmt.Sprintf("%d checks failed; the database file is damaged: run `fleetmeter repair` (the database check says more)", failed)}
+	}
 	if failed > 0 {
 		return &exitError{code: 1, msg: fmt.Sprintf("%d checks failed (each says what to fix)", failed)}
 	}
@@ -114,9 +122,10 @@ func runDoctor(ctx context.Context, env *cliEnv, args []string) error {
 func writeDoctor(w io.Writer, checks []doctorCheck) {
 	mark := map[string]string{doctorOK: "ok  ", doctorWarn: "WARN", doctorFail: "FAIL", doctorSkip: "-   "}
 	for _, c := range checks {
-		fmt.Fprintf(w, "%s  %-14s %s\n", mark[c.Status], c.Name, c.Detail)
+		// Details quote paths, names and errors: untrusted text.
+		fmt.Fprintf(w, "%s  %-14s %s\n", mark[c.Status], rollup.Clean(c.Name), rollup.Clean(c.Detail))
 		if c.Fix != "" && c.Status != doctorOK {
-			fmt.Fprintf(w, "      fix: %s\n", c.Fix)
+			fmt.Fprintf(w, "      fix: %s\n", rollup.Clean(c.Fix))
 		}
 	}
 }
@@ -136,7 +145,7 @@ func (d *doctor) checkDaemon(ctx context.Context) doctorCheck {
 	c := doctorCheck{Name: "daemon"}
 	body, err := daemonGet(ctx, d.cfg, "/api/status", nil)
 	if err != nil {
-		c.Status, c.Detail = doctorWarn, "no daemon answers ("+err.Error()+"): nothing is ingested until one runs"
+		c.Status, c.Detail = doctorWarn, err.Error()+": nothing is ingested until one runs"
 		c.Fix = "sudo systemctl start fleetmeter (after sudo fleetmeter install), or run fleetmeter serve"
 		return c
 	}
@@ -213,13 +222,69 @@ func errorsText(err error) string {
 	return err.Error()
 }
 
+// ingestSources are the dirs a discovering ingest reads for this user, as
+// ingest finds them (OpenClawRoots; its claudeRoots and codexRoots, which
+// it does not export, are followed here and held to it by
+// TestDoctorLooksWhereIngestLooks): $OPENCLAW_STATE_DIR and the homes'
+// state dirs; $CLAUDE_CONFIG_DIR (a comma list, each a config dir or its
+// projects/ dir), $XDG_CONFIG_HOME/claude, ~/.claude and ~/.config/claude,
+// each given as the dir holding projects/; $CODEX_HOME and ~/.codex with
+// sessions/ or archived_sessions/. homes nil: ingest.Homes().
+func ingestSources(getenv func(string) string, homes []string) sources {
+	if homes == nil {
+		homes = ingest.Homes()
+	}
+	isDir := func(p string) bool { fi, err := os.Stat(p); return err == nil && fi.IsDir() }
+	seen := map[string]bool{}
+	add := func(dst *[]string, p string) {
+		if p = filepath.Clean(p); !seen[p] {
+			seen[p] = true
+			*dst = append(*dst, p)
+		}
+	}
+	s := sources{OpenClaw: ingest.OpenClawRoots(nil, getenv, homes)}
+	var claude []string
+	for _, d := range strings.Split(getenv("CLAUDE_CONFIG_DIR"), ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			claude = append(claude, d)
+		}
+	}
+	if x := getenv("XDG_CONFIG_HOME"); x != "" {
+		claude = append(claude, filepath.Join(x, "claude"))
+	}
+	for _, h := range homes {
+		claude = append(claude, filepath.Join(h, ".claude"), filepath.Join(h, ".config", "claude"))
+	}
+	for _, c := range claude {
+		switch {
+		case isDir(filepath.Join(c, "projects")):
+			add(&s.Claude, c)
+		case filepath.Base(filepath.Clean(c)) == "projects" && isDir(c):
+			add(&s.Claude, filepath.Dir(filepath.Clean(c)))
+		}
+	}
+	codex := []string{}
+	if d := getenv("CODEX_HOME"); d != "" {
+		codex = append(codex, d)
+	}
+	for _, h := range homes {
+		codex = append(codex, filepath.Join(h, ".codex"))
+	}
+	for _, x := range codex {
+		if isDir(filepath.Join(x, "sessions")) || isDir(filepath.Join(x, "archived_sessions")) {
+			add(&s.Codex, x)
+		}
+	}
+	return s
+}
+
 // checkSources: the agents' dirs are found, and their transcripts open
 // for this user (and, from its status, for the daemon's).
 func (d *doctor) checkSources() []doctorCheck {
 	src := sources{OpenClaw: d.cfg.OpenClawDirs, Claude: d.cfg.ClaudeDirs, Codex: d.cfg.CodexDirs}
 	how := "configured"
 	if len(src.all()) == 0 && !d.cfg.NoDiscover {
-		src, how = (&installer{root: "/"}).discover(sources{}, d.getenv), "found"
+		src, how = ingestSources(d.getenv, d.homes), "found"
 	}
 	found := doctorCheck{Name: "sources"}
 	if len(src.all()) == 0 {
@@ -276,24 +341,36 @@ func (d *doctor) checkDatabase() doctorCheck {
 		stats = d.status.Database
 	default:
 		db, daemon, err := openForReading(d.cfg)
+		if err == nil && !daemon {
+			defer db.Close()
+			// Every page read without bbolt first (its own check crashes
+			// on some damage), under the shared lock: no writer meanwhile.
+			if err = storage.Verify(path); err == nil {
+				err = db.Check()
+				if err != nil && !errors.Is(err, storage.ErrCorrupt) {
+					err = fmt.Errorf("%w: %s fails its consistency check: %v", storage.ErrCorrupt, path, err)
+				}
+			}
+			if err == nil {
+				stats, err = db.Stats()
+			}
+		}
 		switch {
-		case err != nil:
+		case errors.Is(err, storage.ErrCorrupt):
+			d.damage = err
+			c.Status, c.Detail = doctorFail, oneLine(err.Error())
+			c.Fix = "stop the daemon, run fleetmeter repair (it keeps the damaged file aside, salvages what it can read and reads the transcripts again), start it again; or restore a backup"
+			return c
+		case errors.Is(err, fs.ErrNotExist):
 			c.Status, c.Detail = doctorWarn, "no database yet at "+path
 			c.Fix = "it is made by the first fleetmeter serve (or ingest --once)"
+			return c
+		case err != nil:
+			c.Status, c.Detail = doctorFail, "the database cannot be read: "+oneLine(err.Error())
 			return c
 		case daemon:
 			c.Status, c.Detail = doctorFail, "the database is locked by a process that does not answer on "+d.cfg.SocketPath()
 			c.Fix = "check that only one fleetmeter runs (systemctl status fleetmeter; ps -C fleetmeter)"
-			return c
-		}
-		defer db.Close()
-		if err := db.Check(); err != nil {
-			c.Status, c.Detail = doctorFail, "the database fails its consistency check: "+err.Error()
-			c.Fix = "stop the daemon, keep a copy of the file, restore the last backup (fleetmeter backup FILE makes one)"
-			return c
-		}
-		if stats, err = db.Stats(); err != nil {
-			c.Status, c.Detail = doctorFail, err.Error()
 			return c
 		}
 	}
@@ -347,17 +424,9 @@ func (d *doctor) checkSync(ctx context.Context) doctorCheck {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	db, err := sql.Open("postgres", d.cfg.SupabaseDSN)
+	version, err := dsn.UpstreamVersion(ctx)
 	if err != nil {
-		c.Status, c.Detail = doctorFail, "cannot use the DSN of "+dsn.String()
-		return c
-	}
-	defer db.Close()
-	var version int
-	err = db.QueryRowContext(ctx, "select coalesce(max(version), 0) from public.fleetmeter_schema_migrations").Scan(&version)
-	if err != nil {
-		msg := strings.ReplaceAll(err.Error(), d.cfg.SupabaseDSN, "********")
-		c.Status, c.Detail = doctorFail, fmt.Sprintf("%s does not answer: %s", dsn, msg)
+		c.Status, c.Detail = doctorFail, fmt.Sprintf("%s does not answer: %v", dsn, err)
 		c.Fix = "check the network path to the pooler (port 6543), the password, and that fleetmeter migrate ran"
 		return c
 	}

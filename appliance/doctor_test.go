@@ -7,10 +7,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fleetmeter/fleetmeter/ingest"
+	"github.com/fleetmeter/fleetmeter/rollup"
 )
 
 // closedPort is a loopback port nothing listens on.
@@ -92,7 +96,7 @@ url = "json+http://127.0.0.1:%d/alerts?token=s3cret"
 	}
 	m := doctorChecks(t, out)
 	for name, want := range map[string]struct{ status, detail string }{
-		"daemon":        {doctorWarn, "no daemon answers"},
+		"daemon":        {doctorWarn, "no fleetmeter daemon answers"},
 		"sources":       {doctorOK, oc},
 		"readable":      {doctorFail, "1 of 2 cannot be read, e.g. " + filepath.Join(sessions, "broken.jsonl")},
 		"database":      {doctorWarn, "no database yet"},
@@ -111,6 +115,9 @@ url = "json+http://127.0.0.1:%d/alerts?token=s3cret"
 		if c.Status == doctorFail && c.Fix == "" {
 			t.Errorf("%s fails without a fix", name)
 		}
+	}
+	if n := strings.Count(m["daemon"].Detail, "daemon answers"); n != 1 {
+		t.Errorf("the daemon check says it %d times: %q", n, m["daemon"].Detail)
 	}
 	for _, secret := range []string{"hunter2", "s3cret"} {
 		if strings.Contains(out, secret) {
@@ -189,5 +196,74 @@ func TestNotifierAddr(t *testing.T) {
 		if got != want || ok != (want != "") {
 			t.Errorf("%s: %q %v, want %q", raw, got, ok, want)
 		}
+	}
+}
+
+// The doctor finds transcripts where ingest reads them: the
+// $CLAUDE_CONFIG_DIR list (a config dir, or a projects/ dir itself),
+// $XDG_CONFIG_HOME/claude, $CODEX_HOME, $OPENCLAW_STATE_DIR and the homes'
+// own dirs; and it says so in its report, once.
+func TestDoctorLooksWhereIngestLooks(t *testing.T) {
+	base := t.TempDir()
+	put := func(dst, src string) {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Dir(dst), 0o755)
+		os.WriteFile(dst, b, 0o644)
+	}
+	claudeFile := "../ingest/testdata/claude/projects/-home-ubuntu-web/s2.jsonl"
+	codexFile := "../ingest/testdata/codex/sessions/2026/03/11/rollout-2026-03-11T07-00-00-0195aaaa-0000-7000-8000-000000000003.jsonl"
+	home := filepath.Join(base, "home")
+	put(filepath.Join(home, ".claude", "projects", "p", "a.jsonl"), claudeFile)
+	put(filepath.Join(base, "cfgA", "projects", "p", "a.jsonl"), claudeFile)
+	put(filepath.Join(base, "cfgB", "projects", "p", "a.jsonl"), claudeFile) // named by its projects/ dir
+	put(filepath.Join(base, "xdg", "claude", "projects", "p", "a.jsonl"), claudeFile)
+	put(filepath.Join(base, "codexhome", "sessions", "2026", "03", "11", filepath.Base(codexFile)), codexFile)
+	put(filepath.Join(base, "oc", "agents", "main", "sessions", "s.jsonl"), "../ingest/testdata/openclaw/traps/agents/main/sessions/s-bad.jsonl")
+	env := map[string]string{
+		"CLAUDE_CONFIG_DIR":  filepath.Join(base, "cfgA") + ", " + filepath.Join(base, "cfgB", "projects"),
+		"XDG_CONFIG_HOME":    filepath.Join(base, "xdg"),
+		"CODEX_HOME":         filepath.Join(base, "codexhome"),
+		"OPENCLAW_STATE_DIR": filepath.Join(base, "oc"),
+	}
+	getenv := func(k string) string { return env[k] }
+	homes := []string{home}
+
+	cfg := DefaultConfig()
+	ic, err := ingestConfig(cfg, newLogger(Config{LogLevel: "error", LogFormat: "text"}, io.Discard), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ic.Env, ic.Homes = getenv, homes
+	in := ingest.New(ic, rollup.NewTally(time.UTC))
+	if _, err := in.Step(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{}
+	for _, s := range in.Status().Sources {
+		want[s.Kind] = append(want[s.Kind], s.Path)
+	}
+	got := ingestSources(getenv, homes)
+	var claudeProjects []string
+	for _, c := range got.Claude {
+		claudeProjects = append(claudeProjects, filepath.Join(c, "projects"))
+	}
+	for kind, paths := range map[string][]string{"openclaw": got.OpenClaw, "claude": claudeProjects, "codex": got.Codex} {
+		slices.Sort(paths)
+		slices.Sort(want[kind])
+		if !slices.Equal(paths, want[kind]) {
+			t.Errorf("%s: the doctor looks in %q, ingest reads %q", kind, paths, want[kind])
+		}
+	}
+	if len(want["claude"]) != 4 || len(want["codex"]) != 1 || len(want["openclaw"]) != 1 {
+		t.Fatalf("the fixture is not what ingest finds: %q", want)
+	}
+	d := &doctor{cfg: cfg, getenv: getenv, homes: homes, now: time.Now}
+	checks := d.checkSources()
+	if checks[0].Status != doctorOK || !strings.Contains(checks[0].Detail, filepath.Join(base, "cfgA")) || !strings.Contains(checks[0].Detail, filepath.Join(base, "codexhome")) ||
+		checks[1].Status != doctorOK || !strings.Contains(checks[1].Detail, "6 transcript files") {
+		t.Errorf("doctor sources: %+v", checks)
 	}
 }

@@ -93,8 +93,17 @@ func TestDamagedDatabase(t *testing.T) {
 				{"rollup", "rebuild"},
 				{"compact"},
 				{"backup", backup},
+				{"doctor", "--openclaw-dir", traps},
 			} {
-				code, _, stderr := runBin(t, bin, 30*time.Second, append(args, "--data-dir", dir)...)
+				code, out, stderr := runBin(t, bin, 30*time.Second, append(args, "--data-dir", dir)...)
+				if args[0] == "doctor" {
+					// The damage is told once, in the database check.
+					_, detail, _ := strings.Cut(out, "FAIL  database")
+					detail, _, _ = strings.Cut(strings.TrimSpace(detail), "\n")
+					if detail == "" || strings.Count(out+stderr, detail) != 1 {
+						t.Errorf("doctor tells the damage %d times:\n%s%s", strings.Count(out+stderr, detail), out, stderr)
+					}
+				}
 				lines := strings.Split(strings.TrimSpace(stderr), "\n")
 				last := lines[len(lines)-1]
 				if code != exitDamaged || !strings.Contains(last, "is damaged") || !strings.Contains(last, "fleetmeter repair") {

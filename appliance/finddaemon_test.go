@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -108,7 +109,7 @@ func TestCLIFindsTheDaemonOfAnotherUser(t *testing.T) {
 		code = ee.ExitCode()
 	}
 	msg := string(out)
-	if code != 1 || !strings.Contains(msg, "no fleetmeter daemon answers (tried ") || !strings.Contains(msg, filepath.Join(data, "fleetmeter.sock")+": permission denied") ||
+	if code != 1 || !strings.Contains(msg, "no fleetmeter daemon answers (tried ") || !strings.Contains(msg, filepath.Join(data, "fleetmeter.sock")+": cannot look: permission denied") ||
 		!strings.Contains(msg, "is not readable by this user") {
 		t.Errorf("nobody: exit %d, %s", code, msg)
 	}
@@ -146,4 +147,36 @@ func TestNoDaemonSaysWhereItLooked(t *testing.T) {
 func mustJSON(v any) []byte {
 	b, _ := json.Marshal(v)
 	return b
+}
+
+// A user refused a look into a root daemon's runtime dir is told what was
+// seen (a dir it may not enter: it cannot tell whether a daemon runs), and
+// whether the group that would admit it exists. Before: "a daemon runs
+// that this user may not ask: join the fleetmeter group", with no daemon
+// and no such group.
+func TestNoDaemonBehindADirThisUserMayNotEnter(t *testing.T) {
+	needTools(t, true)
+	bin := binary(t)
+	pub := shortTempDir(t)
+	os.Chmod(pub, 0o755)
+	exe := filepath.Join(pub, "fleetmeter")
+	if b, err := os.ReadFile(bin); err != nil || os.WriteFile(exe, b, 0o755) != nil {
+		t.Fatalf("copy the binary: %v", err)
+	}
+	closed := filepath.Join(pub, "run") // root's, 0700, empty: as /run/fleetmeter
+	os.Mkdir(closed, 0o700)
+	data := filepath.Join(pub, "data")
+	os.Mkdir(data, 0o755)
+	cmd := exec.Command(exe, "report", "daily", "--data-dir", data)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + pub, "FLEETMETER_RUNTIME_DIR=" + closed}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, _ := cmd.CombinedOutput()
+	msg := string(out)
+	if strings.Contains(msg, "a daemon runs") || !strings.Contains(msg, filepath.Join(closed, "fleetmeter.sock")+": cannot look: permission denied on "+closed) ||
+		!strings.Contains(msg, "cannot tell whether one runs") {
+		t.Errorf("the message claims what it cannot know:\n%s", msg)
+	}
+	if _, err := user.LookupGroup(socketGroup); err != nil && !strings.Contains(msg, "no fleetmeter group exists on this host") {
+		t.Errorf("the message sends the user to a group that does not exist:\n%s", msg)
+	}
 }

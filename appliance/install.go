@@ -21,6 +21,7 @@ import (
 	"text/template"
 
 	"github.com/fleetmeter/fleetmeter/ingest"
+	"github.com/fleetmeter/fleetmeter/rollup"
 )
 
 // `fleetmeter install` turns a copied binary into a hardened service: a
@@ -70,6 +71,9 @@ type manifest struct {
 	Sources     sources  `json:"sources"`
 	CopiedBin   bool     `json:"copied_binary"`
 	CreatedUser bool     `json:"created_user"`
+	// CreatedGroup: install made the group with the user; a group that
+	// was there before (an admin's, for the socket) is not its to delete.
+	CreatedGroup bool `json:"created_group"`
 }
 
 // installer carries out a plan under a root.
@@ -98,9 +102,10 @@ func (in *installer) realRoot() bool { return in.root == "/" }
 // stopping at the first failure.
 func (in *installer) run(steps []step) error {
 	for i, s := range steps {
-		line := fmt.Sprintf("%2d. %s", i+1, s.say)
+		// Paths come from the homes and agent dirs found: untrusted text.
+		line := fmt.Sprintf("%2d. %s", i+1, rollup.Clean(s.say))
 		if len(s.cmd) > 0 {
-			line += "\n      " + shellQuote(s.cmd)
+			line += "\n      " + rollup.Clean(shellQuote(s.cmd))
 		}
 		fmt.Fprintln(in.out, line)
 	}
@@ -172,6 +177,20 @@ func (in *installer) lookupUser(name string) (uid, gid int, home string, ok bool
 		}
 	}
 	return 0, 0, "", false
+}
+
+// groupExists reports whether the root's group file has group name.
+func (in *installer) groupExists(name string) bool {
+	b, err := os.ReadFile(in.at("/etc/group"))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if g, _, ok := strings.Cut(line, ":"); ok && g == name {
+			return true
+		}
+	}
+	return false
 }
 
 // homes lists the home dirs of the root's passwd file (and /root).
@@ -381,13 +400,17 @@ func renderUnit(d unitData) ([]byte, error) {
 
 // tunnelHint is how to open the UI from a laptop.
 func tunnelHint(listen string) string {
-	_, port, err := net.SplitHostPort(listen)
+	addr, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		port = "8767"
 	}
 	host, _ := os.Hostname()
 	if host == "" {
 		host = "THIS-HOST"
+	}
+	if err == nil && !isLoopback(addr) {
+		return fmt.Sprintf("The UI and API listen on %s, beyond loopback: every request needs the auth token (a browser logs in with the link sudo fleetmeter login prints)\n"+
+			"Check the setup with: sudo fleetmeter doctor", listen)
 	}
 	return fmt.Sprintf("Open the UI from your machine through an SSH tunnel (nothing listens beyond loopback):\n"+
 		"  ssh -N -L %s:127.0.0.1:%s YOU@%s     (on EC2: ubuntu@ or ec2-user@ the instance's public DNS name)\n"+
@@ -486,13 +509,18 @@ func runInstall(ctx context.Context, env *cliEnv, args []string) error {
 			return usageErr("%s: give agent dirs as absolute paths", d)
 		}
 	}
+	for _, d := range explicit.all() {
+		if fi, err := os.Stat(in.at(d)); err != nil || !fi.IsDir() {
+			return usageErr("%s: no such dir (the service would find nothing there)", in.at(d))
+		}
+	}
 	src := in.discover(explicit, env.getenv)
-	fmt.Fprintf(env.stdout, "fleetmeter install (root %s)\n\nAgent dirs found:\n", in.root)
+	fmt.Fprintf(env.stdout, "fleetmeter install (root %s)\n\nAgent dirs found:\n", rollup.Clean(in.root))
 	for _, l := range []struct {
 		what string
 		dirs []string
 	}{{"OpenClaw", src.OpenClaw}, {"Claude Code", src.Claude}, {"Codex", src.Codex}} {
-		fmt.Fprintf(env.stdout, "  %-12s %s\n", l.what+":", orNone(l.dirs))
+		fmt.Fprintf(env.stdout, "  %-12s %s\n", l.what+":", rollup.Clean(orNone(l.dirs)))
 	}
 	if len(src.all()) == 0 {
 		fmt.Fprintln(env.stdout, "  none: the service will find nothing to read; run install again once agents run here, or name the dirs (--openclaw-dir)")
@@ -505,7 +533,7 @@ func runInstall(ctx context.Context, env *cliEnv, args []string) error {
 			note = " (" + why + ": an ACL cannot reach transcripts written later, so the service gets CAP_DAC_READ_SEARCH)"
 		}
 	}
-	fmt.Fprintf(env.stdout, "Access: %s%s\n\n", access, note)
+	fmt.Fprintf(env.stdout, "Access: %s%s\n\n", access, rollup.Clean(note))
 	if grantUID >= 0 {
 		if access != accessACL {
 			return fmt.Errorf("--grant-uid gives ACL entries, which files written 0600 do not inherit: run the container as the agents' own uid instead (FLEETMETER_UID)")
@@ -514,6 +542,10 @@ func runInstall(ctx context.Context, env *cliEnv, args []string) error {
 		return in.run(steps)
 	}
 
+	unitEnv := serviceEnv(in, src, listen)
+	if err := in.validateService(unitEnv); err != nil {
+		return err
+	}
 	if access == accessACL && !in.dryRun && len(src.all()) > 0 {
 		if _, err := exec.LookPath("setfacl"); err != nil {
 			return errors.New("setfacl not found: install the acl package (apt-get install acl, dnf install acl), or use --access capability")
@@ -526,16 +558,24 @@ func runInstall(ctx context.Context, env *cliEnv, args []string) error {
 	if b, err := os.ReadFile(in.at(manifestPath)); err == nil {
 		_ = json.Unmarshal(b, &old)
 	}
-	m.CreatedUser, m.CopiedBin = old.CreatedUser, old.CopiedBin
+	m.CreatedUser, m.CopiedBin, m.CreatedGroup = old.CreatedUser, old.CopiedBin, old.CreatedGroup
 	var steps []step
 	_, _, _, exists := in.lookupUser(serviceUser)
 	if !exists {
-		cmd := []string{"useradd", "--system", "--user-group", "--home-dir", systemDataDir, "--no-create-home", "--shell", "/usr/sbin/nologin", "--comment", "fleetmeter daemon", serviceUser}
+		// The group may be there already: an admin made it to let users
+		// ask the daemon (README, CLI), or an uninstall kept it.
+		group, say := []string{"--user-group"}, ""
+		if in.groupExists(serviceUser) {
+			group, say = []string{"--gid", serviceUser}, ", in the existing group "+serviceUser
+		} else {
+			m.CreatedGroup = true
+		}
+		cmd := slices.Concat([]string{"useradd", "--system"}, group, []string{"--home-dir", systemDataDir, "--no-create-home", "--shell", "/usr/sbin/nologin", "--comment", "fleetmeter daemon", serviceUser})
 		if !in.realRoot() {
 			cmd = slices.Insert(cmd, 1, "--prefix", in.root)
 		}
 		m.CreatedUser = true
-		steps = append(steps, step{say: "create the system user " + serviceUser + " (no login, no home of its own)", cmd: cmd, do: func() error {
+		steps = append(steps, step{say: "create the system user " + serviceUser + " (no login, no home of its own" + say + ")", cmd: cmd, do: func() error {
 			if !in.realRoot() {
 				for _, f := range []string{"/etc/passwd", "/etc/group"} {
 					if _, err := os.Stat(in.at(f)); err != nil {
@@ -584,6 +624,27 @@ func runInstall(ctx context.Context, env *cliEnv, args []string) error {
 			m.ACLPaths = append(m.ACLPaths, p)
 		}
 	}
+	unit, err := renderUnit(unitData{User: serviceUser, Binary: installedBinary, DataDir: systemDataDir, Capabilities: caps, AccessNote: accessNote, Env: unitEnv})
+	if err != nil {
+		return err
+	}
+	steps = append(steps, step{say: "write the hardened unit " + unitPath, do: func() error { return writeFile(in.at(unitPath), unit, 0o644) }})
+	mj, _ := json.MarshalIndent(m, "", "  ")
+	steps = append(steps, step{say: "note what was done in " + manifestPath + " (for uninstall)", do: func() error { return writeFile(in.at(manifestPath), mj, 0o644) }})
+	steps = append(steps, in.enableSteps(noStart)...)
+	if err := in.run(steps); err != nil {
+		return err
+	}
+	if in.dryRun {
+		fmt.Fprintf(env.stdout, "\nThe unit it would write:\n\n%s", rollup.CleanLines(string(unit)))
+		return nil
+	}
+	fmt.Fprintf(env.stdout, "\nInstalled.\n%s\n", tunnelHint(listenOr(listen)))
+	return nil
+}
+
+// serviceEnv is the unit's environment beyond its data and runtime dirs.
+func serviceEnv(in *installer, src sources, listen string) []string {
 	var unitEnv []string
 	for _, e := range []struct {
 		name string
@@ -599,22 +660,39 @@ func runInstall(ctx context.Context, env *cliEnv, args []string) error {
 	if listen != "" {
 		unitEnv = append(unitEnv, "FLEETMETER_LISTEN="+listen)
 	}
-	unit, err := renderUnit(unitData{User: serviceUser, Binary: installedBinary, DataDir: systemDataDir, Capabilities: caps, AccessNote: accessNote, Env: unitEnv})
-	if err != nil {
-		return err
+	return unitEnv
+}
+
+// validateService builds the configuration the service's `serve` will
+// have (defaults, the config file, the unit's environment) and validates
+// it as serve does, before anything is written: a setting serve refuses
+// would otherwise make a unit that fails at every start (exit 2), which
+// RestartPreventExitStatus keeps systemd from retrying, but is still no
+// service.
+func (in *installer) validateService(unitEnv []string) error {
+	env := map[string]string{"FLEETMETER_DATA_DIR": systemDataDir, "FLEETMETER_RUNTIME_DIR": "/run/" + serviceUser}
+	for _, kv := range unitEnv {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
 	}
-	steps = append(steps, step{say: "write the hardened unit " + unitPath, do: func() error { return writeFile(in.at(unitPath), unit, 0o644) }})
-	mj, _ := json.MarshalIndent(m, "", "  ")
-	steps = append(steps, step{say: "note what was done in " + manifestPath + " (for uninstall)", do: func() error { return writeFile(in.at(manifestPath), mj, 0o644) }})
-	steps = append(steps, in.enableSteps(noStart)...)
-	if err := in.run(steps); err != nil {
-		return err
+	cfg := DefaultConfig()
+	if _, err := os.Stat(in.at(defaultConfigFile)); err == nil {
+		if err := cfg.loadFile(in.at(defaultConfigFile)); err != nil {
+			return usageErr("the service could not start: %v", err)
+		}
 	}
-	if in.dryRun {
-		fmt.Fprintf(env.stdout, "\nThe unit it would write:\n\n%s", unit)
-		return nil
+	getenv := func(k string) string {
+		if strings.HasSuffix(k, "_FILE") && env[k] != "" {
+			return in.at(env[k]) // a secret file of the config, on the target
+		}
+		return env[k]
 	}
-	fmt.Fprintf(env.stdout, "\nInstalled.\n%s\n", tunnelHint(listenOr(listen)))
+	if err := cfg.loadEnv(getenv); err != nil {
+		return usageErr("the service could not start: %v", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageErr("the service could not start with this setup (nothing was changed): %v", err)
+	}
 	return nil
 }
 
@@ -687,7 +765,7 @@ func runUninstall(ctx context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintf(env.stdout, "No %s: undoing what a default install does.\n", manifestPath)
 		m.CreatedUser, m.CopiedBin = true, false
 	}
-	fmt.Fprintf(env.stdout, "fleetmeter uninstall (root %s)\n\n", in.root)
+	fmt.Fprintf(env.stdout, "fleetmeter uninstall (root %s)\n\n", rollup.Clean(in.root))
 	var steps []step
 	if in.realRoot() && systemdRunning() {
 		steps = append(steps, step{say: "stop the service and disable it", cmd: []string{"systemctl", "disable", "--now", unitName}})
@@ -720,6 +798,22 @@ func runUninstall(ctx context.Context, env *cliEnv, args []string) error {
 			cmd = []string{"userdel", "--prefix", in.root, serviceUser}
 		}
 		steps = append(steps, step{say: "delete the user " + serviceUser, cmd: cmd})
+	}
+	if m.CreatedGroup && in.groupExists(serviceUser) {
+		cmd := []string{"groupdel", serviceUser}
+		if !in.realRoot() {
+			cmd = []string{"groupdel", "--prefix", in.root, serviceUser}
+		}
+		// userdel removes it itself where login.defs says USERGROUPS_ENAB
+		// and no one else is in it: then there is nothing left to do.
+		steps = append(steps, step{say: "delete the group " + serviceUser + " (install made it; members added since lose it)", do: func() error {
+			if !in.groupExists(serviceUser) {
+				return nil
+			}
+			return in.exec(cmd)
+		}})
+	} else if in.groupExists(serviceUser) {
+		steps = append(steps, step{say: "keep the group " + serviceUser + " (it was there before install)", do: func() error { return nil }})
 	}
 	if m.CopiedBin {
 		steps = append(steps, step{say: "remove " + installedBinary, do: func() error { return removeIfThere(in.at(installedBinary)) }})

@@ -144,7 +144,7 @@ func checkHardening(t *testing.T, unit string, caps string) {
 		"User": serviceUser, "ProtectSystem": "strict", "ProtectHome": "read-only", "ReadWritePaths": systemDataDir,
 		"NoNewPrivileges": "yes", "PrivateTmp": "yes", "CapabilityBoundingSet": caps, "AmbientCapabilities": caps,
 		"Restart": "on-failure", "RuntimeDirectory": serviceUser, "StateDirectory": serviceUser, "UMask": "0077",
-		"ExecStart": installedBinary + " serve",
+		"ExecStart": installedBinary + " serve", "RestartPreventExitStatus": "2 65",
 	} {
 		if got, ok := d[k]; !ok || got != want {
 			t.Errorf("%s=%q, want %q", k, got, want)
@@ -319,5 +319,94 @@ func TestInstallGrantUIDOnly(t *testing.T) {
 	}
 	if code, _, stderr := cli(t, nil, "install", "--dry-run", "--grant-uid", "65532", "--root", targetRoot(t, 0o600)); code != 1 || !strings.Contains(stderr, "FLEETMETER_UID") {
 		t.Errorf("0600 writers: exit %d %q, want a refusal naming FLEETMETER_UID", code, stderr)
+	}
+}
+
+// A setting the service cannot start with is refused before anything is
+// written: listen beyond loopback without a token (serve exits 2 on it),
+// a bad config file, an agent dir that does not exist. Before, install
+// wrote a unit that failed at every start, in a restart loop.
+func TestInstallRefusesWhatServeRefuses(t *testing.T) {
+	root := targetRoot(t, 0o644)
+	before := snapshot(t, root)
+	for _, c := range []struct {
+		args []string
+		file string // the service's config file
+		want string
+	}{
+		{[]string{"--listen", "0.0.0.0:8767"}, "", "not a loopback address"},
+		{[]string{"--listen", "8767"}, "", "want host:port"},
+		{[]string{"--openclaw-dir", "/nonexistent"}, "", "no such dir"},
+		{nil, "poll_interval = \"10\"\n", "poll_interval"},
+		{nil, "nosuchkey = 1\n", "unknown keys"},
+	} {
+		cfgFile := filepath.Join(root, defaultConfigFile)
+		os.Remove(cfgFile)
+		if c.file != "" {
+			os.MkdirAll(filepath.Dir(cfgFile), 0o755)
+			os.WriteFile(cfgFile, []byte(c.file), 0o600)
+		}
+		for _, dry := range []bool{true, false} {
+			args := append([]string{"install", "--root", root}, c.args...)
+			if dry {
+				args = append(args, "--dry-run")
+			}
+			code, out, stderr := cli(t, nil, args...)
+			if code != 2 || !strings.Contains(stderr, c.want) {
+				t.Errorf("%v with config %q: exit %d, %q; want 2 saying %q\n%s", c.args, c.file, code, stderr, c.want, out)
+			}
+		}
+		os.Remove(cfgFile)
+		os.Remove(filepath.Dir(cfgFile))
+	}
+	if after := snapshot(t, root); after != before {
+		t.Errorf("a refused install changed the root:\nbefore\n%s\nafter\n%s", before, after)
+	}
+	// With a token in the service's config file, listening beyond
+	// loopback is what serve accepts: so does install, and it says so.
+	cfgFile := filepath.Join(root, defaultConfigFile)
+	os.MkdirAll(filepath.Dir(cfgFile), 0o755)
+	os.WriteFile(cfgFile, []byte("auth_token = \"0123456789abcdef0123456789abcdef\"\n"), 0o600)
+	code, out, stderr := cli(t, nil, "install", "--root", root, "--dry-run", "--listen", "0.0.0.0:8767")
+	if code != 0 || !strings.Contains(out, "FLEETMETER_LISTEN=0.0.0.0:8767") {
+		t.Errorf("with a token: exit %d %q\n%s", code, stderr, out)
+	}
+}
+
+// A fleetmeter group made before install (README: the group that may ask
+// the daemon) becomes the service user's group, and uninstall keeps it;
+// a group install made, uninstall deletes. Before, useradd failed on it.
+func TestInstallWithAnExistingGroup(t *testing.T) {
+	needTools(t, true, "useradd", "userdel", "groupdel", "setfacl")
+	root := targetRoot(t, 0o644)
+	group := filepath.Join(root, "etc/group")
+	f, _ := os.OpenFile(group, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("fleetmeter:x:995:ana\n")
+	f.Close()
+	in := &installer{root: root}
+	hasGroup := func() bool { b, _ := os.ReadFile(group); return strings.Contains("\n"+string(b), "\nfleetmeter:") }
+	if code, out, stderr := cli(t, nil, "install", "--root", root); code != 0 {
+		t.Fatalf("install with the group there: exit %d %s\n%s", code, stderr, out)
+	}
+	if _, gid, _, ok := in.lookupUser(serviceUser); !ok || gid != 995 {
+		t.Errorf("the service user's gid %d (ok %v), want the existing group's 995", gid, ok)
+	}
+	if code, out, stderr := cli(t, nil, "uninstall", "--root", root); code != 0 || !strings.Contains(out, "keep the group") {
+		t.Fatalf("uninstall: exit %d %s\n%s", code, stderr, out)
+	}
+	if b, _ := os.ReadFile(group); !strings.Contains(string(b), "fleetmeter:x:995:ana") {
+		t.Errorf("uninstall removed a group install did not make:\n%s", b)
+	}
+	// A group install made itself goes with the user.
+	os.WriteFile(group, []byte("root:x:0:\nana:x:1000:\n"), 0o644)
+	if code, out, stderr := cli(t, nil, "install", "--root", root); code != 0 || !hasGroup() {
+		t.Fatalf("install: exit %d %s\n%s", code, stderr, out)
+	}
+	if code, out, stderr := cli(t, nil, "uninstall", "--root", root); code != 0 || hasGroup() {
+		b, _ := os.ReadFile(group)
+		t.Errorf("uninstall: exit %d %s\n%s\ngroup file:\n%s", code, stderr, out, b)
+	}
+	if code, out, stderr := cli(t, nil, "install", "--root", root); code != 0 {
+		t.Errorf("install after uninstall: exit %d %s\n%s", code, stderr, out)
 	}
 }

@@ -19,9 +19,9 @@ import (
 )
 
 // Version, Commit and BuildDate are set at build time (scripts/release:
-// -ldflags "-X github.com/fleetmeter/fleetmeter/appliance.Version=…"); a
-// plain `go build` in a git checkout still knows its commit and time from
-// the build info.
+// -ldflags "-X github.com/fleetmeter/fleetmeter/appliance.Version=…");
+// without them version() and buildInfo() read the build info: the module
+// version of `go install …@v1.2.0`, the commit and time of a git checkout.
 var (
 	Version   = "dev"
 	Commit    = ""
@@ -62,12 +62,12 @@ var helps = map[string]helpText{
 	"report":         {"A usage report from the database (through the daemon while it runs) or, with --openclaw-dir, --claude-dir or --codex-dir, straight from transcripts. KIND is daily, weekly, monthly, session, agent, user, model, host or blocks.", "KIND", "fleetmeter report daily --since 7d --agent main --top 5"},
 	"prices":         {"The models in your data and the price each gets, unpriced ones first; `prices update` fetches a newer price table.", "[update]", "fleetmeter prices --since 2026-11-01"},
 	"prices update":  {"Fetches the genai-prices feed (or reads a file), validates it, keeps it in the data dir and reprices the ledger.", "", "fleetmeter prices update --from ./data.json"},
-	"alerts":         {"Every alert rule with its current value and state; `alerts test RULE` sends a test message to the rule's receivers.", "[test RULE]", "fleetmeter alerts test team-day"},
+	"alerts":         {"Every alert rule with its current value and state; `alerts test RULE` sends a test message to the rule's receivers; `alerts ack RULE` and `alerts snooze RULE DURATION` (0 lifts it) change its state in the running daemon, through its socket.", "[test RULE | ack RULE | snooze RULE DURATION]", "fleetmeter alerts snooze team-day 2h"},
 	"budget check":   {"Every budget's spend; exits 1 when one is crossed (for cron and CI).", "", "fleetmeter budget check --json"},
 	"advise":         {"Scaling advice over the last 7 days of host samples: scale_up, scale_down, hold or investigate, with the evidence.", "", "fleetmeter advise --instance-type t3.large"},
 	"health":         {"Asks the running daemon how it is doing: one line, the status JSON with --json; exits 1 when no daemon answers or anything is wrong.", "", "fleetmeter health --json"},
 	"rollup rebuild": {"Recomputes the daily, weekly and session rows from the ledger (the daemon must be stopped).", "", "fleetmeter rollup rebuild --tz Europe/Berlin"},
-	"backup":         {"Writes a consistent copy of the database to FILE (through the daemon while it runs), read back before it takes its name.", "FILE", "fleetmeter backup /tmp/fleetmeter-$(date +%F).db"},
+	"backup":         {"Writes a consistent copy of the database to FILE, or to a dated file in a directory (through the daemon while it runs), read back before it takes its name; an existing FILE is kept unless --force.", "FILE|DIR", "fleetmeter backup /var/backups/fleetmeter/"},
 	"repair":         {"Keeps a damaged database aside, salvages what it can read into a new file, then reads the transcripts still on disk again.", "", "fleetmeter repair --openclaw-dir ~/.openclaw"},
 	"login":          {"Prints a one-time URL (valid once, for an hour) that logs a browser in to the running daemon.", "", "fleetmeter login"},
 	"compact":        {"Copies the live data into a smaller file (the daemon must be stopped).", "", "fleetmeter compact --data-dir /var/lib/fleetmeter"},
@@ -111,6 +111,7 @@ func printHelp(w io.Writer, name string, fs *flag.FlagSet) {
 type cliEnv struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	environ        func() []string // KEY=value; nil: the environment is not checked for typos
 	// process: the CLI owns this process (Main, not a test), so a
 	// one-shot command may tune the runtime (oneShotMemory).
 	process bool
@@ -122,7 +123,7 @@ func commands() []command {
 		{"ingest", "read transcripts into the database (--once: one pass, then exit)", runIngest},
 		{"report", "usage report: daily|weekly|monthly|session|agent|user|model|host|blocks", runReport},
 		{"prices", "the models in your data and the price each gets; unpriced ones first", runPrices},
-		{"alerts", "every alert rule with its current value and state (alerts test RULE: send a test message)", runAlerts},
+		{"alerts", "every alert rule with its current value and state (test, ack, snooze RULE)", runAlerts},
 		{"budget", "budget check: every budget's spend; exits 1 when one is crossed", runBudget},
 		{"advise", "scaling advice for this host: scale_up, scale_down, hold or investigate", runAdvise},
 		{"health", "ask the running daemon how it is doing", runHealth},
@@ -144,7 +145,7 @@ func commands() []command {
 
 // Main runs the fleetmeter command line and returns the exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return run(ctx, args, &cliEnv{stdout: stdout, stderr: stderr, getenv: os.Getenv, process: true})
+	return run(ctx, args, &cliEnv{stdout: stdout, stderr: stderr, getenv: os.Getenv, environ: os.Environ, process: true})
 }
 
 func run(ctx context.Context, args []string, env *cliEnv) int {
@@ -167,20 +168,22 @@ func run(ctx context.Context, args []string, env *cliEnv) int {
 		}
 		err := c.run(ctx, env, args[1:])
 		var exit *exitError
+		// An error quotes paths, names and values: untrusted text, escaped
+		// as every text output escapes it (rollup.Clean).
 		switch {
 		case errors.As(err, &exit):
-			fmt.Fprintf(env.stderr, "fleetmeter %s: %v\n", c.name, err)
+			fmt.Fprintf(env.stderr, "fleetmeter %s: %s\n", c.name, rollup.CleanLines(err.Error()))
 			return exit.code
 		case err == nil, errors.Is(err, flag.ErrHelp):
 			return 0
 		case errors.Is(err, errUsage), errors.Is(err, rollup.ErrBadQuery):
-			fmt.Fprintf(env.stderr, "fleetmeter %s: %s\n", c.name, strings.TrimPrefix(err.Error(), "usage: "))
+			fmt.Fprintf(env.stderr, "fleetmeter %s: %s\n", c.name, rollup.CleanLines(strings.TrimPrefix(err.Error(), "usage: ")))
 			return exitUsage
 		case errors.Is(err, storage.ErrCorrupt):
-			fmt.Fprintf(env.stderr, "fleetmeter %s: %s; run `fleetmeter repair` (it keeps the damaged file aside, salvages what it can read and reads the transcripts again)\n", c.name, oneLine(err.Error()))
+			fmt.Fprintf(env.stderr, "fleetmeter %s: %s; run `fleetmeter repair` (it keeps the damaged file aside, salvages what it can read and reads the transcripts again)\n", c.name, rollup.Clean(oneLine(err.Error())))
 			return exitDamaged
 		default:
-			fmt.Fprintf(env.stderr, "fleetmeter %s: %v\n", c.name, err)
+			fmt.Fprintf(env.stderr, "fleetmeter %s: %s\n", c.name, rollup.CleanLines(err.Error()))
 			return 1
 		}
 	}
@@ -232,6 +235,13 @@ func parseConfig(env *cliEnv, name string, args []string, groups flagGroups, ext
 	}
 	if err := cfg.loadEnv(env.getenv); err != nil {
 		return cfg, nil, usageErr("%v", err)
+	}
+	if env.environ != nil {
+		// Once per command: a typo would otherwise leave a default in
+		// place without a word (the value may be a secret: not printed).
+		for _, w := range unknownEnv(env.environ()) {
+			fmt.Fprintf(env.stderr, "fleetmeter: warning: %s\n", w)
+		}
 	}
 	fs := flag.NewFlagSet("fleetmeter "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // a bad flag gets one line, not the whole flag list

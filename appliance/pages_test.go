@@ -1,12 +1,14 @@
 package appliance
 
 import (
+	"fmt"
 	"math"
-
-	"github.com/chromedp/chromedp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/fleetmeter/fleetmeter/rollup"
 )
 
 // dollars reads an amount as the pages show it: $1,234.56.
@@ -42,6 +44,14 @@ func TestPagesInABrowser(t *testing.T) {
 		t.Fatalf("after the login URL the browser is at %s", got)
 	}
 	b.problems()
+
+	// The figures the pages draw live read as the server and the CLI
+	// print them: the JS money rule is rollup.USD, step by step.
+	for _, v := range []float64{0, 0.125, 1.005, 0.0042, 0.00996, 0.00004, 0.999, 1234.5, 1234567.891, -3.2, -0.004, 0.015, 2.675} {
+		if got, want := b.eval(fmt.Sprintf(`window.fleetmeterFormat.usd(%v)`, v)), rollup.USD(v); got != want {
+			t.Errorf("the pages' usd(%v) = %s, rollup.USD = %s", v, got, want)
+		}
+	}
 
 	pages := []struct{ name, path, heading string }{
 		{"overview", "/", "Overview"},

@@ -326,7 +326,7 @@ func runPricesUpdate(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "ledger repriced: %d of %d calls changed, $%.2f → $%.2f\n", res.Changed, res.Records, res.CostBefore, res.CostAfter)
+	fmt.Fprintf(env.stdout, "ledger repriced: %d of %d calls changed, %s → %s\n", res.Changed, res.Records, rollup.USD(res.CostBefore), rollup.USD(res.CostAfter))
 	return nil
 }
 
@@ -346,7 +346,7 @@ func readFeed(ctx context.Context, from string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("price table URL: %w", err)
 	}
-	req.Header.Set("User-Agent", "fleetmeter/"+Version)
+	req.Header.Set("User-Agent", "fleetmeter/"+version())
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("fetch price table: %w", err)

@@ -115,7 +115,12 @@ func writeDaemonFile(cfg Config, listen string) error {
 }
 
 // socketTry is one place findSocket looked, and what it found there.
-type socketTry struct{ path, outcome string }
+type socketTry struct {
+	path, outcome string
+	// denied: this user may not look in the socket's dir (dir true) or
+	// may not connect to the socket there.
+	denied, dir bool
+}
 
 // socketCandidates are the sockets a CLI of cfg may mean, in order: the
 // daemon of its data dir (the one it names, then the data dir's own
@@ -158,19 +163,20 @@ func findSocket(cfg Config) (string, error) {
 		_, err := os.Stat(p)
 		switch {
 		case errors.Is(err, fs.ErrPermission):
-			tried = append(tried, socketTry{p, fmt.Sprintf("permission denied (its dir admits the daemon's user, root and the %s group)", socketGroup)})
+			// Whether a socket is in there, this user cannot tell.
+			tried = append(tried, socketTry{p, fmt.Sprintf("cannot look: permission denied on %s (it admits the daemon's user, root and the %s group)", filepath.Dir(p), socketGroup), true, true})
 			continue
 		case err != nil:
-			tried = append(tried, socketTry{p, "no socket"})
+			tried = append(tried, socketTry{path: p, outcome: "no socket"})
 			continue
 		}
 		c, err := net.DialTimeout("unix", p, 2*time.Second)
 		if err != nil {
-			outcome := "nothing answers (a daemon that stopped left it)"
+			t := socketTry{path: p, outcome: "nothing answers (a daemon that stopped left it)"}
 			if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EACCES) {
-				outcome = fmt.Sprintf("permission denied (the socket admits the daemon's user, root and the %s group)", socketGroup)
+				t.outcome, t.denied = fmt.Sprintf("a socket this user may not use: permission denied (it admits the daemon's user, root and the %s group)", socketGroup), true
 			}
-			tried = append(tried, socketTry{p, outcome})
+			tried = append(tried, t)
 			continue
 		}
 		c.Close()
@@ -192,14 +198,30 @@ func (e *noDaemonError) Error() string {
 
 func (e *noDaemonError) Unwrap() error { return errNoDaemon }
 
-// denied reports whether a socket was there but this user may not use it.
-func (e *noDaemonError) denied() bool {
+// denied reports whether this user was refused somewhere: a socket it may
+// not use (socket true: one is there), or a dir it may not look in.
+func (e *noDaemonError) denied() (some, socket bool) {
 	for _, t := range e.tried {
-		if strings.HasPrefix(t.outcome, "permission denied") {
-			return true
-		}
+		some = some || t.denied
+		socket = socket || t.denied && !t.dir
 	}
-	return false
+	return some, socket
+}
+
+// deniedAdvice says what to do when this user was refused a look or a
+// socket: what was seen (a socket, or only a dir it may not enter: it
+// cannot tell whether a daemon runs), and whether the group that would
+// admit it exists on this host.
+func (e *noDaemonError) deniedAdvice() string {
+	_, socket := e.denied()
+	seen := "this user may not look where a system daemon's socket would be, so it cannot tell whether one runs"
+	if socket {
+		seen = "a daemon's socket is there that this user may not use"
+	}
+	if _, err := user.LookupGroup(socketGroup); err != nil {
+		return fmt.Sprintf("%s; no %s group exists on this host, so a root daemon admits only root: use sudo, or have an admin create it (`sudo groupadd %s; sudo usermod -aG %s $USER`) and restart the daemon", seen, socketGroup, socketGroup, socketGroup)
+	}
+	return fmt.Sprintf("%s: join the %s group (`sudo usermod -aG %s $USER`, then log in again) or use sudo", seen, socketGroup, socketGroup)
 }
 
 // socketClient is an HTTP client whose every connection is the socket.

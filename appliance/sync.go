@@ -81,7 +81,7 @@ func newSyncWorker(cfg Config, db *storage.DB, log *slog.Logger, instanceType fu
 		Interval:        cfg.SyncInterval,
 		Agents:          cfg.agentInfos(),
 		Hostname:        hostname,
-		Version:         Version,
+		Version:         version(),
 		InstanceType:    instanceType,
 		OpenClawVersion: func() string { return openClawVersion(roots) },
 		Logger:          log.With("component", "sync"),
@@ -148,7 +148,7 @@ type syncReport struct {
 
 func (a *App) syncStatus() upstream.Status {
 	if a.syncer == nil {
-		return upstream.Status{State: upstream.StateDisabled, KnownSchema: upstream.SchemaVersion()}
+		return upstream.OffStatus(a.db, a.Now())
 	}
 	return a.syncer.Status()
 }
@@ -327,15 +327,15 @@ func runSyncStatus(ctx context.Context, env *cliEnv, args []string) error {
 		now := time.Now()
 		rep.Status = upstream.ReadStatus(db, now, now)
 		if cfg.SupabaseDSN == "" {
-			rep.Enabled = false
-			if rep.State == upstream.StateNever {
-				rep.State = upstream.StateDisabled
-			}
+			rep.Status = upstream.OffStatus(db, now)
 		} else if d, err := upstream.ParseDSN(cfg.SupabaseDSN, true); err == nil {
 			rep.Target = d.String()
 		}
 		if rep.Quarantine, err = db.Quarantined(); err != nil {
 			return err
+		}
+		if rep.Quarantine == nil {
+			rep.Quarantine = []storage.QuarantineEntry{} // [] as /api/sync says
 		}
 	}
 	if asJSON {
@@ -345,26 +345,43 @@ func runSyncStatus(ctx context.Context, env *cliEnv, args []string) error {
 	return nil
 }
 
+// writeSyncStatus prints the status for people. With sync off it says so
+// and what waits to be sent once it is on, and nothing about an upstream
+// it has no word from (no schema, no attempts).
 func writeSyncStatus(w io.Writer, rep syncReport, now time.Time) {
 	when := func(t time.Time) string {
 		if t.IsZero() {
 			return "never"
 		}
-		return fmt.Sprintf("%s (%s ago)", t.Local().Format(time.DateTime), now.Sub(t).Round(time.Second))
+		return fmt.Sprintf("%s (%s ago)", t.Local().Format(time.DateTime), rollup.Ago(now.Sub(t)))
 	}
-	fmt.Fprintf(w, "sync:            %s\n", rep.State)
-	if rep.Target != "" {
-		fmt.Fprintf(w, "upstream:        %s\n", rollup.Clean(rep.Target))
+	if !rep.Enabled {
+		fmt.Fprintln(w, "sync:            off: no upstream configured (supabase_dsn, FLEETMETER_SUPABASE_DSN or FLEETMETER_SUPABASE_DSN_FILE; see the README, Upstream sync)")
+		fmt.Fprintf(w, "waiting:         %d rows, sent once sync is on\n", rep.PendingRows)
+		if !rep.LastSuccess.IsZero() {
+			fmt.Fprintf(w, "last success:    %s, before sync was turned off\n", when(rep.LastSuccess))
+		}
+	} else {
+		fmt.Fprintf(w, "sync:            %s\n", rep.State)
+		if rep.Target != "" {
+			fmt.Fprintf(w, "upstream:        %s\n", rollup.Clean(rep.Target))
+		}
+		fmt.Fprintf(w, "last success:    %s\n", when(rep.LastSuccess))
+		fmt.Fprintf(w, "last attempt:    %s\n", when(rep.LastAttempt))
+		if !rep.NextAttempt.IsZero() {
+			fmt.Fprintf(w, "next attempt:    %s\n", rep.NextAttempt.Local().Format(time.DateTime))
+		}
+		fmt.Fprintf(w, "pending rows:    %d (lag %s)\n", rep.PendingRows, rollup.Ago(time.Duration(rep.LagSeconds*float64(time.Second))))
+		if rep.UpstreamSchema > 0 { // known to a daemon that has reached upstream
+			fmt.Fprintf(w, "upstream schema: %d (this fleetmeter writes %d)\n", rep.UpstreamSchema, rep.KnownSchema)
+		}
 	}
-	fmt.Fprintf(w, "last success:    %s\n", when(rep.LastSuccess))
-	fmt.Fprintf(w, "last attempt:    %s\n", when(rep.LastAttempt))
-	if !rep.NextAttempt.IsZero() {
-		fmt.Fprintf(w, "next attempt:    %s\n", rep.NextAttempt.Local().Format(time.DateTime))
+	if rep.QuarantinedRows > 0 || rep.Enabled {
+		fmt.Fprintf(w, "quarantined:     %d\n", rep.QuarantinedRows)
 	}
-	fmt.Fprintf(w, "pending rows:    %d (lag %s)\n", rep.PendingRows, (time.Duration(rep.LagSeconds) * time.Second).String())
-	fmt.Fprintf(w, "quarantined:     %d\n", rep.QuarantinedRows)
-	fmt.Fprintf(w, "sent in all:     %d rows, %.1f MB\n", rep.RowsSent, float64(rep.BytesSent)/1e6)
-	fmt.Fprintf(w, "upstream schema: %d (this fleetmeter writes %d)\n", rep.UpstreamSchema, rep.KnownSchema)
+	if rep.RowsSent > 0 || rep.Enabled {
+		fmt.Fprintf(w, "sent in all:     %d rows, %.1f MB\n", rep.RowsSent, float64(rep.BytesSent)/1e6)
+	}
 	if rep.Backfill != nil {
 		fmt.Fprintf(w, "backfill:        %d of %d entries\n", rep.Backfill.Sent, rep.Backfill.Of)
 	}

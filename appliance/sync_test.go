@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -133,14 +136,14 @@ func TestSyncCommands(t *testing.T) {
 		t.Errorf("config shows the DSN:\n%s", out)
 	}
 
-	// A call upstream cannot store (a NUL byte in its agent): quarantined,
-	// shown, and the exit code says rows are left.
+	// A call upstream cannot store (a token total beyond PostgreSQL's
+	// bigint): quarantined, shown, and the exit code says rows are left.
 	db, err := storage.Open(filepath.Join(dataDir, storage.FileName), storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = db.Apply(&storage.Batch{Records: []storage.Usage{{TS: time.Now().UnixMilli(), Source: storage.SourceOpenClaw, Agent: "bad\x00agent",
-		SessionID: "s", Provider: "p", Model: "m", Input: 1, CostSource: storage.CostUnpriced, DedupeKey: "nul"}}})
+	_, err = db.Apply(&storage.Batch{Records: []storage.Usage{{TS: time.Now().UnixMilli(), Source: storage.SourceOpenClaw, Agent: "huge\x1b[31magent",
+		SessionID: "s", Provider: "p", Model: "m", Input: math.MaxInt64 / 2, Output: math.MaxInt64 / 2, CacheRead: 10, CostSource: storage.CostUnpriced, DedupeKey: "huge"}}})
 	db.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +152,7 @@ func TestSyncCommands(t *testing.T) {
 	if code != 3 || !strings.Contains(stderr, "rows are left: 0 pending, 2 quarantined") {
 		t.Errorf("sync --once with a rejected row: exit %d, %q %q", code, out, stderr)
 	}
-	if code, out, _ := cli(t, good, "sync", "status"); !strings.Contains(out, `quarantined daily`) || !strings.Contains(out, `agent="bad\x00agent"`) || !strings.Contains(out, "invalid byte sequence") {
+	if code, out, _ := cli(t, good, "sync", "status"); !strings.Contains(out, `quarantined daily`) || !strings.Contains(out, `agent="huge\x1b[31magent"`) || !strings.Contains(out, "out of range") {
 		t.Errorf("sync status does not show the quarantined row: exit %d\n%s", code, out)
 	}
 	if code, out, _ := cli(t, good, "sync", "--once", "--retry-quarantined"); code != 3 || !strings.Contains(out, "requeued 2 quarantined rows") {
@@ -171,10 +174,16 @@ func maps(base map[string]string, kv ...string) map[string]string {
 // runDaemon runs an App on cfg until the end of the test.
 func runDaemon(t *testing.T, cfg Config) *App {
 	t.Helper()
+	return runDaemonLogging(t, cfg, newLogger(Config{LogLevel: "error", LogFormat: "text"}, io.Discard))
+}
+
+// runDaemonLogging is runDaemon with the daemon's log going to log.
+func runDaemonLogging(t *testing.T, cfg Config, log *slog.Logger) *App {
+	t.Helper()
 	if cfg.RuntimeDir == "" || cfg.RuntimeDir == defaultRuntimeDir() {
 		cfg.RuntimeDir = shortTempDir(t) // never the machine's own runtime dir (/run/fleetmeter as root)
 	}
-	app, err := New(cfg, newLogger(Config{LogLevel: "error", LogFormat: "text"}, io.Discard))
+	app, err := New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,4 +402,128 @@ func TestSyncKilledMidRound(t *testing.T) {
 		t.Fatalf("final run: %v\n%s", err, out)
 	}
 	sameDaily(t, fmt.Sprintf("after %d kills", kills), upstreamDaily(t, c.Open(t, c.AdminDSN(name))), localDaily(t, dbReport(t, dataDir)))
+}
+
+// The DSN's password is in no sync output, whatever fails: the CLI's
+// (sync --once, sync status, --json, doctor, config, health) and the
+// daemon's (/api/sync, /api/status, /metrics, the Sync and Overview pages,
+// its log), for a key=value DSN and a URL whose password needs escaping,
+// each with a wrong password against the real server (the error path
+// holds the password).
+func TestSyncSecretsNeverShown(t *testing.T) {
+	c, name := migrated(t)
+	const pw = "Sekr1t/p@ss:w0rd?x=1&y"
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(pgtest.SyncRole, pw), Host: fmt.Sprintf("127.0.0.1:%d", c.Port), Path: "/" + name,
+		RawQuery: "sslmode=disable&binary_parameters=yes&connect_timeout=5"}
+	escaped := strings.TrimPrefix(u.User.String(), pgtest.SyncRole+":")
+	secrets := []string{pw, escaped, url.QueryEscape(pw), url.PathEscape(pw), "Sekr1t"}
+	for _, dsn := range []string{
+		fmt.Sprintf("host=127.0.0.1 port=%d user=%s password='%s' dbname=%s sslmode=disable binary_parameters=yes connect_timeout=5", c.Port, pgtest.SyncRole, pw, name),
+		u.String(),
+	} {
+		t.Run(dsn[:8], func(t *testing.T) {
+			dataDir, runtimeDir := t.TempDir(), shortTempDir(t)
+			env := map[string]string{"FLEETMETER_DATA_DIR": dataDir, "FLEETMETER_RUNTIME_DIR": runtimeDir, "FLEETMETER_SUPABASE_DSN": dsn, "FLEETMETER_NO_DISCOVER": "true"}
+			if code, _, stderr := cli(t, env, "ingest", "--once", "--openclaw-dir", "../ingest/testdata/openclaw/traps"); code != 0 {
+				t.Fatalf("ingest: %s", stderr)
+			}
+			seen := map[string]string{}
+			run := func(args ...string) {
+				code, out, stderr := cli(t, env, args...)
+				seen[strings.Join(args, " ")] = fmt.Sprintf("exit %d\n%s\n%s", code, out, stderr)
+			}
+			run("sync", "--once")
+			if !strings.Contains(seen["sync --once"], "password authentication failed") {
+				t.Fatalf("sync --once did not fail on the password: %s", seen["sync --once"])
+			}
+			run("sync", "status")
+			run("sync", "status", "--json")
+			run("doctor")
+			run("config")
+			if !strings.Contains(seen["doctor"], "password authentication failed") {
+				t.Errorf("doctor did not reach the server: %s", seen["doctor"])
+			}
+
+			cfg := DefaultConfig()
+			cfg.DataDir, cfg.RuntimeDir, cfg.NoDiscover = dataDir, runtimeDir, true
+			cfg.OpenClawDirs = []string{"../ingest/testdata/openclaw/traps"}
+			cfg.Listen, cfg.BrowserLogin = "127.0.0.1:0", false
+			cfg.SupabaseDSN, cfg.SyncInterval = dsn, time.Second
+			var logs syncBuffer
+			app := runDaemonLogging(t, cfg, newLogger(Config{LogLevel: "debug", LogFormat: "text"}, &logs))
+			deadline := time.Now().Add(20 * time.Second)
+			for (app.syncStatus().LastAttempt.IsZero() || !strings.Contains(logs.String(), "sync failed")) && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if st := app.syncStatus(); st.State != upstream.StateFailing || !strings.Contains(st.LastError, "password authentication failed") {
+				t.Fatalf("daemon sync status %+v", st)
+			}
+			base := "http://" + app.Addr().String()
+			for _, p := range []string{"/api/sync", "/api/status", "/metrics", "/sync", "/"} {
+				resp, err := http.Get(base + p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				seen[p] = resp.Status + "\n" + string(b)
+			}
+			run("health", "--json")
+			run("doctor")
+			run("sync", "status")
+			seen["daemon log"] = logs.String()
+			if !strings.Contains(seen["/api/sync"], "password authentication failed") || !strings.Contains(seen["daemon log"], "sync failed") {
+				t.Errorf("the failure is not shown: %s\n%s", seen["/api/sync"], seen["daemon log"])
+			}
+			for where, text := range seen {
+				for _, sec := range secrets {
+					if strings.Contains(text, sec) {
+						t.Errorf("%s shows the password (%q):\n%s", where, sec, text)
+					}
+				}
+			}
+		})
+	}
+}
+
+// With no upstream configured, sync status says sync is off and how many
+// rows wait, and nothing about an upstream it never heard from; the
+// daemon's /api/sync and Sync page say the same.
+func TestSyncStatusWhenOff(t *testing.T) {
+	dataDir, runtimeDir := t.TempDir(), shortTempDir(t)
+	env := map[string]string{"FLEETMETER_DATA_DIR": dataDir, "FLEETMETER_RUNTIME_DIR": runtimeDir}
+	if code, _, stderr := cli(t, env, "ingest", "--once", "--openclaw-dir", "../ingest/testdata/openclaw/traps"); code != 0 {
+		t.Fatalf("ingest: %s", stderr)
+	}
+	code, out, _ := cli(t, env, "sync", "status")
+	if code != 0 || !strings.HasPrefix(out, "sync:            off: no upstream configured") || !strings.Contains(out, "rows, sent once sync is on") {
+		t.Errorf("sync status: exit %d\n%s", code, out)
+	}
+	for _, nonsense := range []string{"schema", "never", "lag", "quarantined"} {
+		if strings.Contains(out, nonsense) {
+			t.Errorf("sync status with sync off says %q:\n%s", nonsense, out)
+		}
+	}
+	var st syncReport
+	_, out, _ = cli(t, env, "sync", "status", "--json")
+	if err := json.Unmarshal([]byte(out), &st); err != nil || st.Enabled || st.State != upstream.StateDisabled || st.PendingRows == 0 || st.Quarantine == nil || st.UpstreamSchema != 0 {
+		t.Errorf("sync status --json: %v %+v", err, st)
+	}
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.RuntimeDir, cfg.NoDiscover = dataDir, runtimeDir, true
+	cfg.Listen, cfg.BrowserLogin = "127.0.0.1:0", false
+	app := runDaemon(t, cfg)
+	var viaDaemon syncReport
+	resp, err := http.Get("http://" + app.Addr().String() + "/api/sync")
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&viaDaemon)
+	resp.Body.Close()
+	if viaDaemon.Enabled || viaDaemon.State != upstream.StateDisabled || viaDaemon.PendingRows < st.PendingRows {
+		t.Errorf("/api/sync %+v, want off with at least %d rows waiting", viaDaemon.Status, st.PendingRows)
+	}
+	if _, out, _ := cli(t, env, "sync", "status"); !strings.Contains(out, "sync:            off") || strings.Contains(out, "schema") {
+		t.Errorf("sync status through the daemon:\n%s", out)
+	}
 }

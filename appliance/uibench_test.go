@@ -54,7 +54,7 @@ func benchServer(b *testing.B) (base string, db *storage.DB, stop func()) {
 	}
 	now := func() time.Time { return time.UnixMilli(newest).Add(time.Minute) } // the fleet's own "now"
 	reader := rollup.NewReader(db, rollup.ReaderConfig{Host: db, Now: now, MaxHeavy: 2, BusyWait: 5 * time.Second, MaxStale: 5 * time.Second})
-	dash := rollup.NewDashboard(db, rollup.DashboardConfig{Now: now, Advice: reader.Advice, MaxHeavy: 2, BusyWait: 5 * time.Second, MaxStale: 5 * time.Second})
+	dash := rollup.NewDashboard(db, rollup.DashboardConfig{Now: now, Advice: reader.OwnAdvice, MaxHeavy: 2, BusyWait: 5 * time.Second, MaxStale: 5 * time.Second})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

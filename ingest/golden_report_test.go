@@ -27,10 +27,10 @@ import (
 // --openclaw-dir/--claude-dir/--codex-dir` does (an in-memory tally in the
 // zone asked for, the embedded price table), must be byte-identical to
 // testdata/golden/reports/<corpus>.txt.gz. Those files were written by the
-// build before the speed work (issue 8; rewritten with main's c361c62 when
-// the CLI's renderer changed, its readers still the old ones), so a faster
-// reader must give the very bytes the old one gave; `go test -update`
-// rewrites them.
+// build before the speed work (issue 8; their tables rewritten twice since,
+// when the CLI's renderer and then its money format changed, every JSON
+// section kept byte for byte), so a faster reader must give the very bytes
+// the old one gave; `go test -update` rewrites them.
 //
 // The corpora: the project's generated OpenClaw corpus (every duplication
 // trap), the same bytes re-serialised with alphabetically ordered keys

@@ -127,9 +127,13 @@ type Evidence struct {
 	DiskGrowthPerDay     *float64 `json:"disk_data_growth_bytes_per_day"`
 	DiskDaysToFull       *float64 `json:"disk_data_days_to_full"` // null when not growing
 	PeakSessions         int      `json:"peak_sessions"`
-	MemPerSessionBytes   *float64 `json:"mem_per_session_bytes"` // slope of used memory on active sessions
+	MemPerSessionBytes   *float64 `json:"mem_per_session_bytes"` // slope of used memory on active sessions, at least 0
 	MemPerSessionR2      *float64 `json:"mem_per_session_r2"`
-	SessionHeadroom      *int     `json:"session_headroom"` // extra sessions before memory reaches MemUsedHighP95
+	// MemPerSessionNote says why MemPerSessionBytes is 0 when the fit fell
+	// (used memory went down as sessions went up: other memory use, such
+	// as caches given back, drowned what a session costs).
+	MemPerSessionNote string `json:"mem_per_session_note,omitempty"`
+	SessionHeadroom   *int   `json:"session_headroom"` // extra sessions before memory reaches MemUsedHighP95
 }
 
 // Advise applies the rules in th to 5-minute host rollups (oldest first)
@@ -326,6 +330,13 @@ func evidence(t *storage.HostRollup, slots []storage.HostRollup, nslots int, th 
 	// What one more session costs: the slope of used memory on sessions.
 	if slope, _, r2, ok := t.MemSessions.Fit(); ok {
 		perSession := slope * (1 << 20)
+		if perSession < 0 {
+			// A session never frees memory: a falling fit is other memory
+			// use moving against the sessions, not a negative cost.
+			ev.MemPerSessionNote = fmt.Sprintf("used memory fell as sessions rose (fit %s/session, r² %.2f): other memory use hides what a session costs",
+				signedBytes(perSession), r2)
+			perSession = 0
+		}
 		ev.MemPerSessionBytes, ev.MemPerSessionR2 = &perSession, &r2
 		if perSession > 0 && ev.MemTotalBytes > 0 {
 			room := th.MemUsedHighP95/100*float64(ev.MemTotalBytes) - ev.MemUsedP95Pct/100*float64(ev.MemTotalBytes)

@@ -1,6 +1,7 @@
 package rollup
 
 import (
+	"cmp"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -28,7 +29,10 @@ type shape struct {
 	swapFrac float64                    // share of samples that swap
 	load     func(r *rand.Rand) float64 // per core
 	diskUsed func(days float64) uint64  // of a 100 GiB data disk
-	sessions int                        // at most; each costs 250 MiB (default 10)
+	sessions int                        // at most (default 10)
+	// sessionMiB is what each session adds to used memory (default 250);
+	// negative: used memory falls as sessions rise.
+	sessionMiB int
 }
 
 func uniform(lo, hi float64) func(*rand.Rand) float64 {
@@ -47,7 +51,8 @@ func (sh shape) sample(r *rand.Rand, at time.Time) storage.HostSample {
 		maxSessions = 10
 	}
 	sessions := r.IntN(maxSessions + 1)
-	used := uint64(sh.memPct(r)/100*float64(sh.memTotal)) + uint64(sessions)*250*mib + uint64(r.IntN(32))*mib
+	perSession := cmp.Or(sh.sessionMiB, 250)
+	used := uint64(sh.memPct(r)/100*float64(sh.memTotal)) + uint64(int64(sessions*perSession)*mib) + uint64(r.IntN(32))*mib
 	used = min(used, sh.memTotal)
 	diskUsed := uint64(40 * gib)
 	if sh.diskUsed != nil {
@@ -182,6 +187,31 @@ func TestAdviseEvidence(t *testing.T) {
 	}
 	if e.MemHeadroomPct != 100-e.MemUsedP95Pct || e.SwapActivePct != 0 {
 		t.Errorf("headroom %v swap %v", e.MemHeadroomPct, e.SwapActivePct)
+	}
+}
+
+// Used memory that falls as sessions rise is no negative session cost:
+// the figure is 0, says why, and gives no session headroom.
+func TestAdviseMemoryPerSessionNeverNegative(t *testing.T) {
+	sh := shape{memTotal: 8 * gib, cpu: uniform(35, 60), memPct: uniform(60, 60.01), sessionMiB: -40}
+	rows, _ := history(sh, 2*24*time.Hour, 7)
+	a := Advise(rows, "m6i.large", DefaultThresholds())
+	e := a.Evidence
+	if e.MemPerSessionBytes == nil || *e.MemPerSessionBytes != 0 || e.SessionHeadroom != nil || !strings.Contains(e.MemPerSessionNote, "fell as sessions rose") {
+		t.Fatalf("memory per session %v, headroom %v, note %q", e.MemPerSessionBytes, e.SessionHeadroom, e.MemPerSessionNote)
+	}
+	var b strings.Builder
+	if err := WriteAdvice(&b, a, 0); err != nil {
+		t.Fatal(err)
+	}
+	line := ""
+	for _, l := range strings.Split(b.String(), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "memory per session") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "not estimable: used memory fell as sessions rose (fit -") {
+		t.Errorf("advice says: %q\n%s", line, b.String())
 	}
 }
 

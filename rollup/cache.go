@@ -20,6 +20,13 @@ type versioned interface {
 	DataVersion() (uint64, error)
 }
 
+// commitClock says when the first commit after a version was made (exact
+// false: not known); *storage.DB satisfies it. A source without it never
+// gets an outdated result.
+type commitClock interface {
+	CommittedAfter(version uint64) (at time.Time, exact bool)
+}
+
 // maxCached bounds the queries whose latest result is kept.
 const maxCached = 128
 
@@ -27,9 +34,11 @@ const maxCached = 128
 // it was computed from, so a burst of the same query computes it once
 // however many ask (they wait for the one computation). A result of an
 // older version is recomputed; with maxStale set, while that runs the old
-// one is still answered, for at most maxStale after the newer version was
-// first asked for: a daemon that commits every second does not make every
-// request wait for every report again. Computations take a slot of their
+// one is still answered, for at most maxStale after the commit that
+// outdated it (when the source says when that was): a daemon that commits
+// every second does not make every request wait for every report again,
+// and data that arrived a minute ago is in the first answer after it,
+// however long no one asked. Computations take a slot of their
 // lane's small pool, so their memory and CPU are bounded whatever the
 // number of requests; a long one (a zone's first recut) has a lane of its
 // own and does not hold up the others.
@@ -45,9 +54,6 @@ type resultCache struct {
 type result struct {
 	v       any
 	version uint64
-	// outdated is when a newer version was first asked for; zero while
-	// this one is the newest known.
-	outdated time.Time
 }
 
 // lane is a pool of computation slots.
@@ -67,19 +73,18 @@ func newResultCache(maxHeavy int, wait, maxStale time.Duration) *resultCache {
 	return c
 }
 
-// get returns the result of key at version, computing it once.
-func (c *resultCache) get(version uint64, key string, ln lane, compute func() (any, error)) (any, error) {
+// get returns the result of key at version, computing it once; clock
+// (nil: none) says how long an older result has been outdated.
+func (c *resultCache) get(version uint64, clock commitClock, key string, ln lane, compute func() (any, error)) (any, error) {
 	c.mu.Lock()
 	r := c.results[key]
 	switch {
 	case r != nil && r.version >= version: // newer is as good: the caller read the version a moment ago
 		c.mu.Unlock()
 		return r.v, nil
-	case r != nil && r.version < version && c.maxStale > 0:
-		if r.outdated.IsZero() {
-			r.outdated = time.Now()
-		}
-		if time.Since(r.outdated) <= c.maxStale {
+	case r != nil && c.maxStale > 0 && clock != nil:
+		outdated, exact := clock.CommittedAfter(r.version)
+		if exact && time.Since(outdated) <= c.maxStale {
 			v := r.v
 			c.mu.Unlock()
 			c.flight.DoChan(flightKey(version, key), c.computeFn(version, key, ln, compute)) // refreshed meanwhile
@@ -164,7 +169,8 @@ func cached[T any](ctx context.Context, c *resultCache, src any, key string, ln 
 			var zero T
 			return zero, err
 		}
-		v, err = c.get(version, key, ln, fn)
+		clock, _ := src.(commitClock)
+		v, err = c.get(version, clock, key, ln, fn)
 	} else {
 		v, err = c.run(ctx, ln, fn)
 	}

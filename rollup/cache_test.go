@@ -156,3 +156,38 @@ func TestSessionPages(t *testing.T) {
 		t.Errorf("a page over MaxPage: %v", err)
 	}
 }
+
+// Data committed longer ago than MaxStale is in the first answer after
+// it, however long no one asked in between; and every kind of report
+// answers from the same state. Before, the first ask after a quiet minute
+// got the old figures (the old result was outdated only from that ask on).
+func TestOutdatedLongAgoIsRecomputed(t *testing.T) {
+	db := openTestDB(t)
+	apply := func(day string) {
+		t.Helper()
+		if _, err := db.Apply(&storage.Batch{Records: []storage.Usage{usageAt(t, day, 1, "a", "", "m", 5, 1)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply("2026-04-10")
+	r := NewReader(db, ReaderConfig{Host: db, MaxHeavy: 2, BusyWait: time.Second, MaxStale: 200 * time.Millisecond})
+	msgs := func(kind string) int64 {
+		t.Helper()
+		rep, err := r.Report(context.Background(), Query{Kind: kind, Since: MinDay, Until: MaxDay})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep.Totals.Messages
+	}
+	if d, a := msgs("daily"), msgs("agent"); d != 1 || a != 1 {
+		t.Fatalf("first answers %d, %d", d, a)
+	}
+	apply("2026-04-11")
+	if a := msgs("agent"); a != 1 && a != 2 {
+		t.Fatalf("agent right after the commit: %d", a)
+	}
+	time.Sleep(300 * time.Millisecond) // longer than MaxStale, nobody asks daily
+	if d, a := msgs("daily"), msgs("agent"); d != 2 || a != 2 {
+		t.Errorf("%s after the commit: daily %d, agent %d calls; want 2 and 2", 300*time.Millisecond, d, a)
+	}
+}

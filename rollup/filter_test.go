@@ -3,6 +3,8 @@ package rollup
 import (
 	"context"
 	"errors"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,6 +96,21 @@ func TestFilterBadValues(t *testing.T) {
 		q.Since, q.Until = MinDay, MaxDay
 		if _, err := r.Report(context.Background(), q); !errors.Is(err, ErrBadQuery) {
 			t.Errorf("%+v: %v, want a bad query", q, err)
+		}
+	}
+}
+
+// top has one rule for ?top= and --top: a whole number above 0, and 0 is
+// an error, not "every row"; absent is every row.
+func TestTopRule(t *testing.T) {
+	for _, s := range []string{"0", "-1", "many", "1.5", " 3"} {
+		if _, err := ParseQueryValues("agent", url.Values{"top": {s}}); !errors.Is(err, ErrBadQuery) || !strings.Contains(err.Error(), "want a whole number above 0") {
+			t.Errorf("top %q: %v, want a bad query", s, err)
+		}
+	}
+	for s, want := range map[string]int{"": 0, "1": 1, "25": 25} {
+		if q, err := ParseQueryValues("agent", url.Values{"top": {s}}); err != nil || q.Top != want {
+			t.Errorf("top %q: %d %v, want %d", s, q.Top, err, want)
 		}
 	}
 }

@@ -88,13 +88,16 @@ func WriteAdvice(w io.Writer, a Advice, width int) error {
 	}
 	row("data disk", disk)
 	row("peak sessions", fmt.Sprintf("%d", e.PeakSessions))
-	if e.MemPerSessionBytes != nil {
+	switch {
+	case e.MemPerSessionNote != "":
+		row("memory per session", "not estimable: "+e.MemPerSessionNote)
+	case e.MemPerSessionBytes != nil:
 		s := fmt.Sprintf("%s/session (r² %.2f)", signedBytes(*e.MemPerSessionBytes), *e.MemPerSessionR2)
 		if e.SessionHeadroom != nil {
 			s += fmt.Sprintf(", room for ~%d more", *e.SessionHeadroom)
 		}
 		row("memory per session", s)
-	} else {
+	default:
 		row("memory per session", "not estimable (sessions did not vary)")
 	}
 	if err := t.Render(&b, width); err != nil {

@@ -3,6 +3,7 @@ package rollup
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -85,12 +86,44 @@ func ParseQueryValues(kind string, v url.Values) (Query, error) {
 			return Query{}, badQuery("tz: %v", err)
 		}
 	}
-	if s := v.Get("top"); s != "" {
-		if q.Top, err = strconv.Atoi(s); err != nil || q.Top < 1 {
-			return Query{}, badQuery("top %q: want a whole number above 0", s)
-		}
+	if q.Top, err = ParseTop(v.Get("top")); err != nil {
+		return Query{}, err
 	}
 	return q, q.Validate()
+}
+
+// ParseTop reads a row limit (?top= or --top): a whole number above 0, or
+// "" for every row (0). 0 itself is an error, not "every row": one rule
+// for the API and the command line. Errors are ErrBadQuery.
+func ParseTop(s string) (int, error) {
+	return wholeNumber("top", s, 0, 1, math.MaxInt, "want a whole number above 0")
+}
+
+// ParseLimit reads a page size (?limit=): a whole number from 1 to
+// MaxPage, def when s is "". 0 is an error, not "every row" (which would
+// slip past the cap): one rule with ?top= (ParseTop). Errors are
+// ErrBadQuery.
+func ParseLimit(s string, def int) (int, error) {
+	return wholeNumber("limit", s, def, 1, MaxPage, fmt.Sprintf("want a whole number from 1 to %d", MaxPage))
+}
+
+// ParseOffset reads how many rows a page skips (?offset=): a whole
+// number, 0 or more; 0 when s is "". Errors are ErrBadQuery.
+func ParseOffset(s string) (int, error) {
+	return wholeNumber("offset", s, 0, 0, math.MaxInt, "want a whole number, 0 or more")
+}
+
+// wholeNumber reads parameter name: def when s is "", else a whole number
+// from lo to hi; an error says want.
+func wholeNumber(name, s string, def, lo, hi int, want string) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		return 0, badQuery("%s %q: %s", name, s, want)
+	}
+	return n, nil
 }
 
 // Values is q as URL parameters (ParseQueryValues reads them back).

@@ -3,6 +3,7 @@ package rollup
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -16,8 +17,34 @@ type Reader interface {
 	Report(ctx context.Context, q Query) (Report, error)
 	// HostReport is the host's history by day over q's range.
 	HostReport(ctx context.Context, q Query) (HostReport, error)
-	// Advice is the scaling advice over the last week.
-	Advice(ctx context.Context) (Advice, error)
+	// Advice is the scaling advice over the last week, for instanceType
+	// (an EC2 type such as t3.large; "" means the one the reader knows).
+	Advice(ctx context.Context, instanceType string) (Advice, error)
+}
+
+// OwnAdvice is Advice for the configured instance type.
+func (r *LocalReader) OwnAdvice(ctx context.Context) (Advice, error) { return r.Advice(ctx, "") }
+
+// ValidInstanceType reports whether s may name an EC2 instance type
+// (family.size, lower case; "" too): an unknown type is still advice
+// without a next size, but no arbitrary text reaches a cache key or a page.
+func ValidInstanceType(s string) bool {
+	if len(s) > 40 {
+		return false
+	}
+	family, size, ok := strings.Cut(s, ".")
+	if s == "" {
+		return true
+	}
+	word := func(w string) bool {
+		for _, c := range w {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+		return w != ""
+	}
+	return ok && word(family) && word(size)
 }
 
 // HostStore is what host reports and advice read; *storage.DB satisfies it.
@@ -128,12 +155,19 @@ func (r *LocalReader) HostReport(ctx context.Context, q Query) (HostReport, erro
 	return rep, err
 }
 
-// Advice applies the advice rules to the week before Now.
-func (r *LocalReader) Advice(ctx context.Context) (Advice, error) {
+// Advice applies the advice rules to the week before Now, for
+// instanceType or, when it is "", the configured one.
+func (r *LocalReader) Advice(ctx context.Context, instanceType string) (Advice, error) {
 	if r.cfg.Host == nil {
 		return Advice{}, badQuery("advice reads the database, not transcripts")
 	}
-	now, typ := r.cfg.Now(), r.cfg.InstanceType()
+	if !ValidInstanceType(instanceType) {
+		return Advice{}, badQuery("instance type %q: want an EC2 type such as t3.large", instanceType)
+	}
+	now, typ := r.cfg.Now(), instanceType
+	if typ == "" {
+		typ = r.cfg.InstanceType()
+	}
 	// The window moves with the clock: a result is kept for its minute.
 	key := fmt.Sprintf("advice|%d|%s", now.Unix()/60, typ)
 	return cached(ctx, r.cache, r.cfg.Host, key, laneDefault, func() (Advice, error) {

@@ -3,27 +3,34 @@ package rollup
 import (
 	"fmt"
 	"io"
-	"math"
+	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/mattn/go-runewidth"
+	"github.com/rivo/uniseg"
 )
 
 // Every table fleetmeter prints for people goes through Table.Render: text
 // columns left, numbers right, headers in sentence case, a rule under the
-// header and above the totals, cells aligned by display width (CJK and
-// emoji take two columns: go-runewidth knows the Unicode tables, we do
-// not), and a compact layout on a narrow terminal: the least useful
-// columns are hidden first, then long names are cut with "…".
+// header and above the totals, cells aligned by display width, and a
+// compact layout on a narrow terminal: the least useful columns are hidden
+// first, then long names are cut with "…" (never inside a character), and
+// the notes are wrapped, so no line is wider than the terminal while a
+// column can still give. Widths are those of grapheme clusters as
+// terminals draw them (rivo/uniseg: CJK, an emoji, an emoji with its
+// presentation selector, a flag take two columns, a combining accent
+// none); counting code points instead misaligns every line after such a
+// name.
 
 // Table is one table for a terminal.
 type Table struct {
 	// Title is the line above the table (what, which range, which zone).
 	Title   string
 	Columns []Column
-	// Rows are the cells, one string per column; a cell with "\n" takes
-	// several lines (the models of a day, one per line).
+	// Rows are the cells, one string per column. A cell of a Lines column
+	// takes a line per "\n" (the models of a day, one per line: each item
+	// Cleaned first); in any other cell "\n" is text like any other and is
+	// printed escaped, so a name cannot split its row or imitate one.
 	Rows [][]string
 	// Total is the totals row, under a rule; nil for none.
 	Total []string
@@ -38,27 +45,106 @@ type Column struct {
 	// Hide orders the columns a narrow terminal drops: 0 never, the
 	// highest first.
 	Hide int
+	// HideLast drops the column only when hiding the Hide ones and cutting
+	// the shrinkable ones to minShrunk was not enough (the figures a
+	// compact layout keeps longest: input and output beside the cost).
+	HideLast bool
 	// Shrink lets a narrow terminal cut the column's text with "…".
 	Shrink bool
+	// KeepEnd cuts a shrunk cell at its start ("…:direct:42"): for keys
+	// that share a prefix and differ at the end (session keys).
+	KeepEnd bool
+	// Lines: a cell holds one item a line, joined with "\n" (see Lines).
+	Lines bool
+}
+
+// Lines joins items into a cell of a Lines column, each Cleaned (a "\n"
+// inside an item is escaped, not a new line).
+func Lines(items []string) string {
+	out := make([]string, len(items))
+	for i, s := range items {
+		out[i] = Clean(s)
+	}
+	return strings.Join(out, "\n")
 }
 
 // gap is the space between columns.
 const gap = 2
 
-// minShrunk is the narrowest a shrinkable column gets.
+// minShrunk is the narrowest a shrinkable column gets while a column can
+// still be hidden or shrunk elsewhere; then down to its header.
 const minShrunk = 8
+
+// textWidth is the display width of s in a terminal.
+func textWidth(s string) int { return uniseg.StringWidth(s) }
+
+// truncate cuts s to at most w columns with "…" (at the end, or at the
+// start with keepEnd), between grapheme clusters.
+func truncate(s string, w int, keepEnd bool) string {
+	if textWidth(s) <= w {
+		return s
+	}
+	var clusters []string
+	g := uniseg.NewGraphemes(s)
+	for g.Next() {
+		clusters = append(clusters, g.Str())
+	}
+	if keepEnd {
+		slices.Reverse(clusters)
+	}
+	var kept []string
+	used := 1 // the "…"
+	for _, c := range clusters {
+		if used+textWidth(c) > w {
+			break
+		}
+		kept = append(kept, c)
+		used += textWidth(c)
+	}
+	if keepEnd {
+		slices.Reverse(kept)
+		return "…" + strings.Join(kept, "")
+	}
+	return strings.Join(kept, "") + "…"
+}
+
+// wrap breaks a note into lines of at most width columns at spaces (a
+// word wider than that keeps its own line).
+func wrap(s string, width int) []string {
+	if width <= 0 || textWidth(s) <= width {
+		return []string{s}
+	}
+	var lines []string
+	line := ""
+	for _, word := range strings.Fields(s) {
+		switch {
+		case line == "":
+			line = word
+		case textWidth(line)+1+textWidth(word) <= width:
+			line += " " + word
+		default:
+			lines = append(lines, line)
+			line = word
+		}
+	}
+	return append(lines, line)
+}
 
 // Render writes the table for a terminal width columns wide (0: no limit,
 // as for a pipe). Untrusted text in cells is escaped here (Clean), so a
-// name cannot move the cursor or reorder the line.
+// name cannot move the cursor, reorder the line or start another.
 func (t Table) Render(w io.Writer, width int) error {
 	cells := func(row []string) [][]string {
 		out := make([][]string, len(t.Columns))
-		for i := range t.Columns {
-			if i < len(row) {
+		for i, c := range t.Columns {
+			switch {
+			case i >= len(row):
+			case c.Lines:
 				for _, line := range strings.Split(row[i], "\n") {
 					out[i] = append(out[i], Clean(line))
 				}
+			default:
+				out[i] = []string{Clean(row[i])}
 			}
 		}
 		return out
@@ -73,13 +159,13 @@ func (t Table) Render(w io.Writer, width int) error {
 	}
 	widths := make([]int, len(t.Columns))
 	for i, c := range t.Columns {
-		widths[i] = runewidth.StringWidth(c.Head)
+		widths[i] = textWidth(c.Head)
 		for _, r := range append(rows, total) {
 			if r == nil {
 				continue
 			}
 			for _, line := range r[i] {
-				widths[i] = max(widths[i], runewidth.StringWidth(line))
+				widths[i] = max(widths[i], textWidth(line))
 			}
 		}
 	}
@@ -98,11 +184,12 @@ func (t Table) Render(w io.Writer, width int) error {
 		b.WriteByte('\n')
 	}
 	pad := func(i int, s string) string {
-		s = runewidth.Truncate(s, widths[i], "…")
+		s = truncate(s, widths[i], t.Columns[i].KeepEnd)
+		fill := strings.Repeat(" ", max(widths[i]-textWidth(s), 0))
 		if t.Columns[i].Right {
-			return runewidth.FillLeft(s, widths[i])
+			return fill + s
 		}
-		return runewidth.FillRight(s, widths[i])
+		return s + fill
 	}
 	writeRow := func(r [][]string) {
 		height := 1
@@ -161,14 +248,18 @@ func (t Table) Render(w io.Writer, width int) error {
 		b.WriteByte('\n')
 	}
 	for _, n := range notes {
-		b.WriteString(Clean(n) + "\n")
+		for _, l := range wrap(Clean(n), width) {
+			b.WriteString(l + "\n")
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-// fit hides columns (highest Hide first, the rightmost of a rank first)
-// and then shrinks the shrinkable ones until the table fits width. It
+// fit makes the table fit width, each step only while it does not: it
+// hides the Hide columns (highest first, the rightmost of a rank first),
+// cuts the shrinkable ones to minShrunk, hides the HideLast ones
+// (rightmost first), then cuts the shrinkable ones to their headers. It
 // returns the heads of the hidden columns, in table order.
 func (t Table) fit(widths []int, shown []bool, width int) []string {
 	total := func() int {
@@ -181,32 +272,44 @@ func (t Table) fit(widths []int, shown []bool, width int) []string {
 		}
 		return sum + gap*max(n-1, 0)
 	}
-	for total() > width {
-		pick := -1
-		for i := len(t.Columns) - 1; i >= 0; i-- {
-			if shown[i] && t.Columns[i].Hide > 0 && (pick < 0 || t.Columns[i].Hide > t.Columns[pick].Hide) {
-				pick = i
+	hide := func(rank func(c Column) int) {
+		for total() > width {
+			pick := -1
+			for i := len(t.Columns) - 1; i >= 0; i-- {
+				if shown[i] && rank(t.Columns[i]) > 0 && (pick < 0 || rank(t.Columns[i]) > rank(t.Columns[pick])) {
+					pick = i
+				}
 			}
-		}
-		if pick < 0 {
-			break
-		}
-		shown[pick] = false
-	}
-	for over := total() - width; over > 0; over = total() - width {
-		pick := -1
-		for i, c := range t.Columns {
-			floor := max(minShrunk, runewidth.StringWidth(c.Head))
-			if shown[i] && c.Shrink && widths[i] > floor && (pick < 0 || widths[i] > widths[pick]) {
-				pick = i
+			if pick < 0 {
+				return
 			}
+			shown[pick] = false
 		}
-		if pick < 0 {
-			break
-		}
-		floor := max(minShrunk, runewidth.StringWidth(t.Columns[pick].Head))
-		widths[pick] = max(floor, widths[pick]-over)
 	}
+	// Shrink the widest shrinkable column first, down to least.
+	shrink := func(least func(c Column) int) {
+		for over := total() - width; over > 0; over = total() - width {
+			pick := -1
+			for i, c := range t.Columns {
+				if shown[i] && c.Shrink && widths[i] > least(c) && (pick < 0 || widths[i] > widths[pick]) {
+					pick = i
+				}
+			}
+			if pick < 0 {
+				return
+			}
+			widths[pick] = max(least(t.Columns[pick]), widths[pick]-over)
+		}
+	}
+	hide(func(c Column) int { return c.Hide })
+	shrink(func(c Column) int { return max(minShrunk, textWidth(c.Head)) })
+	hide(func(c Column) int {
+		if c.HideLast {
+			return 1
+		}
+		return 0
+	})
+	shrink(func(c Column) int { return max(textWidth(c.Head), 2) })
 	var hidden []string
 	for i, c := range t.Columns {
 		if !shown[i] {
@@ -214,21 +317,6 @@ func (t Table) fit(widths []int, shown []bool, width int) []string {
 		}
 	}
 	return hidden
-}
-
-// USD formats money for people: cents with thousands separators
-// ("$1,536.53"); an amount above zero that rounds to no cent is "<$0.01".
-func USD(v float64) string {
-	cents := math.Round(v * 100)
-	if cents == 0 && v > 0 {
-		return "<$0.01"
-	}
-	sign := ""
-	if cents < 0 {
-		sign, cents = "-", -cents
-	}
-	whole := int64(cents) / 100
-	return fmt.Sprintf("%s$%s.%02d", sign, Count(whole), int64(cents)%100)
 }
 
 // Rate formats a price (USD per 1M tokens) with the digits it has, at

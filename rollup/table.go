@@ -126,8 +126,8 @@ func emptyText(r Report, q Query) string {
 func sumColumns(unpriced bool) []Column {
 	cols := []Column{
 		{Head: "Calls", Right: true, Hide: 3},
-		{Head: "Input", Right: true},
-		{Head: "Output", Right: true},
+		{Head: "Input", Right: true, HideLast: true},
+		{Head: "Output", Right: true, HideLast: true},
 		{Head: "Cache read", Right: true, Hide: 5},
 		{Head: "Cache write", Right: true, Hide: 5},
 		{Head: "Total tokens", Right: true, Hide: 4},
@@ -161,7 +161,7 @@ func modelList(models []string) string {
 		}
 		out[i] = m
 	}
-	return strings.Join(out, "\n")
+	return Lines(out)
 }
 
 // reportTable lays a usage report out as a Table.
@@ -169,7 +169,7 @@ func reportTable(r Report) (Table, error) {
 	unpriced := r.Totals.UnpricedTokens > 0
 	var lead []Column
 	var rows [][]string
-	models := Column{Head: "Models", Hide: 1, Shrink: true}
+	models := Column{Head: "Models", Hide: 1, Shrink: true, Lines: true}
 	add := func(cells []string, s Sums) { rows = append(rows, append(cells, sumCells(s, unpriced)...)) }
 	var tail []Column
 	switch rs := r.Rows.(type) {
@@ -195,7 +195,7 @@ func reportTable(r Report) (Table, error) {
 			add([]string{x.Month, modelList(x.Models)}, x.Sums)
 		}
 	case []SessionRow:
-		lead = []Column{{Head: "Last activity"}, {Head: "Agent", Shrink: true}, {Head: "Session", Shrink: true}, {Head: "Models", Hide: 2, Shrink: true}}
+		lead = []Column{{Head: "Last activity"}, {Head: "Agent", Shrink: true}, {Head: "Session", Shrink: true, KeepEnd: true}, {Head: "Models", Hide: 2, Shrink: true, Lines: true}}
 		for _, x := range rs {
 			name := x.SessionKey
 			if name == "" {
@@ -305,6 +305,16 @@ func count(n int64) string {
 		return "-" + b.String()
 	}
 	return b.String()
+}
+
+// CleanLines is Clean for each line of a text of several (an error that
+// joins several): the lines stay lines, nothing else passes.
+func CleanLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = Clean(l)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // Clean makes untrusted text (agent, user and session names) safe for a

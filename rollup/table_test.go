@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fleetmeter/fleetmeter/storage"
-	"github.com/mattn/go-runewidth"
 )
 
 // tableWidths are the two terminals every table is checked at: a wide
@@ -90,7 +90,7 @@ func checkAligned(t *testing.T, name, text string, width int) {
 	if rule < 1 {
 		t.Fatalf("%s: no rule under a header:\n%s", name, text)
 	}
-	ruleWidth := runewidth.StringWidth(lines[rule])
+	ruleWidth := textWidth(lines[rule])
 	if width > 0 && ruleWidth > width {
 		t.Errorf("%s at %d columns: the table is %d wide", name, width, ruleWidth)
 	}
@@ -101,8 +101,8 @@ func checkAligned(t *testing.T, name, text string, width int) {
 		if l == "" {
 			break
 		}
-		if !strings.HasPrefix(l, " ") && !strings.HasPrefix(l, "Total") && runewidth.StringWidth(l) != ruleWidth {
-			t.Errorf("%s at %d: line %q is %d wide, the rule %d", name, width, l, runewidth.StringWidth(l), ruleWidth)
+		if !strings.HasPrefix(l, " ") && !strings.HasPrefix(l, "Total") && textWidth(l) != ruleWidth {
+			t.Errorf("%s at %d: line %q is %d wide, the rule %d", name, width, l, textWidth(l), ruleWidth)
 		}
 	}
 	if strings.Contains(text, "\x1b") {
@@ -130,7 +130,8 @@ func TestEmptyReportSaysWhereTheDataIs(t *testing.T) {
 }
 
 func TestMoneyAndCounts(t *testing.T) {
-	for v, want := range map[float64]string{0: "$0.00", 1536.527: "$1,536.53", 0.004: "<$0.01", 1234567.891: "$1,234,567.89", -3.2: "-$3.20"} {
+	for v, want := range map[float64]string{0: "$0.00", 1536.527: "$1,536.53", 0.004: "$0.0040", 1234567.891: "$1,234,567.89", -3.2: "-$3.20",
+		0.125: "$0.13", 0.123: "$0.12", 0.999: "$1.00", 0.00004: "<$0.0001", -0.0042: "-$0.0042", 1234.5: "$1,234.50", 0.01: "$0.01"} {
 		if got := USD(v); got != want {
 			t.Errorf("USD(%v) = %q, want %q", v, got, want)
 		}
@@ -150,5 +151,62 @@ func TestSkipLinesShowEveryReasonThatCounted(t *testing.T) {
 	want := "Skipped since install: 1 malformed, 2 unsupported stores or lines, 3 too old"
 	if len(got) != 1 || got[0] != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// Durations read as people write them and as the settings read them back;
+// elapsed times at the precision that matters.
+func TestDurationForms(t *testing.T) {
+	for d, want := range map[time.Duration]string{0: "0s", 168 * time.Hour: "168h", 150 * time.Minute: "2h30m", 90 * time.Second: "1m30s",
+		10 * time.Second: "10s", 500 * time.Millisecond: "500ms", time.Hour + 30*time.Second: "1h30s", 1500 * time.Millisecond: "1.5s", -5 * time.Minute: "-5m"} {
+		got := Duration(d)
+		if got != want {
+			t.Errorf("Duration(%v) = %q, want %q", d, got, want)
+		}
+		if back, err := time.ParseDuration(got); err != nil || back != d {
+			t.Errorf("%q reads back as %v, %v", got, back, err)
+		}
+	}
+	for d, want := range map[time.Duration]string{-time.Second: "0s", 42*time.Second + 400*time.Millisecond: "42s", 3*time.Minute + 12*time.Second: "3m",
+		150*time.Minute + 20*time.Second: "2h30m", 74*time.Hour + 10*time.Minute: "74h"} {
+		if got := Ago(d); got != want {
+			t.Errorf("Ago(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+// On a narrow terminal the session table and its notes fit the width
+// (hiding, then cutting, then hiding input and output, then cutting to the
+// headers), its lines stay aligned by the width terminals draw (an emoji
+// with its presentation selector and a flag take two columns), and a
+// session key keeps its distinguishing end.
+func TestCompactSessionsFit(t *testing.T) {
+	rep := sampleReports()[3]
+	rows := append([]SessionRow(nil), rep.Rows.([]SessionRow)...)
+	rows = append(rows,
+		SessionRow{SessionID: "s3", SessionKey: "agent:main:telegram:direct:987654321", Agent: "❤️ support", LastActivity: "2026-11-01T10:00:00Z", Sums: sums(1, 10, 10, 0.125, 0, 0)},
+		SessionRow{SessionID: "s4", SessionKey: "agent:main:telegram:direct:123456789", Agent: "🇩🇪 sales", LastActivity: "2026-11-01T09:00:00Z", Sums: sums(1, 10, 10, 0.0042, 0, 0)})
+	rep.Rows = rows
+	if textWidth("❤️") != 2 || textWidth("🇩🇪") != 2 || textWidth("e\u0301") != 1 {
+		t.Fatal("the widths terminals draw are not the ones measured")
+	}
+	for _, width := range []int{120, 80, 60, 50, 45} { // 43: the least the dates, two names cut to their headers and the cost take
+		var b bytes.Buffer
+		if err := WriteReport(&b, rep, TextOptions{Width: width, Query: Query{Since: MinDay, Until: MaxDay}}); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		checkAligned(t, "session", out, width)
+		for _, l := range strings.Split(out, "\n") {
+			if textWidth(l) > width {
+				t.Errorf("at %d columns a line is %d wide: %q", width, textWidth(l), l)
+			}
+		}
+		if width >= 60 && (!strings.Contains(out, "7654321") || !strings.Contains(out, "3456789")) {
+			t.Errorf("at %d columns the session keys lost their ends:\n%s", width, out)
+		}
+		if !strings.Contains(out, "$0.13") || !strings.Contains(out, "$0.0042") {
+			t.Errorf("at %d columns the cost is gone:\n%s", width, out)
+		}
 	}
 }

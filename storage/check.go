@@ -157,8 +157,8 @@ func (r *pageReader) pickMeta() error {
 	return nil
 }
 
-// page reads page id with its overflow pages.
-func (r *pageReader) page(id uint64) ([]byte, error) {
+// header reads the 16-byte header of page id.
+func (r *pageReader) header(id uint64) ([]byte, error) {
 	if id < 2 || id >= r.meta.hwm {
 		return nil, corrupt(r.path, "page %d is out of range [2, %d)", id, r.meta.hwm)
 	}
@@ -168,6 +168,15 @@ func (r *pageReader) page(id uint64) ([]byte, error) {
 	}
 	if got := ne.Uint64(hdr); got != id {
 		return nil, corrupt(r.path, "page %d says it is page %d", id, got)
+	}
+	return hdr, nil
+}
+
+// page reads page id with its overflow pages.
+func (r *pageReader) page(id uint64) ([]byte, error) {
+	hdr, err := r.header(id)
+	if err != nil {
+		return nil, err
 	}
 	overflow := uint64(ne.Uint32(hdr[12:]))
 	if id+overflow >= r.meta.hwm {

@@ -103,7 +103,7 @@ func Open(path string, opts Options) (*DB, error) {
 	// MADV_RANDOM): no readahead, which would also fill the page cache
 	// with large folios that a page fault on the mapping maps whole.
 	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM)
-	db := &DB{bolt: boltFile{bdb, path}, file: f, path: path, loc: opts.Location}
+	db := &DB{bolt: boltFile{bdb, path, &commitLog{}}, file: f, path: path, loc: opts.Location}
 	if err := db.init(opts.ReadOnly); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
@@ -219,7 +219,8 @@ func openLocked(path string, opts Options) (*bolt.DB, error) {
 // of killing the process.
 type boltFile struct {
 	*bolt.DB
-	path string
+	path    string
+	commits *commitLog
 }
 
 func (b boltFile) View(fn func(*bolt.Tx) error) error {
@@ -232,9 +233,17 @@ func (b boltFile) View(fn func(*bolt.Tx) error) error {
 // so a daemon that commits every few seconds would otherwise end up with
 // the whole file resident.
 func (b boltFile) Update(fn func(*bolt.Tx) error) error {
-	if err := guard(b.path, func() error { return b.DB.Update(fn) }); err != nil {
+	var id uint64
+	err := guard(b.path, func() error {
+		return b.DB.Update(func(tx *bolt.Tx) error {
+			id = uint64(tx.ID())
+			return fn(tx)
+		})
+	})
+	if err != nil {
 		return err
 	}
+	b.commits.add(id, time.Now())
 	_ = b.releaseMapped() // the commit stands; at worst pages stay mapped a while
 	return nil
 }

@@ -183,3 +183,34 @@ func TestReleaseMemoryUnderLoad(t *testing.T) {
 		t.Errorf("stats %+v: want 45,000 records in a file grown past the first mapping", st)
 	}
 }
+
+// CommittedAfter gives the time of the commit that followed a version,
+// exactly while this process made it and it is among the last it kept.
+func TestCommittedAfter(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "f.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	v0, _ := db.DataVersion()
+	if _, exact := db.CommittedAfter(v0); exact {
+		t.Error("no commit after the newest version, yet one is known")
+	}
+	before := time.Now()
+	if _, err := db.Apply(&Batch{}); err != nil {
+		t.Fatal(err)
+	}
+	v1, _ := db.DataVersion()
+	at, exact := db.CommittedAfter(v0)
+	if v1 != v0+1 || !exact || at.Before(before) || time.Since(at) > time.Second {
+		t.Errorf("after v%d (now v%d): %v exact %v", v0, v1, at, exact)
+	}
+	for range commitLogSize {
+		if _, err := db.Apply(&Batch{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, exact := db.CommittedAfter(v0); exact {
+		t.Error("a commit older than the log is still exact")
+	}
+}

@@ -2,6 +2,8 @@ package sync
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"net"
 	"strings"
 	"testing"
@@ -96,16 +98,16 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// A row upstream rejects for good (here a name with a NUL byte, which
-// PostgreSQL text cannot hold) is quarantined with its error and shown;
-// every other row goes through, and the next rounds are clean.
+// A row upstream rejects for good (here a token total beyond PostgreSQL's
+// bigint) is quarantined with its error and shown; every other row goes
+// through, and the next rounds are clean.
 func TestQuarantineDoesNotBlock(t *testing.T) {
 	up := newUpstream(t, nil)
 	db := openLocal(t, time.UTC)
 	now := time.Now()
 	calls := newFleet(31, "q", now, 10).calls(1500)
-	calls[700].Agent = "bad\x00agent"
-	calls[700].SessionID = "bad-session"
+	calls[700].Agent, calls[700].SessionID = "huge-agent", "huge-session"
+	calls[700].Input, calls[700].Output = math.MaxInt64/2, math.MaxInt64/2
 	apply(t, db, calls...)
 	w, logs := newWorker(t, up.dsn(), db, func(c *Config) { c.BatchRows = 400 })
 	res, err := w.Step(context.Background(), now)
@@ -117,7 +119,7 @@ func TestQuarantineDoesNotBlock(t *testing.T) {
 		t.Errorf("round %+v, want 2 quarantined and nothing pending", res)
 	}
 	q, err := db.Quarantined()
-	if err != nil || len(q) != 2 || !strings.Contains(q[0].Error, "invalid byte sequence") {
+	if err != nil || len(q) != 2 || !strings.Contains(q[0].Error, "out of range") {
 		t.Fatalf("quarantine %+v %v", q, err)
 	}
 	st := w.Status()
@@ -145,6 +147,61 @@ func TestQuarantineDoesNotBlock(t *testing.T) {
 	}
 	if res, err := w.Step(context.Background(), now); err != nil || res.Sent != 0 || res.Quarantined != 0 {
 		t.Errorf("next round %+v %v, want nothing to do", res, err)
+	}
+}
+
+// Names are untrusted text: a NUL byte or invalid UTF-8 (a directory name
+// can hold any byte), which PostgreSQL text cannot hold, becomes U+FFFD in
+// what sync sends, so every row arrives, none is quarantined or stalls
+// the rest, through PgBouncer as directly.
+func TestNULInNamesGoesUpstream(t *testing.T) {
+	for _, via := range []string{"direct", "pgbouncer"} {
+		t.Run(via, func(t *testing.T) {
+			up := newUpstream(t, nil)
+			dsn := up.dsn()
+			if via == "pgbouncer" {
+				dsn = up.c.BouncerDSN(up.name)
+			}
+			db := openLocal(t, time.UTC)
+			now := time.Now()
+			calls := newFleet(33, "n", now, 3).calls(300)
+			calls[10].Agent, calls[10].SessionID, calls[10].Model = "bad\x00agent", "sess\x00ion", "m\x00"
+			calls[11].User, calls[11].UserLabel, calls[11].Channel = "telegram:\x001", "Eve\x00", "tele\x00gram"
+			calls[12].Agent, calls[12].Provider = "dir-\xff\xfe", "prov\x00" // one run of bad bytes: one U+FFFD
+			apply(t, db, calls...)
+			w, _ := newWorker(t, dsn, db, func(c *Config) {
+				c.Agents = []storage.AgentInfo{{ID: "reg\x00istered", Name: "n\x00", Team: "t\x00", Owner: "o\x00"}}
+			})
+			drain(t, w, now)
+			if q, err := db.Quarantined(); err != nil || len(q) != 0 {
+				t.Fatalf("quarantined: %+v %v", q, err)
+			}
+			var want, got int64
+			for _, c := range calls {
+				want += c.TotalTokens()
+			}
+			up.admin.QueryRow("select sum(total_tokens) from public.token_usage_daily").Scan(&got)
+			if got != want {
+				t.Errorf("upstream %d tokens, want %d", got, want)
+			}
+			for _, q := range []struct{ query, want string }{
+				{"select count(*) from public.token_usage_daily where agent = 'bad\uFFFDagent' and model = 'm\uFFFD'", "1"},
+				{"select count(*) from public.token_usage where session_id = 'sess\uFFFDion'", "1"},
+				{"select count(*) from public.token_usage_daily where user_id = 'telegram:\uFFFD1' and user_label = 'Eve\uFFFD'", "1"},
+				{"select count(*) from public.token_usage_daily where agent = 'dir-\uFFFD' and provider = 'prov\uFFFD'", "1"},
+				{"select display_name || team || owner from public.fleet_agents where agent_id = 'reg\uFFFDistered'", "n\uFFFDt\uFFFDo\uFFFD"},
+			} {
+				var s string
+				if err := up.admin.QueryRow(q.query).Scan(&s); err != nil || s != q.want {
+					t.Errorf("%s: %q %v, want %q", q.query, s, err, q.want)
+				}
+			}
+			// Locally the names stay as the transcripts wrote them.
+			rep, err := rollup.Build(db, rollup.Query{Kind: "agent", Since: rollup.MinDay, Until: rollup.MaxDay})
+			if err != nil || !strings.Contains(fmt.Sprint(rep.Rows), "bad\x00agent") {
+				t.Errorf("local agents %v %v", rep.Rows, err)
+			}
+		})
 	}
 }
 

@@ -39,7 +39,15 @@ func ParseDSN(dsn string, forHost bool) (*DSN, error) {
 	}
 	if u, err := url.Parse(dsn); err == nil && u.User != nil {
 		if p, ok := u.User.Password(); ok {
-			d.secrets = append(d.secrets, p, url.QueryEscape(p), url.PathEscape(p))
+			d.secrets = append(d.secrets, p, url.QueryEscape(p), url.PathEscape(p), u.User.String())
+		}
+		// The password as written, in whatever escaping the user chose.
+		if _, rest, ok := strings.Cut(dsn, "://"); ok {
+			if at := strings.LastIndex(rest, "@"); at >= 0 {
+				if _, raw, ok := strings.Cut(rest[:at], ":"); ok {
+					d.secrets = append(d.secrets, raw)
+				}
+			}
 		}
 	}
 	cfg, err := pq.NewConfig(dsn)

@@ -16,6 +16,7 @@ func TestParseDSN(t *testing.T) {
 	}{
 		{"key=value", "host=db.example.com port=6543 user=u password='" + pw + "' dbname=postgres sslmode=verify-full binary_parameters=yes", true, ""},
 		{"URL", "postgres://u:p%40ss%20w0rd%2F%C3%A9@db.example.com:6543/postgres?sslmode=require&binary_parameters=yes", true, ""},
+		{"URL escaped its own way", "postgres://u:p%40ss%20w0rd%2f%c3%a9@db.example.com:6543/postgres?sslmode=require&binary_parameters=yes", true, ""},
 		{"admin without binary_parameters", "host=h user=u password='" + pw + "' dbname=d sslmode=require", false, ""},
 		{"empty", "", true, "no DSN"},
 		{"no sslmode", "host=h user=u password='" + pw + "' dbname=d binary_parameters=yes", true, "sets no sslmode"},
@@ -32,7 +33,11 @@ func TestParseDSN(t *testing.T) {
 				if s := d.String(); strings.Contains(s, "w0rd") || !strings.Contains(s, "u@") {
 					t.Errorf("String() = %q", s)
 				}
-				if got := d.redact("failed: " + pw + " in " + tc.dsn); strings.Contains(got, "w0rd") || strings.Contains(got, "p%40ss") {
+				raw := "" // u:password as written in a URL
+				if _, rest, ok := strings.Cut(tc.dsn, "://"); ok {
+					raw = rest[:strings.LastIndex(rest, "@")]
+				}
+				if got := d.redact("failed: " + pw + " in " + tc.dsn + " or " + raw); strings.Contains(got, "w0rd") || strings.Contains(got, "p%40ss") {
 					t.Errorf("redact left a secret: %q", got)
 				}
 				return

@@ -100,6 +100,23 @@ func Migrate(ctx context.Context, adminDSN string) (applied []int, version int, 
 	return applied, version, nil
 }
 
+// UpstreamVersion connects and reads the upstream schema version (0: the
+// version table is empty), writing nothing: what `fleetmeter doctor`
+// checks. Errors are explained as the worker's are and never carry the
+// DSN or its password.
+func (d *DSN) UpstreamVersion(ctx context.Context) (int, error) {
+	db, err := d.open(nil)
+	if err != nil {
+		return 0, d.redactErr(err)
+	}
+	defer db.Close()
+	var version int
+	if err := db.QueryRowContext(ctx, "select coalesce(max(version), 0) from "+versionTable).Scan(&version); err != nil {
+		return 0, d.explain("check the upstream schema", err)
+	}
+	return version, nil
+}
+
 func applyMigration(ctx context.Context, db *sql.DB, m Migration) (bool, int, error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/fleetmeter/fleetmeter/storage"
 	"github.com/lib/pq"
@@ -16,6 +17,18 @@ import (
 // only if it comes from another lineage of the host's database
 // (generation) or carries a higher change counter (rev), so a replay or a
 // late retry of an older batch changes nothing.
+
+// pgText is untrusted text (agent, user, model, session names) as
+// PostgreSQL text can hold it: a NUL byte and invalid UTF-8, which it
+// refuses (the whole row would be quarantined, its usage missing
+// upstream), each become U+FFFD. Only the upstream copy changes; the
+// local ledger keeps the name as the transcript wrote it.
+func pgText(s string) string {
+	if strings.IndexByte(s, 0) < 0 && utf8.ValidString(s) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
 
 // batch is one transaction's worth of rows, as column arrays per table.
 type batch struct {
@@ -42,12 +55,12 @@ type dailyCols struct {
 func (c *dailyCols) add(ch *storage.Change, today int32) {
 	r := &ch.Daily
 	c.day = append(c.day, int64(r.Period))
-	c.source = append(c.source, r.Source)
-	c.agent = append(c.agent, r.Agent)
-	c.user = append(c.user, r.User)
-	c.label = append(c.label, ch.UserLabel)
-	c.provider = append(c.provider, r.Provider)
-	c.model = append(c.model, r.Model)
+	c.source = append(c.source, pgText(r.Source))
+	c.agent = append(c.agent, pgText(r.Agent))
+	c.user = append(c.user, pgText(r.User))
+	c.label = append(c.label, pgText(ch.UserLabel))
+	c.provider = append(c.provider, pgText(r.Provider))
+	c.model = append(c.model, pgText(r.Model))
 	c.messages = append(c.messages, r.Messages)
 	c.input = append(c.input, r.Input)
 	c.output = append(c.output, r.Output)
@@ -119,13 +132,13 @@ func (c *sessionCols) add(ch *storage.Change) {
 		if !ok {
 			provider, model = "", name
 		}
-		c.source = append(c.source, s.Source)
-		c.sessionID = append(c.sessionID, s.SessionID)
-		c.provider = append(c.provider, provider)
-		c.model = append(c.model, model)
-		c.key = append(c.key, s.SessionKey)
-		c.agent = append(c.agent, s.Agent)
-		c.channel = append(c.channel, s.Channel)
+		c.source = append(c.source, pgText(s.Source))
+		c.sessionID = append(c.sessionID, pgText(s.SessionID))
+		c.provider = append(c.provider, pgText(provider))
+		c.model = append(c.model, pgText(model))
+		c.key = append(c.key, pgText(s.SessionKey))
+		c.agent = append(c.agent, pgText(s.Agent))
+		c.channel = append(c.channel, pgText(s.Channel))
 		c.first = append(c.first, s.FirstTS)
 		c.last = append(c.last, s.LastTS)
 		c.messages = append(c.messages, t.Messages)
@@ -290,10 +303,10 @@ type agentCols struct {
 }
 
 func (c *agentCols) add(ch *storage.Change) {
-	c.id = append(c.id, ch.Agent.ID)
-	c.name = append(c.name, ch.Agent.Name)
-	c.team = append(c.team, ch.Agent.Team)
-	c.owner = append(c.owner, ch.Agent.Owner)
+	c.id = append(c.id, pgText(ch.Agent.ID))
+	c.name = append(c.name, pgText(ch.Agent.Name))
+	c.team = append(c.team, pgText(ch.Agent.Team))
+	c.owner = append(c.owner, pgText(ch.Agent.Owner))
 	c.retired = append(c.retired, ch.Gone)
 	c.rev = append(c.rev, int64(ch.Counter))
 }

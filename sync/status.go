@@ -152,6 +152,17 @@ func ReadStatus(store StatusStore, now, since time.Time) Status {
 	return st
 }
 
+// OffStatus is the status with no upstream configured: sync is off,
+// PendingRows is what waits to be sent once it is on, the saved history
+// (rows sent, last success) stays and an error from when it was on does
+// not; there is no upstream schema to report.
+func OffStatus(store StatusStore, now time.Time) Status {
+	st := ReadStatus(store, now, now)
+	st.Enabled, st.State = false, StateDisabled
+	st.LastError, st.ErrorClass, st.ConsecutiveFailures, st.LagSeconds = "", "", 0, 0
+	return st
+}
+
 func (w *Worker) setProgress(p *Progress) {
 	w.mu.Lock()
 	w.progress = p
@@ -219,7 +230,7 @@ func (w *Worker) save() error {
 
 // explain wraps an upstream error with what was being done and, for the
 // common causes, what to do about it. The text never holds the DSN.
-func (w *Worker) explain(op string, err error) error {
+func (d *DSN) explain(op string, err error) error {
 	hint := ""
 	var pqErr *pq.Error
 	var netErr net.Error
@@ -236,9 +247,9 @@ func (w *Worker) explain(op string, err error) error {
 			hint = " (check dbname in the DSN)"
 		}
 	case errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded):
-		hint = fmt.Sprintf(" (cannot reach %s:%d; local data is kept)", w.dsn.cfg.Host, w.dsn.cfg.Port)
+		hint = fmt.Sprintf(" (cannot reach %s:%d; local data is kept)", d.cfg.Host, d.cfg.Port)
 	}
-	return w.dsn.redactErr(fmt.Errorf("upstream %s: %w%s", op, err, hint))
+	return d.redactErr(fmt.Errorf("upstream %s: %w%s", op, err, hint))
 }
 
 // classify sorts an error into the closed set of classes.

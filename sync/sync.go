@@ -346,7 +346,7 @@ func (w *Worker) send(ctx context.Context, now time.Time, chs []storage.Change, 
 	defer cancel()
 	tx, err := w.db.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, w.explain("connect", err)
+		return 0, w.dsn.explain("connect", err)
 	}
 	defer tx.Rollback()
 	host, gen := w.store.InstanceID(), w.store.Generation()
@@ -360,7 +360,7 @@ func (w *Worker) send(ctx context.Context, now time.Time, chs []storage.Change, 
 	err = tx.QueryRowContext(ctx, roundStart, host, fmt.Sprintf("%dms", w.cfg.StatementTimeout.Milliseconds()), zone, checkZone).
 		Scan(&version, &prev, &ignored, &zoneKnown)
 	if err != nil {
-		return 0, w.explain("check the upstream schema", err)
+		return 0, w.dsn.explain("check the upstream schema", err)
 	}
 	w.mu.Lock()
 	w.upstream = version
@@ -391,7 +391,7 @@ func (w *Worker) send(ctx context.Context, now time.Time, chs []storage.Change, 
 	w.mu.Unlock()
 	if reset {
 		if _, err := tx.ExecContext(ctx, deleteHostDays, host); err != nil {
-			return 0, w.explain("replace the host's days", err)
+			return 0, w.dsn.explain("replace the host's days", err)
 		}
 	}
 	for _, s := range []struct {
@@ -409,7 +409,7 @@ func (w *Worker) send(ctx context.Context, now time.Time, chs []storage.Change, 
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, s.sql, s.args(host, gen)...); err != nil {
-			return 0, w.explain("upsert "+s.table, err)
+			return 0, w.dsn.explain("upsert "+s.table, err)
 		}
 	}
 	typ, ocv := "", ""
@@ -419,16 +419,16 @@ func (w *Worker) send(ctx context.Context, now time.Time, chs []storage.Change, 
 	if w.cfg.OpenClawVersion != nil {
 		ocv = w.cfg.OpenClawVersion()
 	}
-	_, err = tx.ExecContext(ctx, upsertInstance, host, w.cfg.Hostname, typ, w.cfg.Version, ocv,
+	_, err = tx.ExecContext(ctx, upsertInstance, host, pgText(w.cfg.Hostname), pgText(typ), w.cfg.Version, pgText(ocv),
 		zoneUpstream, gen, int64(localRev), int64(pendingAfter), int64(quarantined), last && pendingAfter == 0)
 	if err != nil {
-		return 0, w.explain("upsert fleet_instances", err)
+		return 0, w.dsn.explain("upsert fleet_instances", err)
 	}
 	if err := w.saveIntent(localRev); err != nil {
 		return 0, err
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, w.explain("commit", err)
+		return 0, w.dsn.explain("commit", err)
 	}
 	if reset {
 		w.mu.Lock()

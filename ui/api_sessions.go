@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"fmt"
+
 	"github.com/fleetmeter/fleetmeter/rollup"
 	"github.com/gin-gonic/gin"
 )
@@ -22,10 +24,10 @@ func (h *dash) sessions(c *gin.Context, defLimit int) (rollup.SessionList, error
 		return rollup.SessionList{}, err
 	}
 	sq := rollup.SessionQuery{UsageQuery: q}
-	if sq.Limit, err = intParam(c, "limit", defLimit); err != nil {
+	if sq.Limit, err = rollup.ParseLimit(c.Query("limit"), defLimit); err != nil {
 		return rollup.SessionList{}, err
 	}
-	if sq.Offset, err = intParam(c, "offset", 0); err != nil {
+	if sq.Offset, err = rollup.ParseOffset(c.Query("offset")); err != nil {
 		return rollup.SessionList{}, err
 	}
 	return h.db.Sessions(c, sq)
@@ -43,11 +45,14 @@ func (h *dash) apiSession(c *gin.Context) {
 }
 
 func (h *dash) session(c *gin.Context) (rollup.SessionDetail, error) {
-	limit, err := intParam(c, "limit", 200)
+	limit, err := rollup.ParseLimit(c.Query("limit"), 200)
 	if err != nil {
 		return rollup.SessionDetail{}, err
 	}
 	before, err := intParam(c, "before", 0)
+	if err == nil && before < 0 {
+		err = fmt.Errorf("%w: before %d: want unix milliseconds, 0 or more (0: the latest)", ErrBadRequest, before)
+	}
 	if err != nil {
 		return rollup.SessionDetail{}, err
 	}

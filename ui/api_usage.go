@@ -31,7 +31,7 @@ func (h *dash) apiLeaderboard(c *gin.Context) {
 	}
 	var limit int
 	if err == nil {
-		limit, err = intParam(c, "limit", 10)
+		limit, err = rollup.ParseLimit(c.Query("limit"), 10)
 	}
 	var l rollup.Leaderboard
 	if err == nil {

@@ -23,7 +23,9 @@ import (
 //   - /login answers everyone (it is how a browser gets a session);
 //   - everything else needs a login session cookie or the bearer token,
 //     unless Logins is nil (the explicit opt-out of a single-user box) and
-//     no token is set, where loopback clients need neither.
+//     no token is set, where loopback clients need neither to read (GET,
+//     HEAD): a change (acknowledging or snoozing an alert) still needs the
+//     token, else an agent could silence its own budget alert.
 // The unix socket is not checked here: its file permissions decide.
 
 // Logins are the browser login sessions: one-time tokens (printed by
@@ -156,16 +158,28 @@ func loopbackPeer(c *gin.Context) bool {
 	return err == nil && ip != nil && ip.IsLoopback()
 }
 
+// mayChange is the context key set on a request allowed to change state.
+const mayChange = "fleetmeter_may_change"
+
+// readOnlyLoopback says why a change over open loopback is refused.
+const readOnlyLoopback = "browser_login = false lets every local account read, not change: acknowledge and snooze on the host with `fleetmeter alerts ack|snooze` (the daemon's socket), or send the auth token"
+
 func (a *access) check(c *gin.Context) {
 	path := c.Request.URL.Path
 	switch {
-	case viaSocket(c), a.bearer(c), path == "/login":
+	case viaSocket(c), a.bearer(c), a.session(c):
+		c.Set(mayChange, true)
+	case path == "/login", path == "/logout":
 	case path == "/healthz" || path == "/metrics":
 		if !loopbackPeer(c) {
 			a.refuse(c)
 			return
 		}
-	case a.logins == nil && a.token == "" && loopbackPeer(c), a.session(c):
+	case a.logins == nil && a.token == "" && loopbackPeer(c):
+		if m := c.Request.Method; m != http.MethodGet && m != http.MethodHead {
+			c.AbortWithStatusJSON(http.StatusForbidden, gin.H{"error": readOnlyLoopback})
+			return
+		}
 	default:
 		a.refuse(c)
 		return

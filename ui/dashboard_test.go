@@ -55,7 +55,7 @@ func seededDeps(t *testing.T) (Deps, corpus.FleetOptions) {
 	}
 	now := func() time.Time { return o.End.Add(-time.Minute) }
 	reader := rollup.NewReader(db, rollup.ReaderConfig{Host: db, Now: now})
-	dash := rollup.NewDashboard(db, rollup.DashboardConfig{Registry: func() []storage.AgentInfo { return reg }, Now: now, Advice: reader.Advice})
+	dash := rollup.NewDashboard(db, rollup.DashboardConfig{Registry: func() []storage.AgentInfo { return reg }, Now: now, Advice: reader.OwnAdvice})
 	return Deps{Reports: reader, Dashboard: dash}, o
 }
 
@@ -261,7 +261,13 @@ func TestBadQueriesSayWhy(t *testing.T) {
 		{"/api/usage?range=30d&team=Nope", "not in the agent registry"},
 		{"/api/usage?model=nomodel", "want provider/model"},
 		{"/api/leaderboard?by=day", "ranks agent, user, model or team"},
-		{"/api/leaderboard?limit=ten", "not a whole number"},
+		{"/api/leaderboard?limit=ten", `limit "ten": want a whole number from 1 to 1000`},
+		{"/api/leaderboard?limit=0", `limit "0": want a whole number from 1 to 1000`},
+		{"/api/sessions?limit=0", `limit "0"`},
+		{"/api/sessions?limit=1001", `limit "1001"`},
+		{"/api/sessions?offset=-1", `offset "-1"`},
+		{"/api/session?source=openclaw&id=x&limit=0", `limit "0"`},
+		{"/api/session?source=openclaw&id=x&before=-3", "before -3"},
 		{"/api/sessions?user=x", "not user"},
 		{"/api/session?source=openclaw", "named by source and id"},
 		{"/api/host?range=1y", "range \"1y\""},

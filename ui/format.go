@@ -1,9 +1,7 @@
 package ui
 
 import (
-	"fmt"
 	"html/template"
-	"math"
 	"net/url"
 	"strconv"
 	"time"
@@ -17,24 +15,8 @@ import (
 // thousands puts commas between groups of three digits.
 func thousands(n int64) string { return rollup.Thousands(n) }
 
-// usd formats dollars: $1,234.56; amounts under a dollar keep four
-// decimals ($0.0123), since one call costs that.
-func usd(v float64) string {
-	sign := ""
-	if v < 0 {
-		sign, v = "-", -v
-	}
-	switch {
-	case v == 0:
-		return "$0.00"
-	case v < 0.01:
-		return sign + "$" + strconv.FormatFloat(v, 'f', 4, 64)
-	case v < 1:
-		return sign + "$" + strconv.FormatFloat(v, 'f', 3, 64)
-	}
-	cents := int64(math.Round(v * 100))
-	return fmt.Sprintf("%s$%s.%02d", sign, thousands(cents/100), cents%100)
-}
+// usd formats dollars, as every output does (rollup.USD).
+func usd(v float64) string { return rollup.USD(v) }
 
 // compact formats a count with k, M, B: 950, 12.3k, 12.3M, 1.2B.
 func compact(n int64) string {
@@ -114,29 +96,14 @@ func when(loc *time.Location) func(t time.Time) string {
 	}
 }
 
-// ago formats how long ago t was: 42 s ago, 3 min ago, 5 h ago, 2 days ago.
+// ago formats how long ago t was (rollup.Ago): 42s ago, 3m ago, 2h30m ago.
 func ago(now func() time.Time) func(t time.Time) string {
 	return func(t time.Time) string {
 		if t.IsZero() {
 			return "never"
 		}
-		return durationWords(now().Sub(t)) + " ago"
+		return rollup.Ago(now().Sub(t)) + " ago"
 	}
-}
-
-// durationWords says a duration roughly: 42 s, 3 min, 5 h, 2 days.
-func durationWords(d time.Duration) string {
-	switch {
-	case d < 0:
-		return "0 s"
-	case d < time.Minute:
-		return fmt.Sprintf("%d s", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%d min", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%d h", int(d.Hours()))
-	}
-	return fmt.Sprintf("%d days", int(d.Hours()/24))
 }
 
 // link builds a URL of the pages from a path and name/value pairs, leaving

@@ -42,7 +42,7 @@ func (h *dash) hostPage(c *gin.Context) {
 		h.pageError(c, "host", err)
 		return
 	}
-	if a, err := h.d.Reports.Advice(c); err == nil {
+	if a, err := h.d.Reports.Advice(c, ""); err == nil {
 		v.Advice = &a
 	} else {
 		h.log.Warn("advice for the host page", "err", err)

@@ -126,7 +126,7 @@ func (h *dash) adviceBrief(ctx context.Context) *adviceBrief {
 	if h.advice.v != nil && time.Since(h.advice.at) < adviceEvery {
 		return h.advice.v
 	}
-	a, err := h.d.Reports.Advice(ctx)
+	a, err := h.d.Reports.Advice(ctx, "")
 	if err != nil {
 		return h.advice.v // the last one known, or none
 	}

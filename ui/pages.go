@@ -39,7 +39,7 @@ func parsePages(as *assets, loc *time.Location) (map[string]*pageTemplate, error
 		"ago":       ago(time.Now),
 		"link":      link,
 		"verdict":   verdictText,
-		"dur":       func(s float64) string { return durationWords(time.Duration(s * float64(time.Second))) },
+		"dur":       func(s float64) string { return rollup.Ago(time.Duration(s * float64(time.Second))) },
 		"share": func(part, whole float64) string {
 			if whole <= 0 {
 				return "0"
@@ -117,19 +117,24 @@ func toInt64(n any) int64 {
 
 // page is what the layout reads; Data is the page's own.
 type page struct {
-	Title  string
-	Nav    string
-	Demo   bool
-	Login  bool // a login session exists: offer to log out
-	Badges badges
-	TZ     string
-	Data   any
+	Title string
+	Nav   string
+	Demo  bool
+	Login bool // a login session exists: offer to log out
+	// MayChange: this request may change state (acknowledge, snooze);
+	// false for a reader on open loopback (browser_login = false).
+	MayChange   bool
+	ReadOnlyWhy string
+	Badges      badges
+	TZ          string
+	Data        any
 }
 
 // render executes a page into a buffer first, so that a template error is
 // a clean 500 and not half a page.
 func (h *dash) render(c *gin.Context, status int, name, title string, data any) {
-	p := page{Title: title, Nav: name, Demo: h.d.Demo, Login: h.d.Logins != nil, Badges: h.badges(c), TZ: h.db.Location().String(), Data: data}
+	p := page{Title: title, Nav: name, Demo: h.d.Demo, Login: h.d.Logins != nil, Badges: h.badges(c), TZ: h.db.Location().String(), Data: data,
+		MayChange: c.GetBool(mayChange), ReadOnlyWhy: readOnlyLoopback}
 	var b bytes.Buffer
 	if err := h.pages[name].t.Execute(&b, p); err != nil {
 		h.log.Error("page failed", "page", name, "err", err)

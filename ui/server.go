@@ -39,7 +39,7 @@ var ErrNotFound = errors.New("not found")
 type Reports interface {
 	Report(ctx context.Context, q rollup.Query) (rollup.Report, error)
 	HostReport(ctx context.Context, q rollup.Query) (rollup.HostReport, error)
-	Advice(ctx context.Context) (rollup.Advice, error)
+	Advice(ctx context.Context, instanceType string) (rollup.Advice, error)
 }
 
 // Alerts is what /api/alerts reads and changes; the appliance satisfies it.
@@ -168,7 +168,9 @@ func NewHandler(d Deps) http.Handler {
 		}
 		respond(c, elog, func() (rollup.Report, error) { return d.Reports.Report(c, q) })
 	})
-	api.GET("/advice", func(c *gin.Context) { respond(c, elog, func() (rollup.Advice, error) { return d.Reports.Advice(c) }) })
+	api.GET("/advice", func(c *gin.Context) {
+		respond(c, elog, func() (rollup.Advice, error) { return d.Reports.Advice(c, c.Query("instance_type")) })
+	})
 	api.GET("/backup", func(c *gin.Context) {
 		// The whole database: for who may read its file (the socket) or
 		// holds the token, not for a browser session.
@@ -226,17 +228,15 @@ func parseQuery(c *gin.Context) (rollup.Query, error) {
 	if err != nil {
 		return q, err
 	}
+	def := 0 // every row: the other reports are not paged
 	if q.Kind == "session" {
-		q.Limit = defaultPage
+		def = defaultPage
 	}
-	for name, dst := range map[string]*int{"limit": &q.Limit, "offset": &q.Offset} {
-		if v := c.Query(name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return q, fmt.Errorf("%w: %s %q is not a whole number", ErrBadRequest, name, v)
-			}
-			*dst = n
-		}
+	if q.Limit, err = rollup.ParseLimit(c.Query("limit"), def); err != nil {
+		return q, err
+	}
+	if q.Offset, err = rollup.ParseOffset(c.Query("offset")); err != nil {
+		return q, err
 	}
 	return q, q.Validate()
 }
@@ -362,23 +362,23 @@ func securityHeaders(c *gin.Context) {
 }
 
 // checkHost refuses Host headers that are not ours: a page on another
-// site that rebinds its name to 127.0.0.1 must not read the API.
+// site that rebinds its name to 127.0.0.1 must not read the API. The
+// header is parsed whole (hostOf): the name must be exactly localhost, a
+// loopback address or the listen host, in any letter case, with a
+// numeric port or none ("localhost:8767.evil.com" is not localhost).
 func checkHost(listen string) gin.HandlerFunc {
 	listenHost, _, _ := net.SplitHostPort(listen)
+	listenHost = strings.ToLower(strings.Trim(listenHost, "[]"))
 	return func(c *gin.Context) {
 		if viaSocket(c) {
 			c.Next() // no browser reaches the socket
 			return
 		}
-		host := c.Request.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		host = strings.Trim(host, "[]")
+		host, valid := hostOf(c.Request.Host)
 		ip := net.ParseIP(host)
-		ok := host == "localhost" || (ip != nil && ip.IsLoopback()) || (host != "" && host == listenHost)
+		ok := valid && (host == "localhost" || (ip != nil && ip.IsLoopback()) || (host != "" && host == listenHost))
 		// Listening on every address: any IP literal the box answers on is fine.
-		if !ok && ip != nil && (listenHost == "" || listenHost == "0.0.0.0" || listenHost == "::") {
+		if !ok && valid && ip != nil && (listenHost == "" || listenHost == "0.0.0.0" || listenHost == "::") {
 			ok = true
 		}
 		if !ok {
@@ -387,6 +387,39 @@ func checkHost(listen string) gin.HandlerFunc {
 		}
 		c.Next()
 	}
+}
+
+// hostOf is the host of a Host header, lower-cased: "name", "name:port",
+// "[v6]" or "[v6]:port", the port 1 to 65535 in digits. valid is false
+// for anything else: an empty name or port, a port that is not a number,
+// a bare IPv6 address, text after the brackets.
+func hostOf(h string) (host string, valid bool) {
+	port, hasPort := "", false
+	switch {
+	case strings.HasPrefix(h, "["):
+		end := strings.IndexByte(h, ']')
+		if end < 0 {
+			return "", false
+		}
+		host, rest := h[1:end], h[end+1:]
+		if rest != "" {
+			if port, hasPort = strings.CutPrefix(rest, ":"); !hasPort {
+				return "", false
+			}
+		}
+		h = host
+	case strings.Count(h, ":") > 1:
+		return "", false // IPv6 without brackets
+	default:
+		h, port, hasPort = strings.Cut(h, ":")
+	}
+	if hasPort {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 || strings.TrimLeft(port, "0123456789") != "" {
+			return "", false
+		}
+	}
+	return strings.ToLower(h), h != ""
 }
 
 // refuseCrossSite refuses what a page of another site makes a browser
@@ -399,7 +432,7 @@ func refuseCrossSite(c *gin.Context) {
 		c.AbortWithStatusJSON(http.StatusForbidden, gin.H{"error": "cross-site request refused: open fleetmeter's address directly"})
 		return
 	}
-	if origin := c.GetHeader("Origin"); origin != "" && origin != "http://"+c.Request.Host && origin != "https://"+c.Request.Host {
+	if origin := c.GetHeader("Origin"); origin != "" && !strings.EqualFold(origin, "http://"+c.Request.Host) && !strings.EqualFold(origin, "https://"+c.Request.Host) {
 		c.AbortWithStatusJSON(http.StatusForbidden, gin.H{"error": "cross-origin request refused"})
 		return
 	}

@@ -38,7 +38,7 @@ func (fakeReports) Report(ctx context.Context, q rollup.Query) (rollup.Report, e
 func (fakeReports) HostReport(ctx context.Context, q rollup.Query) (rollup.HostReport, error) {
 	return rollup.HostReport{Host: []rollup.HostDayRow{{Date: "2026-04-01", Samples: 7}}}, nil
 }
-func (fakeReports) Advice(ctx context.Context) (rollup.Advice, error) {
+func (fakeReports) Advice(ctx context.Context, instanceType string) (rollup.Advice, error) {
 	return rollup.Advice{Verdict: rollup.Hold}, nil
 }
 
@@ -155,8 +155,12 @@ func TestAPI(t *testing.T) {
 		{"/api/report/daily?tz=Mars/Olympus", nil, 400, `not an IANA zone`},
 		{"/api/report/session", nil, 200, `"limit 200 offset 0"`}, // a page, not the whole history
 		{"/api/report/session?limit=50&offset=100", nil, 200, `"limit 50 offset 100"`},
-		{"/api/report/session?limit=5000", nil, 400, `limit must be`},
-		{"/api/report/session?limit=x", nil, 400, `not a whole number`},
+		{"/api/report/session?limit=5000", nil, 400, `limit \"5000\": want a whole number from 1 to 1000`},
+		{"/api/report/session?limit=x", nil, 400, `limit \"x\": want a whole number`},
+		{"/api/report/session?limit=0", nil, 400, `limit \"0\": want a whole number from 1 to 1000`}, // not "every row": the cap holds
+		{"/api/report/session?limit=-1", nil, 400, `limit \"-1\"`},
+		{"/api/report/session?offset=-5", nil, 400, `offset \"-5\": want a whole number, 0 or more`},
+		{"/api/report/daily?top=0", nil, 400, `top \"0\": want a whole number above 0`},
 		{"/api/report/monthly", nil, 500, "internal error"},
 		{"/api/report/weekly", nil, 503, "busy"},
 		{"/api/report/host", nil, 200, `"samples":7`},
@@ -166,6 +170,17 @@ func TestAPI(t *testing.T) {
 		{"/api/backup", nil, 403, "socket"}, // the whole database: not for any loopback client
 		{"/api/status", map[string]string{"Host": "evil.example:8767"}, 421, "unexpected Host"},
 		{"/api/status", map[string]string{"Host": "localhost:8767"}, 200, `"version":"1"`},
+		// The Host header parsed whole: exact names in any case, a numeric port.
+		{"/api/status?h=suffix", map[string]string{"Host": "localhost:8767.evil.com"}, 421, "unexpected Host"},
+		{"/api/status?h=dotted", map[string]string{"Host": "localhost.evil.com:8767"}, 421, "unexpected Host"},
+		{"/api/status?h=ip-suffix", map[string]string{"Host": "127.0.0.1.evil.com"}, 421, "unexpected Host"},
+		{"/api/status?h=empty-port", map[string]string{"Host": "localhost:"}, 421, "unexpected Host"},
+		{"/api/status?h=big-port", map[string]string{"Host": "localhost:99999"}, 421, "unexpected Host"},
+		{"/api/status?h=bracket-tail", map[string]string{"Host": "[::1]evil:8767"}, 421, "unexpected Host"},
+		{"/api/status?h=upper", map[string]string{"Host": "LOCALHOST:8767"}, 200, `"version":"1"`},
+		{"/api/status?h=mixed", map[string]string{"Host": "LocalHost"}, 200, `"version":"1"`},
+		{"/api/status?h=v6", map[string]string{"Host": "[::1]:8767"}, 200, `"version":"1"`},
+		{"/api/status?h=v4", map[string]string{"Host": "127.0.0.1"}, 200, `"version":"1"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {

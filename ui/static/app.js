@@ -10,13 +10,17 @@
   function thousands(n) {
     return Math.round(n).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
   }
+  // Money, step by step as rollup.USD (rollup/units.go) writes it, so a
+  // figure drawn live reads as the server and the CLI print it.
   function usd(v) {
     if (v == null || isNaN(v)) return '–';
     var sign = v < 0 ? '-' : '';
     v = Math.abs(v);
     if (v === 0) return '$0.00';
-    if (v < 0.01) return sign + '$' + v.toFixed(4);
-    if (v < 1) return sign + '$' + v.toFixed(3);
+    if (v < 0.01) {
+      var n = Math.round(v * 1e4);
+      return n === 0 ? sign + '<$0.0001' : sign + '$0.' + ('000' + n).slice(-4);
+    }
     var cents = Math.round(v * 100);
     var c = (cents % 100).toString();
     return sign + '$' + thousands(Math.floor(cents / 100)) + '.' + (c.length < 2 ? '0' + c : c);
@@ -62,6 +66,7 @@
     usd: usd, compact: compact, pct: pct, change: change, time: when, thousands: thousands,
     dec: function (v) { return v == null ? '–' : Number(v).toFixed(2); }
   };
+  window.fleetmeterFormat = fmt; // the browser test holds it against the Go side
 
   // Bars: the width of each segment is its data-w percent.
   function bars(root) {
