@@ -9,7 +9,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath \
+RUN CGO_ENABLED=0 go build -trimpath -tags nomsgpack \
       -ldflags "-s -w -X github.com/fleetmeter/fleetmeter/appliance.Version=${VERSION}" \
       -o /out/fleetmeter . \
  && mkdir -p /out/data && chmod 0700 /out/data

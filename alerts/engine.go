@@ -93,7 +93,7 @@ type Engine struct {
 	c     *compiled
 	d     Deps
 	loc   *time.Location
-	index *rollup.SpendIndex
+	index *rollup.SpendIndex // nil when no rule reads it
 	disp  *dispatcher
 
 	mu      sync.Mutex // guards states, snoozes and snap (HTTP handlers read them)
@@ -130,10 +130,41 @@ func New(s Settings, d Deps) (*Engine, error) {
 	if c.opts.UIURL == "" {
 		c.opts.UIURL = d.UIURL
 	}
-	e := &Engine{c: c, d: d, loc: d.Data.Location(), index: rollup.NewSpendIndex(d.Data, 8*24*time.Hour),
+	var index *rollup.SpendIndex
+	if need, keep := indexNeeds(c.rules); need {
+		index = rollup.NewSpendIndex(d.Data, 8*24*time.Hour, keep)
+	}
+	e := &Engine{c: c, d: d, loc: d.Data.Location(), index: index,
 		sessions: map[storage.SessionKey]sessionCost{}, states: map[string]map[string]*AlertState{}, snoozes: map[string]time.Time{}, digests: map[string]digestMark{}}
 	e.disp = newDispatcher(d.State, d.Notifiers, c.opts.Timeout, c.opts.Attempts, d.Log)
 	return e, nil
+}
+
+// indexNeeds says whether a rule reads the spend index (rolling spend,
+// burn rates, hourly baselines, sessions, Claude calls, the last call of
+// a source), and which names it must keep apart: the user and the model
+// only for rules scoped by them. The index holds 8 days of the ledger in
+// memory; a daemon with no such rule holds none of it.
+func indexNeeds(rules []*rule) (need bool, keep rollup.SpendDims) {
+	for _, ru := range rules {
+		switch ru.Type {
+		case TypeBudget, TypeProjection, TypeRunaway, TypeSessionCost, TypeQuota:
+		case TypePipeline:
+			if ru.Check != "source_silent" {
+				continue
+			}
+		default:
+			continue
+		}
+		need = true
+		switch ru.scope.kind {
+		case ScopeUser:
+			keep.User = true
+		case ScopeModel, ScopeProvider:
+			keep.Model = true
+		}
+	}
+	return need, keep
 }
 
 // Interval is the configured time between rounds.
@@ -174,8 +205,10 @@ func (e *Engine) Step(ctx context.Context, now time.Time) error {
 	if err := e.load(); err != nil {
 		return err
 	}
-	if err := e.index.Refresh(now); err != nil {
-		return err
+	if e.index != nil {
+		if err := e.index.Refresh(now); err != nil {
+			return err
+		}
 	}
 	r := newRound(e, now)
 	statuses := make([]RuleStatus, 0, len(e.c.rules))

@@ -34,6 +34,7 @@ type App struct {
 	ingest  *ingest.Ingester
 	sampler *host.Sampler
 	syncer  *upstream.Worker // nil when no upstream is configured
+	offSync offSyncCache     // the status while syncer is nil
 	alerts  *alerts.Engine
 	audit   *auditWorker
 	metrics *metrics.Set

@@ -202,7 +202,7 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "fleetmeter")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/fleetmeter/fleetmeter")
+	cmd := exec.Command("go", "build", "-tags", "nomsgpack", "-o", bin, "github.com/fleetmeter/fleetmeter")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)

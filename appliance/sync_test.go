@@ -527,3 +527,24 @@ func TestSyncStatusWhenOff(t *testing.T) {
 		t.Errorf("sync status through the daemon:\n%s", out)
 	}
 }
+
+// The status of sync while it is off is read again only when its count
+// is old: every Overview poll and health check asks for it.
+func TestOffSyncStatusIsKept(t *testing.T) {
+	var c offSyncCache
+	reads := 0
+	read := func() upstream.Status { reads++; return upstream.Status{PendingRows: reads} }
+	for range 3 {
+		if st := c.get(read); st.PendingRows != 1 {
+			t.Fatalf("pending %d, want the first count", st.PendingRows)
+		}
+	}
+	c.at = time.Now().Add(-offSyncTTL - time.Second) // the count is old now
+	if st := c.get(read); st.PendingRows != 2 || reads != 2 {
+		t.Fatalf("pending %d after %d reads, want a second count", st.PendingRows, reads)
+	}
+	c.at, c.took = time.Now().Add(-offSyncTTL-time.Second), time.Second // a slow count is kept longer
+	if c.get(read); reads != 2 {
+		t.Fatalf("%d reads: a count that took 1 s was made again after 31 s", reads)
+	}
+}

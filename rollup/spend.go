@@ -47,6 +47,7 @@ type dayCheck struct{ messages, costNanos, tokens int64 }
 type SpendIndex struct {
 	src     SpendSource
 	horizon time.Duration
+	keep    SpendDims
 
 	dims   []storage.Dim
 	dimIdx map[storage.Dim]uint32
@@ -67,9 +68,22 @@ type SpendIndex struct {
 	DaysRead int
 }
 
-// NewSpendIndex indexes src's last horizon (at least a day).
-func NewSpendIndex(src SpendSource, horizon time.Duration) *SpendIndex {
-	return &SpendIndex{src: src, horizon: max(horizon, 24*time.Hour), dimIdx: map[storage.Dim]uint32{},
+// SpendDims says which names of a call the index keeps apart, besides
+// its source and agent (always kept). A name not kept is merged: when no
+// rule asks by user, the index holds a cell per agent and slot, not per
+// agent, user and model (16 MB against 2 MB at 5 M calls in 90 days).
+type SpendDims struct {
+	User  bool // Dim.User
+	Model bool // Dim.Provider and Dim.Model
+}
+
+// AllSpendDims keeps every name apart.
+var AllSpendDims = SpendDims{User: true, Model: true}
+
+// NewSpendIndex indexes src's last horizon (at least a day), keeping the
+// names of keep apart.
+func NewSpendIndex(src SpendSource, horizon time.Duration, keep SpendDims) *SpendIndex {
+	return &SpendIndex{src: src, horizon: max(horizon, 24*time.Hour), keep: keep, dimIdx: map[storage.Dim]uint32{},
 		slots: map[int64][]SlotSpend{}, days: map[int32]dayCheck{}, sessions: map[storage.SessionKey]SessionSeen{}, lastCall: map[string]int64{}}
 }
 
@@ -168,7 +182,13 @@ func (x *SpendIndex) readRange(day int32, fromMillis int64, loc *time.Location) 
 	var check dayCheck
 	cells := map[[2]int64]int{} // slot, dim → position in its slot
 	err := x.src.LedgerCalls(from, to, func(c *storage.LedgerCall) error {
-		d := storage.Dim{Source: c.Source, Agent: c.Agent, User: c.User, Provider: c.Provider, Model: c.Model}
+		d := storage.Dim{Source: c.Source, Agent: c.Agent}
+		if x.keep.User {
+			d.User = c.User
+		}
+		if x.keep.Model {
+			d.Provider, d.Model = c.Provider, c.Model
+		}
 		id, ok := x.dimIdx[d]
 		if !ok {
 			id = uint32(len(x.dims))
@@ -229,6 +249,9 @@ func mod(a, b int64) int64 {
 	}
 	return m
 }
+
+// Dims is the number of dimensions held (ids 0 to Dims()-1).
+func (x *SpendIndex) Dims() int { return len(x.dims) }
 
 // Dim is the dimension of a SlotSpend.
 func (x *SpendIndex) Dim(id uint32) storage.Dim { return x.dims[id] }

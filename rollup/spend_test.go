@@ -38,7 +38,7 @@ func TestSpendIndexFollowsLedger(t *testing.T) {
 		}
 	}
 	apply(calls...)
-	x := NewSpendIndex(db, 7*24*time.Hour)
+	x := NewSpendIndex(db, 7*24*time.Hour, AllSpendDims)
 	if err := x.Refresh(now); err != nil {
 		t.Fatal(err)
 	}

@@ -203,9 +203,11 @@ func (db *DB) takeUnchanged(changes []Change, fn func(tx *bolt.Tx, ch *Change) e
 // OutboxPending counts the outbox entries, weekly ones included.
 func (db *DB) OutboxPending() (int, error) {
 	n := 0
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketOutbox).Stats().KeyN
-		return nil
+	err := db.bolt.View(func(tx *bolt.Tx) (err error) {
+		// Page headers read from the file: bbolt's Stats walks the whole
+		// bucket through the map, which then stays in the process's RSS.
+		n, err = db.countUnmapped(tx, bucketOutbox)
+		return err
 	})
 	return n, err
 }

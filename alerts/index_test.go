@@ -1,0 +1,63 @@
+package alerts
+
+import (
+	"testing"
+	"time"
+)
+
+// The spend index keeps a user or a model apart only when a rule is
+// scoped by it, and a daemon with no rule that reads it holds none of it;
+// the figures of scoped rolling budgets are the same either way.
+func TestSpendIndexKeepsWhatRulesAsk(t *testing.T) {
+	f := newFleet(t, time.UTC)
+	now := time.Date(2026, 11, 10, 20, 0, 0, 0, time.UTC)
+	f.spend("alpha", now.Add(-time.Hour), now, 6, 1) // $6, user telegram:alpha, claude-sonnet-4-6
+	f.spend("beta", now.Add(-time.Hour), now, 2, 0.5)
+	other := f.call(now.Add(-time.Minute), "alpha", 2) // $2 more for alpha, another model and user
+	other.Model, other.User = "claude-opus-4-7", "telegram:zed"
+	f.add(other)
+
+	none := f.engine(`
+[[alerts]]
+name = "cpu"
+type = "host"
+metric = "cpu"
+threshold = 90
+`, nil)
+	if none.index != nil {
+		t.Error("a host rule alone built the spend index")
+	}
+	step(t, none, now)
+
+	budget := func(name, scope string) string {
+		return "\n[[budgets]]\nname = \"" + name + "\"\nscope = \"" + scope + "\"\nperiod = \"rolling\"\nwindow = \"24h\"\namount_usd = 100\n"
+	}
+	for _, c := range []struct {
+		cfg       string
+		user, mod bool
+		want      map[string]float64
+	}{
+		{budget("fleet", "host") + budget("alpha", "agent:alpha"), false, false, map[string]float64{"fleet": 9, "alpha": 8}},
+		{budget("user", "user:telegram:alpha") + budget("zed", "user:telegram:zed"), true, false, map[string]float64{"user": 6, "zed": 2}},
+		{budget("sonnet", "model:anthropic/claude-sonnet-4-6") + budget("fleet", "host"), false, true, map[string]float64{"sonnet": 7, "fleet": 9}},
+	} {
+		e := f.engine(c.cfg, nil)
+		if e.index == nil {
+			t.Fatalf("%q: no spend index for rolling budgets", c.cfg)
+		}
+		snap := step(t, e, now)
+		for name, usd := range c.want {
+			if got := ruleOf(t, snap, name).Figures.AmountUSD; got == nil || *got != usd {
+				t.Errorf("%s: spent %v, want $%v", name, got, usd)
+			}
+		}
+		dims := map[[2]bool]bool{}
+		for id := range e.index.Dims() {
+			d := e.index.Dim(uint32(id))
+			dims[[2]bool{d.User != "", d.Model != ""}] = true
+		}
+		if len(dims) != 1 || !dims[[2]bool{c.user, c.mod}] {
+			t.Errorf("%q: the index kept (user, model) %v, want only %v", c.cfg, dims, [2]bool{c.user, c.mod})
+		}
+	}
+}
