@@ -60,6 +60,13 @@ func TestOneMoneyAndDurationRule(t *testing.T) {
 	cfg.DataDir, cfg.RuntimeDir, cfg.NoDiscover = dir, shortTempDir(t), true
 	cfg.Listen, cfg.BrowserLogin = "127.0.0.1:0", false
 	app := runDaemon(t, cfg)
+	// The Alerts page shows the rules as the first round left them: wait
+	// for it (it runs at start, beside the listener).
+	for deadline := time.Now().Add(10 * time.Second); app.alerts.Snapshot().EvaluatedAt == nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no alert round within 10 s of the start")
+		}
+	}
 	for _, p := range []string{"/agents", "/alerts"} {
 		resp, err := http.Get("http://" + app.Addr().String() + p)
 		if err != nil {
