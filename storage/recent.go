@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"fmt"
 
 	"github.com/valyala/fastjson"
@@ -36,10 +35,10 @@ func (c *LedgerCall) Tokens() int64 { return c.Input + c.Output + c.CacheRead + 
 func (db *DB) LedgerCalls(fromMillis, toMillis int64, fn func(*LedgerCall) error) error {
 	var p fastjson.Parser
 	var c LedgerCall
+	// Read with pread, not through the map: the alert engine's first
+	// read of 8 days of a 5 M-call ledger left 1.6 GB of it resident.
 	return db.bolt.View(func(tx *bolt.Tx) error {
-		cur := tx.Bucket(bucketLedger).Cursor()
-		end := ledgerKeyPrefix(toMillis)
-		for k, v := cur.Seek(ledgerKeyPrefix(fromMillis)); k != nil && bytes.Compare(k, end) < 0; k, v = cur.Next() {
+		return db.scanUnmapped(tx, bucketLedger, ledgerKeyPrefix(fromMillis), ledgerKeyPrefix(toMillis), func(k, v []byte) error {
 			o, err := p.ParseBytes(v)
 			if err != nil {
 				return fmt.Errorf("ledger row %x: %w", k, err)
@@ -59,11 +58,8 @@ func (db *DB) LedgerCalls(fromMillis, toMillis int64, fn func(*LedgerCall) error
 				CostNanos:  Nanos(o.GetFloat64("cost", "total")),
 				Unpriced:   string(o.GetStringBytes("cost_source")) == CostUnpriced,
 			}
-			if err := fn(&c); err != nil {
-				return err
-			}
-		}
-		return nil
+			return fn(&c)
+		})
 	})
 }
 
