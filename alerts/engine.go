@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
@@ -206,8 +207,15 @@ func (e *Engine) Step(ctx context.Context, now time.Time) error {
 		return err
 	}
 	if e.index != nil {
+		read := e.index.DaysRead
 		if err := e.index.Refresh(now); err != nil {
 			return err
+		}
+		if e.index.DaysRead-read > 1 {
+			// Days of the ledger were read (the first round, a reprice):
+			// hand the heap they churned back, as ingest does after a
+			// catch-up, rather than keep it until the scavenger gets to it.
+			debug.FreeOSMemory()
 		}
 	}
 	r := newRound(e, now)
