@@ -162,7 +162,9 @@ func (e *cliError) Unwrap() error { return e.cause }
 // else the database when this process can open it, else the daemon that
 // holds it, over its API; with no database here, a daemon this user may
 // ask (the system's, to a member of its group), else the system data dir's
-// database when it is readable. done releases what was opened.
+// database when it is readable; with a data dir named (flag, environment,
+// file), only that data dir's database or daemon. done releases what was
+// opened.
 func cliReader(ctx context.Context, env *cliEnv, cfg Config) (r rollup.Reader, done func(), err error) {
 	loc, err := cfg.Location()
 	if err != nil {
@@ -189,7 +191,7 @@ func cliReader(ctx context.Context, env *cliEnv, cfg Config) (r rollup.Reader, d
 		if _, serr := findSocket(cfg); serr == nil {
 			return daemonReader{cfg}, func() {}, nil
 		}
-		if sys := cfg; cfg.DataDir != systemDataDir {
+		if sys := cfg; cfg.DataDir != systemDataDir && cfg.Origin("data_dir") == "" {
 			sys.DataDir = systemDataDir
 			if db, daemon, err := openForReading(sys); err == nil {
 				if daemon {

@@ -246,7 +246,7 @@ type zoneReader interface {
 // count in the zone the report is cut in (--tz, else the data's zone).
 func (ra reportArgs) query(ctx context.Context, kind string, reader rollup.Reader) (rollup.Query, error) {
 	q := rollup.Query{Kind: kind, Since: rollup.MinDay, Until: rollup.MaxDay, Filter: ra.filter, Top: ra.top, Order: ra.order}
-	if ra.cfg.tzSet {
+	if ra.cfg.Origin("tz") != "" {
 		q.TZ = ra.cfg.TZ
 	}
 	zone := func() (*time.Location, error) {

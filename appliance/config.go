@@ -65,9 +65,25 @@ type Config struct {
 	LogLevel  string    `toml:"log_level"`
 	LogFormat string    `toml:"log_format"` // text or json
 
-	file  string // the config file read, "" when none (the audit looks at its mode)
-	tzSet bool   // tz was given (file, environment or flag), not the default
+	file string // the config file read, "" when none (the audit looks at its mode)
+	// origin says where each setting given came from, by its config file
+	// key ("tz"): "flag --tz", "FLEETMETER_TZ" or "tz in FILE"; a key
+	// not in it has its default. Errors name it; see Origin.
+	origin map[string]string
 }
+
+// setOrigin records where key's value came from (the last one wins, as
+// values do: file, then environment, then flags).
+func (c *Config) setOrigin(key, from string) {
+	if c.origin == nil {
+		c.origin = map[string]string{}
+	}
+	c.origin[key] = from
+}
+
+// Origin is where key's value came from ("flag --tz", "FLEETMETER_TZ",
+// "tz in /etc/fleetmeter/config.toml"), "" when it is the default.
+func (c Config) Origin(key string) string { return c.origin[key] }
 
 // Retention is how long each kind of data is kept (DESIGN §4). Daily and
 // weekly rollups are kept forever.
@@ -257,7 +273,9 @@ func (c *Config) loadFile(path string) error {
 		}
 		return fmt.Errorf("config file %s: unknown keys %s", path, strings.Join(keys, ", "))
 	}
-	c.tzSet = c.tzSet || md.IsDefined("tz")
+	for _, k := range md.Keys() {
+		c.setOrigin(k.String(), fmt.Sprintf("%s in %s", k, path)) // "retention.ledger_days in FILE"
+	}
 	return nil
 }
 
@@ -321,18 +339,26 @@ func unitlessDurations(raw map[string]any, t reflect.Type, prefix string) error 
 // loadEnv merges FLEETMETER_* variables into c.
 func (c *Config) loadEnv(getenv func(string) string) error {
 	var errs []error
+	// get reads FLEETMETER_<name> and notes where a value came from.
+	get := func(name string) string {
+		v := getenv("FLEETMETER_" + name)
+		if v != "" {
+			c.setOrigin(strings.ToLower(name), "FLEETMETER_"+name)
+		}
+		return v
+	}
 	str := func(name string, dst *string) {
-		if v := getenv("FLEETMETER_" + name); v != "" {
+		if v := get(name); v != "" {
 			*dst = v
 		}
 	}
 	list := func(name string, dst *[]string) {
-		if v := getenv("FLEETMETER_" + name); v != "" {
+		if v := get(name); v != "" {
 			*dst = splitList(v)
 		}
 	}
 	dur := func(name string, dst *time.Duration) {
-		if v := getenv("FLEETMETER_" + name); v != "" {
+		if v := get(name); v != "" {
 			d, err := parseDuration(v)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("FLEETMETER_%s: %w", name, err))
@@ -341,7 +367,7 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 		}
 	}
 	integer := func(name string, dst *int64) {
-		if v := getenv("FLEETMETER_" + name); v != "" {
+		if v := get(name); v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("FLEETMETER_%s=%q: want a whole number", name, v))
@@ -350,7 +376,7 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 		}
 	}
 	boolean := func(name string, dst *bool) {
-		if v := getenv("FLEETMETER_" + name); v != "" {
+		if v := get(name); v != "" {
 			b, err := strconv.ParseBool(v)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("FLEETMETER_%s=%q: want true or false", name, v))
@@ -361,6 +387,7 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	secret := func(name string, dst *string) {
 		str(name, dst)
 		if path := getenv("FLEETMETER_" + name + "_FILE"); path != "" {
+			c.setOrigin(strings.ToLower(name), "FLEETMETER_"+name+"_FILE")
 			b, err := os.ReadFile(path)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("FLEETMETER_%s_FILE: %w", name, err))
@@ -371,7 +398,6 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	}
 	str("DATA_DIR", &c.DataDir)
 	str("TZ", &c.TZ)
-	c.tzSet = c.tzSet || getenv("FLEETMETER_TZ") != ""
 	list("OPENCLAW_DIRS", &c.OpenClawDirs)
 	list("CLAUDE_DIRS", &c.ClaudeDirs)
 	list("CODEX_DIRS", &c.CodexDirs)
@@ -549,4 +575,15 @@ func (c *Config) bindFlags(fs *flag.FlagSet, groups flagGroups) {
 		fs.StringVar(&c.InstanceType, "instance-type", c.InstanceType, "EC2 instance type, for scaling advice")
 		fs.BoolVar(&c.EC2Metadata, "ec2-metadata", c.EC2Metadata, "ask EC2 instance metadata (IMDSv2) for the instance type")
 	}
+}
+
+// flagKey is the config file key a flag sets.
+func flagKey(flagName string) string {
+	switch flagName {
+	case "openclaw-dir", "claude-dir", "codex-dir":
+		return strings.ReplaceAll(flagName, "-", "_") + "s"
+	case "prices":
+		return "price_file"
+	}
+	return strings.ReplaceAll(flagName, "-", "_")
 }

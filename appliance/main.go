@@ -272,11 +272,7 @@ func parseConfig(env *cliEnv, name string, args []string, groups flagGroups, ext
 		positional = append(positional, rest[0])
 		args = rest[1:]
 	}
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "tz" {
-			cfg.tzSet = true
-		}
-	})
+	fs.Visit(func(f *flag.Flag) { cfg.setOrigin(flagKey(f.Name), "flag --"+f.Name) })
 	if err := cfg.Validate(); err != nil {
 		return cfg, nil, usageErr("config: %v", err)
 	}

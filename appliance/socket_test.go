@@ -69,7 +69,7 @@ func TestSocketRefusesOtherUsers(t *testing.T) {
 	cfg.RuntimeDir = filepath.Join(cfg.RuntimeDir, "rt")
 	startApp(t, cfg)
 	health := func(uid uint32) (string, error) {
-		cmd := exec.Command(exe, "health", "--data-dir", pub)
+		cmd := exec.Command(exe, "health", "--data-dir", cfg.DataDir)
 		cmd.Env = []string{"FLEETMETER_RUNTIME_DIR=" + cfg.RuntimeDir, "HOME=" + pub}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
 		out, err := cmd.CombinedOutput()

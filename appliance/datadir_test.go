@@ -1,0 +1,105 @@
+package appliance
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetmeter/fleetmeter/storage"
+)
+
+// statusOf is the part of `health --json` these tests read.
+type statusOf struct {
+	DataDir  string        `json:"data_dir"`
+	Database storage.Stats `json:"database"`
+}
+
+// waitIngested polls `health --json` of dataDir until its daemon has
+// stored calls, and returns its status.
+func waitIngested(t *testing.T, bin, dataDir string) statusOf {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		_, out, stderr := runBin(t, bin, 30*time.Second, "health", "--json", "--data-dir", dataDir)
+		var st statusOf
+		if json.Unmarshal([]byte(out), &st) == nil && st.Database.LedgerRecords > 0 {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon of %s stored nothing: %s%s", dataDir, out, stderr)
+		}
+	}
+}
+
+// With a data dir named (flag or FLEETMETER_DATA_DIR), only the daemon of
+// that data dir answers: a daemon of another data dir listening in the
+// CLI's runtime dir (as the system daemon does at /run/fleetmeter for
+// root) is passed over, and the CLI behaves as if no daemon ran. Before,
+// `doctor --data-dir C` on a database cut short reported the other
+// daemon's database as ok and exited 0.
+func TestExplicitDataDirAsksOnlyItsDaemon(t *testing.T) {
+	bin := binary(t)
+	shared := shortTempDir(t) // daemon A's runtime dir, and the CLI's
+	a, b := t.TempDir(), t.TempDir()
+	ocB := filepath.Join(t.TempDir(), "agents", "main", "sessions")
+	os.MkdirAll(ocB, 0o755)
+	if data, err := os.ReadFile(filepath.Join(traps, "agents/main/sessions/s-cron.jsonl")); err != nil || os.WriteFile(filepath.Join(ocB, "s-cron.jsonl"), data, 0o644) != nil {
+		t.Fatalf("copy a transcript: %v", err)
+	}
+	startDaemon(t, bin, a, traps, []string{"FLEETMETER_RUNTIME_DIR=" + shared})
+	startDaemon(t, bin, b, filepath.Dir(filepath.Dir(filepath.Dir(ocB))), nil)
+	stA, stB := waitIngested(t, bin, a), waitIngested(t, bin, b)
+	if stA.Database.LedgerRecords == stB.Database.LedgerRecords {
+		t.Fatalf("the two daemons hold the same number of calls (%d): the test cannot tell them apart", stA.Database.LedgerRecords)
+	}
+	inShared := []string{"FLEETMETER_RUNTIME_DIR=" + shared}
+
+	// Each data dir's own daemon answers, whatever daemon the runtime dir has.
+	for _, tc := range []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{inShared, []string{"--data-dir", b}, b},
+		{append([]string{"FLEETMETER_DATA_DIR=" + b}, inShared...), nil, b},
+		{append([]string{"FLEETMETER_DATA_DIR=" + a}, inShared...), nil, a},
+	} {
+		code, out, stderr := runBinEnv(t, bin, tc.env, 30*time.Second, append([]string{"health", "--json"}, tc.args...)...)
+		var st statusOf
+		if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.DataDir != tc.want {
+			t.Errorf("health %v %v: exit %d, data dir %q, want %q\n%s", tc.env, tc.args, code, st.DataDir, tc.want, stderr)
+		}
+	}
+
+	// A data dir with no daemon of its own and a database cut short: A,
+	// in the runtime dir, is not asked; the doctor reads the file itself.
+	c := t.TempDir()
+	if code, _, stderr := runBin(t, bin, time.Minute, "ingest", "--once", "--openclaw-dir", traps, "--data-dir", c); code != 0 {
+		t.Fatalf("ingest: %s", stderr)
+	}
+	if err := os.Truncate(filepath.Join(c, storage.FileName), 3*4096); err != nil {
+		t.Fatal(err)
+	}
+	// A pointer left by a daemon that died, naming the socket A now
+	// listens on: A's peer is not that process, and its status names a.
+	stale := t.TempDir()
+	os.WriteFile(filepath.Join(stale, daemonFile), []byte(fmt.Sprintf(`{"socket":%q,"pid":1}`, filepath.Join(shared, "fleetmeter.sock"))), 0o644)
+	aCalls := fmt.Sprintf("%d model calls", stA.Database.LedgerRecords)
+	code, out, stderr := runBinEnv(t, bin, append([]string{"FLEETMETER_DATA_DIR=" + c}, inShared...), 30*time.Second, "doctor", "--no-discover")
+	if code != exitDamaged || strings.Contains(out, aCalls) || !strings.Contains(out, "FAIL  database") {
+		t.Errorf("FLEETMETER_DATA_DIR=%s doctor: exit %d, want %d\n%s%s", c, code, exitDamaged, out, stderr)
+	}
+	code, out, stderr = runBinEnv(t, bin, inShared, 30*time.Second, "doctor", "--data-dir", c, "--no-discover")
+	if code != exitDamaged || strings.Contains(out, aCalls) || !strings.Contains(out, "serves another data dir") {
+		t.Errorf("doctor --data-dir %s: exit %d, want %d, the daemon passed over\n%s%s", c, code, exitDamaged, out, stderr)
+	}
+	for _, dir := range []string{c, stale} {
+		code, out, stderr := runBinEnv(t, bin, inShared, 30*time.Second, "health", "--data-dir", dir)
+		if code != 1 || strings.Contains(out, "ok:") || !strings.Contains(stderr, "serves another data dir ("+a+")") {
+			t.Errorf("health --data-dir %s: exit %d, want 1 naming the other daemon\n%s%s", dir, code, out, stderr)
+		}
+	}
+}
