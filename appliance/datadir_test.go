@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -101,5 +102,47 @@ func TestExplicitDataDirAsksOnlyItsDaemon(t *testing.T) {
 		if code != 1 || strings.Contains(out, "ok:") || !strings.Contains(stderr, "serves another data dir ("+a+")") {
 			t.Errorf("health --data-dir %s: exit %d, want 1 naming the other daemon\n%s%s", dir, code, out, stderr)
 		}
+	}
+}
+
+// The doctor, with no data dir named, of a daemon on another data dir
+// (found in the runtime dir): it describes the daemon's database and what
+// the daemon reads, by kind, with elapsed times, not raw timestamps.
+// Before, it described the CLI's default database (a path that did not
+// exist: "0.0 MB, 0 model calls"), said "the daemon follows 0 files under
+// none" for a daemon reading Claude Code, printed the last step as
+// 2026-11-30T10:01:28.841820492Z and "1 checks failed".
+func TestDoctorDescribesTheDaemonItAsks(t *testing.T) {
+	bin := binary(t)
+	shared := shortTempDir(t)
+	a := t.TempDir()
+	claude, err := filepath.Abs("../ingest/testdata/claude")
+	if err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, bin, a, traps, []string{"FLEETMETER_RUNTIME_DIR=" + shared, "FLEETMETER_CLAUDE_DIRS=" + claude})
+	st := waitIngested(t, bin, a)
+	home := t.TempDir()
+	env := []string{"FLEETMETER_RUNTIME_DIR=" + shared, "HOME=" + home, "XDG_STATE_HOME=" + home, "FLEETMETER_DATA_DIR="}
+
+	_, out, stderr := runBinEnv(t, bin, env, 30*time.Second, "doctor", "--json", "--openclaw-dir", traps)
+	checks := doctorChecks(t, out)
+	db := checks["database"].Detail
+	if want := filepath.Join(a, storage.FileName) + ": "; !strings.HasPrefix(db, want) || !strings.Contains(db, fmt.Sprintf(" %d model calls", st.Database.LedgerRecords)) {
+		t.Errorf("database: %q, want the daemon's %s with its %d calls\n%s", db, want, st.Database.LedgerRecords, stderr)
+	}
+	reads := checks["daemon reads"].Detail
+	if !strings.Contains(reads, "Claude Code "+claude) || !strings.Contains(reads, "OpenClaw ") || strings.Contains(reads, "daemon follows") || !strings.Contains(reads, "transcript files: ") {
+		t.Errorf("daemon reads: %q, want its sources by kind", reads)
+	}
+	daemon := checks["daemon"].Detail
+	if !strings.Contains(daemon, " ago") || regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d`).MatchString(daemon) || !strings.Contains(daemon, "data dir "+a) {
+		t.Errorf("daemon: %q, want the last step as an elapsed time and the daemon's data dir", daemon)
+	}
+
+	// One failing check (no sources, none discovered): singular.
+	code, _, stderr := runBinEnv(t, bin, env, 30*time.Second, "doctor", "--no-discover")
+	if code != 1 || !strings.Contains(stderr, "fleetmeter doctor: 1 check failed") {
+		t.Errorf("doctor --no-discover: exit %d, %s", code, stderr)
 	}
 }

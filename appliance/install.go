@@ -64,6 +64,11 @@ func (s sources) all() []string {
 	return slices.Concat(s.OpenClaw, s.Claude, s.Codex)
 }
 
+// text is "OpenClaw A, B; Claude Code none; Codex C".
+func (s sources) text() string {
+	return fmt.Sprintf("OpenClaw %s; Claude Code %s; Codex %s", orNone(s.OpenClaw), orNone(s.Claude), orNone(s.Codex))
+}
+
 // manifest is what install did, for uninstall to undo exactly that.
 type manifest struct {
 	Access      string   `json:"access"`
