@@ -67,10 +67,10 @@ type daemonStatus struct {
 			Kind string `json:"kind"`
 			Path string `json:"path"`
 		} `json:"sources"`
-		Files      int      `json:"files"`
-		FileErrors int64    `json:"file_errors"`
-		LastStep   string   `json:"last_step"`
-		LastError  string   `json:"last_error"`
+		Files      int    `json:"files"`
+		FileErrors int64  `json:"file_errors"`
+		LastStep   string `json:"last_step"`
+		LastError  string `json:"last_error"`
 		Progress   *struct {
 			Files, FilesDone int
 			Bytes            int64 `json:"bytes"`
