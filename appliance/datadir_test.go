@@ -146,3 +146,47 @@ func TestDoctorDescribesTheDaemonItAsks(t *testing.T) {
 		t.Errorf("doctor --no-discover: exit %d, %s", code, stderr)
 	}
 }
+
+// A daemon whose sources hold no transcript file at all (the dirs are
+// there, empty) is not healthy: health and doctor say where it looked and
+// which flags point it at the agents' data; once a transcript appears it
+// is healthy again. Before, health said "ok: 0 files, 0 calls".
+func TestNoTranscriptsIsAProblem(t *testing.T) {
+	bin := binary(t)
+	oc := t.TempDir()
+	sessions := filepath.Join(oc, "agents", "main", "sessions")
+	os.MkdirAll(sessions, 0o755)
+	data := t.TempDir()
+	startDaemon(t, bin, data, oc, nil)
+	health := func(want string) (int, string) {
+		t.Helper()
+		var code int
+		var out, stderr string
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if code, out, stderr = runBin(t, bin, 30*time.Second, "health", "--data-dir", data); strings.Contains(out+stderr, want) {
+				break
+			}
+		}
+		return code, out + stderr
+	}
+	if code, out := health("no transcript files found"); code != 1 || !strings.Contains(out, "no transcript files found under "+oc) || !strings.Contains(out, "--openclaw-dir, --claude-dir or --codex-dir") {
+		t.Errorf("health: exit %d, %s", code, out)
+	}
+	_, out, _ := runBin(t, bin, 30*time.Second, "doctor", "--json", "--data-dir", data, "--openclaw-dir", oc)
+	checks := doctorChecks(t, out)
+	if c := checks["daemon reads"]; c.Status != doctorWarn || !strings.Contains(c.Detail, "no transcript files found under "+oc) || !strings.Contains(c.Fix, "--openclaw-dir") {
+		t.Errorf("doctor's daemon reads: %+v", c)
+	}
+	if c := checks["readable"]; c.Status != doctorWarn || !strings.Contains(c.Detail, "no transcript files found") {
+		t.Errorf("doctor's own look: %+v", c)
+	}
+
+	b, err := os.ReadFile(filepath.Join(traps, "agents/main/sessions/s-cron.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(sessions, "s-cron.jsonl"), b, 0o644)
+	if code, out := health("ok: "); code != 0 {
+		t.Errorf("with a transcript: exit %d, %s", code, out)
+	}
+}

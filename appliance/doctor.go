@@ -62,15 +62,12 @@ type daemonStatus struct {
 	Version string `json:"version"`
 	DataDir string `json:"data_dir"`
 	Ingest  struct {
-		Roots   []string `json:"roots"`
-		Sources []struct {
-			Kind string `json:"kind"`
-			Path string `json:"path"`
-		} `json:"sources"`
-		Files      int    `json:"files"`
-		FileErrors int64  `json:"file_errors"`
-		LastStep   string `json:"last_step"`
-		LastError  string `json:"last_error"`
+		Roots      []string        `json:"roots"`
+		Sources    []ingest.Source `json:"sources"`
+		Files      int             `json:"files"`
+		FileErrors int64           `json:"file_errors"`
+		LastStep   string          `json:"last_step"`
+		LastError  string          `json:"last_error"`
 		Progress   *struct {
 			Files, FilesDone int
 			Bytes            int64 `json:"bytes"`
@@ -323,6 +320,10 @@ func (d *doctor) checkSources() []doctorCheck {
 	}
 	readable.Status = doctorOK
 	readable.Detail = plural(len(files)-len(bad), "transcript file") + " open for this user"
+	if len(files) == 0 && len(badDirs) == 0 {
+		readable.Status = doctorWarn
+		readable.Detail, readable.Fix, _ = strings.Cut(noTranscripts(src.list()), ": ")
+	}
 	bad = append(badDirs, bad...)
 	if len(bad) > 0 {
 		readable.Status = doctorFail
@@ -333,6 +334,10 @@ func (d *doctor) checkSources() []doctorCheck {
 	if st := d.status; st != nil {
 		dc := doctorCheck{Name: "daemon reads", Status: doctorOK,
 			Detail: fmt.Sprintf("%s: %s", plural(st.Ingest.Files, "transcript file"), st.sourcesText())}
+		if st.Ingest.Files == 0 && d.ago(st.Ingest.LastStep) != "not yet" {
+			dc.Status = doctorWarn
+			dc.Detail, dc.Fix, _ = strings.Cut(noTranscripts(st.Ingest.Sources), ": ")
+		}
 		if st.Ingest.FileErrors > 0 {
 			dc.Status = doctorFail
 			dc.Detail = fmt.Sprintf("the daemon could not read %s (its log names them)", plural(int(st.Ingest.FileErrors), "file"))
