@@ -556,9 +556,9 @@ func (c *Config) bindFlags(fs *flag.FlagSet, groups flagGroups) {
 		fs.StringVar(&c.TZ, "tz", c.TZ, "IANA time zone that cuts days and weeks, any letter case (env FLEETMETER_TZ)")
 	}
 	if groups&flagsSources != 0 {
-		fs.Var(&listFlag{dst: &c.OpenClawDirs}, "openclaw-dir", "OpenClaw state dir holding agents/ (repeatable; default: discover)")
-		fs.Var(&listFlag{dst: &c.ClaudeDirs}, "claude-dir", "Claude Code dir holding projects/ (repeatable; default: discover)")
-		fs.Var(&listFlag{dst: &c.CodexDirs}, "codex-dir", "Codex home holding sessions/ (repeatable; default: discover)")
+		fs.Var(&listFlag{dst: &c.OpenClawDirs}, "openclaw-dir", "OpenClaw state dir holding agents/ (repeatable; default: discover; naming any source dir turns discovery off for every kind)")
+		fs.Var(&listFlag{dst: &c.ClaudeDirs}, "claude-dir", "Claude Code dir holding projects/ (repeatable; default: discover; naming any source dir turns discovery off for every kind)")
+		fs.Var(&listFlag{dst: &c.CodexDirs}, "codex-dir", "Codex home holding sessions/ (repeatable; default: discover; naming any source dir turns discovery off for every kind)")
 		fs.BoolVar(&c.NoDiscover, "no-discover", c.NoDiscover, "read only the dirs given, search nowhere else")
 		fs.StringVar(&c.PriceFile, "prices", c.PriceFile, "JSON file of price overrides, USD per 1M tokens")
 	}

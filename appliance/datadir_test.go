@@ -190,3 +190,36 @@ func TestNoTranscriptsIsAProblem(t *testing.T) {
 		t.Errorf("with a transcript: exit %d, %s", code, out)
 	}
 }
+
+// Naming one kind's dir turns discovery off for every kind (by design):
+// the start-up log and the doctor say what discovery would have read and
+// how to add it. Before, nothing said so.
+func TestNamedSourceDirSaysWhatIsNotDiscovered(t *testing.T) {
+	bin := binary(t)
+	claude := t.TempDir()
+	os.MkdirAll(filepath.Join(claude, "projects"), 0o755)
+	env := []string{"CLAUDE_CONFIG_DIR=" + claude}
+	said := func(s string) bool { // this machine's homes may add their own dirs
+		return strings.Contains(s, "Claude Code at "+claude) && strings.Contains(s, " not read: --openclaw-dir given") && strings.Contains(s, "add --claude-dir "+claude)
+	}
+	d := startDaemon(t, bin, t.TempDir(), traps, env)
+	for deadline := time.Now().Add(10 * time.Second); !said(d.log.String()) && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if log := d.log.String(); !said(log) {
+		t.Errorf("serve's log does not say what is not discovered:\n%s", log)
+	}
+	_, out, _ := runBinEnv(t, bin, env, 30*time.Second, "doctor", "--json", "--data-dir", t.TempDir(), "--openclaw-dir", traps)
+	if c := doctorChecks(t, out)["not discovered"]; c.Status != doctorWarn || !said(c.Detail+" "+c.Fix) {
+		t.Errorf("doctor: %+v", c)
+	}
+	// --no-discover asks for exactly the named dirs: nothing to say.
+	_, out, _ = runBinEnv(t, bin, env, 30*time.Second, "doctor", "--json", "--data-dir", t.TempDir(), "--openclaw-dir", traps, "--no-discover")
+	if c, ok := doctorChecks(t, out)["not discovered"]; ok {
+		t.Errorf("doctor --no-discover: %+v", c)
+	}
+	_, help, _ := runBin(t, bin, 10*time.Second, "serve", "--help")
+	if !strings.Contains(help, "naming any source dir turns discovery off for every kind") {
+		t.Errorf("serve --help does not say it:\n%s", help)
+	}
+}

@@ -331,6 +331,9 @@ func (d *doctor) checkSources() []doctorCheck {
 		readable.Fix = "sudo fleetmeter install again (it grants the service user read access), or check the agents' file modes"
 	}
 	out := []doctorCheck{found, readable}
+	for _, n := range undiscovered(d.cfg, d.getenv, d.homes) {
+		out = append(out, doctorCheck{Name: "not discovered", Status: doctorWarn, Detail: n.String(), Fix: n.Fix()})
+	}
 	if st := d.status; st != nil {
 		dc := doctorCheck{Name: "daemon reads", Status: doctorOK,
 			Detail: fmt.Sprintf("%s: %s", plural(st.Ingest.Files, "transcript file"), st.sourcesText())}
