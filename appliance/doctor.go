@@ -322,7 +322,7 @@ func (d *doctor) checkSources() []doctorCheck {
 	readable.Detail = plural(len(files)-len(bad), "transcript file") + " open for this user"
 	if len(files) == 0 && len(badDirs) == 0 {
 		readable.Status = doctorWarn
-		readable.Detail, readable.Fix, _ = strings.Cut(noTranscripts(src.list()), ": ")
+		readable.Detail, readable.Fix = noTranscripts(src.list())
 	}
 	bad = append(badDirs, bad...)
 	if len(bad) > 0 {
@@ -339,7 +339,7 @@ func (d *doctor) checkSources() []doctorCheck {
 			Detail: fmt.Sprintf("%s: %s", plural(st.Ingest.Files, "transcript file"), st.sourcesText())}
 		if st.Ingest.Files == 0 && d.ago(st.Ingest.LastStep) != "not yet" {
 			dc.Status = doctorWarn
-			dc.Detail, dc.Fix, _ = strings.Cut(noTranscripts(st.Ingest.Sources), ": ")
+			dc.Detail, dc.Fix = noTranscripts(st.Ingest.Sources)
 		}
 		if st.Ingest.FileErrors > 0 {
 			dc.Status = doctorFail

@@ -67,6 +67,7 @@ func TestSocketRefusesOtherUsers(t *testing.T) {
 	os.Chmod(filepath.Dir(cfg.RuntimeDir), 0o755)
 	os.Chmod(cfg.RuntimeDir, 0o755) // the parent may be open: the socket's own dir decides
 	cfg.RuntimeDir = filepath.Join(cfg.RuntimeDir, "rt")
+	cfg.OpenClawDirs = []string{traps} // health asks for transcripts to count
 	startApp(t, cfg)
 	health := func(uid uint32) (string, error) {
 		cmd := exec.Command(exe, "health", "--data-dir", cfg.DataDir)
