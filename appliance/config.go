@@ -270,8 +270,15 @@ func (c *Config) loadFile(path string) error {
 		keys := make([]string, len(und))
 		for i, k := range und {
 			keys[i] = k.String()
+			if near := nearestKey(k.String()); near != "" {
+				keys[i] += fmt.Sprintf(" (did you mean %s?)", near)
+			}
 		}
-		return fmt.Errorf("config file %s: unknown keys %s", path, strings.Join(keys, ", "))
+		what := "unknown key"
+		if len(keys) > 1 {
+			what += "s"
+		}
+		return fmt.Errorf("config file %s: %s %s", path, what, strings.Join(keys, ", "))
 	}
 	for _, k := range md.Keys() {
 		c.setOrigin(k.String(), fmt.Sprintf("%s in %s", k, path)) // "retention.ledger_days in FILE"
@@ -575,6 +582,80 @@ func (c *Config) bindFlags(fs *flag.FlagSet, groups flagGroups) {
 		fs.StringVar(&c.InstanceType, "instance-type", c.InstanceType, "EC2 instance type, for scaling advice")
 		fs.BoolVar(&c.EC2Metadata, "ec2-metadata", c.EC2Metadata, "ask EC2 instance metadata (IMDSv2) for the instance type")
 	}
+}
+
+// sourced says err (Validate's) naming where each bad value came from: a
+// message that starts with a key ("tz \"Mars/Base\" is not…") names the
+// flag (--tz "Mars/Base" is not…), the variable (FLEETMETER_TZ…) or the
+// config file (config file F: tz…) that set it; one about a default or
+// about settings together is "config: …".
+func (c Config) sourced(err error) string {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	out := make([]string, len(errs))
+	for i, e := range errs {
+		msg := e.Error()
+		key, _, _ := strings.Cut(msg, " ")
+		key = strings.TrimSuffix(key, ":")
+		o := c.Origin(key)
+		switch {
+		case o == "":
+			out[i] = "config: " + msg
+		case strings.HasPrefix(o, "flag "):
+			out[i] = strings.TrimPrefix(o, "flag ") + msg[len(key):]
+		case strings.HasPrefix(o, "FLEETMETER_"):
+			out[i] = o + msg[len(key):]
+		default: // "tz in FILE"
+			_, file, _ := strings.Cut(o, " in ")
+			out[i] = "config file " + file + ": " + msg
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// knownKeys are the config file's keys, dotted below their table
+// ("retention.ledger_days", "budgets.amount_usd").
+func knownKeys(t reflect.Type, prefix string) []string {
+	var out []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		ft := f.Type
+		for ft.Kind() == reflect.Slice || ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		switch {
+		case f.Anonymous && name == "" && ft.Kind() == reflect.Struct:
+			out = append(out, knownKeys(ft, prefix)...)
+		case name == "" || name == "-" || !f.IsExported():
+		case ft.Kind() == reflect.Struct && ft != reflect.TypeOf(time.Time{}):
+			out = append(out, prefix+name)
+			out = append(out, knownKeys(ft, prefix+name+".")...)
+		default:
+			out = append(out, prefix+name)
+		}
+	}
+	return out
+}
+
+// nearestKey is the known key nearest to key, in the same table.
+func nearestKey(key string) string {
+	parent := ""
+	if i := strings.LastIndex(key, "."); i >= 0 {
+		parent = key[:i+1]
+	}
+	near, best := "", -1
+	for _, k := range knownKeys(reflect.TypeOf(Config{}), "") {
+		if !strings.HasPrefix(k, parent) || strings.Contains(k[len(parent):], ".") {
+			continue
+		}
+		if d := editDistance(key, k); best < 0 || d < best {
+			near, best = k, d
+		}
+	}
+	return near
 }
 
 // flagKey is the config file key a flag sets.

@@ -297,7 +297,7 @@ func parseConfig(env *cliEnv, name string, args []string, groups flagGroups, ext
 	}
 	fs.Visit(func(f *flag.Flag) { cfg.setOrigin(flagKey(f.Name), "flag --"+f.Name) })
 	if err := cfg.Validate(); err != nil {
-		return cfg, nil, usageErr("config: %v", err)
+		return cfg, nil, usageErr("%s", cfg.sourced(err))
 	}
 	cfg.TZ, _ = rollup.ZoneName(cfg.TZ) // Validate loaded it: the zone's own spelling
 	return cfg, positional, nil
