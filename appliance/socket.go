@@ -151,7 +151,9 @@ func socketCandidates(cfg Config) []string {
 	add(pointed(cfg.DataDir))
 	add(cfg.SocketPath())
 	add(filepath.Join(cfg.DataDir, "fleetmeter.sock"))
-	if os.Geteuid() != 0 && cfg.Origin("data_dir") == "" {
+	// With a data dir named, the system daemon only when it is the
+	// system's (findSocket checks that the daemon serves it).
+	if os.Geteuid() != 0 && (cfg.Origin("data_dir") == "" || sameDir(cfg.DataDir, systemDataDir)) {
 		add(systemSocket)
 		add(pointed(systemDataDir))
 	}
