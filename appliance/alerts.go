@@ -377,7 +377,17 @@ func runBudget(ctx context.Context, env *cliEnv, args []string) error {
 		return usageErr("unexpected argument %q", rest[1])
 	}
 	if len(cfg.Budgets) == 0 {
-		return errors.New("no [[budgets]] in the configuration")
+		// Nothing can be crossed: exit 0 (1 is "a budget crossed", 2 a
+		// configuration that does not validate; none is a valid one).
+		if asJSON {
+			return printJSON(env, map[string]any{"budgets": []alerts.RuleStatus{}, "crossed": []string{}})
+		}
+		where := "the configuration"
+		if cfg.file != "" {
+			where = cfg.file
+		}
+		_, err := fmt.Fprintf(env.stdout, "No budgets are configured: nothing to check (add [[budgets]] to %s; see the README's Budgets and alerts).\n", rollup.Clean(where))
+		return err
 	}
 	snap, err := currentAlerts(ctx, env, cfg)
 	if err != nil {
@@ -402,7 +412,7 @@ func runBudget(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	if len(crossed) > 0 {
-		return fmt.Errorf("%d budget(s) crossed: %s", len(crossed), strings.Join(crossed, ", "))
+		return fmt.Errorf("%s crossed: %s", plural(len(crossed), "budget"), strings.Join(crossed, ", "))
 	}
 	return nil
 }

@@ -97,7 +97,7 @@ func TestAlertsCLI(t *testing.T) {
 	env := map[string]string{"FLEETMETER_CONFIG": cfgFile, "FLEETMETER_DATA_DIR": dir, "FLEETMETER_LISTEN": "127.0.0.1:1"}
 
 	code, out, stderr := cli(t, env, "budget", "check")
-	if code != 1 || !strings.Contains(stderr, "1 budget(s) crossed: fleet-roll") || !strings.Contains(out, "fleet-roll") ||
+	if code != 1 || !strings.Contains(stderr, "1 budget crossed: fleet-roll") || !strings.Contains(out, "fleet-roll") ||
 		!strings.Contains(out, "growth-month") || !strings.Contains(out, "$3.00") {
 		t.Errorf("budget check: exit %d\n%s\n%s", code, out, stderr)
 	}
@@ -287,4 +287,31 @@ func TestAlertsThroughTheDaemon(t *testing.T) {
 	if code, out, _ := cli(t, nil, "report", "blocks", "--claude-dir", "../ingest/testdata/claude"); code != 0 || !strings.Contains(out, "Block start") {
 		t.Errorf("blocks table: %d %s", code, out)
 	}
+}
+
+// `budget check` with no budgets configured: nothing is crossed, so exit
+// 0 with a line saying there are none (1 means a budget crossed). Before,
+// it exited 1.
+func TestBudgetCheckWithoutBudgets(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "config.toml")
+	os.WriteFile(conf, []byte("tz = \"UTC\"\n"), 0o600)
+	code, out, stderr := runBin(t, bin, 30*time.Second, "budget", "check", "--config", conf, "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, "No budgets are configured") || !strings.Contains(out, conf) || stderr != "" {
+		t.Errorf("exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, _ = runBin(t, bin, 30*time.Second, "budget", "check", "--json", "--config", conf, "--data-dir", dir)
+	if code != 0 || !equalJSON(jsonOf(t, out), map[string]any{"budgets": []any{}, "crossed": []any{}}) {
+		t.Errorf("--json: exit %d %s", code, out)
+	}
+}
+
+func jsonOf(t *testing.T, s string) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, s)
+	}
+	return v
 }

@@ -178,6 +178,9 @@ func (a *App) Run(ctx context.Context) error {
 	for _, p := range a.problems() {
 		a.log.Warn("degraded", "reason", p)
 	}
+	for _, n := range undiscovered(a.cfg, os.Getenv, nil) {
+		a.log.Warn("not discovered: "+n.String(), "fix", n.Fix())
+	}
 	go a.stats.get(a.db) // the first status poll need not wait for the first count
 	uiLog := a.log.With("component", "ui")
 	reader := rollup.NewReader(a.db, rollup.ReaderConfig{

@@ -68,7 +68,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{"missing dir", []string{"report", "daily", "--openclaw-dir", filepath.Join(dir, "nope")}, 1, "no agents/ folder"},
 		{"no database yet", []string{"report", "daily", "--data-dir", filepath.Join(dir, "empty")}, 1, "no fleetmeter daemon answers (tried "},
 		{"exposed without token", []string{"serve", "--listen", "0.0.0.0:8767", "--data-dir", dir}, 2, "set an auth token"},
-		{"bad poll interval", []string{"serve", "--poll-interval", "1ns", "--data-dir", dir}, 2, "poll_interval"},
+		{"bad poll interval", []string{"serve", "--poll-interval", "1ns", "--data-dir", dir}, 2, "--poll-interval 1ns is below 100ms"},
 		{"help", []string{"report", "--help"}, 0, ""},
 		{"rollup help", []string{"rollup", "--help"}, 0, ""},
 		{"stray argument", []string{"rollup", "rebuild", "extra", "--data-dir", dir}, 2, `unexpected argument "extra"`},
@@ -148,7 +148,7 @@ func TestConfigLayersAndMasking(t *testing.T) {
 		t.Errorf("masked token accepted: exit %d %q", code, stderr)
 	}
 	os.WriteFile(file, []byte("tz = \"UTC\"\npoll_intervall = \"3s\"\n"), 0o600)
-	if code, _, stderr := cli(t, env, "config"); code != 2 || !strings.Contains(stderr, "unknown keys poll_intervall") {
+	if code, _, stderr := cli(t, env, "config"); code != 2 || !strings.Contains(stderr, "unknown key poll_intervall (did you mean poll_interval?)") {
 		t.Errorf("typo in config file: exit %d, %q", code, stderr)
 	}
 }

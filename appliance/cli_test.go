@@ -34,7 +34,7 @@ func TestEveryBadValueExits2(t *testing.T) {
 		{"relative date", nil, []string{"report", "daily", "--until", "7w", "--openclaw-dir", traps}, `until: date "7w"`},
 		{"range backwards", nil, []string{"report", "daily", "--since", "20260201", "--until", "20260101", "--openclaw-dir", traps}, "since 2026-02-01 is after until 2026-01-01"},
 		{"zone", nil, []string{"report", "daily", "--tz", "Mars/Olympus", "--openclaw-dir", traps}, `tz "Mars/Olympus" is not an IANA zone`},
-		{"zone in the environment", map[string]string{"FLEETMETER_TZ": "Mars/Olympus"}, []string{"report", "daily", "--openclaw-dir", traps}, `tz "Mars/Olympus"`},
+		{"zone in the environment", map[string]string{"FLEETMETER_TZ": "Mars/Olympus"}, []string{"report", "daily", "--openclaw-dir", traps}, `FLEETMETER_TZ "Mars/Olympus"`},
 		{"top not a number", nil, []string{"report", "agent", "--top", "many", "--openclaw-dir", traps}, `top "many": want a whole number above 0`},
 		{"top negative", nil, []string{"report", "agent", "--top", "-3", "--openclaw-dir", traps}, `top "-3": want a whole number above 0`},
 		{"top zero", nil, []string{"report", "agent", "--top", "0", "--openclaw-dir", traps}, `top "0": want a whole number above 0`},
@@ -55,10 +55,10 @@ func TestEveryBadValueExits2(t *testing.T) {
 		{"duration in the file without a unit", map[string]string{"FLEETMETER_CONFIG": file("poll_interval = 10\n")}, []string{"config"}, `poll_interval = 10 has no unit: write a duration such as "10s"`},
 		{"nested duration without a unit", map[string]string{"FLEETMETER_CONFIG": file("[alerting]\nreminder = 4\n")}, []string{"config"}, `alerting.reminder = 4 has no unit`},
 		{"duration in a rule without a unit", map[string]string{"FLEETMETER_CONFIG": file("[[budgets]]\nname = \"d\"\nperiod = \"rolling\"\nwindow = 3600\namount_usd = 5\n")}, []string{"config"}, `budgets[0].window = 3600 has no unit`},
-		{"unknown key", map[string]string{"FLEETMETER_CONFIG": file("poll_intervall = \"3s\"\n")}, []string{"config"}, "unknown keys poll_intervall"},
+		{"unknown key", map[string]string{"FLEETMETER_CONFIG": file("poll_intervall = \"3s\"\n")}, []string{"config"}, "unknown key poll_intervall (did you mean poll_interval?)"},
 		{"number in the environment", map[string]string{"FLEETMETER_DB_MAX_MB": "lots"}, []string{"config"}, "want a whole number"},
-		{"negative cap", map[string]string{"FLEETMETER_DB_MAX_MB": "-1"}, []string{"config"}, "db_max_mb -1 is negative"},
-		{"log level", map[string]string{"FLEETMETER_LOG_LEVEL": "loud"}, []string{"config"}, `log_level "loud"`},
+		{"negative cap", map[string]string{"FLEETMETER_DB_MAX_MB": "-1"}, []string{"config"}, "FLEETMETER_DB_MAX_MB -1 is negative"},
+		{"log level", map[string]string{"FLEETMETER_LOG_LEVEL": "loud"}, []string{"config"}, `FLEETMETER_LOG_LEVEL "loud"`},
 		{"exposed without a token", nil, []string{"serve", "--listen", "0.0.0.0:8767", "--data-dir", dir}, "set an auth token"},
 		{"listen not an address", nil, []string{"serve", "--listen", "8767", "--data-dir", dir}, `listen "8767": want host:port`},
 		{"stray argument", nil, []string{"budget", "check", "extra"}, `unexpected argument "extra"`},
@@ -335,7 +335,8 @@ threshold = 90
 
 // A command that writes the database while the daemon holds it says that
 // a daemon runs (its version), what to use instead and how to stop it,
-// in one line, exit 1.
+// in one line, exit 1; the advice to stop it is given once (before,
+// compact and rollup rebuild gave it twice).
 func TestWritersWhileTheDaemonRuns(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.RuntimeDir = t.TempDir(), shortTempDir(t)
@@ -348,12 +349,13 @@ func TestWritersWhileTheDaemonRuns(t *testing.T) {
 		instead string
 	}{
 		{[]string{"ingest", "--once", "--openclaw-dir", traps}, "its reports are current (fleetmeter report daily"},
-		{[]string{"rollup", "rebuild"}, "stop it to rebuild the rollups"},
-		{[]string{"compact"}, "stop it to compact the database"},
+		{[]string{"rollup", "rebuild"}, "its own rollups are kept up to date as it ingests; or stop the daemon"},
+		{[]string{"compact"}, "holds " + cfg.DBPath() + ": stop the daemon"},
 	} {
 		code, _, stderr := cli(t, env, tc.args...)
 		if code != 1 || !strings.Contains(stderr, "a fleetmeter daemon is running (fleetmeter "+version()) || !strings.Contains(stderr, tc.instead) ||
-			!strings.Contains(stderr, "or stop the daemon") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			strings.Count(stderr, "stop the daemon") != 1 || strings.Count(stderr, "systemctl stop") != 1 || !strings.Contains(stderr, "stop the daemon (sudo systemctl stop fleetmeter, or end its fleetmeter serve), run this again, then start it again") ||
+			strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
 			t.Errorf("%v: exit %d %q", tc.args, code, stderr)
 		}
 	}
@@ -441,5 +443,38 @@ func TestVersionFromBuildInfo(t *testing.T) {
 	}
 	if _, out, _ := cli(t, nil, "version"); !strings.HasPrefix(out, "fleetmeter "+versionFrom("dev", bi)+"\n") {
 		t.Errorf("version says %q", out)
+	}
+}
+
+// A bad value names where it came from: the flag, the variable or the
+// config file (and its key); a config file's unknown key gets the nearest
+// known one. Before, every one said "config: tz …".
+func TestBadValueNamesItsSource(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "fleetmeter.toml")
+	os.WriteFile(conf, []byte("tz = \"Mars/Base\"\n"), 0o600)
+	typo := filepath.Join(dir, "typo.toml")
+	os.WriteFile(typo, []byte("[retention]\nledger_dayz = 30\n"), 0o600)
+	for _, tc := range []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{nil, []string{"--tz", "Mars/Base"}, `fleetmeter report: --tz "Mars/Base" is not an IANA zone name`},
+		{[]string{"FLEETMETER_TZ=Mars/Base"}, nil, `fleetmeter report: FLEETMETER_TZ "Mars/Base" is not an IANA zone name`},
+		{nil, []string{"--config", conf}, `fleetmeter report: config file ` + conf + `: tz "Mars/Base" is not an IANA zone name`},
+		{nil, []string{"--poll-interval", "1ms"}, ""}, // not a report flag: the flag package's own error
+		{nil, []string{"--config", typo}, "unknown key retention.ledger_dayz (did you mean retention.ledger_days?)"},
+	} {
+		code, _, stderr := runBinEnv(t, bin, tc.env, 30*time.Second, append([]string{"report", "daily", "--data-dir", dir}, tc.args...)...)
+		if code != exitUsage || !strings.Contains(stderr, tc.want) || strings.Contains(stderr, "config: ") {
+			t.Errorf("%v %v: exit %d %q, want %d and %q", tc.env, tc.args, code, stderr, exitUsage, tc.want)
+		}
+	}
+	// A serve flag checked by Validate.
+	code, _, stderr := runBin(t, bin, 30*time.Second, "serve", "--data-dir", dir, "--poll-interval", "1ms")
+	if code != exitUsage || !strings.Contains(stderr, "--poll-interval 1ms is below 100ms") {
+		t.Errorf("serve --poll-interval 1ms: exit %d %q", code, stderr)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -162,7 +163,9 @@ func (e *cliError) Unwrap() error { return e.cause }
 // else the database when this process can open it, else the daemon that
 // holds it, over its API; with no database here, a daemon this user may
 // ask (the system's, to a member of its group), else the system data dir's
-// database when it is readable. done releases what was opened.
+// database when it is readable; with a data dir named (flag, environment,
+// file), only that data dir's database or daemon. done releases what was
+// opened.
 func cliReader(ctx context.Context, env *cliEnv, cfg Config) (r rollup.Reader, done func(), err error) {
 	loc, err := cfg.Location()
 	if err != nil {
@@ -174,13 +177,19 @@ func cliReader(ctx context.Context, env *cliEnv, cfg Config) (r rollup.Reader, d
 			oneShotMemory()
 		}
 		tally := rollup.NewTally(loc)
-		c, err := ingestConfig(cfg, newLogger(cfg, env.stderr), true)
+		// A file that cannot be read is told once, after the report (see
+		// run), not as a log line before it.
+		log := slog.New(dropMessage{newLogger(cfg, env.stderr).Handler(), "cannot read transcript"})
+		c, err := ingestConfig(cfg, log, true)
 		if err != nil {
 			return nil, nil, err
 		}
-		if _, err := ingest.New(c, tally).Step(ctx); err != nil {
+		in := ingest.New(c, tally)
+		if _, err := in.Step(ctx); err != nil {
 			return nil, nil, err
 		}
+		st := in.Status()
+		env.unreadable, env.unreadableMore = st.UnreadableFiles, st.UnreadableOther
 		return rollup.NewReader(tally, rollup.ReaderConfig{Teams: teams}), func() {}, nil
 	}
 	if _, err := os.Stat(cfg.DBPath()); errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
@@ -189,7 +198,7 @@ func cliReader(ctx context.Context, env *cliEnv, cfg Config) (r rollup.Reader, d
 		if _, serr := findSocket(cfg); serr == nil {
 			return daemonReader{cfg}, func() {}, nil
 		}
-		if sys := cfg; cfg.DataDir != systemDataDir {
+		if sys := cfg; cfg.DataDir != systemDataDir && cfg.Origin("data_dir") == "" {
 			sys.DataDir = systemDataDir
 			if db, daemon, err := openForReading(sys); err == nil {
 				if daemon {
@@ -229,6 +238,28 @@ func cliReader(ctx context.Context, env *cliEnv, cfg Config) (r rollup.Reader, d
 		return typ
 	})
 	return rollup.NewReader(db, rollup.ReaderConfig{Host: db, InstanceType: instanceType, Teams: teams}), func() { db.Close() }, nil
+}
+
+// dropMessage is a log handler that leaves out records whose message is
+// msg (what the caller tells in its own words).
+type dropMessage struct {
+	slog.Handler
+	msg string
+}
+
+func (h dropMessage) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h dropMessage) WithAttrs(as []slog.Attr) slog.Handler {
+	return dropMessage{h.Handler.WithAttrs(as), h.msg}
+}
+
+func (h dropMessage) WithGroup(name string) slog.Handler {
+	return dropMessage{h.Handler.WithGroup(name), h.msg}
 }
 
 // hasSourceDirs reports whether transcript dirs were named explicitly.

@@ -246,7 +246,7 @@ type zoneReader interface {
 // count in the zone the report is cut in (--tz, else the data's zone).
 func (ra reportArgs) query(ctx context.Context, kind string, reader rollup.Reader) (rollup.Query, error) {
 	q := rollup.Query{Kind: kind, Since: rollup.MinDay, Until: rollup.MaxDay, Filter: ra.filter, Top: ra.top, Order: ra.order}
-	if ra.cfg.tzSet {
+	if ra.cfg.Origin("tz") != "" {
 		q.TZ = ra.cfg.TZ
 	}
 	zone := func() (*time.Location, error) {
@@ -290,10 +290,11 @@ func (ra reportArgs) query(ctx context.Context, kind string, reader rollup.Reade
 
 // heldBy explains err when it is storage.ErrLocked: who holds the
 // database — a daemon that answers (its version and socket), and then
-// what to do instead (doInstead), or a process that does not — in place
+// what to do instead (instead; "" when there is nothing but to stop it)
+// and how to stop it, said once, or a process that does not — in place
 // of the lock's bare "locked by another fleetmeter process". Other
 // errors pass unchanged.
-func heldBy(ctx context.Context, cfg Config, err error, doInstead string) error {
+func heldBy(ctx context.Context, cfg Config, err error, instead string) error {
 	if !errors.Is(err, storage.ErrLocked) {
 		return err
 	}
@@ -304,8 +305,14 @@ func heldBy(ctx context.Context, cfg Config, err error, doInstead string) error 
 	}
 	body, derr := daemonGet(ctx, cfg, "/api/status", nil)
 	if derr == nil && json.Unmarshal(body, &st) == nil {
-		return fmt.Errorf("%w: a fleetmeter daemon is running (fleetmeter %s, socket %s) and holds %s; %s; or stop the daemon (sudo systemctl stop fleetmeter, or end its fleetmeter serve) and run this again",
-			storage.ErrLocked, st.Version, cfg.SocketPath(), cfg.DBPath(), doInstead)
+		sock, _ := findSocket(cfg) // it just answered there
+		const stop = "stop the daemon (sudo systemctl stop fleetmeter, or end its fleetmeter serve), run this again, then start it again"
+		if instead != "" {
+			return fmt.Errorf("%w: a fleetmeter daemon is running (fleetmeter %s, socket %s) and holds %s; %s; or %s",
+				storage.ErrLocked, st.Version, sock, cfg.DBPath(), instead, stop)
+		}
+		return fmt.Errorf("%w: a fleetmeter daemon is running (fleetmeter %s, socket %s) and holds %s: %s",
+			storage.ErrLocked, st.Version, sock, cfg.DBPath(), stop)
 	}
 	return fmt.Errorf("%w: %s is held by a process that does not answer as a daemon (%v): check that only one fleetmeter runs (systemctl status fleetmeter; ps -C fleetmeter), or point --data-dir elsewhere",
 		storage.ErrLocked, cfg.DBPath(), derr)
@@ -482,7 +489,7 @@ func runRollup(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	db, err := openWritable(cfg)
 	if err != nil {
-		return heldBy(ctx, cfg, err, "stop it to rebuild the rollups (its own rollups are kept up to date as it ingests)")
+		return heldBy(ctx, cfg, err, "its own rollups are kept up to date as it ingests")
 	}
 	defer db.Close()
 	start := time.Now()
@@ -595,7 +602,7 @@ func runCompact(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	before, after, err := storage.Compact(cfg.DBPath())
 	if err != nil {
-		return heldBy(ctx, cfg, err, "stop it to compact the database (sudo systemctl stop fleetmeter), then start it again")
+		return heldBy(ctx, cfg, err, "")
 	}
 	fmt.Fprintf(env.stdout, "compacted %s: %.1f MB → %.1f MB\n", cfg.DBPath(), float64(before)/1e6, float64(after)/1e6)
 	return nil

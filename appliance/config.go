@@ -65,9 +65,25 @@ type Config struct {
 	LogLevel  string    `toml:"log_level"`
 	LogFormat string    `toml:"log_format"` // text or json
 
-	file  string // the config file read, "" when none (the audit looks at its mode)
-	tzSet bool   // tz was given (file, environment or flag), not the default
+	file string // the config file read, "" when none (the audit looks at its mode)
+	// origin says where each setting given came from, by its config file
+	// key ("tz"): "flag --tz", "FLEETMETER_TZ" or "tz in FILE"; a key
+	// not in it has its default. Errors name it; see Origin.
+	origin map[string]string
 }
+
+// setOrigin records where key's value came from (the last one wins, as
+// values do: file, then environment, then flags).
+func (c *Config) setOrigin(key, from string) {
+	if c.origin == nil {
+		c.origin = map[string]string{}
+	}
+	c.origin[key] = from
+}
+
+// Origin is where key's value came from ("flag --tz", "FLEETMETER_TZ",
+// "tz in /etc/fleetmeter/config.toml"), "" when it is the default.
+func (c Config) Origin(key string) string { return c.origin[key] }
 
 // Retention is how long each kind of data is kept (DESIGN §4). Daily and
 // weekly rollups are kept forever.
@@ -254,10 +270,19 @@ func (c *Config) loadFile(path string) error {
 		keys := make([]string, len(und))
 		for i, k := range und {
 			keys[i] = k.String()
+			if near := nearestKey(k.String()); near != "" {
+				keys[i] += fmt.Sprintf(" (did you mean %s?)", near)
+			}
 		}
-		return fmt.Errorf("config file %s: unknown keys %s", path, strings.Join(keys, ", "))
+		what := "unknown key"
+		if len(keys) > 1 {
+			what += "s"
+		}
+		return fmt.Errorf("config file %s: %s %s", path, what, strings.Join(keys, ", "))
 	}
-	c.tzSet = c.tzSet || md.IsDefined("tz")
+	for _, k := range md.Keys() {
+		c.setOrigin(k.String(), fmt.Sprintf("%s in %s", k, path)) // "retention.ledger_days in FILE"
+	}
 	return nil
 }
 
@@ -321,18 +346,26 @@ func unitlessDurations(raw map[string]any, t reflect.Type, prefix string) error 
 // loadEnv merges FLEETMETER_* variables into c.
 func (c *Config) loadEnv(getenv func(string) string) error {
 	var errs []error
+	// get reads FLEETMETER_<name> and notes where a value came from.
+	get := func(name string) string {
+		v := getenv("FLEETMETER_" + name)
+		if v != "" {
+			c.setOrigin(strings.ToLower(name), "FLEETMETER_"+name)
+		}
+		return v
+	}
 	str := func(name string, dst *string) {
-		if v := getenv("FLEETMETER_" + name); v != "" {
+		if v := get(name); v != "" {
 			*dst = v
 		}
 	}
 	list := func(name string, dst *[]string) {
-		if v := getenv("FLEETMETER_" + name); v != "" {
+		if v := get(name); v != "" {
 			*dst = splitList(v)
 		}
 	}
 	dur := func(name string, dst *time.Duration) {
-		if v := getenv("FLEETMETER_" + name); v != "" {
+		if v := get(name); v != "" {
 			d, err := parseDuration(v)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("FLEETMETER_%s: %w", name, err))
@@ -341,7 +374,7 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 		}
 	}
 	integer := func(name string, dst *int64) {
-		if v := getenv("FLEETMETER_" + name); v != "" {
+		if v := get(name); v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("FLEETMETER_%s=%q: want a whole number", name, v))
@@ -350,7 +383,7 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 		}
 	}
 	boolean := func(name string, dst *bool) {
-		if v := getenv("FLEETMETER_" + name); v != "" {
+		if v := get(name); v != "" {
 			b, err := strconv.ParseBool(v)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("FLEETMETER_%s=%q: want true or false", name, v))
@@ -361,6 +394,7 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	secret := func(name string, dst *string) {
 		str(name, dst)
 		if path := getenv("FLEETMETER_" + name + "_FILE"); path != "" {
+			c.setOrigin(strings.ToLower(name), "FLEETMETER_"+name+"_FILE")
 			b, err := os.ReadFile(path)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("FLEETMETER_%s_FILE: %w", name, err))
@@ -371,7 +405,6 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	}
 	str("DATA_DIR", &c.DataDir)
 	str("TZ", &c.TZ)
-	c.tzSet = c.tzSet || getenv("FLEETMETER_TZ") != ""
 	list("OPENCLAW_DIRS", &c.OpenClawDirs)
 	list("CLAUDE_DIRS", &c.ClaudeDirs)
 	list("CODEX_DIRS", &c.CodexDirs)
@@ -530,9 +563,9 @@ func (c *Config) bindFlags(fs *flag.FlagSet, groups flagGroups) {
 		fs.StringVar(&c.TZ, "tz", c.TZ, "IANA time zone that cuts days and weeks, any letter case (env FLEETMETER_TZ)")
 	}
 	if groups&flagsSources != 0 {
-		fs.Var(&listFlag{dst: &c.OpenClawDirs}, "openclaw-dir", "OpenClaw state dir holding agents/ (repeatable; default: discover)")
-		fs.Var(&listFlag{dst: &c.ClaudeDirs}, "claude-dir", "Claude Code dir holding projects/ (repeatable; default: discover)")
-		fs.Var(&listFlag{dst: &c.CodexDirs}, "codex-dir", "Codex home holding sessions/ (repeatable; default: discover)")
+		fs.Var(&listFlag{dst: &c.OpenClawDirs}, "openclaw-dir", "OpenClaw state dir holding agents/ (repeatable; default: discover; naming any source dir turns discovery off for every kind)")
+		fs.Var(&listFlag{dst: &c.ClaudeDirs}, "claude-dir", "Claude Code dir holding projects/ (repeatable; default: discover; naming any source dir turns discovery off for every kind)")
+		fs.Var(&listFlag{dst: &c.CodexDirs}, "codex-dir", "Codex home holding sessions/ (repeatable; default: discover; naming any source dir turns discovery off for every kind)")
 		fs.BoolVar(&c.NoDiscover, "no-discover", c.NoDiscover, "read only the dirs given, search nowhere else")
 		fs.StringVar(&c.PriceFile, "prices", c.PriceFile, "JSON file of price overrides, USD per 1M tokens")
 	}
@@ -549,4 +582,89 @@ func (c *Config) bindFlags(fs *flag.FlagSet, groups flagGroups) {
 		fs.StringVar(&c.InstanceType, "instance-type", c.InstanceType, "EC2 instance type, for scaling advice")
 		fs.BoolVar(&c.EC2Metadata, "ec2-metadata", c.EC2Metadata, "ask EC2 instance metadata (IMDSv2) for the instance type")
 	}
+}
+
+// sourced says err (Validate's) naming where each bad value came from: a
+// message that starts with a key ("tz \"Mars/Base\" is not…") names the
+// flag (--tz "Mars/Base" is not…), the variable (FLEETMETER_TZ…) or the
+// config file (config file F: tz…) that set it; one about a default or
+// about settings together is "config: …".
+func (c Config) sourced(err error) string {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	out := make([]string, len(errs))
+	for i, e := range errs {
+		msg := e.Error()
+		key, _, _ := strings.Cut(msg, " ")
+		key = strings.TrimSuffix(key, ":")
+		o := c.Origin(key)
+		switch {
+		case o == "":
+			out[i] = "config: " + msg
+		case strings.HasPrefix(o, "flag "):
+			out[i] = strings.TrimPrefix(o, "flag ") + msg[len(key):]
+		case strings.HasPrefix(o, "FLEETMETER_"):
+			out[i] = o + msg[len(key):]
+		default: // "tz in FILE"
+			_, file, _ := strings.Cut(o, " in ")
+			out[i] = "config file " + file + ": " + msg
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// knownKeys are the config file's keys, dotted below their table
+// ("retention.ledger_days", "budgets.amount_usd").
+func knownKeys(t reflect.Type, prefix string) []string {
+	var out []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		ft := f.Type
+		for ft.Kind() == reflect.Slice || ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		switch {
+		case f.Anonymous && name == "" && ft.Kind() == reflect.Struct:
+			out = append(out, knownKeys(ft, prefix)...)
+		case name == "" || name == "-" || !f.IsExported():
+		case ft.Kind() == reflect.Struct && ft != reflect.TypeOf(time.Time{}):
+			out = append(out, prefix+name)
+			out = append(out, knownKeys(ft, prefix+name+".")...)
+		default:
+			out = append(out, prefix+name)
+		}
+	}
+	return out
+}
+
+// nearestKey is the known key nearest to key, in the same table.
+func nearestKey(key string) string {
+	parent := ""
+	if i := strings.LastIndex(key, "."); i >= 0 {
+		parent = key[:i+1]
+	}
+	near, best := "", -1
+	for _, k := range knownKeys(reflect.TypeOf(Config{}), "") {
+		if !strings.HasPrefix(k, parent) || strings.Contains(k[len(parent):], ".") {
+			continue
+		}
+		if d := editDistance(key, k); best < 0 || d < best {
+			near, best = k, d
+		}
+	}
+	return near
+}
+
+// flagKey is the config file key a flag sets.
+func flagKey(flagName string) string {
+	switch flagName {
+	case "openclaw-dir", "claude-dir", "codex-dir":
+		return strings.ReplaceAll(flagName, "-", "_") + "s"
+	case "prices":
+		return "price_file"
+	}
+	return strings.ReplaceAll(flagName, "-", "_")
 }

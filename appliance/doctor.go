@@ -60,12 +60,14 @@ type doctor struct {
 // daemonStatus is the part of /api/status the doctor reads.
 type daemonStatus struct {
 	Version string `json:"version"`
+	DataDir string `json:"data_dir"`
 	Ingest  struct {
-		Roots      []string `json:"roots"`
-		Files      int      `json:"files"`
-		FileErrors int64    `json:"file_errors"`
-		LastStep   string   `json:"last_step"`
-		LastError  string   `json:"last_error"`
+		Roots      []string        `json:"roots"`
+		Sources    []ingest.Source `json:"sources"`
+		Files      int             `json:"files"`
+		FileErrors int64           `json:"file_errors"`
+		LastStep   string          `json:"last_step"`
+		LastError  string          `json:"last_error"`
 		Progress   *struct {
 			Files, FilesDone int
 			Bytes            int64 `json:"bytes"`
@@ -111,10 +113,10 @@ func runDoctor(ctx context.Context, env *cliEnv, args []string) error {
 	if d.damage != nil {
 		// Exit 65 as every command that meets damage; the database check
 		// above has the details, not repeated here.
-		return &exitError{code: exitDamaged, msg: fmt.Sprintf("%d checks failed; the database file is damaged: run `fleetmeter repair` (the database check says more)", failed)}
+		return &exitError{code: exitDamaged, msg: fmt.Sprintf("%s failed; the database file is damaged: run `fleetmeter repair` (the database check says more)", plural(failed, "check"))}
 	}
 	if failed > 0 {
-		return &exitError{code: 1, msg: fmt.Sprintf("%d checks failed (each says what to fix)", failed)}
+		return &exitError{code: 1, msg: fmt.Sprintf("%s failed (each says what to fix)", plural(failed, "check"))}
 	}
 	return nil
 }
@@ -156,7 +158,12 @@ func (d *doctor) checkDaemon(ctx context.Context) doctorCheck {
 		return c
 	}
 	d.status = &st
-	c.Status, c.Detail = doctorOK, fmt.Sprintf("fleetmeter %s answers on %s; last ingest step %s", st.Version, d.cfg.SocketPath(), orDash(st.Ingest.LastStep))
+	sock, _ := findSocket(d.cfg) // it just answered there
+	c.Status, c.Detail = doctorOK, fmt.Sprintf("fleetmeter %s answers on %s", st.Version, sock)
+	if st.DataDir != "" && !sameDir(st.DataDir, d.cfg.DataDir) {
+		c.Detail += fmt.Sprintf(" (data dir %s: the checks below are of its database, not of %s)", st.DataDir, d.cfg.DataDir)
+	}
+	c.Detail += "; last ingest step " + d.ago(st.Ingest.LastStep)
 	if p := st.Ingest.Progress; p != nil && p.Bytes > 0 {
 		c.Detail += fmt.Sprintf("; catching up: %d of %d files, %.0f%% of %.1f MB", p.FilesDone, p.Files, 100*float64(p.BytesDone)/float64(p.Bytes), float64(p.Bytes)/1e6)
 	}
@@ -167,11 +174,14 @@ func (d *doctor) checkDaemon(ctx context.Context) doctorCheck {
 	return c
 }
 
-func orDash(s string) string {
-	if s == "" || strings.HasPrefix(s, "0001-") {
+// ago is an RFC 3339 time from the daemon's status as the time elapsed
+// since ("42s ago"); "not yet" for none.
+func (d *doctor) ago(s string) string {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil || t.IsZero() || t.Year() <= 1 {
 		return "not yet"
 	}
-	return s
+	return rollup.Ago(d.now().Sub(t)) + " ago"
 }
 
 // transcriptFiles lists up to limit transcript files under the source
@@ -296,7 +306,7 @@ func (d *doctor) checkSources() []doctorCheck {
 		return []doctorCheck{found}
 	}
 	found.Status = doctorOK
-	found.Detail = fmt.Sprintf("%s: OpenClaw %s; Claude Code %s; Codex %s", how, orNone(src.OpenClaw), orNone(src.Claude), orNone(src.Codex))
+	found.Detail = how + ": " + src.text()
 	readable := doctorCheck{Name: "readable"}
 	files, badDirs := transcriptFiles(src, 5000)
 	var bad []string
@@ -309,7 +319,11 @@ func (d *doctor) checkSources() []doctorCheck {
 		fh.Close()
 	}
 	readable.Status = doctorOK
-	readable.Detail = fmt.Sprintf("%d transcript files open for this user", len(files)-len(bad))
+	readable.Detail = plural(len(files)-len(bad), "transcript file") + " open for this user"
+	if len(files) == 0 && len(badDirs) == 0 {
+		readable.Status = doctorWarn
+		readable.Detail, readable.Fix = noTranscripts(src.list())
+	}
 	bad = append(badDirs, bad...)
 	if len(bad) > 0 {
 		readable.Status = doctorFail
@@ -317,12 +331,19 @@ func (d *doctor) checkSources() []doctorCheck {
 		readable.Fix = "sudo fleetmeter install again (it grants the service user read access), or check the agents' file modes"
 	}
 	out := []doctorCheck{found, readable}
+	for _, n := range undiscovered(d.cfg, d.getenv, d.homes) {
+		out = append(out, doctorCheck{Name: "not discovered", Status: doctorWarn, Detail: n.String(), Fix: n.Fix()})
+	}
 	if st := d.status; st != nil {
 		dc := doctorCheck{Name: "daemon reads", Status: doctorOK,
-			Detail: fmt.Sprintf("the daemon follows %d files under %s", st.Ingest.Files, orNone(st.Ingest.Roots))}
+			Detail: fmt.Sprintf("%s: %s", plural(st.Ingest.Files, "transcript file"), st.sourcesText())}
+		if st.Ingest.Files == 0 && d.ago(st.Ingest.LastStep) != "not yet" {
+			dc.Status = doctorWarn
+			dc.Detail, dc.Fix = noTranscripts(st.Ingest.Sources)
+		}
 		if st.Ingest.FileErrors > 0 {
 			dc.Status = doctorFail
-			dc.Detail = fmt.Sprintf("the daemon could not read %d files (its log names them)", st.Ingest.FileErrors)
+			dc.Detail = fmt.Sprintf("the daemon could not read %s (its log names them)", plural(int(st.Ingest.FileErrors), "file"))
 			dc.Fix = "sudo fleetmeter install again: new agent dirs get read access (or the agents write 0600 files: --access capability)"
 		}
 		out = append(out, dc)
@@ -330,15 +351,42 @@ func (d *doctor) checkSources() []doctorCheck {
 	return out
 }
 
+// sourcesText is what the daemon reads, by kind, as its status says
+// ("OpenClaw /a; Claude Code /b/projects; Codex none"); an older daemon
+// names its OpenClaw state dirs only.
+func (st *daemonStatus) sourcesText() string {
+	if len(st.Ingest.Sources) == 0 {
+		return "OpenClaw " + orNone(st.Ingest.Roots)
+	}
+	var src sources
+	for _, s := range st.Ingest.Sources {
+		switch s.Kind {
+		case "openclaw":
+			src.OpenClaw = append(src.OpenClaw, s.Path)
+		case "claude":
+			src.Claude = append(src.Claude, s.Path)
+		case "codex":
+			src.Codex = append(src.Codex, s.Path)
+		}
+	}
+	return src.text()
+}
+
 // checkDatabase: sound (through the daemon, or opened read-only), its
 // size against the cap, the free space of its disk.
 func (d *doctor) checkDatabase() doctorCheck {
 	c := doctorCheck{Name: "database"}
-	path := d.cfg.DBPath()
+	path, dataDir := d.cfg.DBPath(), d.cfg.DataDir
 	var stats storage.Stats
 	switch {
 	case d.status != nil:
+		// The daemon's database, wherever its data dir is (the CLI's
+		// default may be another, or not exist).
 		stats = d.status.Database
+		if d.status.DataDir != "" {
+			dataDir = d.status.DataDir
+			path = filepath.Join(dataDir, storage.FileName)
+		}
 	default:
 		db, daemon, err := openForReading(d.cfg)
 		if err == nil && !daemon {
@@ -375,8 +423,11 @@ func (d *doctor) checkDatabase() doctorCheck {
 		}
 	}
 	size := fileSize(path)
+	if d.status != nil && stats.FileBytes > 0 {
+		size = stats.FileBytes // the daemon's figure: its file may not be this user's to stat
+	}
 	c.Status = doctorOK
-	c.Detail = fmt.Sprintf("%s: %.1f MB, %d model calls, %d daily rows", path, float64(size)/1e6, stats.LedgerRecords, stats.DailyRows)
+	c.Detail = fmt.Sprintf("%s: %.1f MB, %s, %s", path, float64(size)/1e6, plural(stats.LedgerRecords, "model call"), plural(stats.DailyRows, "daily row"))
 	if limit := d.cfg.DBMaxMB << 20; limit > 0 {
 		pct := 100 * float64(size) / float64(limit)
 		c.Detail += fmt.Sprintf(", %.0f%% of the %d MiB cap", pct, d.cfg.DBMaxMB)
@@ -389,7 +440,7 @@ func (d *doctor) checkDatabase() doctorCheck {
 		}
 	}
 	var fsst syscall.Statfs_t
-	if err := syscall.Statfs(d.cfg.DataDir, &fsst); err == nil {
+	if err := syscall.Statfs(dataDir, &fsst); err == nil {
 		free := fsst.Bavail * uint64(fsst.Bsize)
 		total := fsst.Blocks * uint64(fsst.Bsize)
 		c.Detail += fmt.Sprintf("; %.1f GB free on its disk", float64(free)/1e9)
@@ -415,7 +466,7 @@ func (d *doctor) checkSync(ctx context.Context) doctorCheck {
 	}
 	if st := d.status; st != nil {
 		c.Status = doctorOK
-		c.Detail = fmt.Sprintf("the daemon syncs to %s: %s, last success %s", dsn, st.Sync.State, orDash(st.Sync.LastSuccess))
+		c.Detail = fmt.Sprintf("the daemon syncs to %s: %s, last success %s", dsn, st.Sync.State, d.ago(st.Sync.LastSuccess))
 		if st.Sync.LastError != "" {
 			c.Status, c.Detail = doctorFail, fmt.Sprintf("the daemon's sync to %s fails (%s): %s", dsn, st.Sync.State, st.Sync.LastError)
 			c.Fix = "fleetmeter sync status says more; a schema mismatch needs fleetmeter migrate"

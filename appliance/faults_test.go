@@ -28,10 +28,16 @@ const traps = "../ingest/testdata/openclaw/traps"
 // its exit code and output; it fails the test past timeout.
 func runBin(t *testing.T, bin string, timeout time.Duration, args ...string) (int, string, string) {
 	t.Helper()
+	return runBinEnv(t, bin, nil, timeout, args...)
+}
+
+// runBinEnv is runBin with env added (the last value of a name wins).
+func runBinEnv(t *testing.T, bin string, env []string, timeout time.Duration, args ...string) (int, string, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), "FLEETMETER_RUNTIME_DIR="+shortTempDir(t))
+	cmd.Env = append(append(os.Environ(), "FLEETMETER_RUNTIME_DIR="+shortTempDir(t)), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -3,10 +3,12 @@ package appliance
 import (
 	"cmp"
 	"fmt"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/fleetmeter/fleetmeter/ingest"
 	"github.com/fleetmeter/fleetmeter/storage"
 	upstream "github.com/fleetmeter/fleetmeter/sync"
 )
@@ -25,6 +27,13 @@ func (a *App) problems() []string {
 	st := a.ingest.Status()
 	if st.LastError != "" {
 		p = append(p, "ingest is failing: "+st.LastError)
+	}
+	if st.Files == 0 && !st.LastStep.IsZero() && (hasSourceDirs(a.cfg) || !a.cfg.NoDiscover) {
+		// A pass ran and found nothing to read: a daemon that counts
+		// nothing is not a healthy one (the agents' data is elsewhere).
+		// One told to read nothing (--no-discover, no dirs) is as asked.
+		what, fix := noTranscripts(st.Sources)
+		p = append(p, what+": "+fix)
 	}
 	if n := len(st.UnreadableFiles) + st.UnreadableOther; n > 0 {
 		// Their calls are missing from every report until they can be read.
@@ -52,6 +61,20 @@ func (a *App) problems() []string {
 	}
 	a.mu.Unlock()
 	return p
+}
+
+// noTranscripts says that the sources hold no transcript file, and what
+// to do.
+func noTranscripts(src []ingest.Source) (what, fix string) {
+	what = "no transcript files found: no agent dirs were found"
+	if len(src) > 0 {
+		dirs := make([]string, len(src))
+		for i, s := range src {
+			dirs[i] = s.Path
+		}
+		what = "no transcript files found under " + strings.Join(dirs, ", ")
+	}
+	return what, "point --openclaw-dir, --claude-dir or --codex-dir (openclaw_dirs, claude_dirs, codex_dirs in the config) at the agents' data"
 }
 
 // syncFailingFor is how long upstream sync may fail before health says so:

@@ -64,6 +64,25 @@ func (s sources) all() []string {
 	return slices.Concat(s.OpenClaw, s.Claude, s.Codex)
 }
 
+// list is every dir with its kind.
+func (s sources) list() []ingest.Source {
+	var out []ingest.Source
+	for _, k := range []struct {
+		kind string
+		dirs []string
+	}{{"openclaw", s.OpenClaw}, {"claude", s.Claude}, {"codex", s.Codex}} {
+		for _, d := range k.dirs {
+			out = append(out, ingest.Source{Kind: k.kind, Path: d})
+		}
+	}
+	return out
+}
+
+// text is "OpenClaw A, B; Claude Code none; Codex C".
+func (s sources) text() string {
+	return fmt.Sprintf("OpenClaw %s; Claude Code %s; Codex %s", orNone(s.OpenClaw), orNone(s.Claude), orNone(s.Codex))
+}
+
 // manifest is what install did, for uninstall to undo exactly that.
 type manifest struct {
 	Access      string   `json:"access"`

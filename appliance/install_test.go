@@ -338,7 +338,7 @@ func TestInstallRefusesWhatServeRefuses(t *testing.T) {
 		{[]string{"--listen", "8767"}, "", "want host:port"},
 		{[]string{"--openclaw-dir", "/nonexistent"}, "", "no such dir"},
 		{nil, "poll_interval = \"10\"\n", "poll_interval"},
-		{nil, "nosuchkey = 1\n", "unknown keys"},
+		{nil, "nosuchkey = 1\n", "unknown key"},
 	} {
 		cfgFile := filepath.Join(root, defaultConfigFile)
 		os.Remove(cfgFile)

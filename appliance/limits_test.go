@@ -109,7 +109,7 @@ func TestDBSizeCapStopsIngestWithoutLoss(t *testing.T) {
 	if st, _ := db.Stats(); st.LedgerRecords != res.Added {
 		t.Errorf("ledger %d, step added %d", st.LedgerRecords, res.Added)
 	}
-	if code, _, stderr := cli(t, map[string]string{"FLEETMETER_DB_MAX_MB": "-1"}, "config"); code != 2 || !strings.Contains(stderr, "db_max_mb -1") {
+	if code, _, stderr := cli(t, map[string]string{"FLEETMETER_DB_MAX_MB": "-1"}, "config"); code != 2 || !strings.Contains(stderr, "FLEETMETER_DB_MAX_MB -1 is negative") {
 		t.Errorf("negative cap: exit %d %q", code, stderr)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetmeter/fleetmeter/ingest"
 	"github.com/fleetmeter/fleetmeter/rollup"
 	"github.com/fleetmeter/fleetmeter/storage"
 )
@@ -115,6 +116,11 @@ type cliEnv struct {
 	// process: the CLI owns this process (Main, not a test), so a
 	// one-shot command may tune the runtime (oneShotMemory).
 	process bool
+	// unreadable are the transcripts a read straight from transcripts
+	// could not read (cliReader): the command prints what it has, then
+	// exits 1 naming them.
+	unreadable     []ingest.UnreadableFile
+	unreadableMore int // past the ones named
 }
 
 func commands() []command {
@@ -174,6 +180,9 @@ func run(ctx context.Context, args []string, env *cliEnv) int {
 		case errors.As(err, &exit):
 			fmt.Fprintf(env.stderr, "fleetmeter %s: %s\n", c.name, rollup.CleanLines(err.Error()))
 			return exit.code
+		case err == nil && len(env.unreadable) > 0:
+			fmt.Fprintf(env.stderr, "fleetmeter %s: %s\n", c.name, rollup.Clean(unreadableLine(env.unreadable, env.unreadableMore)))
+			return 1
 		case err == nil, errors.Is(err, flag.ErrHelp):
 			return 0
 		case errors.Is(err, errUsage), errors.Is(err, rollup.ErrBadQuery):
@@ -201,6 +210,20 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nExit codes: 0 ok; 1 failed (each command says why); 2 a command line or a value that cannot be used")
 	fmt.Fprintln(w, "(unknown command, flag or argument; a bad date, zone, number, name or config value); 3 `sync --once` left rows;")
 	fmt.Fprintln(w, "65 a damaged database file.")
+}
+
+// unreadableLine says which transcripts could not be read, in one line.
+func unreadableLine(files []ingest.UnreadableFile, more int) string {
+	named := make([]string, len(files))
+	for i, f := range files {
+		named[i] = fmt.Sprintf("%s (%s)", f.Path, f.Error)
+	}
+	tail := ""
+	if more > 0 {
+		tail = fmt.Sprintf(" and %d more", more)
+	}
+	return fmt.Sprintf("%s could not be read, the figures above miss their calls: %s%s",
+		plural(len(files)+more, "transcript file"), strings.Join(named, ", "), tail)
 }
 
 // oneLine keeps a message on one line.
@@ -272,13 +295,9 @@ func parseConfig(env *cliEnv, name string, args []string, groups flagGroups, ext
 		positional = append(positional, rest[0])
 		args = rest[1:]
 	}
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "tz" {
-			cfg.tzSet = true
-		}
-	})
+	fs.Visit(func(f *flag.Flag) { cfg.setOrigin(flagKey(f.Name), "flag --"+f.Name) })
 	if err := cfg.Validate(); err != nil {
-		return cfg, nil, usageErr("config: %v", err)
+		return cfg, nil, usageErr("%s", cfg.sourced(err))
 	}
 	cfg.TZ, _ = rollup.ZoneName(cfg.TZ) // Validate loaded it: the zone's own spelling
 	return cfg, positional, nil

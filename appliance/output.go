@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fleetmeter/fleetmeter/rollup"
+
 	"golang.org/x/term"
 )
 
@@ -102,4 +104,13 @@ func csvCell(v reflect.Value) string {
 		}
 	}
 	return fmt.Sprint(v.Interface())
+}
+
+// plural is "1 file", "2 files" (n with thousands separators; what's
+// plural is what+"s").
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return rollup.Count(int64(n)) + " " + what + "s"
 }

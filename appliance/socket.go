@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -16,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The CLI talks to the daemon over a unix socket in the runtime dir, never
@@ -114,6 +117,17 @@ func writeDaemonFile(cfg Config, listen string) error {
 	return os.WriteFile(filepath.Join(cfg.DataDir, daemonFile), append(b, '\n'), 0o644)
 }
 
+// readPointer is dataDir's daemonFile; zero when there is none (or it
+// cannot be read).
+func readPointer(dataDir string) daemonPointer {
+	var p daemonPointer
+	b, err := os.ReadFile(filepath.Join(dataDir, daemonFile))
+	if err != nil || json.Unmarshal(b, &p) != nil || !filepath.IsAbs(p.Socket) {
+		return daemonPointer{}
+	}
+	return p
+}
+
 // socketTry is one place findSocket looked, and what it found there.
 type socketTry struct {
 	path, outcome string
@@ -133,21 +147,13 @@ func socketCandidates(cfg Config) []string {
 			out = append(out, p)
 		}
 	}
-	pointed := func(dataDir string) string {
-		b, err := os.ReadFile(filepath.Join(dataDir, daemonFile))
-		if err != nil {
-			return ""
-		}
-		var p daemonPointer
-		if json.Unmarshal(b, &p) != nil || !filepath.IsAbs(p.Socket) {
-			return ""
-		}
-		return p.Socket
-	}
+	pointed := func(dataDir string) string { return readPointer(dataDir).Socket }
 	add(pointed(cfg.DataDir))
 	add(cfg.SocketPath())
 	add(filepath.Join(cfg.DataDir, "fleetmeter.sock"))
-	if os.Geteuid() != 0 {
+	// With a data dir named, the system daemon only when it is the
+	// system's (findSocket checks that the daemon serves it).
+	if os.Geteuid() != 0 && (cfg.Origin("data_dir") == "" || sameDir(cfg.DataDir, systemDataDir)) {
 		add(systemSocket)
 		add(pointed(systemDataDir))
 	}
@@ -179,10 +185,64 @@ func findSocket(cfg Config) (string, error) {
 			tried = append(tried, t)
 			continue
 		}
+		// With a data dir named (flag, environment or file), only its own
+		// daemon may answer: the system's, or a runtime dir's of another
+		// data dir, would report another database's figures as D's.
+		if cfg.Origin("data_dir") != "" {
+			if other, ok := servesDataDir(c, p, cfg.DataDir); !ok {
+				c.Close()
+				tried = append(tried, socketTry{path: p, outcome: "the daemon there serves another data dir (" + other + "), not " + cfg.DataDir})
+				continue
+			}
+		}
 		c.Close()
 		return p, nil
 	}
 	return "", &noDaemonError{tried: tried}
+}
+
+// servesDataDir reports whether the daemon on sock (c: a connection to
+// it) is dataDir's: the process that listens is the one dataDir's
+// daemonFile names (its peer credentials say), else the data dir its
+// /api/status reports is dataDir. other is the data dir it serves, when
+// known.
+func servesDataDir(c net.Conn, sock, dataDir string) (other string, ok bool) {
+	if ptr := readPointer(dataDir); ptr.PID > 0 {
+		if uc, isUnix := c.(*net.UnixConn); isUnix {
+			if raw, err := uc.SyscallConn(); err == nil {
+				var cred *unix.Ucred
+				raw.Control(func(fd uintptr) { cred, _ = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) })
+				if cred != nil && int(cred.Pid) == ptr.PID {
+					return dataDir, true
+				}
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://fleetmeter/api/status", nil)
+	resp, err := socketClient(sock).Do(req)
+	if err != nil {
+		return "unknown: " + errorsText(err), false
+	}
+	defer resp.Body.Close()
+	var st struct {
+		DataDir string `json:"data_dir"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil || st.DataDir == "" {
+		return "unknown: its status does not say", false
+	}
+	return st.DataDir, sameDir(st.DataDir, dataDir)
+}
+
+// sameDir reports whether a and b name one directory.
+func sameDir(a, b string) bool {
+	if filepath.Clean(a) == filepath.Clean(b) {
+		return true
+	}
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }
 
 // noDaemonError says that no daemon answers, and where the CLI looked.

@@ -67,9 +67,10 @@ func TestSocketRefusesOtherUsers(t *testing.T) {
 	os.Chmod(filepath.Dir(cfg.RuntimeDir), 0o755)
 	os.Chmod(cfg.RuntimeDir, 0o755) // the parent may be open: the socket's own dir decides
 	cfg.RuntimeDir = filepath.Join(cfg.RuntimeDir, "rt")
+	cfg.OpenClawDirs = []string{traps} // health asks for transcripts to count
 	startApp(t, cfg)
 	health := func(uid uint32) (string, error) {
-		cmd := exec.Command(exe, "health", "--data-dir", pub)
+		cmd := exec.Command(exe, "health", "--data-dir", cfg.DataDir)
 		cmd.Env = []string{"FLEETMETER_RUNTIME_DIR=" + cfg.RuntimeDir, "HOME=" + pub}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
 		out, err := cmd.CombinedOutput()

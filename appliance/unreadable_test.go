@@ -44,3 +44,38 @@ func TestUnreadableTranscriptIsAProblem(t *testing.T) {
 		t.Errorf("problems after the file is gone = %q", got)
 	}
 }
+
+// A report read straight from transcripts, one of which cannot be read:
+// the report of the rest is printed, then one line names the file and the
+// exit code is 1 (README: "a file cannot be read"). Before, it exited 0
+// after a raw log line.
+func TestOneShotReportWithUnreadableTranscript(t *testing.T) {
+	bin := binary(t)
+	oc := t.TempDir()
+	sessions := filepath.Join(oc, "agents", "main", "sessions")
+	if err := os.MkdirAll(sessions, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(traps, "agents/main/sessions/s-cron.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(sessions, "s-cron.jsonl"), data, 0o644)
+	bad := filepath.Join(sessions, "s.jsonl")
+	if err := os.Symlink("/proc/self/mem", bad); err != nil { // opens, then EIO: for root too
+		t.Fatal(err)
+	}
+	code, out, stderr := runBin(t, bin, time.Minute, "report", "daily", "--openclaw-dir", oc, "--data-dir", t.TempDir())
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if code != 1 || len(lines) != 1 || !strings.HasPrefix(lines[0], "fleetmeter report: 1 transcript file could not be read") || !strings.Contains(lines[0], bad) {
+		t.Errorf("exit %d, stderr:\n%s\nwant exit 1 and one line naming %s", code, stderr, bad)
+	}
+	if !strings.Contains(out, "Daily usage") || !strings.Contains(out, "Total") {
+		t.Errorf("the report of the readable file is not printed:\n%s", out)
+	}
+	// Every file read: exit 0, nothing on stderr.
+	os.Remove(bad)
+	if code, _, stderr := runBin(t, bin, time.Minute, "report", "daily", "--openclaw-dir", oc, "--data-dir", t.TempDir()); code != 0 || stderr != "" {
+		t.Errorf("all readable: exit %d, %s", code, stderr)
+	}
+}
