@@ -61,3 +61,23 @@ threshold = 90
 		}
 	}
 }
+
+// Before its first round the engine lists its rules, none evaluated: the
+// Alerts page must not say there are none while the first round runs.
+func TestRulesListedBeforeTheFirstRound(t *testing.T) {
+	f := newFleet(t, time.UTC)
+	e := f.engine(`
+[[budgets]]
+name = "fleet-day"
+period = "day"
+amount_usd = 10
+`, nil)
+	s := e.Snapshot()
+	if s.EvaluatedAt != nil || len(s.Rules) == 0 || s.Rules[0].Name != "fleet-day" || s.Rules[0].State != "" {
+		t.Fatalf("snapshot before the first round: %+v", s)
+	}
+	s = step(t, e, time.Date(2026, 11, 10, 20, 0, 0, 0, time.UTC))
+	if s.EvaluatedAt == nil || ruleOf(t, s, "fleet-day").State != StateOK {
+		t.Fatalf("snapshot after a round: %+v", s)
+	}
+}

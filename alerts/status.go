@@ -44,8 +44,14 @@ func (e *Engine) Snapshot() Snapshot {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := e.snap
-	if s.Rules == nil {
-		s.Rules = []RuleStatus{}
+	if s.EvaluatedAt == nil {
+		// Before the first round (it runs at start): the rules as
+		// configured, none evaluated yet, so no page says there are none.
+		s.Rules = make([]RuleStatus, 0, len(e.c.rules))
+		for _, ru := range e.c.rules {
+			s.Rules = append(s.Rules, RuleStatus{Name: ru.id, Type: ru.Type, Scope: ru.scope.String(), Notify: ru.notify,
+				Figures: Figures{Summary: "Not evaluated yet: the first round runs at start."}, Instances: []AlertState{}})
+		}
 	}
 	s.Notifiers = e.notifierStatus() // deliveries go on between rounds
 	return s
