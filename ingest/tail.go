@@ -474,9 +474,9 @@ func (r *fileReader) openclawLine(line []byte, cur *fileCursor, c *chunk, pl *pa
 // that holds the start of another entry) is cut off and counted as
 // malformed (returned), then the rest is parsed.
 func (lp *lineParser) reference(line []byte, pl *parsedLine) (malformed int64) {
-	for len(line) > 1 && bytes.Contains(line[1:], messageStart) && fastjson.ValidateBytes(line) != nil {
-		i := bytes.Index(line[1:], messageStart)
-		if i < 0 {
+	for len(line) > 1 {
+		i := indexPair(line[1:], entryStart, messageValue)
+		if i < 0 || fastjson.ValidateBytes(line) == nil {
 			break
 		}
 		malformed++
