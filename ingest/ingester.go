@@ -431,16 +431,17 @@ func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
 			renamed = append(renamed, item)
 		}
 	}
-	if err := in.resumeCursors(items, renamed, batch); err != nil {
+	// Files that vanished (retention, deletes) lose their cursor; if the
+	// bytes come back under another inode, dedupe keeps them from counting
+	// twice, and a new file under a vanished one's name (a temp file
+	// renamed over it) takes the skips counted from its cursor.
+	vanished := in.vanished(seen, listed)
+	if err := in.resumeCursors(items, renamed, in.replacements(items, vanished), batch); err != nil {
 		return nil, err
 	}
 	in.lastListed = listed
-	// Files that vanished (retention, deletes) lose their cursor; if the
-	// bytes come back under another inode, dedupe keeps them from counting twice.
-	for key, st := range in.mem.stamps {
-		if !seen[key] && listed[in.mem.dirs[st.dir]] {
-			batch.Cursors[key.id()] = nil
-		}
+	for _, key := range vanished {
+		batch.Cursors[key.id()] = nil
 	}
 	in.mu.Lock()
 	in.stats.Files = len(seen) + in.skipped

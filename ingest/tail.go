@@ -57,6 +57,12 @@ type fileCursor struct {
 	// Per-format reading state, carried from one poll to the next.
 	Sender sender      `json:"sender"`          // openclaw: who spoke last, for the next calls
 	Codex  *codexState `json:"codex,omitempty"` // codex: running totals and model
+
+	// Skipped and Counted are the file's skips found by the read from its
+	// start and counted before it, so a re-read counts none twice (see
+	// rereads.go). nil: none.
+	Skipped *fileSkips `json:"skipped,omitempty"`
+	Counted *fileSkips `json:"counted,omitempty"`
 }
 
 const fingerprintLen = 4096
@@ -81,6 +87,9 @@ type fileItem struct {
 	keyed    bool        // for new files: the session's key is known (see plan's order)
 	known    bool        // a cursor is stamped for the file
 	cur      *fileCursor // nil for a file never seen (or whose cursor could not be had)
+	// replaced is the cursor of the file this new one replaced under the
+	// same name (a temp file renamed over it), for its skips counted.
+	replaced *fileCursor
 }
 
 // chunk is a piece of a file's progress: records and skips since the last
@@ -222,6 +231,7 @@ func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- *chunk
 	cur := fileCursor{Path: item.path, Dev: dev, Ino: ino, Format: item.format, Agent: item.agent, SessionID: item.sessionID}
 	fp := &r.fp // what was read before, when resuming
 	fp.reset()
+	resumed, before := false, item.replaced
 	if item.cur != nil && item.cur.Dev == dev && item.cur.Ino == ino && item.cur.Format == item.format {
 		ok, err := r.unchangedPrefix(f, item.cur, fi.Size())
 		if err != nil {
@@ -232,7 +242,12 @@ func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- *chunk
 			cur.Path = item.path
 		}
 		// else: rewritten in place or truncated: read again from the start;
-		// the dedupe keys keep the calls already counted from counting twice.
+		// the dedupe keys keep the calls already counted from counting
+		// twice, the skips counted before the skips.
+		resumed, before = ok, item.cur
+	}
+	if !resumed {
+		cur.fromStart(before)
 	}
 	cur.Size, cur.ModNano = fi.Size(), fi.ModTime().UnixNano()
 
@@ -323,6 +338,7 @@ func (r *fileReader) resumePartial(ctx context.Context, f io.ReaderAt, cur *file
 		}
 	}
 	cur.Complete, cur.Pending = !cut, true
+	cur.settle(&c.calls)
 	c.cursor, c.id = *cur, cursorID(cur.Dev, cur.Ino)
 	select {
 	case out <- c:
@@ -359,6 +375,9 @@ func (r *fileReader) unchangedPrefix(f io.ReaderAt, c *fileCursor, size int64) (
 func (r *fileReader) scan(ctx context.Context, f io.ReaderAt, src io.Reader, compressed bool, limited *io.LimitedReader, cur *fileCursor, fp *fingerprinter, out chan<- *chunk) {
 	lr := newLineReader(src, cur.Offset, r.buf)
 	lr.skipping = cur.Skipping // inside an over-long line since the last step
+	if cur.Offset == 0 && !cur.Skipping {
+		cur.fromStart(cur) // an archive read again whole, or a file from its start
+	}
 	if !compressed && limited == nil {
 		lr.expect = cur.Size - cur.Offset // the stat's size: what is there to read
 	}
@@ -386,6 +405,7 @@ func (r *fileReader) scan(ctx context.Context, f io.ReaderAt, src io.Reader, com
 		default:
 			fp.set(cur)
 		}
+		cur.settle(&c.calls)
 		c.cursor = *cur
 		c.id = cursorID(cur.Dev, cur.Ino)
 		c.bytes = cur.Offset - start

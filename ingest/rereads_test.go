@@ -1,0 +1,126 @@
+package ingest
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/fleetmeter/fleetmeter/storage"
+)
+
+// A transcript read again from its start (rewritten in place, replaced by
+// a temp file renamed over it, read by a restarted daemon) adds to the
+// skip counters only the skips it did not hold before: the ledger's, the
+// status's and the per-file malformed count. Its calls come again as
+// duplicates (the dedupe's verdict, counted as such).
+func TestRereadDoesNotRecountSkips(t *testing.T) {
+	tl := newTailer(t)
+	p := tl.path("s1.jsonl")
+	notCall := strings.Replace(assistantLine("m", "r9", t0+900, 5, 0, 0, 0, 0), `"provider":"anthropic"`, `"provider":"openclaw"`, 1)
+	body := assistantLine("a", "r1", t0+1000, 10, 0, 0, 0, 0.01) +
+		"not json\n" + `{"half":` + "\n" + // malformed: 2
+		assistantLine("z", "", t0+2000, 0, 0, 0, 0, 0) + // zero usage
+		notCall + // not a model call
+		`{"type":"turn","usage":{"input":3}}` + "\n" // unrecognized usage
+	write := func(header string, more string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(header+body+more), 0o644); err != nil { // in place: same inode
+			t.Fatal(err)
+		}
+	}
+	ledgerSkips := func() storage.Skips {
+		t.Helper()
+		s, err := tl.db.Skips()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	want := storage.Skips{Malformed: 2, ZeroUsage: 1, NotModelCall: 1, UnrecognizedUsage: 1}
+	check := func(what string, in *Ingester, duplicates int64) {
+		t.Helper()
+		step(t, in)
+		w := want
+		w.Duplicate = duplicates
+		if got := ledgerSkips(); got != w {
+			t.Errorf("%s: ledger skips %+v, want %+v", what, got, w)
+		}
+		if in != tl.in {
+			return // a restarted daemon's status counts from its start
+		}
+		if got := in.Status().Skips; got != w {
+			t.Errorf("%s: status skips %+v, want %+v", what, got, w)
+		}
+		if got := in.Status().MalformedFiles; len(got) != 1 || got[0].Lines != w.Malformed {
+			t.Errorf("%s: malformed files %+v, want %s with %d lines", what, got, p, w.Malformed)
+		}
+		if got := in.Status().Unrecognized; len(got) != 1 || got["openclaw type turn"] != 1 {
+			t.Errorf("%s: unrecognized usage by field %v, want the one turn once", what, got)
+		}
+		if got := totalsOf(t, tl.db).Sums.Messages; got != 1 {
+			t.Errorf("%s: %d calls, want 1", what, got)
+		}
+	}
+
+	write(headerLine("s1", t0), "")
+	check("first read", tl.in, 0)
+
+	// Rewritten in place with the same lines (the header's cwd changed:
+	// the head fingerprint differs, so the file is read from its start).
+	cwd2 := strings.Replace(headerLine("s1", t0), `"cwd":"/w"`, `"cwd":"/w2"`, 1)
+	write(cwd2, "")
+	check("rewritten in place", tl.in, 1)
+
+	// Again, with one more malformed line: that one counts.
+	write(headerLine("s1", t0), "{oops\n")
+	want.Malformed++
+	check("rewritten with one more malformed line", tl.in, 2)
+
+	// Replaced: the same lines in a temp file renamed over it (a new inode).
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, []byte(cwd2+body+"{oops\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		t.Fatal(err)
+	}
+	check("replaced by rename", tl.in, 3)
+
+	// A restarted daemon reads the cursor back from the ledger: a rewrite
+	// after the restart counts nothing again either, and a line appended
+	// after it counts once.
+	restarted := New(Config{OpenClawDirs: []string{tl.root}}, tl.db)
+	write(headerLine("s1", t0), "{oops\n")
+	check("rewritten after a restart", restarted, 4)
+	appendFile(t, p, "{oops again\n")
+	want.Malformed++
+	check("appended after a restart", restarted, 4)
+}
+
+// Cursors stay compact: a file without skips carries no skip counts, and
+// one with skips of one kind names that kind only.
+func TestCursorSkipCountsCompact(t *testing.T) {
+	tl := newTailer(t)
+	appendFile(t, tl.path("clean.jsonl"), headerLine("c", t0)+assistantLine("a", "r1", t0+1000, 10, 0, 0, 0, 0.01))
+	appendFile(t, tl.path("bad.jsonl"), headerLine("b", t0)+"not json\n")
+	step(t, tl.in)
+	raw, err := tl.db.Cursors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clean, bad string
+	for _, v := range raw {
+		switch s := string(v); {
+		case strings.Contains(s, "clean.jsonl"):
+			clean = s
+		case strings.Contains(s, "bad.jsonl"):
+			bad = s
+		}
+	}
+	if strings.Contains(clean, "skipped") || strings.Contains(clean, "counted") {
+		t.Errorf("a clean file's cursor holds skip counts: %s", clean)
+	}
+	if !strings.Contains(bad, `"skipped":{"malformed":1}`) || strings.Contains(bad, "counted") {
+		t.Errorf("a file with one malformed line: cursor %s", bad)
+	}
+}
