@@ -72,6 +72,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 					case <-gctx.Done():
 					}
 				}
+				r.dir.close() // the job's folders: never kept from one job to the next
 				close(j.out)
 			}
 			return nil

@@ -6,10 +6,8 @@ import (
 	"hash/crc32"
 	"hash/fnv"
 	"io"
-	"os"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/valyala/fastjson"
@@ -79,10 +77,11 @@ func cursorID(dev, ino uint64) string {
 // fileItem is one file to read in a step.
 type fileItem struct {
 	candidate
-	fi       os.FileInfo // the plan's stat
-	dev, ino uint64
+	dev, ino uint64 // the plan's stat
 	size     int64
 	modNano  int64
+	uid      uint32
+	statted  bool        // the plan stat'ed the file
 	forkedAt string      // for new fork files: when the fork was made (see plan's order)
 	keyed    bool        // for new files: the session's key is known (see plan's order)
 	known    bool        // a cursor is stamped for the file
@@ -184,19 +183,13 @@ func (fp *fingerprinter) set(cur *fileCursor) {
 	cur.TailLen, cur.TailHash = len(a)+len(b), hashBytes(cur.Hash, a, b)
 }
 
-func statIDs(fi os.FileInfo) (dev, ino uint64) {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return uint64(st.Dev), st.Ino
-	}
-	return 0, 0
-}
-
 // fileReader reads one file from its cursor on, emitting chunks.
 type fileReader struct {
 	in     *Ingester
 	parser lineParser
 	buf    []byte
 	fp     fingerprinter // of the file being read
+	dir    dirHandle     // the folder of the files being read (see readJob)
 	owner  localUser     // the file's owner: the user of Claude Code and Codex calls
 	slab   recordSlab    // where chunks keep their records
 	pl     parsedLine    // the line being handled
@@ -213,27 +206,28 @@ func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- *chunk
 	// A one-shot read trusts the plan's stat of a moment ago: the file's
 	// size and times only go into cursors no one keeps. The daemon checks
 	// the file it opened, which may have been replaced since.
-	trust := r.in.final && item.fi != nil
-	f, fi, err := openFile(item.path, !trust)
+	trust := r.in.final && item.statted
+	f, fi, err := openFile(&r.dir, item.path, !trust)
 	if err != nil {
 		out <- &chunk{err: err}
 		return
 	}
 	defer f.Close()
-	if trust {
-		fi = item.fi
+	st := fileStat{dev: item.dev, ino: item.ino, size: item.size, modNano: item.modNano, uid: item.uid}
+	if !trust {
+		st = statOf(fi)
 	}
-	dev, ino := statIDs(fi)
+	dev, ino := st.dev, st.ino
 	r.owner = localUser{}
 	if item.format != formatOpenClaw {
-		r.owner = r.in.ownerOf(fi)
+		r.owner = r.in.ownerOf(st.uid)
 	}
 	cur := fileCursor{Path: item.path, Dev: dev, Ino: ino, Format: item.format, Agent: item.agent, SessionID: item.sessionID}
 	fp := &r.fp // what was read before, when resuming
 	fp.reset()
 	resumed, before := false, item.replaced
 	if item.cur != nil && item.cur.Dev == dev && item.cur.Ino == ino && item.cur.Format == item.format {
-		ok, err := r.unchangedPrefix(f, item.cur, fi.Size())
+		ok, err := r.unchangedPrefix(f, item.cur, st.size)
 		if err != nil {
 			out <- &chunk{err: err}
 			return
@@ -249,7 +243,7 @@ func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- *chunk
 	if !resumed {
 		cur.fromStart(before)
 	}
-	cur.Size, cur.ModNano = fi.Size(), fi.ModTime().UnixNano()
+	cur.Size, cur.ModNano = st.size, st.modNano
 
 	var src io.Reader = f
 	compressed := strings.HasSuffix(item.name, ".zst")
