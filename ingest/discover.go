@@ -200,12 +200,16 @@ func agentDirs(root string) ([]agentDir, error) {
 // file's cursor be dropped).
 func (in *Ingester) candidates(batch *storage.Batch) ([]candidate, map[string]bool, error) {
 	listed := map[string]bool{}
-	var out []candidate
 	roots, err := in.openclawRoots()
 	if err != nil {
 		return nil, nil, err
 	}
 	in.links = linkGuard{roots: slices.Concat(roots, in.claudeRoots(), in.codexRoots())}
+	// The sessions folders are listed first, and their candidates made
+	// into one list of the right size: growing it folder by folder copied
+	// it again and again (a fleet has 100k files).
+	var sessions []sessionsListing
+	n := 0
 	for _, root := range roots {
 		dirs, err := agentDirs(root)
 		if err != nil {
@@ -217,13 +221,18 @@ func (in *Ingester) candidates(batch *storage.Batch) ([]candidate, map[string]bo
 			if in.skipDir(ad.sessionsDir) {
 				continue
 			}
-			var err error
-			if out, err = in.listSessions(ad, out); err != nil {
+			entries, err := in.readDir(ad.sessionsDir)
+			if err != nil {
 				if !errors.Is(err, fs.ErrNotExist) {
 					in.log.Warn("cannot list sessions", "dir", ad.sessionsDir, "err", err)
 				}
 				continue
 			}
+			// A sessions dir has no subdirectories to walk: its listing is
+			// not kept (a clean one is skipped whole, a dirty one listed again).
+			delete(in.listings, ad.sessionsDir)
+			sessions = append(sessions, sessionsListing{ad, entries})
+			n += len(entries)
 			listed[ad.sessionsDir] = true
 		}
 	}
@@ -234,6 +243,10 @@ func (in *Ingester) candidates(batch *storage.Batch) ([]candidate, map[string]bo
 	codex, codexFound, err := in.codexCandidates(listed)
 	if err != nil {
 		return nil, nil, err
+	}
+	out := make([]candidate, 0, n+len(claude)+len(codex))
+	for _, l := range sessions {
+		out = in.sessionCandidates(l.ad, l.entries, out)
 	}
 	out = append(append(out, claude...), codex...)
 	var sources []Source
@@ -305,14 +318,16 @@ func (in *Ingester) searched() []string {
 	return slices.Concat(out, in.claudeRoots(), in.codexRoots())
 }
 
-// listSessions appends the transcripts of an agent's sessions dir to cands.
-func (in *Ingester) listSessions(ad agentDir, cands []candidate) ([]candidate, error) {
-	entries, err := in.readDir(ad.sessionsDir)
-	if err != nil {
-		return cands, err
-	}
+// sessionsListing is an agent's sessions folder and what it holds.
+type sessionsListing struct {
+	ad      agentDir
+	entries []dirEntry
+}
+
+// sessionCandidates appends the transcripts among the entries of an
+// agent's sessions dir to cands.
+func (in *Ingester) sessionCandidates(ad agentDir, entries []dirEntry, cands []candidate) []candidate {
 	before := len(cands)
-	cands = slices.Grow(cands, len(entries))
 	for _, e := range entries {
 		if e.dir || classify(e.name) == kindIgnore {
 			continue
@@ -323,10 +338,7 @@ func (in *Ingester) listSessions(ad agentDir, cands []candidate) ([]candidate, e
 		})
 	}
 	in.dirFiles[ad.sessionsDir] = len(cands) - before
-	// A sessions dir has no subdirectories to walk: its listing is not
-	// kept (a clean one is skipped whole, a dirty one listed again).
-	delete(in.listings, ad.sessionsDir)
-	return cands, nil
+	return cands
 }
 
 // dirEntry is a name in a directory listing.

@@ -421,10 +421,11 @@ func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
 		return nil, err
 	}
 	var items, renamed []*fileItem
-	seen := map[fileKey]bool{}
+	seen := make(map[fileKey]bool, len(cands))
 	stats := statAll(cands)
+	var slab itemSlab
 	for i, c := range cands {
-		switch item, read := in.planFile(c, stats[i], seen); {
+		switch item, read := in.planFile(c, stats[i], seen, &slab); {
 		case read:
 			items = append(items, item)
 		case item != nil:
@@ -438,6 +439,11 @@ func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
 	vanished := in.vanished(seen, listed)
 	if err := in.resumeCursors(items, renamed, in.replacements(items, vanished), batch); err != nil {
 		return nil, err
+	}
+	if len(in.mem.stamps) == 0 {
+		// A first pass: room for every file's stamp at once, not grown
+		// (and copied) step by step as the batches commit.
+		in.mem.stamps = make(map[fileKey]stamp, len(items))
 	}
 	in.lastListed = listed
 	for _, key := range vanished {
@@ -511,7 +517,7 @@ func statAll(cands []candidate) []fileStat {
 
 // planFile decides about one listed file: read it (read), leave it (nil),
 // or only note its new name (item, not read: a complete file renamed).
-func (in *Ingester) planFile(c candidate, st fileStat, seen map[fileKey]bool) (item *fileItem, read bool) {
+func (in *Ingester) planFile(c candidate, st fileStat, seen map[fileKey]bool, slab *itemSlab) (item *fileItem, read bool) {
 	if !st.ok || !st.regular && !st.dir {
 		return nil, false // vanished between listing and stat, or a device/FIFO
 	}
@@ -520,19 +526,18 @@ func (in *Ingester) planFile(c candidate, st fileStat, seen map[fileKey]bool) (i
 		return nil, false // a hard link or a second root naming the same file
 	}
 	seen[key] = true
-	item = &fileItem{
-		candidate: c, dev: st.dev, ino: st.ino, uid: st.uid, statted: true,
-		size: st.size, modNano: st.modNano,
+	stamp, known := in.mem.stamps[key]
+	unchanged := known && stamp.complete && stamp.size == st.size && stamp.modNano == st.modNano
+	if unchanged && stamp.path == in.mem.pathHash(c.path) {
+		return nil, false // most files of a poll: nothing allocated for them
 	}
-	if st, ok := in.mem.stamps[key]; ok {
-		item.known = true
-		if st.complete && st.size == item.size && st.modNano == item.modNano {
-			if st.path != in.mem.pathHash(c.path) {
-				return item, false // renamed: its cursor gets the new path
-			}
-			return nil, false
-		}
-		return item, true
+	item = slab.next()
+	*item = fileItem{
+		candidate: c, dev: st.dev, ino: st.ino, uid: st.uid, statted: true,
+		size: st.size, modNano: st.modNano, known: known,
+	}
+	if known {
+		return item, !unchanged // unchanged: renamed, its cursor gets the new path
 	}
 	if c.format == formatOpenClaw {
 		item.forkedAt = forkTime(c.name)
@@ -541,6 +546,18 @@ func (in *Ingester) planFile(c candidate, st fileStat, seen map[fileKey]bool) (i
 		item.keyed = true // Claude Code and Codex users are the file's owner
 	}
 	return item, true
+}
+
+// itemSlab hands out the plan's items from blocks: one allocation for
+// many, and none for the files a poll leaves alone.
+type itemSlab struct{ block []fileItem }
+
+func (s *itemSlab) next() *fileItem {
+	if len(s.block) == cap(s.block) {
+		s.block = make([]fileItem, 0, 256)
+	}
+	s.block = s.block[:len(s.block)+1]
+	return &s.block[len(s.block)-1]
 }
 
 // skipDir reports whether a watched step can leave a directory alone: no

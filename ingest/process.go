@@ -79,8 +79,9 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 		})
 	}
 	progress := in.trackProgress(items)
-	pendingCursors := map[fileKey]*fileCursor{}
+	pendingCursors := make(map[fileKey]*fileCursor, min(len(items), batchFiles))
 	var batchBytes int64
+	batchRecords := batch.Len() // kept up as chunks come: Len walks every chunk
 	// A full batch is applied by its own goroutine while the committer
 	// takes the next chunks: the workers read on during a commit's writes
 	// and fsync. Batches are applied one at a time, in order: the next
@@ -112,7 +113,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 		b, files := new(storage.Batch), pendingCursors
 		*b = *batch
 		*batch = storage.Batch{Cursors: map[string][]byte{}, SessionMeta: map[string][]byte{}}
-		pendingCursors, batchBytes = map[fileKey]*fileCursor{}, 0
+		pendingCursors, batchBytes, batchRecords = make(map[fileKey]*fileCursor, min(len(items), batchFiles)), 0, 0
 		in.prepare(b)
 		ch := make(chan applied, 1)
 		inflight = ch
@@ -145,6 +146,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 			}
 			in.readable(item.path)
 			in.noteMalformed(item.path, c.calls.skips.Malformed)
+			batchRecords += len(c.calls.records)
 			in.take(batch, &c.calls)
 			cur := &c.cursor
 			if !in.final {
@@ -168,7 +170,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 			// Files count too: a batch of many small files dirties many
 			// pages (cursors, sessions), and bbolt holds a buffer per dirty
 			// page until the commit (700 MB at 100k files in one batch).
-			if batch.Len() >= in.cfg.BatchRecords || batchBytes >= in.cfg.BatchBytes || len(batch.Cursors) >= batchFiles || len(pendingCursors) >= batchFiles {
+			if batchRecords >= in.cfg.BatchRecords || batchBytes >= in.cfg.BatchBytes || len(batch.Cursors) >= batchFiles || len(pendingCursors) >= batchFiles {
 				commitErr = commit()
 			}
 		}

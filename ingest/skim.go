@@ -61,6 +61,7 @@ type skimmer struct {
 	// them in msg and usage (-1: none seen yet).
 	usageMs, costMs []member
 	usageAt, costAt int
+	parts           []member // a content part's members (firstText)
 
 	roleAt   int  // offset just past the first `"message":{"role":"` (-1: none)
 	usage    bool // a string token "usage" (or ending in an escaped `"usage`)
@@ -72,7 +73,7 @@ type skimmer struct {
 }
 
 func (s *skimmer) reset(b []byte) {
-	*s = skimmer{b: b, top: s.top[:0], msg: s.msg[:0], usageMs: s.usageMs[:0], costMs: s.costMs[:0],
+	*s = skimmer{b: b, top: s.top[:0], msg: s.msg[:0], usageMs: s.usageMs[:0], costMs: s.costMs[:0], parts: s.parts[:0],
 		msgAt: -1, usageAt: -1, costAt: -1, roleAt: -1, stopTool: true}
 }
 

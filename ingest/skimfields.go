@@ -309,31 +309,31 @@ func (s *skimmer) firstText(i int) (text []byte, ok bool) {
 	if s.b[j] == ']' {
 		return nil, true
 	}
-	var parts []member
+	parts := &s.parts
 	for {
 		var end int
 		var st skimStatus
 		if s.b[j] != '{' {
 			end, st = s.value(j, 3, nil)
 		} else {
-			parts = parts[:0]
-			end, st = s.object(j, 4, &parts)
+			*parts = (*parts)[:0]
+			end, st = s.object(j, 4, parts)
 		}
 		if st != skimOK {
 			return nil, false
 		}
 		if s.b[j] == '{' {
-			for _, m := range parts {
+			for _, m := range *parts {
 				if bytes.IndexByte(s.b[m.k0:m.k1], '\\') >= 0 {
 					return nil, false
 				}
 			}
-			typ, ok := s.text(parts, "type")
+			typ, ok := s.text(*parts, "type")
 			if !ok {
 				return nil, false
 			}
 			if typ == "text" {
-				m, found := s.find(parts, "text")
+				m, found := s.find(*parts, "text")
 				if !found {
 					return nil, true
 				}

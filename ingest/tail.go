@@ -189,7 +189,8 @@ type fileReader struct {
 	parser lineParser
 	buf    []byte
 	fp     fingerprinter // of the file being read
-	dir    dirHandle     // the folder of the files being read (see readJob)
+	dir    dirHandle     // the folder of the files being read (see openFile)
+	lr     lineReader
 	owner  localUser     // the file's owner: the user of Claude Code and Codex calls
 	slab   recordSlab    // where chunks keep their records
 	pl     parsedLine    // the line being handled
@@ -367,7 +368,8 @@ func (r *fileReader) unchangedPrefix(f io.ReaderAt, c *fileCursor, size int64) (
 // scan parses lines from src (positioned at cur.Offset) to EOF, or to the
 // end of limited (the file's budget for this step; nil: none).
 func (r *fileReader) scan(ctx context.Context, f io.ReaderAt, src io.Reader, compressed bool, limited *io.LimitedReader, cur *fileCursor, fp *fingerprinter, out chan<- *chunk) {
-	lr := newLineReader(src, cur.Offset, r.buf)
+	lr := &r.lr // one per reader: nothing allocated per file
+	lr.reset(src, cur.Offset, r.buf)
 	lr.skipping = cur.Skipping // inside an over-long line since the last step
 	if cur.Offset == 0 && !cur.Skipping {
 		cur.fromStart(cur) // an archive read again whole, or a file from its start
@@ -401,7 +403,9 @@ func (r *fileReader) scan(ctx context.Context, f io.ReaderAt, src io.Reader, com
 		}
 		cur.settle(&c.calls)
 		c.cursor = *cur
-		c.id = cursorID(cur.Dev, cur.Ino)
+		if !r.in.final { // a one-shot read's ledger keeps no cursors: no id
+			c.id = cursorID(cur.Dev, cur.Ino)
+		}
 		c.bytes = cur.Offset - start
 		start = cur.Offset
 		r.slab.took(c.records)
