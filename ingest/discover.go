@@ -195,21 +195,20 @@ func agentDirs(root string) ([]agentDir, error) {
 	return append(out, linked...), nil
 }
 
-// candidates lists every transcript file of every configured source, and
-// the directories that were listed completely (only there may a missing
-// file's cursor be dropped).
-func (in *Ingester) candidates(batch *storage.Batch) ([]candidate, map[string]bool, error) {
+// candidates lists every transcript file of every configured source,
+// stat'ed, and the directories that were listed completely (only there may
+// a missing file's cursor be dropped). The files of a folder are stat'ed
+// on every core while the next folders are listed (see statPool).
+func (in *Ingester) candidates(batch *storage.Batch) ([]candGroup, map[string]bool, error) {
 	listed := map[string]bool{}
 	roots, err := in.openclawRoots()
 	if err != nil {
 		return nil, nil, err
 	}
 	in.links = linkGuard{roots: slices.Concat(roots, in.claudeRoots(), in.codexRoots())}
-	// The sessions folders are listed first, and their candidates made
-	// into one list of the right size: growing it folder by folder copied
-	// it again and again (a fleet has 100k files).
-	var sessions []sessionsListing
-	n := 0
+	pool := newStatPool()
+	defer pool.wait()
+	var out []candGroup
 	for _, root := range roots {
 		dirs, err := agentDirs(root)
 		if err != nil {
@@ -231,8 +230,7 @@ func (in *Ingester) candidates(batch *storage.Batch) ([]candidate, map[string]bo
 			// A sessions dir has no subdirectories to walk: its listing is
 			// not kept (a clean one is skipped whole, a dirty one listed again).
 			delete(in.listings, ad.sessionsDir)
-			sessions = append(sessions, sessionsListing{ad, entries})
-			n += len(entries)
+			out = append(out, pool.stat(in.sessionCandidates(ad, entries)))
 			listed[ad.sessionsDir] = true
 		}
 	}
@@ -244,11 +242,7 @@ func (in *Ingester) candidates(batch *storage.Batch) ([]candidate, map[string]bo
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make([]candidate, 0, n+len(claude)+len(codex))
-	for _, l := range sessions {
-		out = in.sessionCandidates(l.ad, l.entries, out)
-	}
-	out = append(append(out, claude...), codex...)
+	out = append(out, pool.stat(claude), pool.stat(codex))
 	var sources []Source
 	for _, f := range []struct {
 		kind  string
@@ -318,16 +312,16 @@ func (in *Ingester) searched() []string {
 	return slices.Concat(out, in.claudeRoots(), in.codexRoots())
 }
 
-// sessionsListing is an agent's sessions folder and what it holds.
-type sessionsListing struct {
-	ad      agentDir
-	entries []dirEntry
-}
-
-// sessionCandidates appends the transcripts among the entries of an
-// agent's sessions dir to cands.
-func (in *Ingester) sessionCandidates(ad agentDir, entries []dirEntry, cands []candidate) []candidate {
-	before := len(cands)
+// sessionCandidates are the transcripts among the entries of an agent's
+// sessions dir.
+func (in *Ingester) sessionCandidates(ad agentDir, entries []dirEntry) []candidate {
+	n := 0
+	for _, e := range entries {
+		if !e.dir && classify(e.name) != kindIgnore {
+			n++
+		}
+	}
+	cands := make([]candidate, 0, n)
 	for _, e := range entries {
 		if e.dir || classify(e.name) == kindIgnore {
 			continue
@@ -337,7 +331,7 @@ func (in *Ingester) sessionCandidates(ad agentDir, entries []dirEntry, cands []c
 			sessionID: sessionIDFromName(e.name), format: formatOpenClaw,
 		})
 	}
-	in.dirFiles[ad.sessionsDir] = len(cands) - before
+	in.dirFiles[ad.sessionsDir] = len(cands)
 	return cands
 }
 

@@ -416,20 +416,25 @@ func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
 	}
 	in.skipped = 0
 	in.pruneUnreadable()
-	cands, listed, err := in.candidates(batch)
+	groups, listed, err := in.candidates(batch)
 	if err != nil {
 		return nil, err
 	}
+	n := 0
+	for _, g := range groups {
+		n += len(g.cands)
+	}
 	var items, renamed []*fileItem
-	seen := make(map[fileKey]bool, len(cands))
-	stats := statAll(cands)
+	seen := make(map[fileKey]bool, n)
 	var slab itemSlab
-	for i, c := range cands {
-		switch item, read := in.planFile(c, stats[i], seen, &slab); {
-		case read:
-			items = append(items, item)
-		case item != nil:
-			renamed = append(renamed, item)
+	for _, g := range groups {
+		for i, c := range g.cands {
+			switch item, read := in.planFile(c, g.stats[i], seen, &slab); {
+			case read:
+				items = append(items, item)
+			case item != nil:
+				renamed = append(renamed, item)
+			}
 		}
 	}
 	// Files that vanished (retention, deletes) lose their cursor; if the
@@ -494,25 +499,65 @@ const (
 	formatCodex    = "codex"
 )
 
-// statAll stats the candidates (ok false: vanished), on every core when
-// there are many: a stat costs a microsecond, and a fleet has 100k files.
-// Each worker takes a run of consecutive candidates, most of them in one
-// folder, and stats them by name in it (see dirHandle).
-func statAll(cands []candidate) []fileStat {
-	out := make([]fileStat, len(cands))
-	workers := min(runtime.GOMAXPROCS(0), 1+len(cands)/512)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
+// candGroup is a run of candidates (most often one folder's) and their
+// stats, which are there once the statPool that took them has waited.
+type candGroup struct {
+	cands []candidate
+	stats []fileStat
+}
+
+// statPool stats candidates on every core, while the plan lists on: a stat
+// costs a microsecond, and a fleet has 100k files. A worker takes a run of
+// consecutive candidates, most of them in one folder, and stats them by
+// name in it (see dirHandle).
+type statPool struct {
+	runs chan statRun
+	wg   sync.WaitGroup
+}
+
+type statRun struct {
+	cands []candidate
+	out   []fileStat
+}
+
+// statRunFiles bounds a worker's run, so that one big folder is shared.
+const statRunFiles = 512
+
+func newStatPool() *statPool {
+	runs := make(chan statRun, 64)
+	p := &statPool{runs: runs}
+	for range runtime.GOMAXPROCS(0) {
+		p.wg.Go(func() {
 			var dir dirHandle
 			defer dir.close()
-			for i := w * len(cands) / workers; i < (w+1)*len(cands)/workers; i++ {
-				out[i] = statAt(&dir, cands[i].path)
+			for r := range runs {
+				for i := range r.cands {
+					r.out[i] = statAt(&dir, r.cands[i].path)
+				}
+				dir.close() // a run's folder is not kept: it may be made again before the next
 			}
 		})
 	}
-	wg.Wait()
-	return out
+	return p
+}
+
+// stat queues cands for their stats, in the returned group once wait returns.
+func (p *statPool) stat(cands []candidate) candGroup {
+	g := candGroup{cands: cands, stats: make([]fileStat, len(cands))}
+	for lo := 0; lo < len(cands); lo += statRunFiles {
+		hi := min(lo+statRunFiles, len(cands))
+		p.runs <- statRun{cands[lo:hi], g.stats[lo:hi]}
+	}
+	return g
+}
+
+// wait lets the workers finish and go (once; then stat must not be called).
+func (p *statPool) wait() {
+	if p.runs != nil {
+		close(p.runs)
+		p.runs = nil
+		p.wg.Wait()
+	}
 }
 
 // planFile decides about one listed file: read it (read), leave it (nil),

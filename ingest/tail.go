@@ -191,9 +191,9 @@ type fileReader struct {
 	fp     fingerprinter // of the file being read
 	dir    dirHandle     // the folder of the files being read (see openFile)
 	lr     lineReader
-	owner  localUser     // the file's owner: the user of Claude Code and Codex calls
-	slab   recordSlab    // where chunks keep their records
-	pl     parsedLine    // the line being handled
+	owner  localUser  // the file's owner: the user of Claude Code and Codex calls
+	slab   recordSlab // where chunks keep their records
+	pl     parsedLine // the line being handled
 }
 
 // newChunk starts a chunk whose records go into the reader's slab.
