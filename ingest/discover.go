@@ -196,19 +196,27 @@ func agentDirs(root string) ([]agentDir, error) {
 }
 
 // candidates lists every transcript file of every configured source,
-// stat'ed, and the directories that were listed completely (only there may
-// a missing file's cursor be dropped). The files of a folder are stat'ed
-// on every core while the next folders are listed (see statPool).
-func (in *Ingester) candidates(batch *storage.Batch) ([]candGroup, map[string]bool, error) {
+// stat'ed when stat is set, and the directories that were listed
+// completely (only there may a missing file's cursor be dropped). Agents'
+// sessions folders are listed on every core while this goroutine reads
+// their sessions.json, and their files stat'ed as their listings come in
+// (see workPool).
+func (in *Ingester) candidates(batch *storage.Batch, stat bool) ([]candGroup, map[string]bool, error) {
 	listed := map[string]bool{}
 	roots, err := in.openclawRoots()
 	if err != nil {
 		return nil, nil, err
 	}
 	in.links = linkGuard{roots: slices.Concat(roots, in.claudeRoots(), in.codexRoots())}
-	pool := newStatPool()
+	pool := newWorkPool()
 	defer pool.wait()
-	var out []candGroup
+	type sessionsList struct {
+		ad    agentDir
+		cands []candidate
+		err   error
+		done  chan struct{}
+	}
+	var lists []*sessionsList
 	for _, root := range roots {
 		dirs, err := agentDirs(root)
 		if err != nil {
@@ -220,19 +228,32 @@ func (in *Ingester) candidates(batch *storage.Batch) ([]candGroup, map[string]bo
 			if in.skipDir(ad.sessionsDir) {
 				continue
 			}
-			entries, err := in.readDir(ad.sessionsDir)
-			if err != nil {
-				if !errors.Is(err, fs.ErrNotExist) {
-					in.log.Warn("cannot list sessions", "dir", ad.sessionsDir, "err", err)
-				}
-				continue
-			}
 			// A sessions dir has no subdirectories to walk: its listing is
 			// not kept (a clean one is skipped whole, a dirty one listed again).
-			delete(in.listings, ad.sessionsDir)
-			out = append(out, pool.stat(in.sessionCandidates(ad, entries)))
-			listed[ad.sessionsDir] = true
+			in.watch.addOne(ad.sessionsDir) // before listing: a file made after it is an event
+			l := &sessionsList{ad: ad, done: make(chan struct{})}
+			lists = append(lists, l)
+			pool.do(func(*dirHandle) {
+				defer close(l.done)
+				var entries []dirEntry
+				if entries, l.err = listDir(ad.sessionsDir); l.err == nil {
+					l.cands = sessionCandidates(ad, entries)
+				}
+			})
 		}
+	}
+	var out []candGroup
+	for _, l := range lists {
+		<-l.done
+		if l.err != nil {
+			if !errors.Is(l.err, fs.ErrNotExist) {
+				in.log.Warn("cannot list sessions", "dir", l.ad.sessionsDir, "err", l.err)
+			}
+			continue
+		}
+		in.dirFiles[l.ad.sessionsDir] = len(l.cands)
+		out = append(out, pool.stat(l.cands, stat))
+		listed[l.ad.sessionsDir] = true
 	}
 	claude, claudeFound, err := in.claudeCandidates(listed)
 	if err != nil {
@@ -242,7 +263,7 @@ func (in *Ingester) candidates(batch *storage.Batch) ([]candGroup, map[string]bo
 	if err != nil {
 		return nil, nil, err
 	}
-	out = append(out, pool.stat(claude), pool.stat(codex))
+	out = append(out, pool.stat(claude, stat), pool.stat(codex, stat))
 	var sources []Source
 	for _, f := range []struct {
 		kind  string
@@ -313,25 +334,22 @@ func (in *Ingester) searched() []string {
 }
 
 // sessionCandidates are the transcripts among the entries of an agent's
-// sessions dir.
-func (in *Ingester) sessionCandidates(ad agentDir, entries []dirEntry) []candidate {
+// sessions dir (entries that are not are dropped from it).
+func sessionCandidates(ad agentDir, entries []dirEntry) []candidate {
 	n := 0
 	for _, e := range entries {
 		if !e.dir && classify(e.name) != kindIgnore {
+			entries[n] = e
 			n++
 		}
 	}
-	cands := make([]candidate, 0, n)
-	for _, e := range entries {
-		if e.dir || classify(e.name) == kindIgnore {
-			continue
-		}
-		cands = append(cands, candidate{
+	cands := make([]candidate, n)
+	for i, e := range entries[:n] {
+		cands[i] = candidate{
 			path: ad.sessionsDir + string(filepath.Separator) + e.name, name: e.name, agent: ad.agent,
 			sessionID: sessionIDFromName(e.name), format: formatOpenClaw,
-		})
+		}
 	}
-	in.dirFiles[ad.sessionsDir] = len(cands)
 	return cands
 }
 
@@ -350,15 +368,24 @@ func (in *Ingester) readDir(dir string) ([]dirEntry, error) {
 		return cached, nil
 	}
 	in.watch.addOne(dir) // before listing: a file made after it is an event
-	f, err := os.Open(dir)
+	out, err := listDir(dir)
 	if err != nil {
 		delete(in.listings, dir)
+		return nil, err
+	}
+	in.listings[dir] = out
+	return out, nil
+}
+
+// listDir lists dir, unsorted; safe for concurrent use.
+func listDir(dir string) ([]dirEntry, error) {
+	f, err := os.Open(dir)
+	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	entries, err := f.ReadDir(-1)
 	if err != nil {
-		delete(in.listings, dir)
 		return nil, err
 	}
 	out := make([]dirEntry, len(entries))
@@ -371,7 +398,6 @@ func (in *Ingester) readDir(dir string) ([]dirEntry, error) {
 			out[i].link, out[i].dir = true, err == nil && st.IsDir()
 		}
 	}
-	in.listings[dir] = out
 	return out, nil
 }
 

@@ -9,46 +9,40 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// transcriptFile is an open transcript.
-type transcriptFile interface {
-	io.Reader
-	io.ReaderAt
-	io.Seeker
-	io.Closer
+// openFile opens a transcript to read, by its name in dir's descriptor
+// (see dirHandle), as a bare descriptor: os.Open would register the file
+// with the runtime's poller first (four fcntl and an epoll_ctl, a fifth of
+// what reading a small file costs), for nothing: a regular file never
+// blocks. O_NONBLOCK keeps a FIFO put under a transcript's name from
+// blocking the open (a regular file ignores it); the caller's stat then
+// leaves it alone.
+func openFile(dir *dirHandle, path string) (rawFile, error) {
+	dirfd, name := dir.of(path)
+	for {
+		fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return -1, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		return rawFile(fd), nil
+	}
 }
 
-// openFile opens a transcript to read, by its name in dir's descriptor
-// (see dirHandle). os.Open would register the file with the runtime's
-// poller first (four fcntl and an epoll_ctl, a fifth of what reading a
-// small file costs), for nothing: a regular file never blocks. A one-shot
-// read, which trusts the plan's stat, reads the bare descriptor (open,
-// read, close: a fleet of small files pays three system calls a file); the
-// daemon stats the file it opened (os.NewFile, which adds one fcntl), since
-// it may have been replaced since the plan.
-func openFile(dir *dirHandle, path string, stat bool) (transcriptFile, os.FileInfo, error) {
-	dirfd, name := dir.of(path)
-	var fd int
-	var err error
+// stat is the open file's fileStat.
+func (f rawFile) stat() (fileStat, error) {
+	var st unix.Stat_t
 	for {
-		fd, err = unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err == unix.EINTR {
+		err := unix.Fstat(int(f), &st)
+		switch {
+		case err == unix.EINTR:
 			continue
+		case err != nil:
+			return fileStat{}, err
 		}
-		if err != nil {
-			return nil, nil, &os.PathError{Op: "open", Path: path, Err: err}
-		}
-		break
+		return statFrom(&st), nil
 	}
-	if !stat {
-		return rawFile(fd), nil, nil
-	}
-	f := os.NewFile(uintptr(fd), path)
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	return f, fi, nil
 }
 
 // dirHandle is an open folder that files are opened and stat'ed in by
@@ -119,6 +113,10 @@ func statAt(dir *dirHandle, path string) fileStat {
 	if err != nil {
 		return fileStat{}
 	}
+	return statFrom(&st)
+}
+
+func statFrom(st *unix.Stat_t) fileStat {
 	mode := uint32(st.Mode) & unix.S_IFMT
 	return fileStat{
 		dev: uint64(st.Dev), ino: st.Ino, size: st.Size, modNano: st.Mtim.Nano(), uid: st.Uid,

@@ -14,7 +14,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -416,7 +416,10 @@ func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
 	}
 	in.skipped = 0
 	in.pruneUnreadable()
-	groups, listed, err := in.candidates(batch)
+	// A one-shot read's first step knows no file: nothing to compare a
+	// stat with, so the readers stat the files they open (see planLazy).
+	lazy := in.final && len(in.mem.stamps) == 0
+	groups, listed, err := in.candidates(batch, !lazy)
 	if err != nil {
 		return nil, err
 	}
@@ -429,6 +432,10 @@ func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
 	var slab itemSlab
 	for _, g := range groups {
 		for i, c := range g.cands {
+			if lazy {
+				items = append(items, in.planLazy(c, &slab))
+				continue
+			}
 			switch item, read := in.planFile(c, g.stats[i], seen, &slab); {
 			case read:
 				items = append(items, item)
@@ -456,11 +463,15 @@ func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
 	}
 	in.mu.Lock()
 	in.stats.Files = len(seen) + in.skipped
+	if lazy {
+		in.stats.Files = n // less the second names of a file, as the committer finds them
+	}
 	in.mu.Unlock()
-	sort.SliceStable(items, func(i, j int) bool {
-		a, b := items[i], items[j]
+	// (slices' generic sort: sort.SliceStable's swaps through reflection
+	// were a tenth of a fleet's plan)
+	slices.SortStableFunc(items, func(a, b *fileItem) int {
 		if (a.cur == nil) != (b.cur == nil) {
-			return a.cur != nil // known files first
+			return trueFirst(a.cur != nil) // known files first
 		}
 		// Sessions whose key is known before those whose key is gone
 		// (reset archives, superseded transcripts, forks): the senders the
@@ -469,18 +480,26 @@ func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
 		// instead of being moved later (a third of a cold ingest's writes on
 		// the project's corpus).
 		if a.keyed != b.keyed {
-			return a.keyed
+			return trueFirst(a.keyed)
 		}
 		// Forks after the sessions they copy, and in the order they were
 		// made: the inherited calls are then first seen in their parent,
 		// and keep its session. A fork's name starts with the time it was
 		// made, so no file needs opening to order them.
-		if a.forkedAt != b.forkedAt {
-			return a.forkedAt < b.forkedAt
+		if c := strings.Compare(a.forkedAt, b.forkedAt); c != 0 {
+			return c
 		}
-		return a.path < b.path
+		return strings.Compare(a.path, b.path)
 	})
 	return items, nil
+}
+
+// trueFirst orders a before b when a is true (a and b differ).
+func trueFirst(a bool) int {
+	if a {
+		return -1
+	}
+	return 1
 }
 
 // candidate is a transcript file found on disk, before its stat.
@@ -500,64 +519,70 @@ const (
 )
 
 // candGroup is a run of candidates (most often one folder's) and their
-// stats, which are there once the statPool that took them has waited.
+// stats, which are there once the workPool that took them has waited.
 type candGroup struct {
 	cands []candidate
 	stats []fileStat
 }
 
-// statPool stats candidates on every core, while the plan lists on: a stat
-// costs a microsecond, and a fleet has 100k files. A worker takes a run of
-// consecutive candidates, most of them in one folder, and stats them by
-// name in it (see dirHandle).
-type statPool struct {
-	runs chan statRun
+// workPool runs jobs on every core: the plan's listings and stats. A job
+// gets the worker's folder handle (see dirHandle), closed after each job:
+// a folder may be made again before the next. A job must not wait for
+// another.
+type workPool struct {
+	jobs chan func(*dirHandle)
 	wg   sync.WaitGroup
 }
 
-type statRun struct {
-	cands []candidate
-	out   []fileStat
-}
-
-// statRunFiles bounds a worker's run, so that one big folder is shared.
-const statRunFiles = 512
-
-func newStatPool() *statPool {
-	runs := make(chan statRun, 64)
-	p := &statPool{runs: runs}
+func newWorkPool() *workPool {
+	jobs := make(chan func(*dirHandle), 64)
+	p := &workPool{jobs: jobs}
 	for range runtime.GOMAXPROCS(0) {
 		p.wg.Go(func() {
 			var dir dirHandle
-			defer dir.close()
-			for r := range runs {
-				for i := range r.cands {
-					r.out[i] = statAt(&dir, r.cands[i].path)
-				}
-				dir.close() // a run's folder is not kept: it may be made again before the next
+			for job := range jobs {
+				job(&dir)
+				dir.close()
 			}
 		})
 	}
 	return p
 }
 
-// stat queues cands for their stats, in the returned group once wait returns.
-func (p *statPool) stat(cands []candidate) candGroup {
-	g := candGroup{cands: cands, stats: make([]fileStat, len(cands))}
-	for lo := 0; lo < len(cands); lo += statRunFiles {
-		hi := min(lo+statRunFiles, len(cands))
-		p.runs <- statRun{cands[lo:hi], g.stats[lo:hi]}
-	}
-	return g
-}
+// do queues job.
+func (p *workPool) do(job func(*dirHandle)) { p.jobs <- job }
 
-// wait lets the workers finish and go (once; then stat must not be called).
-func (p *statPool) wait() {
-	if p.runs != nil {
-		close(p.runs)
-		p.runs = nil
+// wait lets the workers finish their jobs and go (once; do must not be
+// called after).
+func (p *workPool) wait() {
+	if p.jobs != nil {
+		close(p.jobs)
+		p.jobs = nil
 		p.wg.Wait()
 	}
+}
+
+// statRunFiles bounds a job's stats, so that one big folder is shared.
+const statRunFiles = 512
+
+// stat queues the stats of cands (when stat is set), in the returned
+// group once wait returns: a stat costs a microsecond, and a fleet has
+// 100k files. A job stats a run of consecutive candidates, most of them in
+// one folder, by name in it (see dirHandle).
+func (p *workPool) stat(cands []candidate, stat bool) candGroup {
+	if !stat {
+		return candGroup{cands: cands}
+	}
+	g := candGroup{cands: cands, stats: make([]fileStat, len(cands))}
+	for lo := 0; lo < len(cands); lo += statRunFiles {
+		run, out := cands[lo:min(lo+statRunFiles, len(cands))], g.stats[lo:]
+		p.do(func(dir *dirHandle) {
+			for i := range run {
+				out[i] = statAt(dir, run[i].path)
+			}
+		})
+	}
+	return g
 }
 
 // planFile decides about one listed file: read it (read), leave it (nil),
@@ -584,13 +609,33 @@ func (in *Ingester) planFile(c candidate, st fileStat, seen map[fileKey]bool, sl
 	if known {
 		return item, !unchanged // unchanged: renamed, its cursor gets the new path
 	}
-	if c.format == formatOpenClaw {
-		item.forkedAt = forkTime(c.name)
-		item.keyed = in.meta[storage.SessionMetaID(storage.SourceOpenClaw, c.sessionID)].Key != ""
+	in.placeNew(item)
+	return item, true
+}
+
+// planLazy is planFile for the first step of a one-shot read, which stats
+// nothing before reading: with no file known, a stat could only say that
+// a file is there, and the reader learns that from the descriptor it
+// opens anyway (fstat: no second path lookup, and no pass over every file
+// before the first is read). The committer then keeps one of a file's
+// names (hard links, two roots naming one folder): the first in the
+// plan's order (see process).
+func (in *Ingester) planLazy(c candidate, slab *itemSlab) *fileItem {
+	item := slab.next()
+	*item = fileItem{candidate: c, size: -1}
+	in.placeNew(item)
+	return item
+}
+
+// placeNew notes what orders a file never read before (see plan's sort).
+func (in *Ingester) placeNew(item *fileItem) {
+	if item.format == formatOpenClaw {
+		item.forkedAt = forkTime(item.name)
+		var kb [128]byte
+		item.keyed = in.meta[string(storage.AppendSessionMetaID(kb[:0], storage.SourceOpenClaw, item.sessionID))].Key != ""
 	} else {
 		item.keyed = true // Claude Code and Codex users are the file's owner
 	}
-	return item, true
 }
 
 // itemSlab hands out the plan's items from blocks: one allocation for

@@ -124,15 +124,20 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 		return nil
 	}
 	var commitErr error
+	// Files the plan did not stat (planLazy) are told apart here: a file
+	// read under a second name (a hard link, two roots naming one folder)
+	// is dropped, the first name in the plan's order kept.
+	var claimed map[fileKey]bool
+	secondNames := 0
 	for j := range ordered {
 		k := 0 // the item of j whose chunks come
-		failed, finished := false, true
+		failed, finished, first := false, true, true
 		for c := range j.out {
 			if c == itemDone {
 				res.Read++
 				res.More = res.More || !finished && !failed
 				k++
-				failed, finished = false, true
+				failed, finished, first = false, true, true
 				continue
 			}
 			item := j.items[k]
@@ -144,6 +149,19 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 				in.fileError(item, c.err, batch)
 				continue
 			}
+			if first && !item.statted {
+				key := fileKey{c.cursor.Dev, c.cursor.Ino}
+				if claimed[key] {
+					failed = true // not read after all
+					secondNames++
+					continue
+				}
+				if claimed == nil {
+					claimed = make(map[fileKey]bool, len(items))
+				}
+				claimed[key] = true
+			}
+			first = false
 			in.readable(item.path)
 			in.noteMalformed(item.path, c.calls.skips.Malformed)
 			batchRecords += len(c.calls.records)
@@ -188,6 +206,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 	progress.done(errors.Join(commitErr, werr))
 	in.mu.Lock()
 	in.stats.PendingTails = in.pendingTails()
+	in.stats.Files -= secondNames
 	in.mu.Unlock()
 	if commitErr != nil {
 		return res, fmt.Errorf("commit: %w", commitErr)
@@ -216,6 +235,9 @@ func jobEnd(items []*fileItem, lo int) int {
 		left := items[hi].size
 		if c := items[hi].cur; c != nil {
 			left -= c.Offset
+		}
+		if !items[hi].statted {
+			left = jobBytes / 16 // not known: a job of 16 such files at most
 		}
 		n += max(left, 0)
 		hi++

@@ -2,9 +2,12 @@ package ingest
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/fleetmeter/fleetmeter/rollup"
 	"github.com/fleetmeter/fleetmeter/storage"
 )
 
@@ -123,4 +126,37 @@ func TestCursorSkipCountsCompact(t *testing.T) {
 	if !strings.Contains(bad, `"skipped":{"malformed":1}`) || strings.Contains(bad, "counted") {
 		t.Errorf("a file with one malformed line: cursor %s", bad)
 	}
+}
+
+// A transcript with two names (a hard link) is read once, by a one-shot
+// report that stats nothing before reading (planLazy: the committer keeps
+// the first name) as by the daemon (the plan keeps one): its calls count
+// once and are no duplicates, and it is one file.
+func TestSecondNameReadOnce(t *testing.T) {
+	root := t.TempDir()
+	dir := sessionsDir(t, root, "main")
+	a := filepath.Join(dir, "a.jsonl")
+	appendFile(t, a, headerLine("s1", t0)+assistantLine("x", "r1", t0+1000, 10, 0, 0, 0, 0.01)+"not json\n")
+	if err := os.Link(a, filepath.Join(dir, "b.jsonl")); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, filepath.Join(dir, "c.jsonl"), headerLine("s2", t0)+assistantLine("y", "r2", t0+2000, 5, 0, 0, 0, 0.01))
+	check := func(what string, src rollup.Source, in *Ingester) {
+		t.Helper()
+		got := totalsOf(t, src)
+		if got.Sums.Messages != 2 || got.Sums.TotalTokens != 15 || got.Skipped.Duplicate != 0 || got.Skipped.Malformed != 1 {
+			t.Errorf("%s: %d calls, %d tokens, skips %+v; want 2 calls, 15 tokens, 1 malformed line, no duplicate", what, got.Sums.Messages, got.Sums.TotalTokens, got.Skipped)
+		}
+		if n := in.Status().Files; n != 2 {
+			t.Errorf("%s: %d files, want 2", what, n)
+		}
+	}
+	tally := rollup.NewTally(time.UTC)
+	oneShot := New(Config{OpenClawDirs: []string{root}, Final: true}, tally)
+	step(t, oneShot)
+	check("one-shot", tally, oneShot)
+	db := openDB(t)
+	daemon := New(Config{OpenClawDirs: []string{root}}, db)
+	step(t, daemon)
+	check("daemon", db, daemon)
 }

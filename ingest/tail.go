@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"hash/fnv"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
@@ -206,17 +207,23 @@ func (r *fileReader) newChunk() *chunk {
 func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- *chunk) {
 	// A one-shot read trusts the plan's stat of a moment ago: the file's
 	// size and times only go into cursors no one keeps. The daemon checks
-	// the file it opened, which may have been replaced since.
-	trust := r.in.final && item.statted
-	f, fi, err := openFile(&r.dir, item.path, !trust)
+	// the file it opened, which may have been replaced since; so does a
+	// one-shot read whose plan stat'ed nothing (see planLazy).
+	f, err := openFile(&r.dir, item.path)
 	if err != nil {
 		out <- &chunk{err: err}
 		return
 	}
 	defer f.Close()
 	st := fileStat{dev: item.dev, ino: item.ino, size: item.size, modNano: item.modNano, uid: item.uid}
-	if !trust {
-		st = statOf(fi)
+	if !r.in.final || !item.statted {
+		if st, err = f.stat(); err != nil {
+			out <- &chunk{err: &os.PathError{Op: "stat", Path: item.path, Err: err}}
+			return
+		}
+		if !st.regular {
+			return // a FIFO or device under a transcript's name: left alone, as the plan leaves one
+		}
 	}
 	dev, ino := st.dev, st.ino
 	r.owner = localUser{}
