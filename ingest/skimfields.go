@@ -25,6 +25,14 @@ var (
 // through fromSkim.
 func (lp *lineParser) decide(out *parsedLine) {
 	s := &lp.skim
+	if s.is(s.top, "type", `"session"`) {
+		// A header: full reads its id, as a string or "" (one of every
+		// transcript, a third of a small transcript's lines).
+		if id, ok := s.text(s.top, "id"); ok {
+			out.kind, out.sessionID = lineHeader, id
+			return
+		}
+	}
 	if !s.is(s.top, "type", `"message"`) || s.msgAt < 0 || s.b[s.top[s.msgAt].v0] != '{' {
 		lp.fromSkim(out)
 		return
