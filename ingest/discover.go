@@ -334,11 +334,12 @@ func (in *Ingester) searched() []string {
 }
 
 // sessionCandidates are the transcripts among the entries of an agent's
-// sessions dir (entries that are not are dropped from it).
+// sessions dir (entries that are not are dropped from it): regular files
+// (or links to one) with a transcript's name.
 func sessionCandidates(ad agentDir, entries []dirEntry) []candidate {
 	n := 0
 	for _, e := range entries {
-		if !e.dir && classify(e.name) != kindIgnore {
+		if e.regular && classify(e.name) != kindIgnore {
 			entries[n] = e
 			n++
 		}
@@ -347,7 +348,7 @@ func sessionCandidates(ad agentDir, entries []dirEntry) []candidate {
 	for i, e := range entries[:n] {
 		cands[i] = candidate{
 			path: ad.sessionsDir + string(filepath.Separator) + e.name, name: e.name, agent: ad.agent,
-			sessionID: sessionIDFromName(e.name), format: formatOpenClaw,
+			sessionID: sessionIDFromName(e.name), format: formatOpenClaw, link: e.link,
 		}
 	}
 	return cands
@@ -355,9 +356,10 @@ func sessionCandidates(ad agentDir, entries []dirEntry) []candidate {
 
 // dirEntry is a name in a directory listing.
 type dirEntry struct {
-	name string
-	dir  bool // a directory, or a symlink to one
-	link bool // a symlink: a directory behind it is walked only if linkGuard allows
+	name    string
+	dir     bool // a directory, or a symlink to one
+	regular bool // a regular file, or a symlink to one: what can be a transcript
+	link    bool // a symlink: a directory behind it is walked only if linkGuard allows
 }
 
 // readDir lists dir, unsorted (order does not matter here, and sorting is
@@ -390,12 +392,13 @@ func listDir(dir string) ([]dirEntry, error) {
 	}
 	out := make([]dirEntry, len(entries))
 	for i, e := range entries {
-		out[i] = dirEntry{name: e.Name(), dir: e.IsDir()}
+		out[i] = dirEntry{name: e.Name(), dir: e.IsDir(), regular: e.Type().IsRegular()}
 		if e.Type()&fs.ModeSymlink != 0 {
 			// Rare, so the stat is affordable: a symlinked project or
-			// session folder must not be skipped as a file.
+			// session folder must not be skipped as a file, and a link to
+			// a device or FIFO must never be opened.
 			st, err := os.Stat(dir + string(filepath.Separator) + e.Name())
-			out[i].link, out[i].dir = true, err == nil && st.IsDir()
+			out[i].link, out[i].dir, out[i].regular = true, err == nil && st.IsDir(), err == nil && st.Mode().IsRegular()
 		}
 	}
 	return out, nil
@@ -468,7 +471,7 @@ const maxWalkDepth = 6
 // in listed; symlinked directories are followed when in.links allows it.
 // It reports whether dir could be listed (also when a watched step left
 // its files alone).
-func (in *Ingester) walkJSONL(dir string, rel []string, listed map[string]bool, depth int, visit func(path string, rel []string)) bool {
+func (in *Ingester) walkJSONL(dir string, rel []string, listed map[string]bool, depth int, visit func(path string, rel []string, link bool)) bool {
 	entries, err := in.readDir(dir)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -492,10 +495,10 @@ func (in *Ingester) walkJSONL(dir string, rel []string, listed map[string]bool, 
 			if depth < maxWalkDepth && (!e.link || in.followLink(sub)) {
 				in.walkJSONL(sub, append(rel[:len(rel):len(rel)], name), listed, depth+1, visit)
 			}
-		case strings.HasSuffix(name, ".jsonl") || strings.HasSuffix(name, ".jsonl.zst"):
+		case e.regular && (strings.HasSuffix(name, ".jsonl") || strings.HasSuffix(name, ".jsonl.zst")):
 			files++
 			if !skip {
-				visit(filepath.Join(dir, name), append(rel[:len(rel):len(rel)], name))
+				visit(filepath.Join(dir, name), append(rel[:len(rel):len(rel)], name), e.link)
 			}
 		}
 	}

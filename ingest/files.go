@@ -15,11 +15,17 @@ import (
 // what reading a small file costs), for nothing: a regular file never
 // blocks. O_NONBLOCK keeps a FIFO put under a transcript's name from
 // blocking the open (a regular file ignores it); the caller's stat then
-// leaves it alone.
-func openFile(dir *dirHandle, path string) (rawFile, error) {
+// leaves it alone. A file listed as a regular file, not a symlink, is
+// opened without following one (follow false): a link put in its place
+// since cannot lead the open to a device, whose driver may act on open.
+func openFile(dir *dirHandle, path string, follow bool) (rawFile, error) {
 	dirfd, name := dir.of(path)
+	flags := unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NONBLOCK
+	if !follow {
+		flags |= unix.O_NOFOLLOW
+	}
 	for {
-		fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		fd, err := unix.Openat(dirfd, name, flags, 0)
 		switch {
 		case err == unix.EINTR:
 			continue

@@ -509,6 +509,7 @@ type candidate struct {
 	agent     string
 	sessionID string // from the name; a header line may say better
 	format    string
+	link      bool // a symlink (to a regular file, when listed): opened through it
 }
 
 // Transcript formats.

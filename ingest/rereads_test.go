@@ -1,9 +1,11 @@
 package ingest
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -159,4 +161,47 @@ func TestSecondNameReadOnce(t *testing.T) {
 	daemon := New(Config{OpenClawDirs: []string{root}}, db)
 	step(t, daemon)
 	check("daemon", db, daemon)
+}
+
+// A FIFO under a transcript's name, or a link to one, is never opened (an
+// open would wait for a writer for ever; a device's driver may act on
+// open): neither by a one-shot report, which stats nothing before reading,
+// nor by the daemon.
+func TestFIFOIsLeftAlone(t *testing.T) {
+	root := t.TempDir()
+	dir := sessionsDir(t, root, "main")
+	appendFile(t, filepath.Join(dir, "s1.jsonl"), headerLine("s1", t0)+assistantLine("x", "r1", t0+1000, 10, 0, 0, 0, 0.01))
+	fifo := filepath.Join(t.TempDir(), "pipe")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skip("no FIFO here:", err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "f.jsonl"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(fifo, filepath.Join(dir, "g.jsonl")); err != nil {
+		t.Fatal(err)
+	}
+	for _, final := range []bool{true, false} {
+		var ledger Ledger = rollup.NewTally(time.UTC)
+		if !final {
+			ledger = openDB(t)
+		}
+		in := New(Config{OpenClawDirs: []string{root}, Final: final}, ledger)
+		done := make(chan error, 1)
+		go func() { _, err := in.Step(context.Background()); done <- err }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("final %v: the step waits on a FIFO", final)
+		}
+		if got := totalsOf(t, ledger.(rollup.Source)).Sums.Messages; got != 1 {
+			t.Errorf("final %v: %d calls, want 1", final, got)
+		}
+		if st := in.Status(); st.Files != 1 || st.FileErrors != 0 {
+			t.Errorf("final %v: %d files, %d file errors; want the transcript alone", final, st.Files, st.FileErrors)
+		}
+	}
 }

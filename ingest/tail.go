@@ -209,7 +209,7 @@ func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- *chunk
 	// size and times only go into cursors no one keeps. The daemon checks
 	// the file it opened, which may have been replaced since; so does a
 	// one-shot read whose plan stat'ed nothing (see planLazy).
-	f, err := openFile(&r.dir, item.path)
+	f, err := openFile(&r.dir, item.path, item.link)
 	if err != nil {
 		out <- &chunk{err: err}
 		return
