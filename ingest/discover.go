@@ -208,7 +208,7 @@ func (in *Ingester) candidates(batch *storage.Batch, stat bool) ([]candGroup, ma
 		return nil, nil, err
 	}
 	in.links = linkGuard{roots: slices.Concat(roots, in.claudeRoots(), in.codexRoots())}
-	pool := newWorkPool()
+	var pool workPool
 	defer pool.wait()
 	type sessionsList struct {
 		ad    agentDir

@@ -132,36 +132,38 @@ type candGroup struct {
 // workPool runs jobs on every core: the plan's listings and stats. A job
 // gets the worker's folder handle (see dirHandle), closed after each job:
 // a folder may be made again before the next. A job must not wait for
-// another.
+// another. The workers start with the first job: a daemon's poll with
+// nothing to list starts none. The zero workPool is ready to use.
 type workPool struct {
 	jobs chan func(*dirHandle)
 	wg   sync.WaitGroup
-}
-
-func newWorkPool() *workPool {
-	jobs := make(chan func(*dirHandle), 64)
-	p := &workPool{jobs: jobs}
-	for range runtime.GOMAXPROCS(0) {
-		p.wg.Go(func() {
-			var dir dirHandle
-			for job := range jobs {
-				job(&dir)
-				dir.close()
-			}
-		})
-	}
-	return p
+	done bool
 }
 
 // do queues job.
-func (p *workPool) do(job func(*dirHandle)) { p.jobs <- job }
+func (p *workPool) do(job func(*dirHandle)) {
+	if p.jobs == nil {
+		jobs := make(chan func(*dirHandle), 64)
+		p.jobs = jobs
+		for range runtime.GOMAXPROCS(0) {
+			p.wg.Go(func() {
+				var dir dirHandle
+				for job := range jobs {
+					job(&dir)
+					dir.close()
+				}
+			})
+		}
+	}
+	p.jobs <- job
+}
 
 // wait lets the workers finish their jobs and go (once; do must not be
 // called after).
 func (p *workPool) wait() {
-	if p.jobs != nil {
+	if p.jobs != nil && !p.done {
+		p.done = true
 		close(p.jobs)
-		p.jobs = nil
 		p.wg.Wait()
 	}
 }
