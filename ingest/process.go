@@ -79,7 +79,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 		})
 	}
 	progress := in.trackProgress(items)
-	pendingCursors := make(map[fileKey]*fileCursor, min(len(items), batchFiles))
+	pendingCursors := make(map[fileKey]*fileCursor, min(len(items), in.batchFiles))
 	var batchBytes int64
 	batchRecords := batch.Len() // kept up as chunks come: Len walks every chunk
 	// A full batch is applied by its own goroutine while the committer
@@ -113,7 +113,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 		b, files := new(storage.Batch), pendingCursors
 		*b = *batch
 		*batch = storage.Batch{Cursors: map[string][]byte{}, SessionMeta: map[string][]byte{}}
-		pendingCursors, batchBytes, batchRecords = make(map[fileKey]*fileCursor, min(len(items), batchFiles)), 0, 0
+		pendingCursors, batchBytes, batchRecords = make(map[fileKey]*fileCursor, min(len(items), in.batchFiles)), 0, 0
 		in.prepare(b)
 		ch := make(chan applied, 1)
 		inflight = ch
@@ -188,7 +188,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 			// Files count too: a batch of many small files dirties many
 			// pages (cursors, sessions), and bbolt holds a buffer per dirty
 			// page until the commit (700 MB at 100k files in one batch).
-			if batchRecords >= in.cfg.BatchRecords || batchBytes >= in.cfg.BatchBytes || len(batch.Cursors) >= batchFiles || len(pendingCursors) >= batchFiles {
+			if batchRecords >= in.cfg.BatchRecords || batchBytes >= in.cfg.BatchBytes || len(batch.Cursors) >= in.batchFiles || len(pendingCursors) >= in.batchFiles {
 				commitErr = commit()
 			}
 		}
