@@ -124,12 +124,12 @@ func (in *Ingester) claudeCandidates(listed map[string]bool) (out []candidate, f
 			if e.link && !in.followLink(dir) {
 				continue
 			}
-			in.walkJSONL(dir, nil, listed, 0, func(path string, rel []string) {
+			in.walkJSONL(dir, nil, listed, 0, func(path string, rel []string, link bool) {
 				// <session>.jsonl, or <session>/subagents/agent-<id>.jsonl:
 				// a sub-agent belongs to the session whose folder holds it.
 				sid := strings.TrimSuffix(rel[0], ".jsonl")
 				out = append(out, candidate{
-					path: path, name: rel[len(rel)-1], agent: project, sessionID: sid, format: formatClaude,
+					path: path, name: rel[len(rel)-1], agent: project, sessionID: sid, format: formatClaude, link: link,
 				})
 			})
 		}

@@ -210,10 +210,10 @@ func (in *Ingester) codexCandidates(listed map[string]bool) (out []candidate, fo
 		ok := false
 		for _, sub := range []string{"sessions", "archived_sessions"} {
 			dir := filepath.Join(root, sub)
-			read := in.walkJSONL(dir, nil, listed, 0, func(path string, rel []string) {
+			read := in.walkJSONL(dir, nil, listed, 0, func(path string, rel []string, link bool) {
 				name := rel[len(rel)-1]
 				out = append(out, candidate{
-					path: path, name: name, agent: "codex", sessionID: codexSessionFromName(name), format: formatCodex,
+					path: path, name: name, agent: "codex", sessionID: codexSessionFromName(name), format: formatCodex, link: link,
 				})
 			})
 			ok = ok || read // listed only when looked at in this step

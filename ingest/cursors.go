@@ -143,22 +143,29 @@ func (in *Ingester) loadCursors(raw map[string][]byte) {
 }
 
 // resumeCursors gives the known files among items their whole cursors:
-// kept in memory, else read back from the ledger (one read for all). A
-// cursor that cannot be had leaves the file to be read from its start
-// (dedupe keeps its calls from counting twice).
-func (in *Ingester) resumeCursors(items []*fileItem, renamed []*fileItem, batch *storage.Batch) error {
+// kept in memory, else read back from the ledger (one read for all), and
+// the new files that replace a vanished one (replacing: item → the
+// vanished file) that one's cursor. A cursor that cannot be had leaves
+// the file to be read from its start (dedupe keeps its calls from
+// counting twice).
+func (in *Ingester) resumeCursors(items, renamed []*fileItem, replacing map[*fileItem]fileKey, batch *storage.Batch) error {
 	var ids []string
+	want := func(key fileKey) *fileCursor {
+		if c := in.mem.open[key]; c != nil {
+			return c
+		}
+		ids = append(ids, key.id())
+		return nil
+	}
 	for _, list := range [][]*fileItem{items, renamed} {
 		for _, it := range list {
-			if !it.known {
-				continue
-			}
-			if c := in.mem.open[fileKey{it.dev, it.ino}]; c != nil {
-				it.cur = c
-			} else {
-				ids = append(ids, cursorID(it.dev, it.ino))
+			if it.known {
+				it.cur = want(fileKey{it.dev, it.ino})
 			}
 		}
+	}
+	for it, key := range replacing {
+		it.replaced = want(key)
 	}
 	var raw map[string][]byte
 	if len(ids) > 0 {
@@ -167,17 +174,27 @@ func (in *Ingester) resumeCursors(items []*fileItem, renamed []*fileItem, batch 
 			return fmt.Errorf("load cursors: %w", err)
 		}
 	}
+	stored := func(key fileKey) *fileCursor {
+		v := raw[key.id()]
+		var c fileCursor
+		if v == nil || json.Unmarshal(v, &c) != nil {
+			return nil
+		}
+		return &c
+	}
 	for _, list := range [][]*fileItem{items, renamed} {
 		for _, it := range list {
-			if !it.known || it.cur != nil {
-				continue
+			if it.known && it.cur == nil {
+				it.cur = stored(fileKey{it.dev, it.ino})
 			}
-			v := raw[cursorID(it.dev, it.ino)]
-			var c fileCursor
-			if v == nil || json.Unmarshal(v, &c) != nil {
-				continue
-			}
-			it.cur = &c
+		}
+	}
+	for it, key := range replacing {
+		if it.replaced == nil {
+			it.replaced = stored(key)
+		}
+		if c := it.replaced; c != nil && (c.Path != it.path || c.Format != it.format) {
+			it.replaced = nil // another file whose path hashed alike
 		}
 	}
 	for _, it := range renamed {
@@ -194,6 +211,44 @@ func (in *Ingester) resumeCursors(items []*fileItem, renamed []*fileItem, batch 
 		in.setCursor(fileKey{it.dev, it.ino}, &moved)
 	}
 	return nil
+}
+
+// vanished are the files with a cursor that the plan's listing did not
+// find in a folder it listed.
+func (in *Ingester) vanished(seen map[fileKey]bool, listed map[string]bool) []fileKey {
+	var out []fileKey
+	for key, st := range in.mem.stamps {
+		if !seen[key] && listed[in.mem.dirs[st.dir]] {
+			out = append(out, key)
+		}
+	}
+	return out
+}
+
+// replacements pairs the new files among items with the vanished files
+// that had their name: a temp file renamed over a transcript is a new
+// inode under the old name.
+func (in *Ingester) replacements(items []*fileItem, vanished []fileKey) map[*fileItem]fileKey {
+	if len(vanished) == 0 {
+		return nil
+	}
+	byPath := make(map[uint64]fileKey, len(vanished))
+	for _, key := range vanished {
+		byPath[in.mem.stamps[key].path] = key
+	}
+	var out map[*fileItem]fileKey
+	for _, it := range items {
+		if it.known {
+			continue
+		}
+		if key, ok := byPath[in.mem.pathHash(it.path)]; ok {
+			if out == nil {
+				out = map[*fileItem]fileKey{}
+			}
+			out[it] = key
+		}
+	}
+	return out
 }
 
 func (c *fileCursor) id() string { return cursorID(c.Dev, c.Ino) }

@@ -195,17 +195,28 @@ func agentDirs(root string) ([]agentDir, error) {
 	return append(out, linked...), nil
 }
 
-// candidates lists every transcript file of every configured source, and
-// the directories that were listed completely (only there may a missing
-// file's cursor be dropped).
-func (in *Ingester) candidates(batch *storage.Batch) ([]candidate, map[string]bool, error) {
+// candidates lists every transcript file of every configured source,
+// stat'ed when stat is set, and the directories that were listed
+// completely (only there may a missing file's cursor be dropped). Agents'
+// sessions folders are listed on every core while this goroutine reads
+// their sessions.json, and their files stat'ed as their listings come in
+// (see workPool).
+func (in *Ingester) candidates(batch *storage.Batch, stat bool) ([]candGroup, map[string]bool, error) {
 	listed := map[string]bool{}
-	var out []candidate
 	roots, err := in.openclawRoots()
 	if err != nil {
 		return nil, nil, err
 	}
 	in.links = linkGuard{roots: slices.Concat(roots, in.claudeRoots(), in.codexRoots())}
+	var pool workPool
+	defer pool.wait()
+	type sessionsList struct {
+		ad    agentDir
+		cands []candidate
+		err   error
+		done  chan struct{}
+	}
+	var lists []*sessionsList
 	for _, root := range roots {
 		dirs, err := agentDirs(root)
 		if err != nil {
@@ -217,15 +228,32 @@ func (in *Ingester) candidates(batch *storage.Batch) ([]candidate, map[string]bo
 			if in.skipDir(ad.sessionsDir) {
 				continue
 			}
-			var err error
-			if out, err = in.listSessions(ad, out); err != nil {
-				if !errors.Is(err, fs.ErrNotExist) {
-					in.log.Warn("cannot list sessions", "dir", ad.sessionsDir, "err", err)
+			// A sessions dir has no subdirectories to walk: its listing is
+			// not kept (a clean one is skipped whole, a dirty one listed again).
+			in.watch.addOne(ad.sessionsDir) // before listing: a file made after it is an event
+			l := &sessionsList{ad: ad, done: make(chan struct{})}
+			lists = append(lists, l)
+			pool.do(func(*dirHandle) {
+				defer close(l.done)
+				var entries []dirEntry
+				if entries, l.err = listDir(ad.sessionsDir); l.err == nil {
+					l.cands = sessionCandidates(ad, entries)
 				}
-				continue
-			}
-			listed[ad.sessionsDir] = true
+			})
 		}
+	}
+	var out []candGroup
+	for _, l := range lists {
+		<-l.done
+		if l.err != nil {
+			if !errors.Is(l.err, fs.ErrNotExist) {
+				in.log.Warn("cannot list sessions", "dir", l.ad.sessionsDir, "err", l.err)
+			}
+			continue
+		}
+		in.dirFiles[l.ad.sessionsDir] = len(l.cands)
+		out = append(out, pool.stat(l.cands, stat))
+		listed[l.ad.sessionsDir] = true
 	}
 	claude, claudeFound, err := in.claudeCandidates(listed)
 	if err != nil {
@@ -235,7 +263,7 @@ func (in *Ingester) candidates(batch *storage.Batch) ([]candidate, map[string]bo
 	if err != nil {
 		return nil, nil, err
 	}
-	out = append(append(out, claude...), codex...)
+	out = append(out, pool.stat(claude, stat), pool.stat(codex, stat))
 	var sources []Source
 	for _, f := range []struct {
 		kind  string
@@ -305,35 +333,33 @@ func (in *Ingester) searched() []string {
 	return slices.Concat(out, in.claudeRoots(), in.codexRoots())
 }
 
-// listSessions appends the transcripts of an agent's sessions dir to cands.
-func (in *Ingester) listSessions(ad agentDir, cands []candidate) ([]candidate, error) {
-	entries, err := in.readDir(ad.sessionsDir)
-	if err != nil {
-		return cands, err
-	}
-	before := len(cands)
-	cands = slices.Grow(cands, len(entries))
+// sessionCandidates are the transcripts among the entries of an agent's
+// sessions dir (entries that are not are dropped from it): regular files
+// (or links to one) with a transcript's name.
+func sessionCandidates(ad agentDir, entries []dirEntry) []candidate {
+	n := 0
 	for _, e := range entries {
-		if e.dir || classify(e.name) == kindIgnore {
-			continue
+		if e.regular && classify(e.name) != kindIgnore {
+			entries[n] = e
+			n++
 		}
-		cands = append(cands, candidate{
-			path: ad.sessionsDir + string(filepath.Separator) + e.name, name: e.name, agent: ad.agent,
-			sessionID: sessionIDFromName(e.name), format: formatOpenClaw,
-		})
 	}
-	in.dirFiles[ad.sessionsDir] = len(cands) - before
-	// A sessions dir has no subdirectories to walk: its listing is not
-	// kept (a clean one is skipped whole, a dirty one listed again).
-	delete(in.listings, ad.sessionsDir)
-	return cands, nil
+	cands := make([]candidate, n)
+	for i, e := range entries[:n] {
+		cands[i] = candidate{
+			path: ad.sessionsDir + string(filepath.Separator) + e.name, name: e.name, agent: ad.agent,
+			sessionID: sessionIDFromName(e.name), format: formatOpenClaw, link: e.link,
+		}
+	}
+	return cands
 }
 
 // dirEntry is a name in a directory listing.
 type dirEntry struct {
-	name string
-	dir  bool // a directory, or a symlink to one
-	link bool // a symlink: a directory behind it is walked only if linkGuard allows
+	name    string
+	dir     bool // a directory, or a symlink to one
+	regular bool // a regular file, or a symlink to one: what can be a transcript
+	link    bool // a symlink: a directory behind it is walked only if linkGuard allows
 }
 
 // readDir lists dir, unsorted (order does not matter here, and sorting is
@@ -344,28 +370,37 @@ func (in *Ingester) readDir(dir string) ([]dirEntry, error) {
 		return cached, nil
 	}
 	in.watch.addOne(dir) // before listing: a file made after it is an event
-	f, err := os.Open(dir)
+	out, err := listDir(dir)
 	if err != nil {
 		delete(in.listings, dir)
+		return nil, err
+	}
+	in.listings[dir] = out
+	return out, nil
+}
+
+// listDir lists dir, unsorted; safe for concurrent use.
+func listDir(dir string) ([]dirEntry, error) {
+	f, err := os.Open(dir)
+	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	entries, err := f.ReadDir(-1)
 	if err != nil {
-		delete(in.listings, dir)
 		return nil, err
 	}
 	out := make([]dirEntry, len(entries))
 	for i, e := range entries {
-		out[i] = dirEntry{name: e.Name(), dir: e.IsDir()}
+		out[i] = dirEntry{name: e.Name(), dir: e.IsDir(), regular: e.Type().IsRegular()}
 		if e.Type()&fs.ModeSymlink != 0 {
 			// Rare, so the stat is affordable: a symlinked project or
-			// session folder must not be skipped as a file.
+			// session folder must not be skipped as a file, and a link to
+			// a device or FIFO must never be opened.
 			st, err := os.Stat(dir + string(filepath.Separator) + e.Name())
-			out[i].link, out[i].dir = true, err == nil && st.IsDir()
+			out[i].link, out[i].dir, out[i].regular = true, err == nil && st.IsDir(), err == nil && st.Mode().IsRegular()
 		}
 	}
-	in.listings[dir] = out
 	return out, nil
 }
 
@@ -436,7 +471,7 @@ const maxWalkDepth = 6
 // in listed; symlinked directories are followed when in.links allows it.
 // It reports whether dir could be listed (also when a watched step left
 // its files alone).
-func (in *Ingester) walkJSONL(dir string, rel []string, listed map[string]bool, depth int, visit func(path string, rel []string)) bool {
+func (in *Ingester) walkJSONL(dir string, rel []string, listed map[string]bool, depth int, visit func(path string, rel []string, link bool)) bool {
 	entries, err := in.readDir(dir)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -460,10 +495,10 @@ func (in *Ingester) walkJSONL(dir string, rel []string, listed map[string]bool, 
 			if depth < maxWalkDepth && (!e.link || in.followLink(sub)) {
 				in.walkJSONL(sub, append(rel[:len(rel):len(rel)], name), listed, depth+1, visit)
 			}
-		case strings.HasSuffix(name, ".jsonl") || strings.HasSuffix(name, ".jsonl.zst"):
+		case e.regular && (strings.HasSuffix(name, ".jsonl") || strings.HasSuffix(name, ".jsonl.zst")):
 			files++
 			if !skip {
-				visit(filepath.Join(dir, name), append(rel[:len(rel):len(rel)], name))
+				visit(filepath.Join(dir, name), append(rel[:len(rel):len(rel)], name), e.link)
 			}
 		}
 	}

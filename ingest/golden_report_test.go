@@ -33,8 +33,9 @@ import (
 // the old one gave; `go test -update` rewrites them.
 //
 // The corpora: the project's generated OpenClaw corpus (every duplication
-// trap), the same bytes re-serialised with alphabetically ordered keys
-// (another writer's shape: it must give the very same reports), a
+// trap), the same bytes re-serialised with alphabetically ordered keys and
+// with Python's separators (", " and ": ", the writer's key order): other
+// writers' shapes, which must give the very same reports; a
 // generated Claude Code corpus, and every hand-made fixture (field cases,
 // traps, Claude Code and Codex samples) read together.
 
@@ -66,6 +67,10 @@ var goldenCorpora = sync.OnceValues(func() ([]goldenCorpus, error) {
 	if err := sortKeysTree(oc, sorted); err != nil {
 		return nil, err
 	}
+	spaced := filepath.Join(root, "openclaw-spaced")
+	if err := spacedTree(oc, spaced); err != nil {
+		return nil, err
+	}
 	cc := filepath.Join(root, "claude")
 	if _, err := writeClaudeCorpus(cc, defaultClaudeCorpus(2<<20)); err != nil {
 		return nil, err
@@ -78,12 +83,19 @@ var goldenCorpora = sync.OnceValues(func() ([]goldenCorpus, error) {
 	return []goldenCorpus{
 		{name: "openclaw", cfg: Config{OpenClawDirs: []string{oc}}, ranges: ocRanges},
 		{name: "openclaw-sorted", cfg: Config{OpenClawDirs: []string{sorted}}, ranges: ocRanges},
+		{name: "openclaw-spaced", cfg: Config{OpenClawDirs: []string{spaced}}, ranges: ocRanges},
 		{name: "claude", cfg: Config{ClaudeDirs: []string{cc}},
 			ranges: [][2]string{{"", ""}, {"2026-05-21", ""}, {"", "2026-05-20"}, {"2026-05-14", "2026-05-27"}}},
 		{name: "fixtures", cfg: fixtures,
 			ranges: [][2]string{{"", ""}, {"2026-04-11", ""}, {"", "2026-04-10"}, {"2026-03-01", "2026-05-31"}}},
 	}, nil
 })
+
+// sameAs names the golden a corpus must reproduce: a reshaped copy of the
+// generated OpenClaw corpus reports what the original reports.
+func sameAs(corpus string) string {
+	return strings.TrimSuffix(strings.TrimSuffix(corpus, "-sorted"), "-spaced")
+}
 
 // fixtureDirs names every hand-made transcript tree in testdata.
 func fixtureDirs() (Config, error) {
@@ -112,9 +124,19 @@ func fixtureDirs() (Config, error) {
 
 // sortKeysTree copies the tree at from to to, every JSON line (and
 // sessions.json) re-serialised with its keys in alphabetical order at
-// every level, numbers as written. Lines that are not JSON (torn writes,
-// garbage) and an unterminated last line are copied as they are.
-func sortKeysTree(from, to string) error {
+// every level, numbers as written.
+func sortKeysTree(from, to string) error { return rewriteTree(from, to, sortKeys) }
+
+// spacedTree copies the tree at from to to, every JSON line (and
+// sessions.json) re-serialised with Python's json.dumps separators (", "
+// and ": "), keys in the writer's order, numbers as written.
+func spacedTree(from, to string) error { return rewriteTree(from, to, spaceSeparators) }
+
+// rewriteTree copies the tree at from to to, each JSON document (a JSONL
+// line, or a whole .json file) rewritten by fn, file times kept. fn
+// returns a value that is not JSON (torn writes, garbage) as it is; an
+// unterminated last line is copied as it is.
+func rewriteTree(from, to string, fn func([]byte) []byte) error {
 	return filepath.Walk(from, func(p string, fi os.FileInfo, err error) error {
 		if err != nil {
 			return err
@@ -129,7 +151,7 @@ func sortKeysTree(from, to string) error {
 		}
 		var out bytes.Buffer
 		if strings.HasSuffix(p, ".json") {
-			out.Write(sortKeys(bytes.TrimSpace(src)))
+			out.Write(fn(bytes.TrimSpace(src)))
 		} else {
 			for len(src) > 0 {
 				line, rest, found := bytes.Cut(src, []byte("\n"))
@@ -138,7 +160,7 @@ func sortKeysTree(from, to string) error {
 					out.Write(line) // unterminated: as it is
 					break
 				}
-				out.Write(sortKeys(line))
+				out.Write(fn(line))
 				out.WriteByte('\n')
 			}
 		}
@@ -165,6 +187,32 @@ func sortKeys(line []byte) []byte {
 		return line
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+// spaceSeparators rewrites one compact JSON value as Python's json.dumps
+// writes it by default: a space after every comma and colon outside
+// strings, everything else as written. A line that is not JSON is
+// returned as it is.
+func spaceSeparators(line []byte) []byte {
+	if !json.Valid(line) {
+		return line
+	}
+	out := make([]byte, 0, len(line)+len(line)/8)
+	inString, escaped := false, false
+	for _, c := range line {
+		out = append(out, c)
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case !inString && (c == ',' || c == ':'):
+			out = append(out, ' ')
+		}
+	}
+	return out
 }
 
 // goldenPricer is the CLI's pricer: the embedded table, no overrides.
@@ -366,9 +414,9 @@ func TestReportGoldens(t *testing.T) {
 	for _, c := range corpora {
 		t.Run(c.name, func(t *testing.T) {
 			got := goldenReports(t, c, func(zone string) (rollup.Reader, rollup.BlockLedger) { return directReader(t, c, zone) })
-			// The sorted-keys corpus is the same calls in another shape: its
-			// reports are the original's, byte for byte.
-			name := strings.TrimSuffix(c.name, "-sorted")
+			// The sorted-keys and spaced corpora are the same calls in
+			// other shapes: their reports are the original's, byte for byte.
+			name := sameAs(c.name)
 			if *update && name == c.name {
 				writeGolden(t, name, got)
 			}

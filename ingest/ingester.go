@@ -12,9 +12,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"runtime"
 	"runtime/debug"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -102,6 +100,15 @@ type Config struct {
 // batchFiles bounds the files (cursors) one transaction commits.
 const batchFiles = 2000
 
+// A one-shot read's batches are smaller: nothing is written or synced per
+// batch, and the last one is applied after the last file is read, with
+// one core idle (a report of 1,000 small files waited 2 ms for it).
+const (
+	finalBatchFiles   = 256
+	finalBatchRecords = 4096
+	finalBatchBytes   = 8 << 20
+)
+
 // A step that read this much is a catch-up, after which the daemon hands
 // its grown heap back to the system (see Run).
 const (
@@ -119,6 +126,7 @@ type Ingester struct {
 	final        bool
 	chunkBytes   int64
 	chunkRecords int
+	batchFiles   int // at most this many files' cursors in one batch
 
 	loaded bool
 	mem    cursorMemory           // what is known of the files read (cursors.go)
@@ -219,6 +227,12 @@ func New(cfg Config, ledger Ledger) *Ingester {
 	if cfg.BatchRecords <= 0 {
 		cfg.BatchRecords = 50_000
 	}
+	files := batchFiles
+	if cfg.Final {
+		files = finalBatchFiles
+		cfg.BatchRecords = min(cfg.BatchRecords, finalBatchRecords)
+		cfg.BatchBytes = min(cfg.BatchBytes, finalBatchBytes)
+	}
 	if cfg.Pricer == nil {
 		cfg.Pricer = TranscriptCost{}
 	}
@@ -232,7 +246,7 @@ func New(cfg Config, ledger Ledger) *Ingester {
 		cfg.Now = time.Now
 	}
 	return &Ingester{
-		cfg: cfg, ledger: ledger, pricer: cfg.Pricer, log: cfg.Logger, final: cfg.Final,
+		cfg: cfg, ledger: ledger, pricer: cfg.Pricer, log: cfg.Logger, final: cfg.Final, batchFiles: files,
 		chunkBytes: min(8<<20, cfg.BatchBytes), chunkRecords: min(5000, cfg.BatchRecords),
 		mem: newCursorMemory(), meta: map[string]sessionMeta{}, stores: map[string]fileStamp{}, warned: map[string]string{},
 		otherCursors: map[string][]byte{}, listings: map[string][]dirEntry{},
@@ -406,137 +420,6 @@ func (in *Ingester) step(ctx context.Context) (StepResult, error) {
 		in.forget(batch)
 	}
 	return res, err
-}
-
-// plan lists the transcript files, learns attribution from sessions.json,
-// and returns the files that changed since their cursor, parents first.
-func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
-	if in.dirty == nil {
-		clear(in.listings) // a full scan lists afresh; removed dirs drop out
-	}
-	in.skipped = 0
-	in.pruneUnreadable()
-	cands, listed, err := in.candidates(batch)
-	if err != nil {
-		return nil, err
-	}
-	var items, renamed []*fileItem
-	seen := map[fileKey]bool{}
-	stats := statAll(cands)
-	for i, c := range cands {
-		switch item, read := in.planFile(c, stats[i], seen); {
-		case read:
-			items = append(items, item)
-		case item != nil:
-			renamed = append(renamed, item)
-		}
-	}
-	if err := in.resumeCursors(items, renamed, batch); err != nil {
-		return nil, err
-	}
-	in.lastListed = listed
-	// Files that vanished (retention, deletes) lose their cursor; if the
-	// bytes come back under another inode, dedupe keeps them from counting twice.
-	for key, st := range in.mem.stamps {
-		if !seen[key] && listed[in.mem.dirs[st.dir]] {
-			batch.Cursors[key.id()] = nil
-		}
-	}
-	in.mu.Lock()
-	in.stats.Files = len(seen) + in.skipped
-	in.mu.Unlock()
-	sort.SliceStable(items, func(i, j int) bool {
-		a, b := items[i], items[j]
-		if (a.cur == nil) != (b.cur == nil) {
-			return a.cur != nil // known files first
-		}
-		// Sessions whose key is known before those whose key is gone
-		// (reset archives, superseded transcripts, forks): the senders the
-		// latter name without a channel are then already known with one
-		// (storage rule 3), and their calls are stored qualified at once
-		// instead of being moved later (a third of a cold ingest's writes on
-		// the project's corpus).
-		if a.keyed != b.keyed {
-			return a.keyed
-		}
-		// Forks after the sessions they copy, and in the order they were
-		// made: the inherited calls are then first seen in their parent,
-		// and keep its session. A fork's name starts with the time it was
-		// made, so no file needs opening to order them.
-		if a.forkedAt != b.forkedAt {
-			return a.forkedAt < b.forkedAt
-		}
-		return a.path < b.path
-	})
-	return items, nil
-}
-
-// candidate is a transcript file found on disk, before its stat.
-type candidate struct {
-	path      string
-	name      string
-	agent     string
-	sessionID string // from the name; a header line may say better
-	format    string
-}
-
-// Transcript formats.
-const (
-	formatOpenClaw = "openclaw"
-	formatClaude   = "claude"
-	formatCodex    = "codex"
-)
-
-// statAll stats the candidates (nil: vanished), on every core when there
-// are many: a stat costs microseconds, and a fleet has 100k files.
-func statAll(cands []candidate) []os.FileInfo {
-	out := make([]os.FileInfo, len(cands))
-	workers := min(runtime.GOMAXPROCS(0), 1+len(cands)/512)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < len(cands); i += workers {
-				out[i], _ = os.Stat(cands[i].path)
-			}
-		})
-	}
-	wg.Wait()
-	return out
-}
-
-// planFile decides about one listed file: read it (read), leave it (nil),
-// or only note its new name (item, not read: a complete file renamed).
-func (in *Ingester) planFile(c candidate, fi os.FileInfo, seen map[fileKey]bool) (item *fileItem, read bool) {
-	if fi == nil || !fi.Mode().IsRegular() && !fi.IsDir() {
-		return nil, false // vanished between listing and stat, or a device/FIFO
-	}
-	dev, ino := statIDs(fi)
-	key := fileKey{dev, ino}
-	if seen[key] {
-		return nil, false // a hard link or a second root naming the same file
-	}
-	seen[key] = true
-	item = &fileItem{
-		candidate: c, fi: fi, dev: dev, ino: ino,
-		size: fi.Size(), modNano: fi.ModTime().UnixNano(),
-	}
-	if st, ok := in.mem.stamps[key]; ok {
-		item.known = true
-		if st.complete && st.size == item.size && st.modNano == item.modNano {
-			if st.path != in.mem.pathHash(c.path) {
-				return item, false // renamed: its cursor gets the new path
-			}
-			return nil, false
-		}
-		return item, true
-	}
-	if c.format == formatOpenClaw {
-		item.forkedAt = forkTime(c.name)
-		item.keyed = in.meta[storage.SessionMetaID(storage.SourceOpenClaw, c.sessionID)].Key != ""
-	} else {
-		item.keyed = true // Claude Code and Codex users are the file's owner
-	}
-	return item, true
 }
 
 // skipDir reports whether a watched step can leave a directory alone: no

@@ -41,10 +41,17 @@ type lineReader struct {
 }
 
 func newLineReader(r io.Reader, start int64, buf []byte) *lineReader {
+	lr := new(lineReader)
+	lr.reset(r, start, buf)
+	return lr
+}
+
+// reset readies lr for r (as newLineReader), keeping nothing else.
+func (lr *lineReader) reset(r io.Reader, start int64, buf []byte) {
 	if cap(buf) < initialBuffer {
 		buf = make([]byte, initialBuffer)
 	}
-	return &lineReader{r: r, buf: buf[:cap(buf)], off: start}
+	*lr = lineReader{r: r, buf: buf[:cap(buf)], off: start}
 }
 
 // next returns the next complete line without its "\n" and the file offset

@@ -66,15 +66,64 @@ type sender struct {
 var (
 	rolePrefix      = []byte(`"message":{"role":"`)
 	usageMarker     = []byte(`"usage"`)
-	sessionMarker   = []byte(`"type":"session"`)
-	messageStart    = []byte(`{"type":"message"`)
 	senderMarker    = []byte(`Sender (untrusted metadata)`)
 	convMarker      = []byte(`Conversation info (untrusted metadata)`)
 	provenanceMaker = []byte(`"provenance"`)
 	envelopeText    = []byte(`"text":"[`) // an old one-line envelope (attribution.go)
-	userRole        = []byte(`"role":"user"`)
 	envelopeContent = []byte(`"content":"[`)
 )
+
+// Key and value pairs searched for whatever blanks a writer puts around
+// the colon (pi writes none, Python's json.dumps one): see indexPair.
+const (
+	typeKey      = `"type"`
+	sessionValue = `"session"`
+	roleKey      = `"role"`
+	userValue    = `"user"`
+	entryStart   = `{"type"` // with messageValue: an entry's first bytes
+	messageValue = `"message"`
+)
+
+// pairAt reports whether b, which follows a string's closing quote,
+// holds a colon and then the raw value val, with JSON blanks (fastjson's:
+// space, tab, CR, LF) on either side of the colon.
+func pairAt(b []byte, val string) bool {
+	i := 0
+	for i < len(b) && isJSONSpace(b[i]) {
+		i++
+	}
+	if i == len(b) || b[i] != ':' {
+		return false
+	}
+	i++
+	for i < len(b) && isJSONSpace(b[i]) {
+		i++
+	}
+	return len(b)-i >= len(val) && string(b[i:i+len(val)]) == val
+}
+
+// indexPair returns the offset of the first key (quotes included) in b
+// followed by a colon and val, as pairAt reads it, or -1.
+func indexPair(b []byte, key, val string) int {
+	for off := 0; off < len(b); {
+		i := bytes.Index(b[off:], []byte(key))
+		if i < 0 {
+			return -1
+		}
+		i += off
+		if pairAt(b[i+len(key):], val) {
+			return i
+		}
+		off = i + 1
+	}
+	return -1
+}
+
+// isEntryStart reports whether b starts with an entry's first member,
+// type "message": the start of the next append after a torn write.
+func isEntryStart(b []byte) bool {
+	return len(b) > len(entryStart) && string(b[:len(entryStart)]) == entryStart && pairAt(b[len(entryStart):], messageValue)
+}
 
 // lineParser parses OpenClaw (pi SessionManager) JSONL lines. Not safe for
 // concurrent use; each worker has its own.
@@ -120,10 +169,10 @@ func (lp *lineParser) parse(line []byte, out *parsedLine) {
 		}
 		return
 	}
-	// Keys in another order than pi's (another serializer, sorted keys):
-	// parse whatever may carry usage, a header, or a user message; the
-	// rest (tool results, other entries) cannot matter.
-	if bytes.Contains(line, sessionMarker) || bytes.Contains(line, usageMarker) || bytes.Contains(line, userRole) {
+	// Keys in another order than pi's (another serializer, sorted keys,
+	// blanks after colons): parse whatever may carry usage, a header, or a
+	// user message; the rest (tool results, other entries) cannot matter.
+	if indexPair(line, typeKey, sessionValue) >= 0 || bytes.Contains(line, usageMarker) || indexPair(line, roleKey, userValue) >= 0 {
 		lp.full(line, out)
 		return
 	}

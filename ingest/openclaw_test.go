@@ -1,12 +1,15 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/fleetmeter/fleetmeter/rollup"
 	"github.com/fleetmeter/fleetmeter/storage"
@@ -308,5 +311,56 @@ func TestAlphabeticalKeyOrder(t *testing.T) {
 	want := map[int64]string{1: "telegram:101", 2: "telegram:202", 3: ""}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("users by call %v, want %v", got, want)
+	}
+}
+
+// Lines written with Python's json.dumps separators (`"role": "user"`,
+// pi's key order otherwise): the sender of a user message is still read
+// and the next calls are attributed to it; a torn write in that shape is
+// cut where the next entry starts, as in pi's.
+func TestSpacedSeparators(t *testing.T) {
+	root := t.TempDir()
+	dir := sessionsDir(t, root, "main")
+	os.WriteFile(filepath.Join(dir, "sessions.json"), spaceSeparators([]byte(`{"agent:main:telegram:group:7":{"sessionId":"s1","channel":"telegram"}}`)), 0o644)
+	spaced := func(line string) string {
+		b := spaceSeparators(bytes.TrimSuffix([]byte(line), []byte("\n")))
+		if !bytes.Contains(b, []byte(`": "`)) {
+			t.Fatalf("not rewritten: %s", b)
+		}
+		return string(b) + "\n"
+	}
+	user := func(id, sid string) string {
+		return spaced(`{"type":"message","id":"` + id + `","parentId":null,"timestamp":"2026-04-10T08:00:00.000Z","message":{"role":"user","content":[{"type":"text","text":"Sender (untrusted metadata):\n` +
+			"```json" + `\n{\"id\":\"` + sid + `\",\"label\":\"P` + sid + `\"}\n` + "```" + `\n\nhello"}]}}`)
+	}
+	call := func(id string, ts, input int64) string { // pi's key order: type first
+		return spaced(`{"type":"message","id":"` + id + `","parentId":null,"timestamp":"` + time.UnixMilli(ts).UTC().Format(time.RFC3339Nano) +
+			`","message":{"role":"assistant","content":[{"type":"text","text":"ok"}],"api":"anthropic-messages","provider":"anthropic","model":"claude-sonnet-4-6",` +
+			`"usage":{"input":` + strconv.FormatInt(input, 10) + `,"output":0,"cacheRead":0,"cacheWrite":0,"totalTokens":` + strconv.FormatInt(input, 10) +
+			`,"cost":{"total":0.01}},"stopReason":"stop","timestamp":` + strconv.FormatInt(ts, 10) + `,"responseId":"r` + id + `"}}`)
+	}
+	plain := spaced(`{"type":"message","id":"u4","parentId":null,"timestamp":"2026-04-10T08:00:00.000Z","message":{"role":"user","content":[{"type":"text","text":"no sender here"}]}}`)
+	torn := user("u3", "303")
+	torn = torn[:len(torn)/2] // a write cut short, then the next append on its line
+	appendFile(t, filepath.Join(dir, "s1.jsonl"), spaced(headerLine("s1", t0))+
+		user("u1", "101")+call("a1", t0+1, 1)+user("u2", "202")+call("a2", t0+2, 2)+
+		torn+call("a3", t0+3, 3)+plain+call("a4", t0+4, 4))
+	db := openDB(t)
+	step(t, New(Config{OpenClawDirs: []string{root}}, db))
+	got := map[int64]string{}
+	for _, u := range records(t, db) {
+		got[u.Input] = u.User + " " + u.SessionKey
+	}
+	key := " agent:main:telegram:group:7"
+	want := map[int64]string{1: "telegram:101" + key, 2: "telegram:202" + key, 3: "telegram:202" + key, 4: key}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("users by call %v, want %v", got, want)
+	}
+	skips, err := db.Skips()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if skips.Malformed != 1 {
+		t.Errorf("malformed %d, want 1 (the torn user line)", skips.Malformed)
 	}
 }

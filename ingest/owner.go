@@ -1,10 +1,8 @@
 package ingest
 
 import (
-	"os"
 	"os/user"
 	"strconv"
-	"syscall"
 
 	"github.com/fleetmeter/fleetmeter/storage"
 )
@@ -25,12 +23,7 @@ func (o localUser) attribute(u *storage.Usage) {
 
 // ownerOf is the account that owns a file, by name when the passwd
 // database knows the uid, else by number. Looked up once per uid.
-func (in *Ingester) ownerOf(fi os.FileInfo) localUser {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return localUser{}
-	}
-	uid := st.Uid
+func (in *Ingester) ownerOf(uid uint32) localUser {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if o, ok := in.owners[uid]; ok {

@@ -72,14 +72,16 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 					case <-gctx.Done():
 					}
 				}
+				r.dir.close() // the job's folders: never kept from one job to the next
 				close(j.out)
 			}
 			return nil
 		})
 	}
 	progress := in.trackProgress(items)
-	pendingCursors := map[fileKey]*fileCursor{}
+	pendingCursors := make(map[fileKey]*fileCursor, min(len(items), in.batchFiles))
 	var batchBytes int64
+	batchRecords := batch.Len() // kept up as chunks come: Len walks every chunk
 	// A full batch is applied by its own goroutine while the committer
 	// takes the next chunks: the workers read on during a commit's writes
 	// and fsync. Batches are applied one at a time, in order: the next
@@ -111,7 +113,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 		b, files := new(storage.Batch), pendingCursors
 		*b = *batch
 		*batch = storage.Batch{Cursors: map[string][]byte{}, SessionMeta: map[string][]byte{}}
-		pendingCursors, batchBytes = map[fileKey]*fileCursor{}, 0
+		pendingCursors, batchBytes, batchRecords = make(map[fileKey]*fileCursor, min(len(items), in.batchFiles)), 0, 0
 		in.prepare(b)
 		ch := make(chan applied, 1)
 		inflight = ch
@@ -122,15 +124,20 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 		return nil
 	}
 	var commitErr error
+	// Files the plan did not stat (planLazy) are told apart here: a file
+	// read under a second name (a hard link, two roots naming one folder)
+	// is dropped, the first name in the plan's order kept.
+	var claimed map[fileKey]bool
+	secondNames := 0
 	for j := range ordered {
 		k := 0 // the item of j whose chunks come
-		failed, finished := false, true
+		failed, finished, first := false, true, true
 		for c := range j.out {
 			if c == itemDone {
 				res.Read++
 				res.More = res.More || !finished && !failed
 				k++
-				failed, finished = false, true
+				failed, finished, first = false, true, true
 				continue
 			}
 			item := j.items[k]
@@ -142,8 +149,22 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 				in.fileError(item, c.err, batch)
 				continue
 			}
+			if first && !item.statted {
+				key := fileKey{c.cursor.Dev, c.cursor.Ino}
+				if claimed[key] {
+					failed = true // not read after all
+					secondNames++
+					continue
+				}
+				if claimed == nil {
+					claimed = make(map[fileKey]bool, len(items))
+				}
+				claimed[key] = true
+			}
+			first = false
 			in.readable(item.path)
 			in.noteMalformed(item.path, c.calls.skips.Malformed)
+			batchRecords += len(c.calls.records)
 			in.take(batch, &c.calls)
 			cur := &c.cursor
 			if !in.final {
@@ -167,7 +188,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 			// Files count too: a batch of many small files dirties many
 			// pages (cursors, sessions), and bbolt holds a buffer per dirty
 			// page until the commit (700 MB at 100k files in one batch).
-			if batch.Len() >= in.cfg.BatchRecords || batchBytes >= in.cfg.BatchBytes || len(batch.Cursors) >= batchFiles || len(pendingCursors) >= batchFiles {
+			if batchRecords >= in.cfg.BatchRecords || batchBytes >= in.cfg.BatchBytes || len(batch.Cursors) >= in.batchFiles || len(pendingCursors) >= in.batchFiles {
 				commitErr = commit()
 			}
 		}
@@ -185,6 +206,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 	progress.done(errors.Join(commitErr, werr))
 	in.mu.Lock()
 	in.stats.PendingTails = in.pendingTails()
+	in.stats.Files -= secondNames
 	in.mu.Unlock()
 	if commitErr != nil {
 		return res, fmt.Errorf("commit: %w", commitErr)
@@ -213,6 +235,9 @@ func jobEnd(items []*fileItem, lo int) int {
 		left := items[hi].size
 		if c := items[hi].cur; c != nil {
 			left -= c.Offset
+		}
+		if !items[hi].statted {
+			left = jobBytes / 16 // not known: a job of 16 such files at most
 		}
 		n += max(left, 0)
 		hi++

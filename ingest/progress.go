@@ -14,7 +14,7 @@ import (
 type Progress struct {
 	Files     int       `json:"files"` // files with something to read
 	FilesDone int       `json:"files_done"`
-	Bytes     int64     `json:"bytes"` // bytes to read (what their cursors have not covered)
+	Bytes     int64     `json:"bytes"` // bytes to read (what their cursors have not covered; 0: not known)
 	BytesDone int64     `json:"bytes_done"`
 	Started   time.Time `json:"started"`
 	// RateBytes is bytes read per second so far; Left the time left at
@@ -48,6 +48,12 @@ type progressTracker struct {
 func (in *Ingester) trackProgress(items []*fileItem) *progressTracker {
 	t := &progressTracker{in: in, p: Progress{Files: len(items), Started: in.now()}}
 	for _, it := range items {
+		if !it.statted {
+			// Not stat'ed (a one-shot report's first step, see planLazy):
+			// its size is not known, nor the step's bytes.
+			t.p.Bytes = 0
+			break
+		}
 		n := it.size
 		if it.cur != nil && it.cur.Offset <= it.size {
 			n -= it.cur.Offset
@@ -79,7 +85,7 @@ func (t *progressTracker) read(bytes int64, file bool) {
 	now := t.in.now()
 	if secs := now.Sub(t.p.Started).Seconds(); secs > 0 {
 		t.p.RateBytes = float64(t.p.BytesDone) / secs
-		if t.p.RateBytes > 0 {
+		if t.p.RateBytes > 0 && t.p.Bytes > 0 {
 			t.p.Left = time.Duration(float64(max(t.p.Bytes-t.p.BytesDone, 0)) / t.p.RateBytes * float64(time.Second))
 		}
 	}

@@ -67,7 +67,8 @@ func TestRewriteDuringReadIsNoticed(t *testing.T) {
 	f, _ := os.Open(p)
 	defer f.Close()
 	fi, _ := f.Stat()
-	dev, ino := statIDs(fi)
+	st := statOf(fi)
+	dev, ino := st.dev, st.ino
 	cur := fileCursor{Path: p, Dev: dev, Ino: ino, Format: formatOpenClaw, Agent: "main", SessionID: "s1"}
 	out := make(chan *chunk, 10)
 	r := &fileReader{in: tl.in}
@@ -193,7 +194,8 @@ func TestInodeReuseDoesNotInheritCursor(t *testing.T) {
 	p := tl.path("s1.jsonl")
 	appendFile(t, p, headerLine("s1", t0)+assistantLine("a", "ri1", t0+1, 5, 0, 0, 0, 0))
 	fi, _ := os.Stat(p)
-	dev, ino := statIDs(fi)
+	st := statOf(fi)
+	dev, ino := st.dev, st.ino
 	stale := fileCursor{Path: "/home/u/.claude/projects/gone/x.jsonl", Dev: dev, Ino: ino,
 		Complete: true, Format: formatClaude, Agent: "gone", SessionID: "x"}
 	v, _ := json.Marshal(stale)

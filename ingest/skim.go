@@ -11,7 +11,8 @@ import (
 //
 // parse finds a line's kind with up to five whole-line text searches
 // ("message":{"role":", "usage", "type":"session", "role":"user" and, for
-// torn writes, {"type":"message") and then parses the whole line with
+// torn writes, {"type":"message"; the last three with any blanks around
+// their colon) and then parses the whole line with
 // fastjson. The skimmer walks the line's JSON structure once instead, with
 // fastjson's own grammar (so a line is malformed for it exactly when it is
 // for fastjson), jumping over strings with a vectorised byte search, and
@@ -60,10 +61,11 @@ type skimmer struct {
 	// them in msg and usage (-1: none seen yet).
 	usageMs, costMs []member
 	usageAt, costAt int
+	parts           []member // a content part's members (firstText)
 
 	roleAt   int  // offset just past the first `"message":{"role":"` (-1: none)
 	usage    bool // a string token "usage" (or ending in an escaped `"usage`)
-	session  bool // `"type":"session"`
+	session  bool // `"type":"session"` (blanks allowed around the colon, as below)
 	userRole bool // `"role":"user"`
 	nested   bool // an object after offset 0 starting {"type":"message"
 	escaped  bool // a key with a backslash among the members recorded
@@ -71,7 +73,7 @@ type skimmer struct {
 }
 
 func (s *skimmer) reset(b []byte) {
-	*s = skimmer{b: b, top: s.top[:0], msg: s.msg[:0], usageMs: s.usageMs[:0], costMs: s.costMs[:0],
+	*s = skimmer{b: b, top: s.top[:0], msg: s.msg[:0], usageMs: s.usageMs[:0], costMs: s.costMs[:0], parts: s.parts[:0],
 		msgAt: -1, usageAt: -1, costAt: -1, roleAt: -1, stopTool: true}
 }
 
@@ -236,7 +238,7 @@ func (s *skimmer) after(end int, closer byte) (j int, done bool, st skimStatus) 
 }
 
 func (s *skimmer) object(i, depth int, rec *[]member) (int, skimStatus) {
-	if i > 0 && bytes.HasPrefix(s.b[i:], messageStart) {
+	if i > 0 && isEntryStart(s.b[i:]) {
 		s.nested = true
 	}
 	j := s.ws(i + 1)
@@ -306,11 +308,11 @@ func (s *skimmer) key(k0, k1 int) skimStatus {
 	case tokenIs(k, "usage"):
 		s.usage = true
 	case tokenIs(k, "type"):
-		if bytes.HasPrefix(rest, []byte(`:"session"`)) {
+		if pairAt(rest, sessionValue) {
 			s.session = true
 		}
 	case tokenIs(k, "role"):
-		if bytes.HasPrefix(rest, []byte(`:"user"`)) {
+		if pairAt(rest, userValue) {
 			s.userRole = true
 		}
 	case tokenIs(k, "message"):
@@ -355,7 +357,7 @@ func (lp *lineParser) quick(raw []byte, out *parsedLine) bool {
 	case skimToolResult:
 		// Tool output, the bulk of the bytes: never usage. Only a torn
 		// write inside it would change that.
-		if bytes.Contains(raw[1:], messageStart) {
+		if indexPair(raw[1:], entryStart, messageValue) >= 0 {
 			return false
 		}
 		return true

@@ -26,7 +26,8 @@ func skimMatches(line []byte) (ok bool, quick, ref parsedLine, quickMal, refMal 
 
 // openclawTestLines collects the lines of every OpenClaw transcript the
 // tests have: fixtures, field cases, the upstream excerpt, and a generated
-// corpus in pi's key order and in alphabetical order.
+// corpus in pi's key order, in alphabetical order and with Python's
+// separators.
 func openclawTestLines(t testing.TB) [][]byte {
 	t.Helper()
 	var lines [][]byte
@@ -61,6 +62,9 @@ func openclawTestLines(t testing.TB) [][]byte {
 		t.Fatal(err)
 	}
 	if err := sortKeysTree(filepath.Join(dir, "pi"), filepath.Join(dir, "sorted")); err != nil {
+		t.Fatal(err)
+	}
+	if err := spacedTree(filepath.Join(dir, "pi"), filepath.Join(dir, "spaced")); err != nil {
 		t.Fatal(err)
 	}
 	walk(dir)
@@ -103,7 +107,8 @@ func TestSkimMatchesParse(t *testing.T) {
 			case 3:
 				m = append(m[:i:i], m[i+1:]...)
 			case 4:
-				m = append(m[:i:i], append([]byte(`{"type":"message"`), m[i:]...)...)
+				start := []string{`{"type":"message"`, `{"type": "message"`, "{\"type\"\t:\n\"message\""}[rng.IntN(3)]
+				m = append(m[:i:i], append([]byte(start), m[i:]...)...)
 			case 5:
 				m = append(m[:i:i], append([]byte(`\`), m[i:]...)...)
 			case 6:
@@ -153,6 +158,12 @@ func TestSkimEdgeCases(t *testing.T) {
 		`{"type":"message","message":{"role":"user","prov\u0065nance":{"kind":"inter_session"}}}`,
 		`{"typ\u0065":"session","id":"x"}`,
 		`{"type": "session","id":"x"}`,
+		"{\"type\"\t:\r\n\"session\",\"id\":\"x\"}",
+		`{"type": "message", "message": {"role": "user", "content": "[Telegram Alice] hi"}}`,
+		`{"type": "message", "message": {"role" : "user", "content": [{"type": "text", "text": "Sender (untrusted metadata):\n` + "```json\\n{\\\"id\\\": \\\"42\\\"}\\n```" + `"}]}}`,
+		`{"type": "message", "message": {"role": "toolResult", "content": "x"}} {"type": "message", "message": {"role": "user"}}`,
+		`{"type":"message","message":{"role":"toolResult","content":"x"}} {"type" : "message","message":{"role":"user"}}`,
+		`{"x": "\"role\": \"user\""}`,
 		`{"type":"session","id":"x","type":"message"}`,
 		`{"type":"message","message":"oops","message":{"role":"assistant"}}`,
 		`{"type":"message","x":{"message":{"role":"toolResult"}},"message":{"role":"assistant","usage":{"input":5},"timestamp":1}}`,
@@ -188,6 +199,7 @@ func FuzzSkimMatchesParse(f *testing.F) {
 		fh.Close()
 	}
 	f.Add([]byte(`{"message":{"content":[],"role":"user"},"type":"message"}`))
+	f.Add([]byte(`{"type": "message", "message": {"role": "user", "content": "Sender (untrusted metadata):\n` + "```json\\n{\\\"id\\\": \\\"1\\\"}\\n```" + `"}}`))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		if ok, q, r, qm, rm := skimMatches(line); !ok {
 			t.Errorf("%q:\nskim      %+v (malformed %d)\nreference %+v (malformed %d)", line, q, qm, r, rm)

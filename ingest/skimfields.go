@@ -25,6 +25,14 @@ var (
 // through fromSkim.
 func (lp *lineParser) decide(out *parsedLine) {
 	s := &lp.skim
+	if s.is(s.top, "type", `"session"`) {
+		// A header: full reads its id, as a string or "" (one of every
+		// transcript, a third of a small transcript's lines).
+		if id, ok := s.text(s.top, "id"); ok {
+			out.kind, out.sessionID = lineHeader, id
+			return
+		}
+	}
 	if !s.is(s.top, "type", `"message"`) || s.msgAt < 0 || s.b[s.top[s.msgAt].v0] != '{' {
 		lp.fromSkim(out)
 		return
@@ -309,31 +317,31 @@ func (s *skimmer) firstText(i int) (text []byte, ok bool) {
 	if s.b[j] == ']' {
 		return nil, true
 	}
-	var parts []member
+	parts := &s.parts
 	for {
 		var end int
 		var st skimStatus
 		if s.b[j] != '{' {
 			end, st = s.value(j, 3, nil)
 		} else {
-			parts = parts[:0]
-			end, st = s.object(j, 4, &parts)
+			*parts = (*parts)[:0]
+			end, st = s.object(j, 4, parts)
 		}
 		if st != skimOK {
 			return nil, false
 		}
 		if s.b[j] == '{' {
-			for _, m := range parts {
+			for _, m := range *parts {
 				if bytes.IndexByte(s.b[m.k0:m.k1], '\\') >= 0 {
 					return nil, false
 				}
 			}
-			typ, ok := s.text(parts, "type")
+			typ, ok := s.text(*parts, "type")
 			if !ok {
 				return nil, false
 			}
 			if typ == "text" {
-				m, found := s.find(parts, "text")
+				m, found := s.find(*parts, "text")
 				if !found {
 					return nil, true
 				}

@@ -142,7 +142,8 @@ func (in *Ingester) sqliteStores() ([]store, error) {
 			if err != nil || !fi.Mode().IsRegular() {
 				continue
 			}
-			dev, ino := statIDs(fi)
+			st := statOf(fi)
+			dev, ino := st.dev, st.ino
 			if seen[[2]uint64{dev, ino}] {
 				continue // a second root or a symlink naming the same store
 			}

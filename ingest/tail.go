@@ -9,7 +9,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/valyala/fastjson"
@@ -57,6 +56,12 @@ type fileCursor struct {
 	// Per-format reading state, carried from one poll to the next.
 	Sender sender      `json:"sender"`          // openclaw: who spoke last, for the next calls
 	Codex  *codexState `json:"codex,omitempty"` // codex: running totals and model
+
+	// Skipped and Counted are the file's skips found by the read from its
+	// start and counted before it, so a re-read counts none twice (see
+	// rereads.go). nil: none.
+	Skipped *fileSkips `json:"skipped,omitempty"`
+	Counted *fileSkips `json:"counted,omitempty"`
 }
 
 const fingerprintLen = 4096
@@ -73,14 +78,18 @@ func cursorID(dev, ino uint64) string {
 // fileItem is one file to read in a step.
 type fileItem struct {
 	candidate
-	fi       os.FileInfo // the plan's stat
-	dev, ino uint64
+	dev, ino uint64 // the plan's stat
 	size     int64
 	modNano  int64
+	uid      uint32
+	statted  bool        // the plan stat'ed the file
 	forkedAt string      // for new fork files: when the fork was made (see plan's order)
 	keyed    bool        // for new files: the session's key is known (see plan's order)
 	known    bool        // a cursor is stamped for the file
 	cur      *fileCursor // nil for a file never seen (or whose cursor could not be had)
+	// replaced is the cursor of the file this new one replaced under the
+	// same name (a temp file renamed over it), for its skips counted.
+	replaced *fileCursor
 }
 
 // chunk is a piece of a file's progress: records and skips since the last
@@ -175,22 +184,17 @@ func (fp *fingerprinter) set(cur *fileCursor) {
 	cur.TailLen, cur.TailHash = len(a)+len(b), hashBytes(cur.Hash, a, b)
 }
 
-func statIDs(fi os.FileInfo) (dev, ino uint64) {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return uint64(st.Dev), st.Ino
-	}
-	return 0, 0
-}
-
 // fileReader reads one file from its cursor on, emitting chunks.
 type fileReader struct {
 	in     *Ingester
 	parser lineParser
 	buf    []byte
 	fp     fingerprinter // of the file being read
-	owner  localUser     // the file's owner: the user of Claude Code and Codex calls
-	slab   recordSlab    // where chunks keep their records
-	pl     parsedLine    // the line being handled
+	dir    dirHandle     // the folder of the files being read (see openFile)
+	lr     lineReader
+	owner  localUser  // the file's owner: the user of Claude Code and Codex calls
+	slab   recordSlab // where chunks keep their records
+	pl     parsedLine // the line being handled
 }
 
 // newChunk starts a chunk whose records go into the reader's slab.
@@ -203,27 +207,35 @@ func (r *fileReader) newChunk() *chunk {
 func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- *chunk) {
 	// A one-shot read trusts the plan's stat of a moment ago: the file's
 	// size and times only go into cursors no one keeps. The daemon checks
-	// the file it opened, which may have been replaced since.
-	trust := r.in.final && item.fi != nil
-	f, fi, err := openFile(item.path, !trust)
+	// the file it opened, which may have been replaced since; so does a
+	// one-shot read whose plan stat'ed nothing (see planLazy).
+	f, err := openFile(&r.dir, item.path, item.link)
 	if err != nil {
 		out <- &chunk{err: err}
 		return
 	}
 	defer f.Close()
-	if trust {
-		fi = item.fi
+	st := fileStat{dev: item.dev, ino: item.ino, size: item.size, modNano: item.modNano, uid: item.uid}
+	if !r.in.final || !item.statted {
+		if st, err = f.stat(); err != nil {
+			out <- &chunk{err: &os.PathError{Op: "stat", Path: item.path, Err: err}}
+			return
+		}
+		if !st.regular {
+			return // a FIFO or device under a transcript's name: left alone, as the plan leaves one
+		}
 	}
-	dev, ino := statIDs(fi)
+	dev, ino := st.dev, st.ino
 	r.owner = localUser{}
 	if item.format != formatOpenClaw {
-		r.owner = r.in.ownerOf(fi)
+		r.owner = r.in.ownerOf(st.uid)
 	}
 	cur := fileCursor{Path: item.path, Dev: dev, Ino: ino, Format: item.format, Agent: item.agent, SessionID: item.sessionID}
 	fp := &r.fp // what was read before, when resuming
 	fp.reset()
+	resumed, before := false, item.replaced
 	if item.cur != nil && item.cur.Dev == dev && item.cur.Ino == ino && item.cur.Format == item.format {
-		ok, err := r.unchangedPrefix(f, item.cur, fi.Size())
+		ok, err := r.unchangedPrefix(f, item.cur, st.size)
 		if err != nil {
 			out <- &chunk{err: err}
 			return
@@ -232,9 +244,14 @@ func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- *chunk
 			cur.Path = item.path
 		}
 		// else: rewritten in place or truncated: read again from the start;
-		// the dedupe keys keep the calls already counted from counting twice.
+		// the dedupe keys keep the calls already counted from counting
+		// twice, the skips counted before the skips.
+		resumed, before = ok, item.cur
 	}
-	cur.Size, cur.ModNano = fi.Size(), fi.ModTime().UnixNano()
+	if !resumed {
+		cur.fromStart(before)
+	}
+	cur.Size, cur.ModNano = st.size, st.modNano
 
 	var src io.Reader = f
 	compressed := strings.HasSuffix(item.name, ".zst")
@@ -323,6 +340,7 @@ func (r *fileReader) resumePartial(ctx context.Context, f io.ReaderAt, cur *file
 		}
 	}
 	cur.Complete, cur.Pending = !cut, true
+	cur.settle(&c.calls)
 	c.cursor, c.id = *cur, cursorID(cur.Dev, cur.Ino)
 	select {
 	case out <- c:
@@ -357,8 +375,12 @@ func (r *fileReader) unchangedPrefix(f io.ReaderAt, c *fileCursor, size int64) (
 // scan parses lines from src (positioned at cur.Offset) to EOF, or to the
 // end of limited (the file's budget for this step; nil: none).
 func (r *fileReader) scan(ctx context.Context, f io.ReaderAt, src io.Reader, compressed bool, limited *io.LimitedReader, cur *fileCursor, fp *fingerprinter, out chan<- *chunk) {
-	lr := newLineReader(src, cur.Offset, r.buf)
+	lr := &r.lr // one per reader: nothing allocated per file
+	lr.reset(src, cur.Offset, r.buf)
 	lr.skipping = cur.Skipping // inside an over-long line since the last step
+	if cur.Offset == 0 && !cur.Skipping {
+		cur.fromStart(cur) // an archive read again whole, or a file from its start
+	}
 	if !compressed && limited == nil {
 		lr.expect = cur.Size - cur.Offset // the stat's size: what is there to read
 	}
@@ -386,8 +408,11 @@ func (r *fileReader) scan(ctx context.Context, f io.ReaderAt, src io.Reader, com
 		default:
 			fp.set(cur)
 		}
+		cur.settle(&c.calls)
 		c.cursor = *cur
-		c.id = cursorID(cur.Dev, cur.Ino)
+		if !r.in.final { // a one-shot read's ledger keeps no cursors: no id
+			c.id = cursorID(cur.Dev, cur.Ino)
+		}
 		c.bytes = cur.Offset - start
 		start = cur.Offset
 		r.slab.took(c.records)
@@ -474,9 +499,9 @@ func (r *fileReader) openclawLine(line []byte, cur *fileCursor, c *chunk, pl *pa
 // that holds the start of another entry) is cut off and counted as
 // malformed (returned), then the rest is parsed.
 func (lp *lineParser) reference(line []byte, pl *parsedLine) (malformed int64) {
-	for len(line) > 1 && bytes.Contains(line[1:], messageStart) && fastjson.ValidateBytes(line) != nil {
-		i := bytes.Index(line[1:], messageStart)
-		if i < 0 {
+	for len(line) > 1 {
+		i := indexPair(line[1:], entryStart, messageValue)
+		if i < 0 || fastjson.ValidateBytes(line) == nil {
 			break
 		}
 		malformed++

@@ -1,6 +1,11 @@
 package pricing
 
 import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -158,4 +163,74 @@ func TestTiersAndTimes(t *testing.T) {
 	if !d.active(ms(t, "1969-12-31T00:00:00Z")) || d.active(ms(t, "1969-12-30T23:59:59.999Z")) {
 		t.Error("start date before the epoch")
 	}
+}
+
+var update = flag.Bool("update", false, "rewrite feedindex.json from the embedded feed")
+
+// The embedded feed's index (feedindex.json) gives the table splitTable
+// reads from the feed itself: the same providers, match rules, fallbacks,
+// and every model and price. -update rewrites it (after the snapshot is
+// refreshed).
+func TestFeedIndex(t *testing.T) {
+	ref, err := splitTable(feedJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		writeFeedIndex(t)
+	}
+	got, err := LoadTable()
+	if err != nil {
+		t.Fatalf("%v (run go test ./ingest/pricing -run TestFeedIndex -update)", err)
+	}
+	if len(got.providers) != len(ref.providers) || len(ref.providers) == 0 {
+		t.Fatalf("%d providers, want %d (run go test ./ingest/pricing -run TestFeedIndex -update)", len(got.providers), len(ref.providers))
+	}
+	for i, r := range ref.providers {
+		g := got.providers[i]
+		if g.id != r.id || !reflect.DeepEqual(g.match, r.match) || len(g.fallback) != len(r.fallback) {
+			t.Errorf("provider %d: %s %+v %d fallbacks, want %s %+v %d", i, g.id, g.match, len(g.fallback), r.id, r.match, len(r.fallback))
+			continue
+		}
+		for j := range r.fallback {
+			if g.fallback[j].id != r.fallback[j].id {
+				t.Errorf("provider %s fallback %d: %s, want %s", r.id, j, g.fallback[j].id, r.fallback[j].id)
+			}
+		}
+		gm, gerr := g.list()
+		rm, rerr := r.list()
+		if gerr != nil || rerr != nil || !reflect.DeepEqual(gm, rm) {
+			t.Errorf("provider %s: %d models (%v), want %d (%v)", r.id, len(gm), gerr, len(rm), rerr)
+		}
+	}
+}
+
+// writeFeedIndex writes feedindex.json: splitTable's reading of the
+// embedded feed, each provider's models as the byte range they have in it.
+func writeFeedIndex(t *testing.T) {
+	t.Helper()
+	var raw []rawProvider
+	if err := json.Unmarshal(feedJSON, &raw); err != nil {
+		t.Fatal(err)
+	}
+	ix := make([]indexedProvider, len(raw))
+	for i, p := range raw {
+		ix[i] = indexedProvider{ID: p.ID, ProviderMatch: p.ProviderMatch, Fallback: p.Fallback}
+		if len(p.Models) == 0 {
+			continue
+		}
+		at := bytes.Index(feedJSON, p.Models)
+		if at < 0 || bytes.Count(feedJSON, p.Models) != 1 {
+			t.Fatalf("provider %s: its models are not found once in the feed", p.ID)
+		}
+		ix[i].Models = [2]int{at, at + len(p.Models)}
+	}
+	b, err := json.MarshalIndent(ix, "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("feedindex.json", append(b, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	feedIndex = b
 }
