@@ -22,7 +22,6 @@ import (
 	"github.com/fleetmeter/fleetmeter/rollup"
 	"github.com/fleetmeter/fleetmeter/storage"
 	upstream "github.com/fleetmeter/fleetmeter/sync"
-	"golang.org/x/sys/unix"
 )
 
 // `fleetmeter doctor` checks a setup end to end and says what to fix:
@@ -582,17 +581,16 @@ func (d *doctor) checkClock() doctorCheck {
 			return c
 		}
 	}
-	var tx unix.Timex
-	state, err := unix.Adjtimex(&tx)
+	synced, known, errMicros := clockSync()
 	switch {
-	case err != nil:
+	case !known:
 		c.Detail += "; synchronisation unknown"
-	case state == unix.TIME_ERROR || tx.Status&unix.STA_UNSYNC != 0:
+	case !synced:
 		c.Status = doctorWarn
 		c.Detail += "; the kernel says it is not synchronised (no NTP)"
 		c.Fix = "timedatectl set-ntp true (or chrony): days and budgets are cut by this clock"
 	default:
-		c.Detail += fmt.Sprintf("; synchronised (estimated error %d µs)", tx.Esterror)
+		c.Detail += fmt.Sprintf("; synchronised (estimated error %d µs)", errMicros)
 	}
 	return c
 }

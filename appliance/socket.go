@@ -17,8 +17,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // The CLI talks to the daemon over a unix socket in the runtime dir, never
@@ -210,9 +208,9 @@ func servesDataDir(c net.Conn, sock, dataDir string) (other string, ok bool) {
 	if ptr := readPointer(dataDir); ptr.PID > 0 {
 		if uc, isUnix := c.(*net.UnixConn); isUnix {
 			if raw, err := uc.SyscallConn(); err == nil {
-				var cred *unix.Ucred
-				raw.Control(func(fd uintptr) { cred, _ = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) })
-				if cred != nil && int(cred.Pid) == ptr.PID {
+				pid := 0
+				raw.Control(func(fd uintptr) { pid = peerPID(fd) })
+				if pid == ptr.PID {
 					return dataDir, true
 				}
 			}

@@ -9,8 +9,6 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
-
-	"golang.org/x/sys/unix"
 )
 
 // ErrCorrupt means the database file is damaged: cut short, or with pages
@@ -108,7 +106,7 @@ func openPages(path string, lenient bool) (*pageReader, error) {
 		f.Close()
 		return nil, err
 	}
-	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM) // see Open
+	adviseRandom(f) // see Open
 	r := &pageReader{path: path, f: f, size: st.Size(), lenient: lenient}
 	if err := r.pickMeta(); err != nil {
 		f.Close()

@@ -18,7 +18,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
-	"golang.org/x/sys/unix"
 )
 
 // FileName is the database file inside the data dir.
@@ -99,10 +98,7 @@ func Open(path string, opts Options) (*DB, error) {
 		bdb.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	// Pages are read one at a time (as bbolt's mapping reads them, with
-	// MADV_RANDOM): no readahead, which would also fill the page cache
-	// with large folios that a page fault on the mapping maps whole.
-	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM)
+	adviseRandom(f)
 	db := &DB{bolt: boltFile{bdb, path, &commitLog{}}, file: f, path: path, loc: opts.Location}
 	if err := db.init(opts.ReadOnly); err != nil {
 		db.Close()
@@ -262,7 +258,7 @@ func (b boltFile) releaseMapped() error {
 		// The mapping is outside the Go heap: its address as a pointer is
 		// stable for as long as this transaction holds bbolt's remap lock.
 		base := *(*unsafe.Pointer)(unsafe.Pointer(&info.Data))
-		if err := syscall.Madvise(unsafe.Slice((*byte)(base), n), syscall.MADV_DONTNEED); err != nil {
+		if err := dropMapped(unsafe.Slice((*byte)(base), n)); err != nil {
 			return fmt.Errorf("release mapped pages: %w", err)
 		}
 		return nil
