@@ -149,7 +149,11 @@ func New(s Settings, d Deps) (*Engine, error) {
 func indexNeeds(rules []*rule) (need bool, keep rollup.SpendDims) {
 	for _, ru := range rules {
 		switch ru.Type {
-		case TypeBudget, TypeProjection, TypeRunaway, TypeSessionCost, TypeQuota:
+		case TypeProjection, TypeRunaway, TypeSessionCost, TypeQuota:
+		case TypeBudget: // a calendar period is read from the daily rows
+			if ru.Period != "rolling" {
+				continue
+			}
 		case TypePipeline:
 			if ru.Check != "source_silent" {
 				continue

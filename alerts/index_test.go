@@ -81,3 +81,17 @@ amount_usd = 10
 		t.Fatalf("snapshot after a round: %+v", s)
 	}
 }
+
+// A budget of a calendar period reads the daily rows, not the index.
+func TestCalendarBudgetNeedsNoIndex(t *testing.T) {
+	f := newFleet(t, time.UTC)
+	e := f.engine("\n[[budgets]]\nname = \"day\"\nperiod = \"day\"\namount_usd = 10\n", nil)
+	if e.index != nil {
+		t.Error("a daily budget built the spend index")
+	}
+	now := time.Date(2026, 11, 10, 20, 0, 0, 0, time.UTC)
+	f.spend("alpha", now.Add(-time.Hour), now, 4, 1)
+	if got := ruleOf(t, step(t, e, now), "day").Figures.AmountUSD; got == nil || *got != 4 {
+		t.Errorf("spent %v, want $4", got)
+	}
+}

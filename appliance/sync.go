@@ -156,10 +156,10 @@ func (a *App) syncStatus() upstream.Status {
 
 // offSyncCache keeps the status of sync while it is off. Its pending rows
 // are counted by reading the outbox's page headers, and every Overview poll
-// and health check asks (a 5 M-call fleet's outbox: a count of ~0.1 s that
-// left 300 MB of it mapped in when read through bbolt's map): a count is
-// kept for at least offSyncTTL and at least 200 times what it took, so
-// counting takes at most 0.5 % of a core.
+// and health check asks (on a 5 M-call fleet, counting at each poll
+// through bbolt's map left 300 MB of the outbox resident and took 0.5 % of
+// a core): a count is kept for at least offSyncTTL and at least 200 times
+// what it took, so counting takes at most 0.5 % of a core.
 type offSyncCache struct {
 	mu   sync.Mutex
 	at   time.Time
