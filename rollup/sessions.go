@@ -197,7 +197,7 @@ func (d *Dashboard) Sessions(ctx context.Context, q SessionQuery) (SessionList, 
 	var hits []sessHit
 	var err error
 	if q.From < d.Today()-cubeWindow+1 {
-		hits, err = d.scanSessions(q, reg) // older than the index holds
+		hits, err = d.scanSessions(ctx, q, reg) // older than the index holds
 	} else {
 		hits, err = d.indexedSessions(q, reg)
 	}
@@ -274,11 +274,11 @@ func (d *Dashboard) indexedSessions(q SessionQuery, reg map[string]storage.Agent
 // before the index's window. The scan is a heavy read: it takes a slot of
 // the result cache, and its selection is kept for the pages after the
 // first.
-func (d *Dashboard) scanSessions(q SessionQuery, reg map[string]storage.AgentInfo) ([]sessHit, error) {
+func (d *Dashboard) scanSessions(ctx context.Context, q SessionQuery, reg map[string]storage.AgentInfo) ([]sessHit, error) {
 	loc := d.src.Location()
 	from, to := storage.DayStartMillis(q.From, loc), storage.DayStartMillis(q.To+1, loc)
 	key := fmt.Sprintf("sessionscan|%d|%d|%s", q.From, q.To, q.Filters.describe())
-	return cached(context.Background(), d.cache, d.src, key, laneDefault, func() ([]sessHit, error) {
+	return cached(ctx, d.cache, d.src, key, laneDefault, func() ([]sessHit, error) {
 		hits := []sessHit{}
 		err := d.src.EachSession(func(s *storage.Session) error {
 			if s.LastTS < from || s.LastTS >= to ||
