@@ -98,8 +98,16 @@ notify = ["hook"]
 		t.Fatal(err)
 	}
 	cfg.NoDiscover = true
+	// The fleet is seeded into the database; the OpenClaw folder holds one
+	// transcript with no call, so the pages show a source with a file (and
+	// no "no transcript files found" problem) without changing the totals.
 	oc := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(oc, "agents"), 0o755); err != nil {
+	sessions := filepath.Join(oc, "agents", "main", "sessions")
+	if err := os.MkdirAll(sessions, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	header := `{"type":"session","version":3,"id":"ui-empty","timestamp":"2026-11-01T00:00:00.000Z","cwd":"/tmp"}` + "\n"
+	if err := os.WriteFile(filepath.Join(sessions, "ui-empty.jsonl"), []byte(header), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfg.OpenClawDirs = []string{oc}
