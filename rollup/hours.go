@@ -93,36 +93,13 @@ func (x *hourIndex) refresh() error {
 			delete(x.days, day)
 		}
 	}
-	rows, err := x.src.DimRows(storage.DimAgent, first, today+1) // calls stamped a little ahead of this clock
-	if err != nil {
+	var tail int64 // the first refresh: none
+	if !x.last.IsZero() {
+		tail = x.last.Add(-tailSlack).UnixMilli()
+	}
+	// today+1: calls stamped a little ahead of this clock.
+	if err := squareDays(x.src, first, today+1, x.days, tail, func(day int32, from int64) error { return x.read(day, from, loc) }); err != nil {
 		return fmt.Errorf("hourly usage: %w", err)
-	}
-	want := map[int32]dayCheck{}
-	for _, r := range rows {
-		c := want[r.Period]
-		c.messages += r.Messages
-		c.costNanos += r.CostNanos
-		c.tokens += r.TotalTokens()
-		want[r.Period] = c
-	}
-	for day := first; day <= today+1; day++ {
-		if x.days[day] == want[day] {
-			continue
-		}
-		// New calls are mostly recent: read from shortly before the last
-		// refresh first, and the whole day only if that does not square it.
-		start := storage.DayStartMillis(day, loc)
-		if tail := x.last.Add(-tailSlack).UnixMilli(); !x.last.IsZero() && tail > start && tail < storage.DayStartMillis(day+1, loc) {
-			if err := x.read(day, tail, loc); err != nil {
-				return err
-			}
-			if x.days[day] == want[day] {
-				continue
-			}
-		}
-		if err := x.read(day, start, loc); err != nil {
-			return err
-		}
 	}
 	x.version, x.last = v, now
 	return nil
@@ -156,7 +133,7 @@ func (x *hourIndex) read(day int32, fromMillis int64, loc *time.Location) error 
 	})
 	if err != nil {
 		delete(x.days, day) // half read: read it whole next time
-		return fmt.Errorf("hourly usage: read %s: %w", storage.DayString(day), err)
+		return fmt.Errorf("read %s: %w", storage.DayString(day), err)
 	}
 	var check dayCheck
 	for h := dayStart; h < to; h += hour {

@@ -100,9 +100,31 @@ func (x *SpendIndex) Refresh(now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("spend index: %w", err)
 	}
-	rows, err := x.src.DimRows(storage.DimAgent, first, last)
+	var tail int64 // no calls since the last refresh: none
+	if x.built && seq != x.seq && !x.lastRefresh.IsZero() {
+		tail = x.lastRefresh.Add(-tailSlack).UnixMilli()
+	}
+	err = squareDays(x.src, first, last, x.days, tail, func(day int32, from int64) error { return x.readRange(day, from, loc) })
 	if err != nil {
 		return fmt.Errorf("spend index: %w", err)
+	}
+	x.seq, x.built, x.lastRefresh = seq, true, now
+	return nil
+}
+
+// squareDays reads again each day from first to last whose calls, as
+// held, differ from the day's rollup rows (src's per-agent rows, summed):
+// read(day, from) reads the day's calls from the instant from on and
+// updates held[day]. New calls are mostly recent: when tail (unix ms, 0:
+// none) falls in a day, that day is read from tail first, and whole only
+// if that does not square it.
+func squareDays(src interface {
+	DimRows(kind byte, from, to int32) ([]storage.Row, error)
+	Location() *time.Location
+}, first, last int32, held map[int32]dayCheck, tail int64, read func(day int32, from int64) error) error {
+	rows, err := src.DimRows(storage.DimAgent, first, last)
+	if err != nil {
+		return err
 	}
 	want := map[int32]dayCheck{}
 	for _, r := range rows {
@@ -112,28 +134,24 @@ func (x *SpendIndex) Refresh(now time.Time) error {
 		c.tokens += r.TotalTokens()
 		want[r.Period] = c
 	}
+	loc := src.Location()
 	for day := first; day <= last; day++ {
-		if x.days[day] == want[day] {
+		if held[day] == want[day] {
 			continue
 		}
-		// New calls are mostly recent: read the last minutes of the day
-		// first, and the whole day only if that does not square it.
-		if x.built && seq != x.seq && !x.lastRefresh.IsZero() {
-			tail := x.lastRefresh.Add(-tailSlack).UnixMilli()
-			if tail > storage.DayStartMillis(day, loc) && tail < storage.DayStartMillis(day+1, loc) {
-				if err := x.readRange(day, tail, loc); err != nil {
-					return err
-				}
-				if x.days[day] == want[day] {
-					continue
-				}
+		start := storage.DayStartMillis(day, loc)
+		if tail > start && tail < storage.DayStartMillis(day+1, loc) {
+			if err := read(day, tail); err != nil {
+				return err
+			}
+			if held[day] == want[day] {
+				continue
 			}
 		}
-		if err := x.readRange(day, storage.DayStartMillis(day, loc), loc); err != nil {
+		if err := read(day, start); err != nil {
 			return err
 		}
 	}
-	x.seq, x.built, x.lastRefresh = seq, true, now
 	return nil
 }
 
@@ -226,7 +244,7 @@ func (x *SpendIndex) readRange(day int32, fromMillis int64, loc *time.Location) 
 	})
 	x.claude = append(x.claude, kept...)
 	if err != nil {
-		return fmt.Errorf("spend index: read %s: %w", storage.DayString(day), err)
+		return fmt.Errorf("read %s: %w", storage.DayString(day), err)
 	}
 	if !whole {
 		// The day's figures: the slots before the range, as held, plus
