@@ -171,6 +171,13 @@ func startAppWith(t *testing.T, cfg Config, before func(*App)) *App {
 	if before != nil {
 		before(app)
 	}
+	return runApp(t, app)
+}
+
+// runApp runs app until the test ends (then checks that Run returned no
+// error and closes it), and returns once its listener is bound.
+func runApp(t *testing.T, app *App) *App {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx) }()

@@ -1,7 +1,6 @@
 package appliance
 
 import (
-	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -187,18 +186,7 @@ func runDaemonLogging(t *testing.T, cfg Config, log *slog.Logger) *App {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		app.Close()
-	})
-	app.Addr() // bound
-	return app
+	return runApp(t, app)
 }
 
 // The daemon syncs by itself and shows how in /api/status (so in
