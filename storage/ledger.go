@@ -327,7 +327,7 @@ func (w *writer) Insert(u *Usage) error {
 		return err
 	}
 	lk := ledgerKey(u.TS, seq)
-	v, err := json.Marshal(u)
+	v, err := marshalUsage(u)
 	if err != nil {
 		return err
 	}
