@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -93,5 +94,60 @@ func TestCalendarBudgetNeedsNoIndex(t *testing.T) {
 	f.spend("alpha", now.Add(-time.Hour), now, 4, 1)
 	if got := ruleOf(t, step(t, e, now), "day").Figures.AmountUSD; got == nil || *got != 4 {
 		t.Errorf("spent %v, want $4", got)
+	}
+}
+
+// Each kind of rule alone, on a fleet with spend, runs its rounds: a rule
+// that reads the spend index without indexNeeds asking for it would find
+// none (a nil index) here. New rule types, host metrics and pipeline
+// checks come into the table through the lists config.go validates with.
+func TestEveryRuleAlone(t *testing.T) {
+	f := newFleet(t, time.UTC)
+	now := time.Date(2026, 11, 10, 20, 0, 0, 0, time.UTC)
+	f.spend("alpha", now.Add(-48*time.Hour), now, 40, 1)
+	var cfgs []string
+	for _, typ := range append(ruleTypes, TypeProjection) {
+		switch typ {
+		case TypeBudget:
+			for _, p := range []string{"day", "week", "month", "rolling"} {
+				c := "[[budgets]]\nname = \"b\"\nperiod = \"" + p + "\"\namount_usd = 10\n"
+				if p == "rolling" {
+					c += "window = \"24h\"\n"
+				}
+				cfgs = append(cfgs, c)
+			}
+		case TypeProjection:
+			cfgs = append(cfgs, "[[budgets]]\nname = \"b\"\nperiod = \"day\"\namount_usd = 10\nprojection = true\n")
+		case TypeHost:
+			for _, m := range hostMetrics {
+				c := "[[alerts]]\nname = \"h\"\ntype = \"host\"\nmetric = \"" + m + "\"\n"
+				if m != "gateway_down" {
+					c += "threshold = 90\n"
+				}
+				cfgs = append(cfgs, c)
+			}
+		case TypePipeline:
+			for _, c := range pipelineChecks {
+				cfg := "[[alerts]]\nname = \"p\"\ntype = \"pipeline\"\ncheck = \"" + c + "\"\n"
+				if c == "sync_lag" {
+					cfg += "max_lag = \"6h\"\n"
+				}
+				cfgs = append(cfgs, cfg)
+			}
+		case TypeSessionCost:
+			cfgs = append(cfgs, "[[alerts]]\nname = \"s\"\ntype = \"session_cost\"\namount_usd = 10\n")
+		case TypeQuota:
+			cfgs = append(cfgs, "[[alerts]]\nname = \"q\"\ntype = \"quota\"\nlimit_tokens = 2000000\n",
+				"[[alerts]]\nname = \"q\"\ntype = \"quota\"\nsource = \"codex\"\n")
+		default:
+			cfgs = append(cfgs, "[[alerts]]\nname = \"x\"\ntype = \""+typ+"\"\n")
+		}
+	}
+	for _, cfg := range cfgs {
+		t.Run(strings.ReplaceAll(strings.TrimSpace(cfg), "\n", " "), func(t *testing.T) {
+			e := f.engine(cfg, nil)
+			step(t, e, now)
+			step(t, e, now.Add(time.Minute))
+		})
 	}
 }
