@@ -239,36 +239,27 @@ func (in *installer) discover(explicit sources, getenv func(string) string) sour
 	}
 	env := func(string) string { return "" }
 	if in.realRoot() {
-		env = getenv // $OPENCLAW_STATE_DIR of the installing shell means something only here
+		env = getenv // the installing shell's variables name dirs only on this root
 	}
 	var rooted []string
 	for _, h := range in.homes() {
 		rooted = append(rooted, in.at(h))
 	}
-	var s sources
-	unroot := func(p string) string {
-		rel, err := filepath.Rel(in.root, p)
-		if err != nil {
-			return p
-		}
-		return "/" + rel
-	}
-	for _, r := range ingest.OpenClawRoots(nil, env, rooted) {
-		s.OpenClaw = append(s.OpenClaw, unroot(r))
-	}
-	isDir := func(p string) bool { fi, err := os.Stat(p); return err == nil && fi.IsDir() }
-	for _, h := range rooted {
-		for _, c := range []string{filepath.Join(h, ".claude"), filepath.Join(h, ".config", "claude")} {
-			if isDir(filepath.Join(c, "projects")) {
-				s.Claude = append(s.Claude, unroot(c))
+	unroot := func(ps []string) []string {
+		var out []string
+		for _, p := range ps {
+			if rel, err := filepath.Rel(in.root, p); err == nil {
+				p = "/" + rel
 			}
+			out = append(out, p)
 		}
-		x := filepath.Join(h, ".codex")
-		if isDir(filepath.Join(x, "sessions")) || isDir(filepath.Join(x, "archived_sessions")) {
-			s.Codex = append(s.Codex, unroot(x))
-		}
+		return out
 	}
-	return s
+	// Where ingest looks ($OPENCLAW_STATE_DIR, $CLAUDE_CONFIG_DIR,
+	// $XDG_CONFIG_HOME/claude, $CODEX_HOME and the homes' dirs), written
+	// into the config: the service's environment has none of these.
+	found := ingestSources(env, rooted)
+	return sources{OpenClaw: unroot(found.OpenClaw), Claude: unroot(found.Claude), Codex: unroot(found.Codex)}
 }
 
 // transcriptDirs are the dirs whose files the daemon reads, recursively,

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -408,5 +409,37 @@ func TestInstallWithAnExistingGroup(t *testing.T) {
 	}
 	if code, out, stderr := cli(t, nil, "install", "--root", root); code != 0 {
 		t.Errorf("install after uninstall: exit %d %s\n%s", code, stderr, out)
+	}
+}
+
+// On the real root, install writes into the config the dirs the installing
+// shell's environment names ($CLAUDE_CONFIG_DIR, $CODEX_HOME,
+// $OPENCLAW_STATE_DIR), as ingest would find them: the service has none
+// of these variables. Under another root they mean nothing.
+func TestInstallFindsWhereIngestLooks(t *testing.T) {
+	base := t.TempDir()
+	for _, d := range []string{"cfg/projects/p", "codexhome/sessions/2026", "oc/agents/main/sessions"} {
+		if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := map[string]string{
+		"CLAUDE_CONFIG_DIR":  filepath.Join(base, "cfg"),
+		"CODEX_HOME":         filepath.Join(base, "codexhome"),
+		"OPENCLAW_STATE_DIR": filepath.Join(base, "oc"),
+	}
+	getenv := func(k string) string { return env[k] }
+	s := (&installer{root: "/"}).discover(sources{}, getenv)
+	for _, c := range []struct {
+		got  []string
+		want string
+	}{{s.Claude, "cfg"}, {s.Codex, "codexhome"}, {s.OpenClaw, "oc"}} {
+		if !slices.Contains(c.got, filepath.Join(base, c.want)) {
+			t.Errorf("install on / found %v, want %s among them", c.got, filepath.Join(base, c.want))
+		}
+	}
+	other := (&installer{root: t.TempDir()}).discover(sources{}, getenv)
+	if len(other.all()) != 0 {
+		t.Errorf("install under another root took the shell's environment: %+v", other)
 	}
 }
