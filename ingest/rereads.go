@@ -6,7 +6,7 @@ import (
 	"github.com/fleetmeter/fleetmeter/storage"
 )
 
-// Skips of a file read again from its start. A file rewritten in place
+// Skips of a file (or a stored session) read again from its start. A file rewritten in place
 // (its fingerprints differ), truncated, or replaced by another with the
 // same name (a temp file renamed over it: a new inode) is read again from
 // byte 0. Its calls are deduplicated by their keys, but its skips have no
@@ -40,9 +40,18 @@ func skipKinds(s *storage.Skips) [6]*int64 {
 	return [6]*int64{&s.NotModelCall, &s.ZeroUsage, &s.Malformed, &s.PartialLine, &s.OversizeLine, &s.UnrecognizedUsage}
 }
 
+// rereadSkips is what a cursor carries of its file's (or stored
+// session's) skips: Skipped, found by the read from the start, and
+// Counted, counted before that read where it is more. nil: none. It is
+// embedded in fileCursor and storeCursor (their JSON holds its keys).
+type rereadSkips struct {
+	Skipped *fileSkips `json:"skipped,omitempty"`
+	Counted *fileSkips `json:"counted,omitempty"`
+}
+
 // counted is how many skips of each kind were counted for the file: the
 // most of Counted and Skipped.
-func (c *fileCursor) counted() fileSkips {
+func (c *rereadSkips) counted() fileSkips {
 	var out fileSkips
 	if c.Counted != nil {
 		out = *c.Counted
@@ -59,6 +68,16 @@ func (c *fileCursor) counted() fileSkips {
 // fromStart readies c for a read from byte 0 of a file of which before
 // counted skips (before may be c itself, or nil: nothing counted).
 func (c *fileCursor) fromStart(before *fileCursor) {
+	var b *rereadSkips
+	if before != nil {
+		b = &before.rereadSkips
+	}
+	c.rereadSkips.fromStart(b)
+}
+
+// fromStart readies c for a read from the start of what before counted
+// skips of (before may be c itself, or nil: nothing counted).
+func (c *rereadSkips) fromStart(before *rereadSkips) {
 	if before == nil || before.Skipped == nil && before.Counted == nil {
 		c.Skipped, c.Counted = nil, nil // nothing counted: nothing allocated
 		return
@@ -71,7 +90,7 @@ func (c *fileCursor) fromStart(before *fileCursor) {
 // settle takes the skips a chunk of c's file found into c, and leaves in
 // out only those not counted for the file yet. The fileSkips c points to
 // are never changed (chunks and memory share them): new ones are made.
-func (c *fileCursor) settle(out *calls) {
+func (c *rereadSkips) settle(out *calls) {
 	s := skipKinds(&out.skips)
 	found := false
 	for _, n := range s {

@@ -42,6 +42,10 @@ type storeCursor struct {
 	Agent     string `json:"agent"`
 	SessionID string `json:"session_id"`
 	Sender    sender `json:"sender"` // who spoke last, for the next calls
+	// The session's skips, so a session read again from its start (a
+	// rewrite) counts none twice, as a file's (see rereads.go). Last: the
+	// listing's unchanged check reads the keys before it.
+	rereadSkips
 }
 
 // archiveCursor marks a session_transcript_archives row as read. Archives

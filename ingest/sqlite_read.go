@@ -116,17 +116,24 @@ func (r *storeReader) readSession(ctx context.Context, d *storeDB, st store, ls 
 			return err
 		}
 	}
-	fresh := storeCursor{Gen: ls.gen, Agent: st.agent, SessionID: ls.id}
-	cur, from, verify, valid := fresh, int64(math.MinInt64), false, false
+	// fresh is a read from the start of what before counted skips of.
+	fresh := func(before *storeCursor) storeCursor {
+		c := storeCursor{Gen: ls.gen, Agent: st.agent, SessionID: ls.id}
+		if before != nil {
+			c.fromStart(&before.rereadSkips)
+		}
+		return c
+	}
+	cur, from, verify, valid := fresh(prev), int64(math.MinInt64), false, false
 	if resume {
 		cur, from, verify, valid = *prev, prev.Seq, true, true
 		cur.Agent = st.agent
 	}
 	r.res.Read++
 	for {
-		n, consumed, size, restart, err := r.eventBatch(ctx, d, ls.id, from, &cur, verify)
+		n, consumed, size, restart, err := r.settledBatch(ctx, d, ls.id, from, &cur, verify)
 		if restart {
-			cur, from, verify, valid = fresh, math.MinInt64, false, false
+			cur, from, verify, valid = fresh(&cur), math.MinInt64, false, false
 			continue
 		}
 		verify = false
@@ -151,6 +158,26 @@ func (r *storeReader) readSession(ctx context.Context, d *storeDB, st store, ls 
 			}
 		}
 	}
+}
+
+// settledBatch is eventBatch with its skips settled against the session's
+// cursor (rereadSkips): r.out keeps only those the session had not
+// counted before, while it gathers every session of the store.
+func (r *storeReader) settledBatch(ctx context.Context, d *storeDB, sessionID string, from int64,
+	cur *storeCursor, verify bool) (n, consumed int, size int64, restart bool, err error) {
+	skips, drift := r.out.skips, r.out.drift
+	r.out.skips, r.out.drift = storage.Skips{}, nil
+	n, consumed, size, restart, err = r.eventBatch(ctx, d, sessionID, from, cur, verify)
+	cur.settle(&r.out)
+	r.out.skips.Add(skips)
+	for k, v := range r.out.drift {
+		if drift == nil {
+			drift = map[string]int64{}
+		}
+		drift[k] += v
+	}
+	r.out.drift = drift
+	return n, consumed, size, restart, err
 }
 
 // eventBatch runs one bounded query of a session's rows from seq `from` on

@@ -139,3 +139,41 @@ func TestSQLiteResetChain(t *testing.T) {
 		t.Errorf("%d sessions in the report, want 3 (A, B, D)", n)
 	}
 }
+
+// A stored session read again from its start (a new generation, or the
+// row at the cursor changed) counts its skips once, as a rewritten file
+// does: the malformed row and the user turn it holds are not counted again.
+func TestSQLiteRewriteCountsSkipsOnce(t *testing.T) {
+	root := t.TempDir()
+	f := newFixture(t, root, "main", "schema_v24.sql")
+	f.window("s1", "agent:main:main", "")
+	call := func(id, resp string, in int64) string {
+		return assistantLine(id, resp, ts9+in*1000, in, 0, 0, 0, 0.001)
+	}
+	f.add("s1", headerLine("s1", ts9), `{"type":"message","id":`, call("c1", "r1", 10), call("c2", "r2", 20))
+	f.watermark("s1", "g1")
+	db := openDB(t)
+	in := New(Config{OpenClawDirs: []string{root}}, db)
+	step(t, in)
+	before := totalsOf(t, db).Skipped
+	if before.Malformed != 1 {
+		t.Fatalf("first read: %d malformed, want 1", before.Malformed)
+	}
+	// A rewrite under a new generation: every row read again.
+	f.watermark("s1", "g2")
+	step(t, in)
+	// The row at the cursor changes under the same generation, and one
+	// more malformed row comes: only that one is new.
+	f.exec(`DELETE FROM transcript_events WHERE session_id = 's1' AND seq = 3`) // seqs from 0: c2's row
+	f.put("s1", 3, call("c2b", "r2", 20))
+	f.add("s1", `{"broken`, call("c3", "r3", 30))
+	step(t, in)
+	after := totalsOf(t, db).Skipped
+	if after.Duplicate < 4 {
+		t.Errorf("%d duplicates: the sessions were not read again from the start", after.Duplicate)
+	}
+	if after.Malformed != 2 || after.NotModelCall != before.NotModelCall {
+		t.Errorf("after two rewrites: %d malformed, %d not model calls; want 2 and %d", after.Malformed, after.NotModelCall, before.NotModelCall)
+	}
+	expectTotals(t, db, 3, 60, 0, 0, 0)
+}

@@ -57,11 +57,9 @@ type fileCursor struct {
 	Sender sender      `json:"sender"`          // openclaw: who spoke last, for the next calls
 	Codex  *codexState `json:"codex,omitempty"` // codex: running totals and model
 
-	// Skipped and Counted are the file's skips found by the read from its
-	// start and counted before it, so a re-read counts none twice (see
-	// rereads.go). nil: none.
-	Skipped *fileSkips `json:"skipped,omitempty"`
-	Counted *fileSkips `json:"counted,omitempty"`
+	// The file's skips found by the read from its start and counted
+	// before it, so a re-read counts none twice (see rereads.go).
+	rereadSkips
 }
 
 const fingerprintLen = 4096
