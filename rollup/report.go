@@ -103,7 +103,8 @@ type SessionRow struct {
 	Sums
 	Models []string `json:"models"`
 
-	lastTS int64 // for ordering: RFC 3339 strings with offsets do not sort across DST
+	lastTS int64          // for ordering: RFC 3339 strings with offsets do not sort across DST
+	totals storage.Totals // what Sums shows, for the report's total
 }
 
 // AgentRow is one agent.
@@ -481,27 +482,15 @@ func sessionRows(src Source, q Query) ([]SessionRow, storage.Totals, error) {
 		if !q.Filter.keepsSession(s) {
 			return nil
 		}
-		var t storage.Totals
-		models := make([]string, 0, len(s.Models))
-		for m, mt := range s.Models {
+		row := sessionRow(s, loc, func(m string) bool {
 			provider, model, _ := strings.Cut(m, "/")
-			if !q.Filter.keepsModel(provider, model) {
-				continue
-			}
-			t.Add(mt)
-			models = append(models, m)
-		}
-		if t.IsZero() {
+			return q.Filter.keepsModel(provider, model)
+		})
+		if row.totals.IsZero() {
 			return nil
 		}
-		sort.Strings(models)
-		total.Add(t)
-		out = append(out, SessionRow{
-			SessionID: s.SessionID, SessionKey: s.SessionKey, Source: s.Source, Agent: s.Agent, Channel: s.Channel,
-			FirstActivity: time.UnixMilli(s.FirstTS).In(loc).Format(time.RFC3339),
-			LastActivity:  time.UnixMilli(s.LastTS).In(loc).Format(time.RFC3339),
-			Sums:          SumsOf(t), Models: models, lastTS: s.LastTS,
-		})
+		total.Add(row.totals)
+		out = append(out, row)
 		return nil
 	})
 	if err != nil {

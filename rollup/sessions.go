@@ -218,9 +218,13 @@ func (d *Dashboard) Sessions(ctx context.Context, q SessionQuery) (SessionList, 
 	for i := range summaries {
 		byKey[storage.SessionKey{Source: summaries[i].Source, SessionID: summaries[i].SessionID}] = &summaries[i]
 	}
+	var keep func(string) bool
+	if q.Model != "" {
+		keep = func(m string) bool { return m == q.Model }
+	}
 	for _, k := range keys {
 		if s := byKey[k]; s != nil {
-			out.Sessions = append(out.Sessions, sessionRow(s, loc))
+			out.Sessions = append(out.Sessions, sessionRow(s, loc, keep))
 		}
 	}
 	return out, nil
@@ -299,11 +303,17 @@ func (d *Dashboard) scanSessions(ctx context.Context, q SessionQuery, reg map[st
 	})
 }
 
-// sessionRow is a session summary as a report row.
-func sessionRow(s *storage.Session, loc *time.Location) SessionRow {
+// sessionRow is a session summary as a report row, of the models keep
+// keeps ("provider/model"; nil: every one): with a model asked for, a
+// session's figures are that model's, in the session report and the
+// sessions list alike.
+func sessionRow(s *storage.Session, loc *time.Location, keep func(model string) bool) SessionRow {
 	var t storage.Totals
 	models := make([]string, 0, len(s.Models))
 	for m, mt := range s.Models {
+		if keep != nil && !keep(m) {
+			continue
+		}
 		t.Add(mt)
 		models = append(models, m)
 	}
@@ -312,7 +322,7 @@ func sessionRow(s *storage.Session, loc *time.Location) SessionRow {
 		SessionID: s.SessionID, SessionKey: s.SessionKey, Source: s.Source, Agent: s.Agent, Channel: s.Channel,
 		FirstActivity: time.UnixMilli(s.FirstTS).In(loc).Format(time.RFC3339),
 		LastActivity:  time.UnixMilli(s.LastTS).In(loc).Format(time.RFC3339),
-		Sums:          SumsOf(t), Models: models, lastTS: s.LastTS,
+		Sums:          SumsOf(t), Models: models, lastTS: s.LastTS, totals: t,
 	}
 }
 
@@ -358,7 +368,7 @@ func (d *Dashboard) SessionCalls(ctx context.Context, source, id string, beforeM
 	}
 	s := &found[0]
 	loc := d.src.Location()
-	out := SessionDetail{Session: sessionRow(s, loc), Calls: []CallRow{}}
+	out := SessionDetail{Session: sessionRow(s, loc, nil), Calls: []CallRow{}}
 	end := s.LastTS + 1
 	if beforeMillis > 0 {
 		end = min(end, beforeMillis)

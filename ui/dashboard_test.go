@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -456,6 +457,53 @@ func TestOldSessionsAreTheReports(t *testing.T) {
 	}
 	if sl.Page.Total != want || len(sl.Sessions) != want {
 		t.Errorf("agent %s: %d sessions (total %d), the report has %d", agent, len(sl.Sessions), sl.Page.Total, want)
+	}
+}
+
+// With a model asked for, a session's figures in the sessions list are
+// that model's, as the session report counts them (--model), both in the
+// days the session index holds and before them.
+func TestSessionsOfAModelAreTheReports(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Hour)
+	day := func(daysAgo int) string {
+		return storage.DayString(storage.DayNumber(now.AddDate(0, 0, -daysAgo).UnixMilli(), time.UTC))
+	}
+	for _, c := range []struct {
+		endsAgo  int // the fleet's 30 days end so many days ago
+		from, to string
+	}{{140, day(160), day(150)}, {0, day(20), day(0)}} {
+		d, _ := seededDepsAt(t, now.AddDate(0, 0, -c.endsAgo), now, 2000)
+		base := serveBoth(t, d).base
+		from, to := c.from, c.to
+		var all struct {
+			Rows []rollup.SessionRow `json:"sessions"`
+		}
+		getJSON(t, base+"/api/report/session?limit=1000&since="+from+"&until="+to, &all)
+		model := ""
+		for _, row := range all.Rows {
+			if len(row.Models) > 1 {
+				model = row.Models[0]
+				break
+			}
+		}
+		if model == "" {
+			t.Fatalf("%s..%s: no session with two models among %d", from, to, len(all.Rows))
+		}
+		var rep struct {
+			Rows []rollup.SessionRow `json:"sessions"`
+		}
+		getJSON(t, base+"/api/report/session?limit=1000&since="+from+"&until="+to+"&model="+url.QueryEscape(model), &rep)
+		var sl rollup.SessionList
+		getJSON(t, base+"/api/sessions?limit=1000&from="+from+"&to="+to+"&model="+url.QueryEscape(model), &sl)
+		if len(sl.Sessions) != len(rep.Rows) || len(rep.Rows) == 0 {
+			t.Fatalf("%s..%s, %s: %d sessions listed, the report has %d", from, to, model, len(sl.Sessions), len(rep.Rows))
+		}
+		for i, r := range rep.Rows {
+			if sl.Sessions[i].SessionID != r.SessionID || !slices.Equal(sl.Sessions[i].Models, []string{model}) {
+				t.Fatalf("%s..%s: session %d: %s %v, the report's %s %v", from, to, i, sl.Sessions[i].SessionID, sl.Sessions[i].Models, r.SessionID, r.Models)
+			}
+			sameSums(t, "session "+r.SessionID+" of "+model, sl.Sessions[i].Sums, r.Sums)
+		}
 	}
 }
 
