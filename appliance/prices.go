@@ -135,14 +135,21 @@ func checkDaemonPricing(ctx context.Context, cfg Config, p *pricing.Pricer) erro
 	if cfg.PriceFile == "" {
 		return nil
 	}
-	body, err := daemonGet(ctx, cfg, "/api/status", nil)
-	if err != nil {
-		return nil // the report itself says the daemon does not answer
-	}
-	if !strings.Contains(string(body), `"pricing":"`+p.Fingerprint()+`"`) {
+	if other, _ := daemonPricesOtherwise(ctx, cfg, p); other {
 		return fmt.Errorf("the running daemon prices with its own price file, not %s: set price_file in its configuration and restart it (its ledger is then repriced)", cfg.PriceFile)
 	}
 	return nil
+}
+
+// daemonPricesOtherwise reports whether a daemon answers (up) and prices
+// with other prices than p (other): its own price file, or none where p
+// has one. (/api/status gives the fingerprint of the daemon's prices.)
+func daemonPricesOtherwise(ctx context.Context, cfg Config, p *pricing.Pricer) (other, up bool) {
+	body, err := daemonGet(ctx, cfg, "/api/status", nil)
+	if err != nil {
+		return false, false // the report itself says the daemon does not answer
+	}
+	return !strings.Contains(string(body), `"pricing":"`+p.Fingerprint()+`"`), true
 }
 
 // runPrices lists the models in the data with their prices, unpriced
@@ -191,6 +198,12 @@ func runPrices(ctx context.Context, env *cliEnv, args []string) error {
 	out.Models = append(unpriced, priced...)
 	if len(cfg.OpenClawDirs)+len(cfg.ClaudeDirs)+len(cfg.CodexDirs) == 0 {
 		out.LastReprice = lastReprice(cfg)
+		// The models and their costs come from the daemon; the prices
+		// listed are this command's. They differ when the daemon has a
+		// price file of its own (its configuration's price_file).
+		if other, _ := daemonPricesOtherwise(ctx, cfg, ps.pricer); other {
+			out.Warnings = append(out.Warnings, "the running daemon prices with another price file than this command: the prices listed are this command's, the costs in reports the daemon's (give this command the daemon's price_file with --prices)")
+		}
 	}
 	if age := tableAge(ps.table.Date()); age > 60*24*time.Hour && unpricedTokens > 0 {
 		out.Warnings = append(out.Warnings, fmt.Sprintf("the price table is %d days old and %s tokens are unpriced: `fleetmeter prices update` fetches a newer one",

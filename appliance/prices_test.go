@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -112,6 +113,38 @@ func TestPricesFollowOverrides(t *testing.T) {
 	}
 	if s := dailyTotals(t, denv); s.UnpricedMessages != 1 {
 		t.Errorf("through the daemon: %+v", s)
+	}
+}
+
+// `prices` against a daemon that prices with a price file of its own says
+// that the prices it lists are its own, not the daemon's; given the same
+// file, it says nothing.
+func TestPricesSayWhenTheDaemonPricesOtherwise(t *testing.T) {
+	src := unpricedFixture(t)
+	prices := filepath.Join(t.TempDir(), "prices.json")
+	os.WriteFile(prices, []byte(`{"anthropic/claude-inhouse-1": {"input": 2, "output": 8}}`), 0o600)
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.OpenClawDirs, cfg.Listen, cfg.PriceFile = t.TempDir(), []string{src}, "127.0.0.1:0", prices
+	cfg.RuntimeDir = shortTempDir(t)
+	runDaemon(t, cfg)
+	env := map[string]string{"FLEETMETER_DATA_DIR": cfg.DataDir, "FLEETMETER_RUNTIME_DIR": cfg.RuntimeDir}
+	warned := func(args ...string) bool {
+		t.Helper()
+		code, out, stderr := cli(t, env, append([]string{"prices", "--json"}, args...)...)
+		if code != 0 {
+			t.Fatalf("prices %v: exit %d %s", args, code, stderr)
+		}
+		var po pricesOutput
+		if err := json.Unmarshal([]byte(out), &po); err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(po.Warnings, func(w string) bool { return strings.Contains(w, "daemon prices with another price file") })
+	}
+	if !warned() {
+		t.Error("prices without the daemon's price file: no warning")
+	}
+	if warned("--prices", prices) {
+		t.Error("prices with the daemon's own price file: warned")
 	}
 }
 
