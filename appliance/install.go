@@ -248,6 +248,11 @@ func (in *installer) discover(explicit sources, getenv func(string) string) sour
 	unroot := func(ps []string) []string {
 		var out []string
 		for _, p := range ps {
+			// A relative dir of the shell's environment is its working
+			// dir's; the service runs from /.
+			if abs, err := filepath.Abs(p); err == nil {
+				p = abs
+			}
 			if rel, err := filepath.Rel(in.root, p); err == nil {
 				p = "/" + rel
 			}

@@ -443,3 +443,33 @@ func TestInstallFindsWhereIngestLooks(t *testing.T) {
 		t.Errorf("install under another root took the shell's environment: %+v", other)
 	}
 }
+
+// A relative dir in the installing shell's environment
+// (CLAUDE_CONFIG_DIR=cfg, run from the dir above it) is written into the
+// unit absolute: the service runs from /, where "cfg" is nothing, and an
+// explicit dir that does not exist fails every ingest step, of every
+// source.
+func TestInstallMakesRelativeEnvDirsAbsolute(t *testing.T) {
+	base := t.TempDir()
+	for _, d := range []string{"cfg/projects/p", "codexhome/sessions/2026", "oc/agents/main/sessions"} {
+		if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(base)
+	env := map[string]string{"CLAUDE_CONFIG_DIR": "cfg", "CODEX_HOME": "./codexhome", "OPENCLAW_STATE_DIR": "oc"}
+	s := (&installer{root: "/"}).discover(sources{}, func(k string) string { return env[k] })
+	for _, c := range []struct {
+		got  []string
+		want string
+	}{{s.Claude, "cfg"}, {s.Codex, "codexhome"}, {s.OpenClaw, "oc"}} {
+		if !slices.Contains(c.got, filepath.Join(base, c.want)) {
+			t.Errorf("install on / found %v, want %s among them", c.got, filepath.Join(base, c.want))
+		}
+		for _, p := range c.got {
+			if !filepath.IsAbs(p) {
+				t.Errorf("install would write the relative dir %q into the unit", p)
+			}
+		}
+	}
+}
