@@ -44,7 +44,19 @@ const (
 //go:embed fleetmeter.service.tmpl
 var unitTemplateText string
 
-var unitTemplate = template.Must(template.New("unit").Parse(unitTemplateText))
+var unitTemplate = template.Must(template.New("unit").Funcs(template.FuncMap{"unitQuote": unitQuote}).Parse(unitTemplateText))
+
+// unitQuote writes an Environment= assignment so systemd reads it whole:
+// bare, it splits at whitespace (a dir "/srv/My Agents" would reach the
+// service as "/srv/My") and unescapes quotes and backslashes; a percent
+// sign starts a specifier everywhere (systemd.exec(5), systemd.unit(5)).
+func unitQuote(kv string) string {
+	if !strings.ContainsAny(kv, " \t\"'\\%") {
+		return kv
+	}
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "%", "%%")
+	return `"` + r.Replace(kv) + `"`
+}
 
 // Access modes: how the service user reads other users' transcripts.
 const (

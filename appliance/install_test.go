@@ -473,3 +473,70 @@ func TestInstallMakesRelativeEnvDirsAbsolute(t *testing.T) {
 		}
 	}
 }
+
+// unitEnvironment reads a unit's Environment= lines as systemd does
+// (systemd.exec(5)): assignments split at whitespace, a double-quoted
+// one whole with \" and \\ unescaped, %% a percent sign (a lone % starts
+// a specifier). An assignment without "=" is dropped, as systemd drops
+// it ("Invalid environment assignment, ignoring").
+func unitEnvironment(unit string) map[string]string {
+	env := map[string]string{}
+	for _, line := range strings.Split(unit, "\n") {
+		v, ok := strings.CutPrefix(strings.TrimSpace(line), "Environment=")
+		if !ok {
+			continue
+		}
+		var words []string
+		var w strings.Builder
+		in, started := false, false
+		for i := 0; i < len(v); i++ {
+			c := v[i]
+			switch {
+			case in && c == '\\' && i+1 < len(v):
+				i++
+				w.WriteByte(v[i])
+			case c == '"':
+				in, started = !in, true
+			case !in && (c == ' ' || c == '\t'):
+				if started {
+					words = append(words, w.String())
+					w.Reset()
+					started = false
+				}
+			default:
+				w.WriteByte(c)
+				started = true
+			}
+		}
+		if started {
+			words = append(words, w.String())
+		}
+		for _, a := range words {
+			if k, val, ok := strings.Cut(strings.ReplaceAll(a, "%%", "%"), "="); ok {
+				env[k] = val
+			}
+		}
+	}
+	return env
+}
+
+// A dir with a space (or a quote, a backslash, a percent sign) reaches
+// the service whole: written bare, systemd would split the assignment at
+// the space and the service would be given a dir that does not exist,
+// which fails every ingest step. (install finds such dirs in
+// $CLAUDE_CONFIG_DIR or $CODEX_HOME, or is given them.)
+func TestUnitEnvironmentKeepsOddPaths(t *testing.T) {
+	dirs := []string{`/srv/My Agents/claude`, `/srv/100%/claude`, `/srv/a"b\c/claude`, "/root/.claude"}
+	unitEnv := serviceEnv(&installer{root: t.TempDir()}, sources{Claude: dirs}, "")
+	b, err := renderUnit(unitData{User: serviceUser, Binary: installedBinary, DataDir: systemDataDir, AccessNote: "x", Env: unitEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := unitEnvironment(string(b))
+	if got, want := env["FLEETMETER_CLAUDE_DIRS"], strings.Join(dirs, ","); got != want {
+		t.Errorf("the service would get FLEETMETER_CLAUDE_DIRS=%q, want %q; the unit says:\n%s", got, want, b)
+	}
+	if env["FLEETMETER_DATA_DIR"] != systemDataDir {
+		t.Errorf("FLEETMETER_DATA_DIR=%q", env["FLEETMETER_DATA_DIR"])
+	}
+}
