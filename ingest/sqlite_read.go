@@ -165,10 +165,19 @@ func (r *storeReader) readSession(ctx context.Context, d *storeDB, st store, ls 
 // counted before, while it gathers every session of the store.
 func (r *storeReader) settledBatch(ctx context.Context, d *storeDB, sessionID string, from int64,
 	cur *storeCursor, verify bool) (n, consumed int, size int64, restart bool, err error) {
+	r.settled(&cur.rereadSkips, func() {
+		n, consumed, size, restart, err = r.eventBatch(ctx, d, sessionID, from, cur, verify)
+	})
+	return n, consumed, size, restart, err
+}
+
+// settled runs read, then settles the skips it found against c: r.out
+// keeps only those of the session that c had not counted before.
+func (r *storeReader) settled(c *rereadSkips, read func()) {
 	skips, drift := r.out.skips, r.out.drift
 	r.out.skips, r.out.drift = storage.Skips{}, nil
-	n, consumed, size, restart, err = r.eventBatch(ctx, d, sessionID, from, cur, verify)
-	cur.settle(&r.out)
+	read()
+	c.settle(&r.out)
 	r.out.skips.Add(skips)
 	for k, v := range r.out.drift {
 		if drift == nil {
@@ -177,7 +186,6 @@ func (r *storeReader) settledBatch(ctx context.Context, d *storeDB, sessionID st
 		drift[k] += v
 	}
 	r.out.drift = drift
-	return n, consumed, size, restart, err
 }
 
 // eventBatch runs one bounded query of a session's rows from seq `from` on
@@ -387,7 +395,18 @@ func (r *storeReader) readArchive(ctx context.Context, d *storeDB, st store, a s
 		src = nil
 	}
 	if src != nil {
-		cur.Lines = r.archiveLines(src, st.agent, a.sessionID)
+		// The live rows of the session were counted under its cursor (most
+		// often deleted in this very poll, still known until the commit):
+		// its archive, the same transcript, counts only the skips beyond
+		// them, as a rewrite does (see rereads.go).
+		var counted rereadSkips
+		if raw := r.in.otherCursors[sessionCursorID(st.path, a.sessionID)]; raw != nil {
+			var live storeCursor
+			if json.Unmarshal(raw, &live) == nil {
+				counted.fromStart(&live.rereadSkips)
+			}
+		}
+		r.settled(&counted, func() { cur.Lines = r.archiveLines(src, st.agent, a.sessionID) })
 	}
 	// An archive never changes: it is marked read even when it was corrupt,
 	// since reading it again would give the same.

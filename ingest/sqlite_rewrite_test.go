@@ -177,3 +177,37 @@ func TestSQLiteRewriteCountsSkipsOnce(t *testing.T) {
 	}
 	expectTotals(t, db, 3, 60, 0, 0, 0)
 }
+
+// A session OpenClaw resets after fleetmeter read it live: its rows go to
+// session_transcript_archives as one JSONL blob, and the blob is read from
+// its start. Its calls are duplicates (dedupe); its skips (the malformed
+// row) were counted by the live read and must not count
+// again, as a rewritten session's do not. The report from the transcripts
+// counts them once.
+func TestSQLiteArchiveCountsSkipsOnce(t *testing.T) {
+	root := t.TempDir()
+	f := newFixture(t, root, "main", "schema_v24.sql")
+	const key = "agent:main:main"
+	f.window("s1", key, "")
+	lines := []string{headerLine("s1", ts9), userLine("u1", "77", "Dan"), `{"type":"message","id":`,
+		assistantLine("c1", "r1", ts9+1000, 10, 0, 0, 0, 0.001)}
+	f.add("s1", lines...)
+	db := openDB(t)
+	in := New(Config{OpenClawDirs: []string{root}}, db)
+	step(t, in)
+	before := totalsOf(t, db).Skipped
+	if before.Malformed != 1 {
+		t.Fatalf("live read: %+v, want 1 malformed", before)
+	}
+	f.exec(`INSERT INTO session_transcript_archives (session_id, generation, session_key, reason, encoding, archive_blob, archive_name, created_at)
+		VALUES ('s1', 'gen-1', ?, 'reset', 'identity', ?, 's1.jsonl.reset.2026-09-10T09-00-00.000Z', ?)`,
+		key, []byte(strings.Join(lines, "")), ts9)
+	f.exec(`DELETE FROM transcript_events WHERE session_id = 's1'`)
+	step(t, in)
+	after := totalsOf(t, db).Skipped
+	expectTotals(t, db, 1, 10, 0, 0, 0)
+	if after.Malformed != before.Malformed || after.NotModelCall != before.NotModelCall {
+		t.Errorf("after the archive: %d malformed, %d not model calls; want %d and %d (counted by the live read)",
+			after.Malformed, after.NotModelCall, before.Malformed, before.NotModelCall)
+	}
+}
