@@ -542,6 +542,12 @@ func runInstall(ctx context.Context, env *cliEnv, args []string) error {
 		}
 	}
 	src := in.discover(explicit, env.getenv)
+	for _, d := range src.all() {
+		if strings.Contains(d, ",") {
+			// The unit passes the dirs as FLEETMETER_*_DIRS, a comma list.
+			return usageErr("%s: a dir whose name holds a comma cannot be given to the service; rename it or link it under another name", rollup.Clean(d))
+		}
+	}
 	fmt.Fprintf(env.stdout, "fleetmeter install (root %s)\n\nAgent dirs found:\n", rollup.Clean(in.root))
 	for _, l := range []struct {
 		what string

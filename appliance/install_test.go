@@ -305,6 +305,13 @@ func TestInstallRefusesRelativeDirs(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, "absolute") {
 		t.Errorf("exit %d, %q", code, stderr)
 	}
+	// A comma would split the unit's FLEETMETER_*_DIRS list.
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "srv", "a,b"), 0o755)
+	code, _, stderr = cli(t, nil, "install", "--dry-run", "--root", root, "--openclaw-dir", "/srv/a,b")
+	if code != 2 || !strings.Contains(stderr, "comma") {
+		t.Errorf("a dir with a comma: exit %d, %q", code, stderr)
+	}
 }
 
 // --grant-uid gives one uid (a container's user) the ACL entries and
