@@ -143,9 +143,10 @@ func New(s Settings, d Deps) (*Engine, error) {
 
 // indexNeeds says whether a rule reads the spend index (rolling spend,
 // burn rates, hourly baselines, sessions, Claude calls, the last call of
-// a source), and which names it must keep apart: the user and the model
-// only for rules scoped by them. The index holds 8 days of the ledger in
-// memory; a daemon with no such rule holds none of it.
+// a source), and what it must keep: the user and the model apart only
+// for rules scoped by them, Claude calls for quotas, sessions for session
+// costs. The index holds 8 days of the ledger in memory; a daemon with
+// no such rule holds none of it.
 func indexNeeds(rules []*rule) (need bool, keep rollup.SpendDims) {
 	for _, ru := range rules {
 		switch ru.Type {
@@ -167,6 +168,12 @@ func indexNeeds(rules []*rule) (need bool, keep rollup.SpendDims) {
 			keep.User = true
 		case ScopeModel, ScopeProvider:
 			keep.Model = true
+		}
+		switch ru.Type {
+		case TypeQuota:
+			keep.ClaudeCalls = ru.Source != "codex" // Claude's 5-hour blocks (Codex's limits come with its calls)
+		case TypeSessionCost:
+			keep.Sessions = true
 		}
 	}
 	return need, keep

@@ -69,16 +69,22 @@ type SpendIndex struct {
 }
 
 // SpendDims says which names of a call the index keeps apart, besides
-// its source and agent (always kept). A name not kept is merged: when no
-// rule asks by user, the index holds a cell per agent and slot, not per
-// agent, user and model (16 MB against 2 MB at 5 M calls in 90 days).
+// its source and agent (always kept), and which lists it keeps besides
+// the slots. A name not kept is merged: when no rule asks by user, the
+// index holds a cell per agent and slot, not per agent, user and model
+// (16 MB against 2 MB at 5 M calls in 90 days); a list not kept is not
+// made (ClaudeCalls and SessionsSince answer none).
 type SpendDims struct {
 	User  bool // Dim.User
 	Model bool // Dim.Provider and Dim.Model
+	// ClaudeCalls keeps each Claude Code call (64 bytes: 5-hour blocks).
+	ClaudeCalls bool
+	// Sessions keeps each session's last call (active sessions).
+	Sessions bool
 }
 
-// AllSpendDims keeps every name apart.
-var AllSpendDims = SpendDims{User: true, Model: true}
+// AllSpendDims keeps every name and list.
+var AllSpendDims = SpendDims{User: true, Model: true, ClaudeCalls: true, Sessions: true}
 
 // NewSpendIndex indexes src's last horizon (at least a day), keeping the
 // names of keep apart.
@@ -232,13 +238,15 @@ func (x *SpendIndex) readRange(day int32, fromMillis int64, loc *time.Location) 
 		check.messages++
 		check.costNanos += c.CostNanos
 		check.tokens += tokens
-		if c.Source == storage.SourceClaude {
+		if c.Source == storage.SourceClaude && x.keep.ClaudeCalls {
 			x.claude = append(x.claude, BlockEntry{TS: c.TS, Model: c.Model, Input: c.Input, Output: c.Output,
 				CacheRead: c.CacheRead, CacheWrite: c.CacheWrite, CostNanos: c.CostNanos})
 		}
-		sk := storage.SessionKey{Source: c.Source, SessionID: c.SessionID}
-		seen := x.sessions[sk]
-		x.sessions[sk] = SessionSeen{LastTS: max(seen.LastTS, c.TS), Read: read}
+		if x.keep.Sessions {
+			sk := storage.SessionKey{Source: c.Source, SessionID: c.SessionID}
+			seen := x.sessions[sk]
+			x.sessions[sk] = SessionSeen{LastTS: max(seen.LastTS, c.TS), Read: read}
+		}
 		x.lastCall[c.Source] = max(x.lastCall[c.Source], c.TS)
 		return nil
 	})
