@@ -195,6 +195,9 @@ type fileReader struct {
 	owner  localUser  // the file's owner: the user of Claude Code and Codex calls
 	slab   recordSlab // where chunks keep their records
 	pl     parsedLine // the line being handled
+	// The Claude Code reader's: the project folder of the file projectOf,
+	// and the session id of the last call.
+	projectOf, project, session string
 }
 
 // newChunk starts a chunk whose records go into the reader's slab.
