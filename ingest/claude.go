@@ -248,7 +248,12 @@ func (r *fileReader) claudeCall(u *storage.Usage, drift string, sid, cwd []byte,
 	// copy per chunk, the one the ledger would keep (the same rule,
 	// storage.Supersedes, and the first copy's identity), so the committer
 	// sees each response once instead of three to five times.
-	if i, ok := c.latest[u.DedupeKey]; ok {
+	latest := r.latestOf(c)
+	i, ok := len(c.records)-1, len(c.records) > 0 && c.records[len(c.records)-1].DedupeKey == u.DedupeKey
+	if !ok {
+		i, ok = latest[u.DedupeKey] // the copies of a response are mostly one after the other
+	}
+	if ok {
 		old := &c.records[i]
 		if !storage.Supersedes(old, u) {
 			c.skips.Duplicate++
@@ -259,11 +264,22 @@ func (r *fileReader) claudeCall(u *storage.Usage, drift string, sid, cwd []byte,
 		r.in.pricer.Apply(old) // priced where it lies, as record does
 		return
 	}
-	if c.latest == nil {
-		c.latest = map[string]int{}
-	}
-	c.latest[u.DedupeKey] = len(c.records)
+	latest[u.DedupeKey] = len(c.records)
 	r.in.record(&c.calls, *u)
+}
+
+// latestOf is the index of c's records by dedupe key: one map per reader,
+// emptied for each chunk (and dropped when a chunk made it large).
+func (r *fileReader) latestOf(c *chunk) map[string]int {
+	if r.latestFor != c {
+		r.latestFor = c
+		if r.latest == nil || len(r.latest) > 1024 {
+			r.latest = map[string]int{}
+		} else {
+			clear(r.latest)
+		}
+	}
+	return r.latest
 }
 
 // claudeProject is claudeProject(path), kept for the file being read.

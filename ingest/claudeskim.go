@@ -174,7 +174,7 @@ func (r *fileReader) claudeDirect(cur *fileCursor, c *chunk) bool {
 		return true
 	}
 	u.TS = ts
-	if cost := num(s.frame(clTop), "costUSD"); cost > 0 {
+	if cost := costOf(s.frame(clTop).number("costUSD")); cost > 0 {
 		u.Cost.Total = cost
 	}
 	u.Sidechain = s.is(top, "isSidechain", "true")
@@ -195,13 +195,13 @@ func (r *fileReader) claudeUsage(u *storage.Usage) (drift string, plain bool) {
 		k := s.b[m.k0:m.k1]
 		switch string(k) {
 		case "input_tokens":
-			u.Input = countOf(s.float64Of(m))
+			u.Input = countOf(s.numberOf(m))
 		case "output_tokens":
-			u.Output = countOf(s.float64Of(m)) // includes thinking
+			u.Output = countOf(s.numberOf(m)) // includes thinking
 		case "cache_read_input_tokens":
-			u.CacheRead = countOf(s.float64Of(m))
+			u.CacheRead = countOf(s.numberOf(m))
 		case "cache_creation_input_tokens":
-			u.CacheWrite, hasWrite = countOf(s.float64Of(m)), true
+			u.CacheWrite, hasWrite = countOf(s.numberOf(m)), true
 		case "cache_creation":
 			splits++
 		case "speed", "service_tier":

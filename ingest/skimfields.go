@@ -102,7 +102,7 @@ func (s *skimmer) timestamp(ms []member, key string) (millis int64, ok bool) {
 		}
 		return parseTimeString(raw), true
 	}
-	return epochMillis(s.float64Of(m)), true
+	return epochMillis(s.numberOf(m)), true
 }
 
 // isNumber reports whether the raw value is a number for fastjson (a
@@ -115,17 +115,6 @@ func isNumber(raw []byte) bool {
 		return string(raw) != "null"
 	}
 	return true
-}
-
-// float64Of is fastjson's Float64 of a member's value (its error ignored):
-// 0 unless it is a number.
-func (s *skimmer) float64Of(m member) float64 {
-	raw := s.b[m.v0:m.v1]
-	if !isNumber(raw) {
-		return 0
-	}
-	f, _ := fastfloat.Parse(string(raw))
-	return f
 }
 
 // directAssistant is lineParser.assistant on the skimmed members: the
@@ -256,6 +245,9 @@ func (o *skimUsage) number(key string) float64 {
 }
 
 // numberOf is GetFloat64 of a member's value: 0 unless it is a number.
+// It is its Float64 too (error ignored): fastfloat's Parse and
+// ParseBestEffort read the same value, and only Parse makes an error
+// (which holds the text, so a string made for it would be allocated).
 func (s *skimmer) numberOf(m member) float64 {
 	raw := s.b[m.v0:m.v1]
 	if !isNumber(raw) {
