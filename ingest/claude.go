@@ -141,10 +141,9 @@ func (in *Ingester) claudeCandidates(listed map[string]bool) (out []candidate, f
 // others (most of the bytes: tool results, user turns) are not parsed.
 var claudeUsageMarker = []byte(`"usage"`)
 
-// claudeLine turns one Claude Code line into a record or a skip count.
-// A line with usage is read by claudeEntry from the few members it reads,
-// which the skimmer copies into a small object (see claudeSkim), or whole
-// when the skimmer cannot vouch for the copy.
+// claudeLine turns one Claude Code line into a record or a skip count. A
+// line that mentions usage is skimmed and read from its members
+// (claudeskim.go), or parsed whole when the skimmer cannot vouch for it.
 func (r *fileReader) claudeLine(line []byte, cur *fileCursor, c *chunk) {
 	if line = claudeMaybeCall(line, c); line == nil {
 		return

@@ -6,21 +6,29 @@ import (
 	"github.com/fleetmeter/fleetmeter/storage"
 )
 
-// The Claude Code line skimmer. An assistant line carries its whole
-// message (text, thinking, tool_use inputs) around the few members the
-// reader reads, and parsing all of it was a third of the reader's time.
-// The skimmer of the OpenClaw reader (skim.go) walks the line once with
-// fastjson's grammar, so a line is malformed for it exactly when it is for
-// fastjson, and records the members of the line, of its first "message",
-// of its first "data" and that one's first "message" (a sub-agent's entry
-// in a progress line) and of that entry's first "message". claudeSkim
-// copies what claudeEntry reads of those into a small object in the same
-// order (duplicates too: fastjson's Get takes the first), each value as
-// written and no deeper than it was, and claudeEntry reads that object as
-// it reads a whole line. A line with an escaped key among the members
-// recorded (fastjson matches keys after unescaping them) goes whole to
-// claudeEntry, and so does one fastjson would not parse.
-// FuzzClaudeSkimMatchesEntry holds the two paths to one result.
+// The Claude Code line skimmer. Parsing every line that mentions usage
+// whole with fastjson was a third of the reader's time: an assistant line
+// carries its message's content (text, tool_use inputs) around the few
+// members the reader reads. The skimmer of the OpenClaw reader (skim.go)
+// walks the line once with fastjson's grammar, so a line is malformed for
+// it exactly when it is for fastjson, and records by claudePlan the members
+// of the line, of its first "message" and that one's first "usage" (and the
+// usage's cache_creation and server_tool_use), of its first "data" and that
+// one's first "message" (a sub-agent's entry in a progress line) and of that
+// entry's first "message". Then:
+//   - claudeDirect reads an assistant entry of the usual shape (nearly
+//     every line that mentions usage) straight from those members, as
+//     claudeEntry reads it;
+//   - for any other line, claudeSmall copies what claudeEntry reads into a
+//     small object, in the same order (duplicates too: fastjson's Get takes
+//     the first), each value as written and no deeper than it was, and
+//     claudeEntry reads that as it reads a whole line;
+//   - a line with an escaped key among the members recorded (fastjson
+//     matches keys after unescaping them), and one fastjson would not parse,
+//     go whole to claudeEntry: the reference.
+//
+// TestClaudeSkimMatchesEntry and FuzzClaudeSkimMatchesEntry hold the three
+// paths to one result.
 
 // The frames of the Claude Code plan.
 const (
@@ -72,63 +80,31 @@ func (r *fileReader) claudeSmall() []byte {
 func (s *skimmer) appendClaudeEntry(b []byte, f, msg, data int) []byte {
 	b = append(b, '{')
 	for i, m := range s.rec[f].ms {
+		isMsg, isData := i == s.rec[msg].at, data >= 0 && i == s.rec[data].at
 		switch {
-		case i == s.rec[msg].at:
-			b = s.appendKey(b, m)
-			if s.b[m.v0] != '{' {
-				b = append(b, s.b[m.v0:m.v1]...)
-				break
-			}
-			b = append(b, '{')
+		case isMsg && s.b[m.v0] == '{':
+			b = append(s.appendKey(b, m), '{')
 			for _, mm := range s.rec[msg].ms {
 				if isOneOf(s.b[mm.k0:mm.k1], claudeMsgKeys) {
-					b = append(s.appendKey(b, mm), s.b[mm.v0:mm.v1]...)
+					b = s.appendMember(b, mm)
 				}
 			}
 			b = append(b, '}')
-		case data >= 0 && i == s.rec[data].at:
-			b = s.appendKey(b, m)
-			if s.b[m.v0] != '{' {
-				b = append(b, s.b[m.v0:m.v1]...)
-				break
-			}
-			b = append(b, '{')
+		case isData && s.b[m.v0] == '{':
+			b = append(s.appendKey(b, m), '{')
 			if at := s.rec[clDataEntry].at; at >= 0 {
-				em := s.rec[data].ms[at]
-				b = s.appendKey(b, em)
-				if s.b[em.v0] == '{' {
-					b = s.appendClaudeEntry(b, clDataEntry, clDataMsg, -1)
+				if em := s.rec[data].ms[at]; s.b[em.v0] == '{' {
+					b = s.appendClaudeEntry(s.appendKey(b, em), clDataEntry, clDataMsg, -1)
 				} else {
-					b = append(b, s.b[em.v0:em.v1]...)
+					b = s.appendMember(b, em)
 				}
 			}
 			b = append(b, '}')
-		case isOneOf(s.b[m.k0:m.k1], claudeEntryKeys):
-			b = append(s.appendKey(b, m), s.b[m.v0:m.v1]...)
+		case isMsg || isData || isOneOf(s.b[m.k0:m.k1], claudeEntryKeys):
+			b = s.appendMember(b, m)
 		}
 	}
 	return append(b, '}')
-}
-
-// appendKey appends m's key and a colon, after a comma unless it is the
-// object's first member.
-func (s *skimmer) appendKey(b []byte, m member) []byte {
-	if b[len(b)-1] != '{' {
-		b = append(b, ',')
-	}
-	b = append(b, '"')
-	b = append(b, s.b[m.k0:m.k1]...)
-	return append(b, '"', ':')
-}
-
-// isOneOf reports whether the key k is one of names.
-func isOneOf(k []byte, names []string) bool {
-	for _, name := range names {
-		if string(k) == name {
-			return true
-		}
-	}
-	return false
 }
 
 // claudeDirect reads the line skimmed as claudeEntry would when it is an

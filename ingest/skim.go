@@ -33,6 +33,10 @@ import (
 // repair of openclawLine), and one with an escaped key where the members
 // are looked up (fastjson matches those after unescaping). A differential
 // fuzz test (FuzzSkimMatchesParse) holds the two paths to the same result.
+//
+// The walk is the Claude Code reader's too (claudeskim.go): a plan names
+// the members a reader records (openclawPlan, claudePlan), and only the
+// OpenClaw plan notes what the text searches above would find.
 
 // maxSkimDepth is fastjson.MaxDepth: deeper nesting is a parse error there.
 const maxSkimDepth = 300

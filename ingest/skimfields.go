@@ -25,23 +25,24 @@ var (
 // through fromSkim.
 func (lp *lineParser) decide(out *parsedLine) {
 	s := &lp.skim
-	if s.is(s.rec[ocTop].ms, "type", `"session"`) {
+	top, msg := s.rec[ocTop].ms, s.rec[ocMsg].ms
+	if s.is(top, "type", `"session"`) {
 		// A header: full reads its id, as a string or "" (one of every
 		// transcript, a third of a small transcript's lines).
-		if id, ok := s.text(s.rec[ocTop].ms, "id"); ok {
+		if id, ok := s.text(top, "id"); ok {
 			out.kind, out.sessionID = lineHeader, id
 			return
 		}
 	}
-	if !s.is(s.rec[ocTop].ms, "type", `"message"`) || s.rec[ocMsg].at < 0 || s.b[s.rec[ocTop].ms[s.rec[ocMsg].at].v0] != '{' {
+	if !s.is(top, "type", `"message"`) || s.rec[ocMsg].at < 0 || s.b[top[s.rec[ocMsg].at].v0] != '{' {
 		lp.fromSkim(out)
 		return
 	}
 	var ok bool
 	switch {
-	case s.is(s.rec[ocMsg].ms, "role", `"assistant"`):
+	case s.is(msg, "role", `"assistant"`):
 		ok = lp.directAssistant(out)
-	case s.is(s.rec[ocMsg].ms, "role", `"user"`):
+	case s.is(msg, "role", `"user"`):
 		ok = lp.directUser(out)
 	}
 	if !ok {
@@ -122,19 +123,20 @@ func isNumber(raw []byte) bool {
 // (else with fastjson: the foreign spellings' rules read it).
 func (lp *lineParser) directAssistant(out *parsedLine) bool {
 	s := &lp.skim
-	um, found := s.find(s.rec[ocMsg].ms, "usage")
+	top, msg := s.rec[ocTop].ms, s.rec[ocMsg].ms
+	um, found := s.find(msg, "usage")
 	if !found || s.b[um.v0] != '{' {
 		out.kind = lineOther
 		return true
 	}
 	var f callFields
 	var ok [6]bool
-	f.provider, ok[0] = lp.name(s.rec[ocMsg].ms, "provider")
-	f.model, ok[1] = lp.name(s.rec[ocMsg].ms, "model")
-	f.api, ok[2] = lp.name(s.rec[ocMsg].ms, "api")
-	f.responseID, ok[3] = s.text(s.rec[ocMsg].ms, "responseId")
-	f.entryTS, ok[4] = s.timestamp(s.rec[ocTop].ms, "timestamp")
-	f.msgTS, ok[5] = s.timestamp(s.rec[ocMsg].ms, "timestamp")
+	f.provider, ok[0] = lp.name(msg, "provider")
+	f.model, ok[1] = lp.name(msg, "model")
+	f.api, ok[2] = lp.name(msg, "api")
+	f.responseID, ok[3] = s.text(msg, "responseId")
+	f.entryTS, ok[4] = s.timestamp(top, "timestamp")
+	f.msgTS, ok[5] = s.timestamp(msg, "timestamp")
 	if ok != [6]bool{true, true, true, true, true, true} {
 		return false
 	}
@@ -377,29 +379,18 @@ func (lp *lineParser) fromSkim(out *parsedLine) {
 		}
 	}
 	b := append(lp.small[:0], '{')
-	add := func(m member, val []byte) {
-		if len(b) > 1 && b[len(b)-1] != '{' {
-			b = append(b, ',')
-		}
-		b = append(b, '"')
-		b = append(b, s.b[m.k0:m.k1]...)
-		b = append(b, `":`...)
-		b = append(b, val...)
-	}
 	for i, m := range s.rec[ocTop].ms {
-		k := string(s.b[m.k0:m.k1])
 		switch {
 		case i == s.rec[ocMsg].at && s.b[m.v0] == '{':
-			add(m, []byte{'{'})
+			b = append(s.appendKey(b, m), '{')
 			for _, mm := range s.rec[ocMsg].ms {
-				kk := string(s.b[mm.k0:mm.k1])
-				if contains(skimMsgKeys, kk) || withContent && kk == "content" {
-					add(mm, s.b[mm.v0:mm.v1])
+				if k := s.b[mm.k0:mm.k1]; isOneOf(k, skimMsgKeys) || withContent && string(k) == "content" {
+					b = s.appendMember(b, mm)
 				}
 			}
 			b = append(b, '}')
-		case i == s.rec[ocMsg].at || contains(skimTopKeys, k):
-			add(m, s.b[m.v0:m.v1])
+		case i == s.rec[ocMsg].at || isOneOf(s.b[m.k0:m.k1], skimTopKeys):
+			b = s.appendMember(b, m)
 		}
 	}
 	b = append(b, '}')
@@ -407,9 +398,26 @@ func (lp *lineParser) fromSkim(out *parsedLine) {
 	lp.full(b, out)
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
+// appendKey appends m's key and a colon to the object being written in b,
+// after a comma unless it is the object's first member.
+func (s *skimmer) appendKey(b []byte, m member) []byte {
+	if b[len(b)-1] != '{' {
+		b = append(b, ',')
+	}
+	b = append(b, '"')
+	b = append(b, s.b[m.k0:m.k1]...)
+	return append(b, '"', ':')
+}
+
+// appendMember appends m as written.
+func (s *skimmer) appendMember(b []byte, m member) []byte {
+	return append(s.appendKey(b, m), s.b[m.v0:m.v1]...)
+}
+
+// isOneOf reports whether the key k is one of names.
+func isOneOf(k []byte, names []string) bool {
+	for _, name := range names {
+		if string(k) == name {
 			return true
 		}
 	}
