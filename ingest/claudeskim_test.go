@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -66,15 +65,8 @@ func claudeTestFiles(t testing.TB, size int64) [][][]byte {
 	t.Helper()
 	var files [][][]byte
 	walk := func(root string) {
-		filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
-			if err == nil && !fi.IsDir() && strings.Contains(fi.Name(), ".jsonl") {
-				b, err := os.ReadFile(p)
-				if err != nil {
-					t.Fatal(err)
-				}
-				files = append(files, bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")))
-			}
-			return nil
+		eachTranscript(t, root, func(b []byte) {
+			files = append(files, bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")))
 		})
 	}
 	walk("testdata/claude")
