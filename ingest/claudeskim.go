@@ -122,19 +122,20 @@ func (r *fileReader) claudeDirect(cur *fileCursor, c *chunk) bool {
 	if at := s.rec[clUsage].at; at < 0 || s.b[msg[at].v0] != '{' {
 		return false
 	}
-	// claudeRecord's reads, all of them (any may make the line not plain).
-	var ok [7]bool
+	// What claudeRecord and claudeCall read, all of it first: any may make
+	// the line not plain. (A cwd with escapes, as Windows paths have, only
+	// matters while it may still name the agent.)
 	model, ok0 := r.parser.name(msg, "model")
 	msgID, ok1 := s.plainText(msg, "id")
 	requestID, ok2 := s.plainText(top, "requestId")
 	uuid, ok3 := s.plainText(top, "uuid")
 	sid, ok4 := s.plainText(top, "sessionId")
-	cwd, ok5 := s.plainText(top, "cwd")
-	ts, ok6 := s.timestamp(top, "timestamp")
-	ok = [7]bool{ok0, ok1, ok2, ok3, ok4, ok5, ok6}
+	ts, ok5 := s.timestamp(top, "timestamp")
+	cwd, ok6 := s.plainText(top, "cwd")
+	ok6 = ok6 || cur.Agent != r.claudeProject(cur.Path)
 	u := storage.Usage{Source: storage.SourceClaude, Provider: "anthropic", Model: model}
 	drift, plain := r.claudeUsage(&u)
-	if !plain || ok != [7]bool{true, true, true, true, true, true, true} {
+	if !(plain && ok0 && ok1 && ok2 && ok3 && ok4 && ok5 && ok6) {
 		return false
 	}
 	outcome := claudeOK

@@ -261,6 +261,20 @@ func TestClaudeSkimEdgeCases(t *testing.T) {
 			t.Errorf("%.300q:\n%s", line, d)
 		}
 	}
+	// A cwd names the file's agent once: one with escapes (a Windows path)
+	// matters only until then.
+	call := func(id, cwd string) []byte {
+		return []byte(`{"message":{"id":"` + id + `","model":"claude-x",` + usage + `},"cwd":"` + cwd + `","timestamp":"2026-05-01T10:00:00.000Z"}`)
+	}
+	for _, lines := range [][][]byte{
+		{call("m1", `C:\\Users\\u\\app`), call("m2", `C:\\Users\\u\\web`), call("m3", "/home/u/x")},
+		{call("m1", "/home/u/x"), call("m2", `C:\\Users\\u\\app`)},
+		{call("m1", `C:\\`), call("m2", `D:\\w\\app`), call("m3", "/a")},
+	} {
+		if d := claudeMatches(lines...); d != "" {
+			t.Errorf("%q:\n%s", lines, d)
+		}
+	}
 }
 
 func FuzzClaudeSkimMatchesEntry(f *testing.F) {
