@@ -30,9 +30,6 @@ type calls struct {
 	threads map[string]string
 	// drift are usage-shaped fields no reader understands, by "source field".
 	drift map[string]int64
-	// latest indexes records by dedupe key, for readers that collapse
-	// repeated copies of one call within a chunk (Claude Code's streaming).
-	latest map[string]int
 }
 
 // record prices one call and appends it. (The pricer also replaces an

@@ -141,11 +141,28 @@ func (in *Ingester) claudeCandidates(listed map[string]bool) (out []candidate, f
 // others (most of the bytes: tool results, user turns) are not parsed.
 var claudeUsageMarker = []byte(`"usage"`)
 
-// claudeLine turns one Claude Code line into a record or a skip count.
+// claudeLine turns one Claude Code line into a record or a skip count. A
+// line that mentions usage is skimmed and read from its members
+// (claudeskim.go), or parsed whole when the skimmer cannot vouch for it.
 func (r *fileReader) claudeLine(line []byte, cur *fileCursor, c *chunk) {
+	if line = claudeMaybeCall(line, c); line == nil {
+		return
+	}
+	if r.claudeSkim(line) {
+		if r.claudeDirect(cur, c) {
+			return
+		}
+		line = r.claudeSmall()
+	}
+	r.claudeEntry(line, cur, c)
+}
+
+// claudeMaybeCall returns the line trimmed when it may be a call, else nil
+// (a line that is not even shaped like an object is counted malformed).
+func claudeMaybeCall(line []byte, c *chunk) []byte {
 	line = bytes.TrimSpace(line)
 	if len(line) == 0 {
-		return
+		return nil
 	}
 	if !bytes.Contains(line, claudeUsageMarker) {
 		// User turns, tool results, summaries: not parsed. A line that is
@@ -153,8 +170,14 @@ func (r *fileReader) claudeLine(line []byte, cur *fileCursor, c *chunk) {
 		if line[0] != '{' || line[len(line)-1] != '}' {
 			c.skips.Malformed++
 		}
-		return
+		return nil
 	}
+	return line
+}
+
+// claudeEntry reads a line that mentions usage (the reference path: the
+// whole line, or the skimmer's copy of what it reads).
+func (r *fileReader) claudeEntry(line []byte, cur *fileCursor, c *chunk) {
 	v, err := r.parser.p.ParseBytes(line)
 	if err != nil || v.Type() != fastjson.TypeObject {
 		c.skips.Malformed++
@@ -171,34 +194,52 @@ func (r *fileReader) claudeLine(line []byte, cur *fileCursor, c *chunk) {
 		}
 	}
 	u, reason, drift := claudeRecord(entry)
-	switch reason {
-	case claudeOK:
-	case claudeNotCall:
-		c.skips.NotModelCall++
-		return
-	case claudeZero:
-		c.skips.ZeroUsage++
-		return
-	default:
-		c.skips.Malformed++
+	if !c.claudeCounted(reason) {
 		return
 	}
 	// The line's session (a sub-agent's file names its parent's), else the
 	// progress line's around it, else the file's.
-	u.SessionID = cur.SessionID
-	for _, e := range []*fastjson.Value{entry, v} {
-		if sid := e.GetStringBytes("sessionId"); len(sid) > 0 {
-			u.SessionID = string(sid)
-			break
-		}
+	sid := entry.GetStringBytes("sessionId")
+	if len(sid) == 0 {
+		sid = v.GetStringBytes("sessionId")
 	}
-	if cwd := v.GetStringBytes("cwd"); len(cwd) > 0 && cur.Agent == claudeProject(cur.Path) {
+	r.claudeCall(&u, drift, sid, v.GetStringBytes("cwd"), cur, c)
+}
+
+// claudeCounted counts a line that is not a call as skipped, and reports
+// whether it is one.
+func (c *chunk) claudeCounted(outcome claudeOutcome) bool {
+	switch outcome {
+	case claudeOK:
+		return true
+	case claudeNotCall:
+		c.skips.NotModelCall++
+	case claudeZero:
+		c.skips.ZeroUsage++
+	default:
+		c.skips.Malformed++
+	}
+	return false
+}
+
+// claudeCall adds a call read by claudeRecord, in the session sid (else
+// the file's), naming the file's agent from the line's cwd when the agent
+// is still the encoded project folder.
+func (r *fileReader) claudeCall(u *storage.Usage, drift string, sid, cwd []byte, cur *fileCursor, c *chunk) {
+	u.SessionID = cur.SessionID
+	if len(sid) > 0 {
+		if string(sid) != r.session {
+			r.session = string(sid) // a file's calls share their session: one string
+		}
+		u.SessionID = r.session
+	}
+	if len(cwd) > 0 && cur.Agent == r.claudeProject(cur.Path) {
 		if name := cwdName(string(cwd)); name != "" {
 			cur.Agent = name
 		}
 	}
 	u.Agent = cur.Agent
-	r.owner.attribute(&u)
+	r.owner.attribute(u)
 	if drift != "" {
 		c.unrecognized(storage.SourceClaude, drift)
 	}
@@ -206,22 +247,46 @@ func (r *fileReader) claudeLine(line []byte, cur *fileCursor, c *chunk) {
 	// copy per chunk, the one the ledger would keep (the same rule,
 	// storage.Supersedes, and the first copy's identity), so the committer
 	// sees each response once instead of three to five times.
-	if i, ok := c.latest[u.DedupeKey]; ok {
+	latest := r.latestOf(c)
+	i, ok := len(c.records)-1, len(c.records) > 0 && c.records[len(c.records)-1].DedupeKey == u.DedupeKey
+	if !ok {
+		i, ok = latest[u.DedupeKey] // the copies of a response are mostly one after the other
+	}
+	if ok {
 		old := &c.records[i]
-		if !storage.Supersedes(old, &u) {
+		if !storage.Supersedes(old, u) {
 			c.skips.Duplicate++
 			return
 		}
 		u.AdoptIdentity(old)
-		r.in.pricer.Apply(&u)
-		*old = u
+		*old = *u
+		r.in.pricer.Apply(old) // priced where it lies, as record does
 		return
 	}
-	if c.latest == nil {
-		c.latest = map[string]int{}
+	latest[u.DedupeKey] = len(c.records)
+	r.in.record(&c.calls, *u)
+}
+
+// latestOf is the index of c's records by dedupe key: one map per reader,
+// emptied for each chunk (and dropped when a chunk made it large).
+func (r *fileReader) latestOf(c *chunk) map[string]int {
+	if r.latestFor != c {
+		r.latestFor = c
+		if r.latest == nil || len(r.latest) > 1024 {
+			r.latest = map[string]int{}
+		} else {
+			clear(r.latest)
+		}
 	}
-	c.latest[u.DedupeKey] = len(c.records)
-	r.in.record(&c.calls, u)
+	return r.latest
+}
+
+// claudeProject is claudeProject(path), kept for the file being read.
+func (r *fileReader) claudeProject(path string) string {
+	if path != r.projectOf {
+		r.projectOf, r.project = path, claudeProject(path)
+	}
+	return r.project
 }
 
 // readClaudeUsage reads an Anthropic usage object in one pass over its

@@ -40,8 +40,10 @@ func countOf(f float64) int64 {
 }
 
 // num is a cost member: NaN, infinities and negatives are 0.
-func num(v interface{ number(string) float64 }, key string) float64 {
-	f := v.number(key)
+func num(v interface{ number(string) float64 }, key string) float64 { return costOf(v.number(key)) }
+
+// costOf is a cost as num reads it.
+func costOf(f float64) float64 {
 	if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
 		return 0
 	}

@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/bits"
 	"strings"
 )
 
@@ -31,6 +33,10 @@ import (
 // repair of openclawLine), and one with an escaped key where the members
 // are looked up (fastjson matches those after unescaping). A differential
 // fuzz test (FuzzSkimMatchesParse) holds the two paths to the same result.
+//
+// The walk is the Claude Code reader's too (claudeskim.go): a plan names
+// the members a reader records (openclawPlan, claudePlan), and only the
+// OpenClaw plan notes what the text searches above would find.
 
 // maxSkimDepth is fastjson.MaxDepth: deeper nesting is a parse error there.
 const maxSkimDepth = 300
@@ -49,19 +55,60 @@ const (
 	skimToolResult            // stopped early: the first role is toolResult
 )
 
+// A skim records the members of a few objects, its frames: the line's own
+// (frame 0) and, by its plan's rules, the first member named key of a
+// recorded object (when that member's value is an object, its members).
+type skimFrame struct {
+	ms []member
+	// at is the index in the parent frame of the member recorded here
+	// (-1: none seen yet), whether or not its value is an object.
+	at int
+}
+
+// skimRule: frame child records the first member named key of frame parent.
+type skimRule struct {
+	parent, child int
+	key           string
+}
+
+// skimPlan is what a skim records and notes.
+type skimPlan struct {
+	kids [skimFrames][]skimRule // the rules by parent frame
+	// searches notes what lineParser.parse's text searches would find
+	// (see skimmer.key), and stops at a first role of toolResult: the
+	// OpenClaw reader's.
+	searches bool
+}
+
+// The frames of the OpenClaw plan: the entry, its first "message" member,
+// that one's first "usage" and the usage's first "cost"; and a content
+// part's members (firstText, no rule).
+const (
+	ocTop = iota
+	ocMsg
+	ocUsage
+	ocCost
+	ocParts
+)
+
+// skimFrames is the most frames a plan uses (claudePlan's).
+const skimFrames = 8
+
+var openclawPlan = newSkimPlan(true, skimRule{ocTop, ocMsg, "message"}, skimRule{ocMsg, ocUsage, "usage"}, skimRule{ocUsage, ocCost, "cost"})
+
+func newSkimPlan(searches bool, rules ...skimRule) *skimPlan {
+	p := &skimPlan{searches: searches}
+	for _, r := range rules {
+		p.kids[r.parent] = append(p.kids[r.parent], r)
+	}
+	return p
+}
+
 // skimmer holds one line's structure. Not safe for concurrent use.
 type skimmer struct {
-	b   []byte
-	top []member // the entry's members
-	msg []member // the members of its first "message" member, when an object
-	// msgAt is the index in top of that member (-1: none seen yet).
-	msgAt int
-	// The members of that message's first "usage" member, and of the
-	// usage's first "cost" member, when objects; usageAt and costAt index
-	// them in msg and usage (-1: none seen yet).
-	usageMs, costMs []member
-	usageAt, costAt int
-	parts           []member // a content part's members (firstText)
+	b    []byte
+	plan *skimPlan
+	rec  [skimFrames]skimFrame
 
 	roleAt   int  // offset just past the first `"message":{"role":"` (-1: none)
 	usage    bool // a string token "usage" (or ending in an escaped `"usage`)
@@ -69,18 +116,33 @@ type skimmer struct {
 	userRole bool // `"role":"user"`
 	nested   bool // an object after offset 0 starting {"type":"message"
 	escaped  bool // a key with a backslash among the members recorded
-	stopTool bool // stop at a first role of toolResult
 }
 
-func (s *skimmer) reset(b []byte) {
-	*s = skimmer{b: b, top: s.top[:0], msg: s.msg[:0], usageMs: s.usageMs[:0], costMs: s.costMs[:0], parts: s.parts[:0],
-		msgAt: -1, usageAt: -1, costAt: -1, roleAt: -1, stopTool: true}
+// reset starts a skim of b by plan, keeping the frames' room.
+func (s *skimmer) reset(b []byte, plan *skimPlan) {
+	rec := s.rec
+	*s = skimmer{b: b, plan: plan, roleAt: -1}
+	for i := range rec {
+		s.rec[i] = skimFrame{ms: rec[i].ms[:0], at: -1}
+	}
+}
+
+// child is the frame that records the member of frame parent whose key is
+// b[k0:k1] (-1: none), and notes the member's index there.
+func (s *skimmer) child(parent, k0, k1 int) int {
+	for _, r := range s.plan.kids[parent] {
+		if string(s.b[k0:k1]) == r.key && s.rec[r.child].at < 0 {
+			s.rec[r.child].at = len(s.rec[parent].ms)
+			return r.child
+		}
+	}
+	return -1
 }
 
 func isJSONSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\t' || c == '\r' }
 
 func (s *skimmer) ws(i int) int {
-	for i < len(s.b) && isJSONSpace(s.b[i]) {
+	for i < len(s.b) && s.b[i] <= ' ' && isJSONSpace(s.b[i]) {
 		i++
 	}
 	return i
@@ -88,7 +150,7 @@ func (s *skimmer) ws(i int) int {
 
 // line skims the whole line (which starts with '{').
 func (s *skimmer) line() skimStatus {
-	end, st := s.value(0, 0, &s.top)
+	end, st := s.value(0, 0, ocTop)
 	if st != skimOK {
 		return st
 	}
@@ -98,8 +160,9 @@ func (s *skimmer) line() skimStatus {
 	return skimOK
 }
 
-// value skims the value at i; rec, when set, records an object's members.
-func (s *skimmer) value(i, depth int, rec *[]member) (int, skimStatus) {
+// value skims the value at i; rec, when a frame (not -1), records an
+// object's members.
+func (s *skimmer) value(i, depth, rec int) (int, skimStatus) {
 	if i >= len(s.b) {
 		return i, skimInvalid
 	}
@@ -113,11 +176,11 @@ func (s *skimmer) value(i, depth int, rec *[]member) (int, skimStatus) {
 	case '[':
 		return s.array(i, depth)
 	case '"':
-		end, ok := s.str(i)
+		end, _, ok := s.str(i, false)
 		if !ok {
 			return end, skimInvalid
 		}
-		if s.b[end-2] == 'e' && tokenIs(s.b[i+1:end-1], "usage") {
+		if s.plan.searches && s.b[end-2] == 'e' && tokenIs(s.b[i+1:end-1], "usage") {
 			s.usage = true
 		}
 		return end, skimOK
@@ -169,37 +232,70 @@ func (s *skimmer) number(i int) (int, skimStatus) {
 
 // str returns the offset just past the string starting at i (a quote):
 // its end is the first quote after an even run of backslashes, as
-// fastjson's parseRawString decides.
-func (s *skimmer) str(i int) (int, bool) {
+// fastjson's parseRawString decides. esc reports a backslash in the
+// string; it is only looked for all along a long string when key is set.
+func (s *skimmer) str(i int, key bool) (end int, esc, ok bool) {
+	b := s.b
 	start := i + 1
-	// Most strings (keys, ids, names) end within a few bytes, where a
-	// plain loop beats IndexByte's setup; a backslash escapes the next byte.
+	// Most strings (keys, ids, names, times) end within a few words, where
+	// a word at a time beats IndexByte's setup: the first quote or
+	// backslash in it (a backslash escapes the next byte).
 	j := start
-	for lim := min(len(s.b), start+24); j < lim; j++ {
-		switch s.b[j] {
-		case '"':
-			return j + 1, true
-		case '\\':
-			j++
+	for lim := start + 32; j < lim; {
+		if j+8 > len(b) {
+			for ; j < len(b); j++ {
+				switch b[j] {
+				case '"':
+					return j + 1, esc, true
+				case '\\':
+					esc = true
+					j++
+				}
+			}
+			return len(b), esc, false
 		}
+		v := binary.LittleEndian.Uint64(b[j:])
+		m := zeroBytes(v^(swarOnes*'"')) | zeroBytes(v^(swarOnes*'\\'))
+		if m == 0 {
+			j += 8
+			continue
+		}
+		j += bits.TrailingZeros64(m) >> 3
+		if b[j] == '"' {
+			return j + 1, esc, true
+		}
+		esc = true
+		j += 2
 	}
-	j = min(j, len(s.b))
+	if j >= len(b) {
+		return len(b), esc, false
+	}
+	from := j
 	for {
-		n := bytes.IndexByte(s.b[j:], '"')
+		n := bytes.IndexByte(b[j:], '"')
 		if n < 0 {
-			return len(s.b), false
+			return len(b), esc, false
 		}
 		q := j + n
 		k := q
-		for k > start && s.b[k-1] == '\\' {
+		for k > start && b[k-1] == '\\' {
 			k--
 		}
 		if (q-k)%2 == 0 {
-			return q + 1, true
+			if key && !esc {
+				esc = bytes.IndexByte(b[from:q], '\\') >= 0
+			}
+			return q + 1, esc, true
 		}
 		j = q + 1
 	}
 }
+
+const swarOnes = 0x0101010101010101
+
+// zeroBytes has the high bit of the lowest zero byte of v set (and maybe
+// of bytes above it, never below): TrailingZeros finds the first.
+func zeroBytes(v uint64) uint64 { return (v - swarOnes) &^ v & (swarOnes * 0x80) }
 
 func (s *skimmer) array(i, depth int) (int, skimStatus) {
 	j := s.ws(i + 1)
@@ -210,7 +306,7 @@ func (s *skimmer) array(i, depth int) (int, skimStatus) {
 		return j + 1, skimOK
 	}
 	for {
-		end, st := s.value(s.ws(j), depth, nil)
+		end, st := s.value(s.ws(j), depth, -1)
 		if st != skimOK {
 			return end, st
 		}
@@ -237,8 +333,8 @@ func (s *skimmer) after(end int, closer byte) (j int, done bool, st skimStatus) 
 	return j, false, skimInvalid
 }
 
-func (s *skimmer) object(i, depth int, rec *[]member) (int, skimStatus) {
-	if i > 0 && isEntryStart(s.b[i:]) {
+func (s *skimmer) object(i, depth, rec int) (int, skimStatus) {
+	if s.plan.searches && i > 0 && isEntryStart(s.b[i:]) {
 		s.nested = true
 	}
 	j := s.ws(i + 1)
@@ -253,40 +349,32 @@ func (s *skimmer) object(i, depth int, rec *[]member) (int, skimStatus) {
 		if j == len(s.b) || s.b[j] != '"' {
 			return j, skimInvalid
 		}
-		kend, ok := s.str(j)
+		kend, esc, ok := s.str(j, rec >= 0)
 		if !ok {
 			return kend, skimInvalid
 		}
 		k0, k1 := j+1, kend-1
-		if st := s.key(k0, k1); st != skimOK {
-			return kend, st
+		if s.plan.searches {
+			if st := s.key(k0, k1); st != skimOK {
+				return kend, st
+			}
 		}
 		j = s.ws(kend)
 		if j == len(s.b) || s.b[j] != ':' {
 			return j, skimInvalid
 		}
 		v0 := s.ws(j + 1)
-		// The members of the first top-level "message" object are recorded.
-		// The members of the entry's first "message" object, its first
-		// "usage" and that one's first "cost" are recorded.
-		var sub *[]member
-		switch {
-		case depth == 1 && s.msgAt < 0 && string(s.b[k0:k1]) == "message":
-			s.msgAt, sub = len(*rec), &s.msg
-		case depth == 2 && rec == &s.msg && s.usageAt < 0 && string(s.b[k0:k1]) == "usage":
-			s.usageAt, sub = len(*rec), &s.usageMs
-		case depth == 3 && rec == &s.usageMs && s.costAt < 0 && string(s.b[k0:k1]) == "cost":
-			s.costAt, sub = len(*rec), &s.costMs
+		sub := -1
+		if rec >= 0 {
+			sub = s.child(rec, k0, k1)
 		}
 		end, st := s.value(v0, depth, sub)
 		if st != skimOK {
 			return end, st
 		}
-		if rec != nil {
-			*rec = append(*rec, member{k0, k1, v0, end})
-			if bytes.IndexByte(s.b[k0:k1], '\\') >= 0 {
-				s.escaped = true
-			}
+		if rec >= 0 {
+			s.rec[rec].ms = append(s.rec[rec].ms, member{k0, k1, v0, end})
+			s.escaped = s.escaped || esc
 		}
 		var done bool
 		if j, done, st = s.after(end, '}'); st != skimOK || done {
@@ -319,7 +407,7 @@ func (s *skimmer) key(k0, k1 int) skimStatus {
 		const after = `:{"role":"`
 		if s.roleAt < 0 && bytes.HasPrefix(rest, []byte(after)) {
 			s.roleAt = k1 + 1 + len(after)
-			if s.stopTool && bytes.HasPrefix(s.b[s.roleAt:], []byte(`toolResult"`)) {
+			if bytes.HasPrefix(s.b[s.roleAt:], []byte(`toolResult"`)) {
 				return skimToolResult
 			}
 		}
@@ -350,7 +438,7 @@ func (lp *lineParser) quick(raw []byte, out *parsedLine) bool {
 		return false // leading blanks or no object: rare, the reference path
 	}
 	s := &lp.skim
-	s.reset(line)
+	s.reset(line, openclawPlan)
 	switch s.line() {
 	case skimInvalid:
 		return false

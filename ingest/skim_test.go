@@ -36,18 +36,7 @@ func openclawTestLines(t testing.TB) [][]byte {
 			lines = append(lines, bytes.TrimSuffix(l, []byte("\n")))
 		}
 	}
-	walk := func(root string) {
-		filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
-			if err == nil && !fi.IsDir() && strings.Contains(fi.Name(), ".jsonl") {
-				b, err := os.ReadFile(p)
-				if err != nil {
-					t.Fatal(err)
-				}
-				add(b)
-			}
-			return nil
-		})
-	}
+	walk := func(root string) { eachTranscript(t, root, add) }
 	walk("testdata/openclaw")
 	walk("testdata/upstream")
 	cases, _ := filepath.Glob("testdata/field/*/input/openclaw")
@@ -69,6 +58,22 @@ func openclawTestLines(t testing.TB) [][]byte {
 	}
 	walk(dir)
 	return lines
+}
+
+// eachTranscript calls fn with the bytes of every JSONL transcript (plain
+// or rotated) under root.
+func eachTranscript(t testing.TB, root string, fn func([]byte)) {
+	t.Helper()
+	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() && strings.Contains(fi.Name(), ".jsonl") {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fn(b)
+		}
+		return nil
+	})
 }
 
 // The skimmer decides every line of every test transcript, and every

@@ -25,23 +25,24 @@ var (
 // through fromSkim.
 func (lp *lineParser) decide(out *parsedLine) {
 	s := &lp.skim
-	if s.is(s.top, "type", `"session"`) {
+	top, msg := s.rec[ocTop].ms, s.rec[ocMsg].ms
+	if s.is(top, "type", `"session"`) {
 		// A header: full reads its id, as a string or "" (one of every
 		// transcript, a third of a small transcript's lines).
-		if id, ok := s.text(s.top, "id"); ok {
+		if id, ok := s.text(top, "id"); ok {
 			out.kind, out.sessionID = lineHeader, id
 			return
 		}
 	}
-	if !s.is(s.top, "type", `"message"`) || s.msgAt < 0 || s.b[s.top[s.msgAt].v0] != '{' {
+	if !s.is(top, "type", `"message"`) || s.rec[ocMsg].at < 0 || s.b[top[s.rec[ocMsg].at].v0] != '{' {
 		lp.fromSkim(out)
 		return
 	}
 	var ok bool
 	switch {
-	case s.is(s.msg, "role", `"assistant"`):
+	case s.is(msg, "role", `"assistant"`):
 		ok = lp.directAssistant(out)
-	case s.is(s.msg, "role", `"user"`):
+	case s.is(msg, "role", `"user"`):
 		ok = lp.directUser(out)
 	}
 	if !ok {
@@ -95,22 +96,26 @@ func (s *skimmer) timestamp(ms []member, key string) (millis int64, ok bool) {
 		return 0, true
 	}
 	raw := s.b[m.v0:m.v1]
-	switch raw[0] {
-	case '"':
+	if raw[0] == '"' {
 		raw = raw[1 : len(raw)-1]
 		if bytes.IndexByte(raw, '\\') >= 0 {
 			return 0, false
 		}
 		return parseTimeString(raw), true
-	case '{', '[', 't', 'f':
-		return 0, true
-	case 'n':
-		if string(raw) == "null" {
-			return 0, true
-		}
 	}
-	f, _ := fastfloat.Parse(string(raw)) // a number, as fastjson's Float64 reads it
-	return epochMillis(f), true
+	return epochMillis(s.numberOf(m)), true
+}
+
+// isNumber reports whether the raw value is a number for fastjson (a
+// number token, or NaN or Inf in any case).
+func isNumber(raw []byte) bool {
+	switch raw[0] {
+	case '"', '{', '[', 't', 'f':
+		return false
+	case 'n':
+		return string(raw) != "null"
+	}
+	return true
 }
 
 // directAssistant is lineParser.assistant on the skimmed members: the
@@ -118,25 +123,26 @@ func (s *skimmer) timestamp(ms []member, key string) (millis int64, ok bool) {
 // (else with fastjson: the foreign spellings' rules read it).
 func (lp *lineParser) directAssistant(out *parsedLine) bool {
 	s := &lp.skim
-	um, found := s.find(s.msg, "usage")
+	top, msg := s.rec[ocTop].ms, s.rec[ocMsg].ms
+	um, found := s.find(msg, "usage")
 	if !found || s.b[um.v0] != '{' {
 		out.kind = lineOther
 		return true
 	}
 	var f callFields
 	var ok [6]bool
-	f.provider, ok[0] = lp.name(s.msg, "provider")
-	f.model, ok[1] = lp.name(s.msg, "model")
-	f.api, ok[2] = lp.name(s.msg, "api")
-	f.responseID, ok[3] = s.text(s.msg, "responseId")
-	f.entryTS, ok[4] = s.timestamp(s.top, "timestamp")
-	f.msgTS, ok[5] = s.timestamp(s.msg, "timestamp")
+	f.provider, ok[0] = lp.name(msg, "provider")
+	f.model, ok[1] = lp.name(msg, "model")
+	f.api, ok[2] = lp.name(msg, "api")
+	f.responseID, ok[3] = s.text(msg, "responseId")
+	f.entryTS, ok[4] = s.timestamp(top, "timestamp")
+	f.msgTS, ok[5] = s.timestamp(msg, "timestamp")
 	if ok != [6]bool{true, true, true, true, true, true} {
 		return false
 	}
 	usage := &lp.usage[0]
 	usage.cost = &lp.usage[1]
-	if usage.view(s, s.usageMs) && piSpelling(usage) {
+	if usage.view(s, s.rec[ocUsage].ms) && piSpelling(usage) {
 		openclawCall(usage, f, out)
 		return true
 	}
@@ -152,20 +158,25 @@ func (lp *lineParser) directAssistant(out *parsedLine) bool {
 // api): the string is shared, not allocated per line.
 func (lp *lineParser) name(ms []member, key string) (string, bool) {
 	raw, ok := lp.skim.plainText(ms, key)
-	if !ok || len(raw) == 0 {
-		return "", ok
+	return lp.intern(raw), ok
+}
+
+// intern is string(b), shared for the names that recur.
+func (lp *lineParser) intern(b []byte) string {
+	if len(b) == 0 {
+		return ""
 	}
-	if v, ok := lp.names[string(raw)]; ok {
-		return v, true
+	if v, ok := lp.names[string(b)]; ok {
+		return v
 	}
-	v := string(raw)
+	v := string(b)
 	if len(lp.names) < 4096 {
 		if lp.names == nil {
 			lp.names = map[string]string{}
 		}
 		lp.names[v] = v
 	}
-	return v, true
+	return v
 }
 
 // skimUsage is a usage (or cost) object read from its skimmed members.
@@ -236,15 +247,13 @@ func (o *skimUsage) number(key string) float64 {
 }
 
 // numberOf is GetFloat64 of a member's value: 0 unless it is a number.
+// It is its Float64 too (error ignored): fastfloat's Parse and
+// ParseBestEffort read the same value, and only Parse makes an error
+// (which holds the text, so a string made for it would be allocated).
 func (s *skimmer) numberOf(m member) float64 {
 	raw := s.b[m.v0:m.v1]
-	switch raw[0] {
-	case '"', '{', '[', 't', 'f':
+	if !isNumber(raw) {
 		return 0
-	case 'n':
-		if string(raw) == "null" {
-			return 0
-		}
 	}
 	return fastfloat.ParseBestEffort(string(raw))
 }
@@ -255,8 +264,8 @@ func (o *skimUsage) object(key string) (usageObject, bool) {
 	if !found || o.s.b[m.v0] != '{' {
 		return nil, false
 	}
-	if key == "cost" && o.cost != nil && o.s.costAt >= 0 && o.s.costAt < len(o.ms) && o.ms[o.s.costAt] == m {
-		if o.cost.view(o.s, o.s.costMs) {
+	if key == "cost" && o.cost != nil && o.s.rec[ocCost].at >= 0 && o.s.rec[ocCost].at < len(o.ms) && o.ms[o.s.rec[ocCost].at] == m {
+		if o.cost.view(o.s, o.s.rec[ocCost].ms) {
 			return o.cost, true
 		}
 	}
@@ -282,11 +291,11 @@ func (o *skimUsage) unknown(known map[string]bool) string {
 // text messageText finds: a string content, or the first text part.
 func (lp *lineParser) directUser(out *parsedLine) bool {
 	s := &lp.skim
-	if _, found := s.find(s.msg, "provenance"); found {
+	if _, found := s.find(s.rec[ocMsg].ms, "provenance"); found {
 		return false
 	}
 	out.kind = lineUser
-	cm, found := s.find(s.msg, "content")
+	cm, found := s.find(s.rec[ocMsg].ms, "content")
 	if !found {
 		return true
 	}
@@ -317,15 +326,15 @@ func (s *skimmer) firstText(i int) (text []byte, ok bool) {
 	if s.b[j] == ']' {
 		return nil, true
 	}
-	parts := &s.parts
+	parts := &s.rec[ocParts].ms
 	for {
 		var end int
 		var st skimStatus
 		if s.b[j] != '{' {
-			end, st = s.value(j, 3, nil)
+			end, st = s.value(j, 3, -1)
 		} else {
 			*parts = (*parts)[:0]
-			end, st = s.object(j, 4, parts)
+			end, st = s.object(j, 4, ocParts)
 		}
 		if st != skimOK {
 			return nil, false
@@ -363,36 +372,25 @@ func (s *skimmer) firstText(i int) (text []byte, ok bool) {
 func (lp *lineParser) fromSkim(out *parsedLine) {
 	s := &lp.skim
 	withContent := true
-	for _, mm := range s.msg {
+	for _, mm := range s.rec[ocMsg].ms {
 		if string(s.b[mm.k0:mm.k1]) == "role" {
 			withContent = string(s.b[mm.v0:mm.v1]) != `"assistant"`
 			break
 		}
 	}
 	b := append(lp.small[:0], '{')
-	add := func(m member, val []byte) {
-		if len(b) > 1 && b[len(b)-1] != '{' {
-			b = append(b, ',')
-		}
-		b = append(b, '"')
-		b = append(b, s.b[m.k0:m.k1]...)
-		b = append(b, `":`...)
-		b = append(b, val...)
-	}
-	for i, m := range s.top {
-		k := string(s.b[m.k0:m.k1])
+	for i, m := range s.rec[ocTop].ms {
 		switch {
-		case i == s.msgAt && s.b[m.v0] == '{':
-			add(m, []byte{'{'})
-			for _, mm := range s.msg {
-				kk := string(s.b[mm.k0:mm.k1])
-				if contains(skimMsgKeys, kk) || withContent && kk == "content" {
-					add(mm, s.b[mm.v0:mm.v1])
+		case i == s.rec[ocMsg].at && s.b[m.v0] == '{':
+			b = append(s.appendKey(b, m), '{')
+			for _, mm := range s.rec[ocMsg].ms {
+				if k := s.b[mm.k0:mm.k1]; isOneOf(k, skimMsgKeys) || withContent && string(k) == "content" {
+					b = s.appendMember(b, mm)
 				}
 			}
 			b = append(b, '}')
-		case i == s.msgAt || contains(skimTopKeys, k):
-			add(m, s.b[m.v0:m.v1])
+		case i == s.rec[ocMsg].at || isOneOf(s.b[m.k0:m.k1], skimTopKeys):
+			b = s.appendMember(b, m)
 		}
 	}
 	b = append(b, '}')
@@ -400,9 +398,26 @@ func (lp *lineParser) fromSkim(out *parsedLine) {
 	lp.full(b, out)
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
+// appendKey appends m's key and a colon to the object being written in b,
+// after a comma unless it is the object's first member.
+func (s *skimmer) appendKey(b []byte, m member) []byte {
+	if b[len(b)-1] != '{' {
+		b = append(b, ',')
+	}
+	b = append(b, '"')
+	b = append(b, s.b[m.k0:m.k1]...)
+	return append(b, '"', ':')
+}
+
+// appendMember appends m as written.
+func (s *skimmer) appendMember(b []byte, m member) []byte {
+	return append(s.appendKey(b, m), s.b[m.v0:m.v1]...)
+}
+
+// isOneOf reports whether the key k is one of names.
+func isOneOf(k []byte, names []string) bool {
+	for _, name := range names {
+		if string(k) == name {
 			return true
 		}
 	}

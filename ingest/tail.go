@@ -193,6 +193,12 @@ type fileReader struct {
 	owner  localUser  // the file's owner: the user of Claude Code and Codex calls
 	slab   recordSlab // where chunks keep their records
 	pl     parsedLine // the line being handled
+	// The Claude Code reader's: the project folder of the file projectOf,
+	// the session id of the last call, and the records of the chunk
+	// latestFor by dedupe key (see latestOf).
+	projectOf, project, session string
+	latest                      map[string]int
+	latestFor                   *chunk
 }
 
 // newChunk starts a chunk whose records go into the reader's slab.
