@@ -6,10 +6,11 @@ import (
 	"github.com/fleetmeter/fleetmeter/storage"
 )
 
-// Skips of a file (or a stored session) read again from its start. A file rewritten in place
-// (its fingerprints differ), truncated, or replaced by another with the
-// same name (a temp file renamed over it: a new inode) is read again from
-// byte 0. Its calls are deduplicated by their keys, but its skips have no
+// Skips of a file (or a stored session) read again from its start. A
+// file rewritten in place (its fingerprints differ), truncated, or
+// replaced by another with the same name (a temp file renamed over it: a
+// new inode) is read again from byte 0; so is a stored session rewritten
+// or reset into an archive. Its calls are deduplicated by their keys, but its skips have no
 // key: counted again, the ledger's and the status's skip counters would
 // grow with every rewrite of the same lines. So a file's cursor carries
 // what it has counted: Skipped, the skips the current read from byte 0
