@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/xeipuuv/gojsonschema"
+	"github.com/google/jsonschema-go/jsonschema"
 )
 
 // The embedded table ages: `fleetmeter prices update` fetches a newer feed
@@ -27,6 +27,16 @@ const MaxFeedBytes = 32 << 20
 
 //go:embed genaiprices/data.schema.json
 var feedSchemaJSON []byte
+
+// feedSchema is the embedded schema, resolved (its $refs) for validation.
+// Made per call: a feed is validated once in a long while.
+func feedSchema() (*jsonschema.Resolved, error) {
+	var s jsonschema.Schema
+	if err := json.Unmarshal(feedSchemaJSON, &s); err != nil {
+		return nil, err
+	}
+	return s.Resolve(nil)
+}
 
 // ErrInvalidFeed is wrapped by every error about a feed's content.
 var ErrInvalidFeed = errors.New("invalid price feed")
@@ -58,20 +68,16 @@ func ValidateFeed(data []byte) (*Table, error) {
 	if !json.Valid(data) {
 		return nil, fmt.Errorf("%w: not JSON", ErrInvalidFeed)
 	}
-	schema, err := gojsonschema.NewSchema(gojsonschema.NewBytesLoader(feedSchemaJSON))
+	schema, err := feedSchema()
 	if err != nil {
 		return nil, fmt.Errorf("pricing: embedded feed schema: %w", err)
 	}
-	res, err := schema.Validate(gojsonschema.NewBytesLoader(data))
-	if err != nil {
+	var instance any
+	if err := json.Unmarshal(data, &instance); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidFeed, err)
 	}
-	if errs := res.Errors(); len(errs) > 0 {
-		more := ""
-		if len(errs) > 1 {
-			more = fmt.Sprintf(" (and %d more)", len(errs)-1)
-		}
-		return nil, fmt.Errorf("%w: %s%s", ErrInvalidFeed, errs[0], more)
+	if err := schema.Validate(instance); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidFeed, err)
 	}
 	t, err := parseTable(data)
 	if err != nil {

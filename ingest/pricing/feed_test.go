@@ -1,9 +1,11 @@
 package pricing
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -22,6 +24,13 @@ func TestFeedValidateSaveLoad(t *testing.T) {
 		if _, err := ValidateFeed([]byte(bad)); !errors.Is(err, ErrInvalidFeed) {
 			t.Errorf("%s: err = %v, want ErrInvalidFeed", name, err)
 		}
+	}
+
+	// A feed the parser would take but the schema does not (a provider
+	// member it does not know): the schema is checked.
+	extra := bytes.Replace(feedJSON, []byte(`"id":`), []byte(`"unknown_member": 1, "id":`), 1)
+	if _, err := ValidateFeed(extra); !errors.Is(err, ErrInvalidFeed) || !strings.Contains(err.Error(), "unknown_member") {
+		t.Errorf("a provider member the schema does not allow: err = %v", err)
 	}
 
 	dir := t.TempDir()
