@@ -118,21 +118,17 @@ func TestEveryRuleAlone(t *testing.T) {
 			}
 		case TypeProjection:
 			cfgs = append(cfgs, "[[budgets]]\nname = \"b\"\nperiod = \"day\"\namount_usd = 10\nprojection = true\n")
-		case TypeHost:
-			for _, m := range hostMetrics {
-				c := "[[alerts]]\nname = \"h\"\ntype = \"host\"\nmetric = \"" + m + "\"\n"
-				if m != "gateway_down" {
-					c += "threshold = 90\n"
-				}
-				cfgs = append(cfgs, c)
+		case TypeHost, TypePipeline:
+			key, values, more := "metric", hostMetrics, map[string]string{"gateway_down": ""}
+			if typ == TypePipeline {
+				key, values, more = "check", pipelineChecks, map[string]string{"sync_lag": "max_lag = \"6h\"\n"}
 			}
-		case TypePipeline:
-			for _, c := range pipelineChecks {
-				cfg := "[[alerts]]\nname = \"p\"\ntype = \"pipeline\"\ncheck = \"" + c + "\"\n"
-				if c == "sync_lag" {
-					cfg += "max_lag = \"6h\"\n"
+			for _, v := range values {
+				extra, ok := more[v]
+				if !ok && typ == TypeHost {
+					extra = "threshold = 90\n"
 				}
-				cfgs = append(cfgs, cfg)
+				cfgs = append(cfgs, "[[alerts]]\nname = \"x\"\ntype = \""+typ+"\"\n"+key+" = \""+v+"\"\n"+extra)
 			}
 		case TypeSessionCost:
 			cfgs = append(cfgs, "[[alerts]]\nname = \"s\"\ntype = \"session_cost\"\namount_usd = 10\n")

@@ -421,8 +421,11 @@ func TestInstallWithAnExistingGroup(t *testing.T) {
 
 // On the real root, install writes into the config the dirs the installing
 // shell's environment names ($CLAUDE_CONFIG_DIR, $CODEX_HOME,
-// $OPENCLAW_STATE_DIR), as ingest would find them: the service has none
-// of these variables. Under another root they mean nothing.
+// $OPENCLAW_STATE_DIR), as ingest would find them, and absolute: the
+// service has none of these variables and runs from /, where a relative
+// dir ("cfg", from the dir above it) is nothing, and an explicit dir that
+// does not exist fails every ingest step of every source. Under another
+// root they mean nothing.
 func TestInstallFindsWhereIngestLooks(t *testing.T) {
 	base := t.TempDir()
 	for _, d := range []string{"cfg/projects/p", "codexhome/sessions/2026", "oc/agents/main/sessions"} {
@@ -430,53 +433,29 @@ func TestInstallFindsWhereIngestLooks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	env := map[string]string{
-		"CLAUDE_CONFIG_DIR":  filepath.Join(base, "cfg"),
-		"CODEX_HOME":         filepath.Join(base, "codexhome"),
-		"OPENCLAW_STATE_DIR": filepath.Join(base, "oc"),
-	}
-	getenv := func(k string) string { return env[k] }
-	s := (&installer{root: "/"}).discover(sources{}, getenv)
-	for _, c := range []struct {
-		got  []string
-		want string
-	}{{s.Claude, "cfg"}, {s.Codex, "codexhome"}, {s.OpenClaw, "oc"}} {
-		if !slices.Contains(c.got, filepath.Join(base, c.want)) {
-			t.Errorf("install on / found %v, want %s among them", c.got, filepath.Join(base, c.want))
-		}
-	}
-	other := (&installer{root: t.TempDir()}).discover(sources{}, getenv)
-	if len(other.all()) != 0 {
-		t.Errorf("install under another root took the shell's environment: %+v", other)
-	}
-}
-
-// A relative dir in the installing shell's environment
-// (CLAUDE_CONFIG_DIR=cfg, run from the dir above it) is written into the
-// unit absolute: the service runs from /, where "cfg" is nothing, and an
-// explicit dir that does not exist fails every ingest step, of every
-// source.
-func TestInstallMakesRelativeEnvDirsAbsolute(t *testing.T) {
-	base := t.TempDir()
-	for _, d := range []string{"cfg/projects/p", "codexhome/sessions/2026", "oc/agents/main/sessions"} {
-		if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
 	t.Chdir(base)
-	env := map[string]string{"CLAUDE_CONFIG_DIR": "cfg", "CODEX_HOME": "./codexhome", "OPENCLAW_STATE_DIR": "oc"}
-	s := (&installer{root: "/"}).discover(sources{}, func(k string) string { return env[k] })
-	for _, c := range []struct {
-		got  []string
-		want string
-	}{{s.Claude, "cfg"}, {s.Codex, "codexhome"}, {s.OpenClaw, "oc"}} {
-		if !slices.Contains(c.got, filepath.Join(base, c.want)) {
-			t.Errorf("install on / found %v, want %s among them", c.got, filepath.Join(base, c.want))
-		}
-		for _, p := range c.got {
-			if !filepath.IsAbs(p) {
-				t.Errorf("install would write the relative dir %q into the unit", p)
+	for _, env := range []map[string]string{
+		{"CLAUDE_CONFIG_DIR": filepath.Join(base, "cfg"), "CODEX_HOME": filepath.Join(base, "codexhome"), "OPENCLAW_STATE_DIR": filepath.Join(base, "oc")},
+		{"CLAUDE_CONFIG_DIR": "cfg", "CODEX_HOME": "./codexhome", "OPENCLAW_STATE_DIR": "oc"},
+	} {
+		getenv := func(k string) string { return env[k] }
+		s := (&installer{root: "/"}).discover(sources{}, getenv)
+		for _, c := range []struct {
+			got  []string
+			want string
+		}{{s.Claude, "cfg"}, {s.Codex, "codexhome"}, {s.OpenClaw, "oc"}} {
+			if !slices.Contains(c.got, filepath.Join(base, c.want)) {
+				t.Errorf("%v: install on / found %v, want %s among them", env, c.got, filepath.Join(base, c.want))
 			}
+			for _, p := range c.got {
+				if !filepath.IsAbs(p) {
+					t.Errorf("install would write the relative dir %q into the unit", p)
+				}
+			}
+		}
+		other := (&installer{root: t.TempDir()}).discover(sources{}, getenv)
+		if len(other.all()) != 0 {
+			t.Errorf("install under another root took the shell's environment: %+v", other)
 		}
 	}
 }
