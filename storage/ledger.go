@@ -249,6 +249,11 @@ type writer struct {
 	changeSeq                     uint64
 	sessions                      map[string]*Session
 	scope                         *rebuildScope // nil: every row takes the record
+	// The rollup rows the last record added to (daily, its three
+	// projections, weekly), with its day and dimension; flush forgets them.
+	lastRows [5]*pendingRow
+	lastDay  int32
+	lastDim  Dim
 	// Caches of RecordStore answers for this transaction.
 	aliases map[[3]string]string
 	claimed map[string]bool
@@ -462,19 +467,34 @@ func (w *writer) applyRollups(u *Usage, sign int) error {
 	day := DayNumber(u.TS, w.loc)
 	dim := DimOf(u)
 	sc := w.scope
-	if sc == nil || u.TS >= sc.dailyFrom {
-		if err := w.addRow(w.daily, OutboxDaily, rowKey(day, dim), t); err != nil {
-			return err
+	if sc == nil && w.lastRows[0] != nil && day == w.lastDay && dim == w.lastDim {
+		// The rows of the record before (a file's calls mostly share their
+		// day, agent, user and model): no key to build and hash again.
+		for _, r := range w.lastRows {
+			r.t.Add(t)
 		}
-		for _, kind := range []byte{DimModel, DimAgent, DimUser} {
-			if err := w.addRow(w.dims, 0, dimKey(kind, day, dim), t); err != nil {
+	} else {
+		w.lastRows = [5]*pendingRow{}
+		if sc == nil || u.TS >= sc.dailyFrom {
+			var err error
+			if w.lastRows[0], err = w.addRow(w.daily, OutboxDaily, rowKey(day, dim), t); err != nil {
+				return err
+			}
+			for i, kind := range []byte{DimModel, DimAgent, DimUser} {
+				if w.lastRows[1+i], err = w.addRow(w.dims, 0, dimKey(kind, day, dim), t); err != nil {
+					return err
+				}
+			}
+		}
+		if sc == nil || u.TS >= sc.weeklyFrom {
+			var err error
+			if w.lastRows[4], err = w.addRow(w.weekly, OutboxWeekly, rowKey(WeekStart(day), dim), t); err != nil {
 				return err
 			}
 		}
-	}
-	if sc == nil || u.TS >= sc.weeklyFrom {
-		if err := w.addRow(w.weekly, OutboxWeekly, rowKey(WeekStart(day), dim), t); err != nil {
-			return err
+		w.lastDay, w.lastDim = day, dim
+		if sc != nil {
+			w.lastRows = [5]*pendingRow{} // a rebuild's scope: not kept
 		}
 	}
 	if sc != nil && sc.keptSessions[string(sessionKey(u.Source, u.SessionID))] {
@@ -491,7 +511,7 @@ func DimOf(u *Usage) Dim {
 // addRow adds delta to a rollup row. Rows are kept in memory until the
 // transaction's flush: a batch touches few rows many times (one day, one
 // agent, one model), and each row is then read and written once.
-func (w *writer) addRow(b *bolt.Bucket, table byte, key []byte, delta Totals) error {
+func (w *writer) addRow(b *bolt.Bucket, table byte, key []byte, delta Totals) (*pendingRow, error) {
 	rows := w.rows[b]
 	if rows == nil {
 		rows = map[string]*pendingRow{}
@@ -503,13 +523,13 @@ func (w *writer) addRow(b *bolt.Bucket, table byte, key []byte, delta Totals) er
 		if v := b.Get(key); v != nil {
 			var err error
 			if r.t, err = decodeTotals(v); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		rows[string(key)] = r
 	}
 	r.t.Add(delta)
-	return nil
+	return r, nil
 }
 
 // pendingRow is a rollup row changed in this transaction.
@@ -554,6 +574,7 @@ func (w *writer) flush() error {
 		}
 	}
 	clear(w.rows)
+	w.lastRows = [5]*pendingRow{}
 	return w.flushSessions()
 }
 
