@@ -17,22 +17,27 @@ func spendCall(key string, ts time.Time, agent string, usd float64, output int64
 		CostSource: storage.CostTranscript, DedupeKey: key}
 }
 
-// The index follows the ledger: new calls, late calls on past days and
-// larger copies replacing a call show after Refresh, and a refresh with
-// nothing new reads no ledger day.
-func TestSpendIndexFollowsLedger(t *testing.T) {
-	loc, _ := time.LoadLocation("America/New_York")
+// spendDB is a new database in loc, and a function recording calls in it.
+func spendDB(t *testing.T, loc *time.Location) (*storage.DB, func(...storage.Usage)) {
 	db, err := storage.Open(t.TempDir()+"/f.db", storage.Options{Location: loc})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	apply := func(us ...storage.Usage) {
+	t.Cleanup(func() { db.Close() })
+	return db, func(us ...storage.Usage) {
 		t.Helper()
 		if _, err := db.Apply(&storage.Batch{Records: us}); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// The index follows the ledger: new calls, late calls on past days and
+// larger copies replacing a call show after Refresh, and a refresh with
+// nothing new reads no ledger day.
+func TestSpendIndexFollowsLedger(t *testing.T) {
+	loc, _ := time.LoadLocation("America/New_York")
+	db, apply := spendDB(t, loc)
 	now := time.Date(2026, 11, 20, 12, 0, 0, 0, loc)
 	var calls []storage.Usage
 	for h := range 10 * 24 { // $0.25 an hour for 10 days, for two agents
@@ -111,20 +116,10 @@ func TestSpendIndexFollowsLedger(t *testing.T) {
 // The index holds each day's cells in arrays of their exact size, also
 // after reads of a day's last minutes, and the same figures as an index
 // built afresh; it keeps only the sessions of its window, marked read as
-// an index keeping every session marks them (a larger copy of an older
-// call of an active session recorded late included).
+// an index keeping every session marks them (a call of an active session
+// recorded late on an older day included).
 func TestSpendIndexPackedAndSessionsOfWindow(t *testing.T) {
-	db, err := storage.Open(t.TempDir()+"/f.db", storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	apply := func(us ...storage.Usage) {
-		t.Helper()
-		if _, err := db.Apply(&storage.Batch{Records: us}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db, apply := spendDB(t, time.UTC)
 	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 	var calls []storage.Usage
 	for m := 0; m < 3*24*60; m += 7 { // a call every 7 minutes for 3 days by each of 3 agents, a session an hour each
