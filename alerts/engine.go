@@ -173,7 +173,7 @@ func indexNeeds(rules []*rule) (need bool, keep rollup.SpendDims) {
 		case TypeQuota:
 			keep.ClaudeCalls = ru.Source != "codex" // Claude's 5-hour blocks (Codex's limits come with its calls)
 		case TypeSessionCost:
-			keep.Sessions = true
+			keep.Sessions = max(keep.Sessions, ru.Window)
 		}
 	}
 	return need, keep
