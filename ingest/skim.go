@@ -298,12 +298,9 @@ const swarOnes = 0x0101010101010101
 func zeroBytes(v uint64) uint64 { return (v - swarOnes) &^ v & (swarOnes * 0x80) }
 
 func (s *skimmer) array(i, depth int) (int, skimStatus) {
-	j := s.ws(i + 1)
-	if j == len(s.b) {
-		return j, skimInvalid
-	}
-	if s.b[j] == ']' {
-		return j + 1, skimOK
+	j, empty, st := s.open(i, ']')
+	if empty || st != skimOK {
+		return j, st
 	}
 	for {
 		end, st := s.value(s.ws(j), depth, -1)
@@ -315,6 +312,19 @@ func (s *skimmer) array(i, depth int) (int, skimStatus) {
 			return j, st
 		}
 	}
+}
+
+// open reads past the opening byte at i of an array or object: j is its
+// first element or member, or just past closer when it is empty.
+func (s *skimmer) open(i int, closer byte) (j int, empty bool, st skimStatus) {
+	j = s.ws(i + 1)
+	if j == len(s.b) {
+		return j, false, skimInvalid
+	}
+	if s.b[j] == closer {
+		return j + 1, true, skimOK
+	}
+	return j, false, skimOK
 }
 
 // after reads what follows an element or member ending at end: a comma
@@ -337,12 +347,9 @@ func (s *skimmer) object(i, depth, rec int) (int, skimStatus) {
 	if s.plan.searches && i > 0 && isEntryStart(s.b[i:]) {
 		s.nested = true
 	}
-	j := s.ws(i + 1)
-	if j == len(s.b) {
-		return j, skimInvalid
-	}
-	if s.b[j] == '}' {
-		return j + 1, skimOK
+	j, empty, st := s.open(i, '}')
+	if empty || st != skimOK {
+		return j, st
 	}
 	for {
 		j = s.ws(j)
