@@ -231,14 +231,11 @@ func errorsText(err error) string {
 	return err.Error()
 }
 
-// ingestSources are the dirs a discovering ingest reads for this user, as
-// ingest finds them (OpenClawRoots; its claudeRoots and codexRoots, which
-// it does not export, are followed here and held to it by
-// TestDoctorLooksWhereIngestLooks): $OPENCLAW_STATE_DIR and the homes'
-// state dirs; $CLAUDE_CONFIG_DIR (a comma list, each a config dir or its
-// projects/ dir), $XDG_CONFIG_HOME/claude, ~/.claude and ~/.config/claude,
-// each given as the dir holding projects/; $CODEX_HOME and ~/.codex with
-// sessions/ or archived_sessions/. homes nil: ingest.Homes().
+// ingestSources are the dirs a discovering ingest reads for this user,
+// from ingest's own lists (OpenClawRoots, ClaudeRoots, CodexRoots) where
+// the transcripts' folders are there: Claude Code dirs given as the dir
+// holding projects/, Codex homes with sessions/ or archived_sessions/
+// (TestDoctorLooksWhereIngestLooks). homes nil: ingest.Homes().
 func ingestSources(getenv func(string) string, homes []string) sources {
 	if homes == nil {
 		homes = ingest.Homes()
@@ -252,19 +249,7 @@ func ingestSources(getenv func(string) string, homes []string) sources {
 		}
 	}
 	s := sources{OpenClaw: ingest.OpenClawRoots(nil, getenv, homes)}
-	var claude []string
-	for _, d := range strings.Split(getenv("CLAUDE_CONFIG_DIR"), ",") {
-		if d = strings.TrimSpace(d); d != "" {
-			claude = append(claude, d)
-		}
-	}
-	if x := getenv("XDG_CONFIG_HOME"); x != "" {
-		claude = append(claude, filepath.Join(x, "claude"))
-	}
-	for _, h := range homes {
-		claude = append(claude, filepath.Join(h, ".claude"), filepath.Join(h, ".config", "claude"))
-	}
-	for _, c := range claude {
+	for _, c := range ingest.ClaudeRoots(getenv, homes) {
 		switch {
 		case isDir(filepath.Join(c, "projects")):
 			add(&s.Claude, c)
@@ -272,14 +257,7 @@ func ingestSources(getenv func(string) string, homes []string) sources {
 			add(&s.Claude, filepath.Dir(filepath.Clean(c)))
 		}
 	}
-	codex := []string{}
-	if d := getenv("CODEX_HOME"); d != "" {
-		codex = append(codex, d)
-	}
-	for _, h := range homes {
-		codex = append(codex, filepath.Join(h, ".codex"))
-	}
-	for _, x := range codex {
+	for _, x := range ingest.CodexRoots(getenv, homes) {
 		if isDir(filepath.Join(x, "sessions")) || isDir(filepath.Join(x, "archived_sessions")) {
 			add(&s.Codex, x)
 		}

@@ -56,16 +56,24 @@ func (in *Ingester) claudeRoots() []string {
 	if !in.cfg.Discover {
 		return nil
 	}
+	return ClaudeRoots(in.cfg.Env, in.homes())
+}
+
+// ClaudeRoots are the Claude Code config dirs a discovering ingest looks
+// in, each holding projects/ (or being it) when Claude Code runs there:
+// $CLAUDE_CONFIG_DIR (a comma list), $XDG_CONFIG_HOME/claude, and each
+// home's .claude and .config/claude. Install and doctor look there too.
+func ClaudeRoots(env func(string) string, homes []string) []string {
 	var roots []string
-	for _, d := range strings.Split(in.cfg.Env("CLAUDE_CONFIG_DIR"), ",") {
+	for _, d := range strings.Split(env("CLAUDE_CONFIG_DIR"), ",") {
 		if d = strings.TrimSpace(d); d != "" {
 			roots = append(roots, d)
 		}
 	}
-	if x := in.cfg.Env("XDG_CONFIG_HOME"); x != "" {
+	if x := env("XDG_CONFIG_HOME"); x != "" {
 		roots = append(roots, filepath.Join(x, "claude"))
 	}
-	for _, h := range in.homes() {
+	for _, h := range homes {
 		roots = append(roots, filepath.Join(h, ".claude"), filepath.Join(h, ".config", "claude"))
 	}
 	return dedupePaths(roots)

@@ -191,11 +191,18 @@ func (in *Ingester) codexRoots() []string {
 	if !in.cfg.Discover {
 		return nil
 	}
+	return CodexRoots(in.cfg.Env, in.homes())
+}
+
+// CodexRoots are the Codex homes a discovering ingest looks in, each
+// holding sessions/ or archived_sessions/ when Codex runs there:
+// $CODEX_HOME and each home's .codex. Install and doctor look there too.
+func CodexRoots(env func(string) string, homes []string) []string {
 	var roots []string
-	if d := in.cfg.Env("CODEX_HOME"); d != "" {
+	if d := env("CODEX_HOME"); d != "" {
 		roots = append(roots, d)
 	}
-	for _, h := range in.homes() {
+	for _, h := range homes {
 		roots = append(roots, filepath.Join(h, ".codex"))
 	}
 	return dedupePaths(roots)
