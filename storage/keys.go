@@ -5,7 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -125,8 +126,11 @@ const (
 )
 
 func encodeTotals(t Totals) []byte {
-	b := make([]byte, 1, totalsSize)
-	b[0] = 2
+	return appendTotals(make([]byte, 0, totalsSize), t)
+}
+
+func appendTotals(b []byte, t Totals) []byte {
+	b = append(b, 2)
 	for _, v := range []int64{
 		t.Messages, t.Input, t.Output, t.CacheRead, t.CacheWrite,
 		t.CostNanos, t.CostInputNanos, t.CostOutputNanos, t.CostCacheReadNanos, t.CostCacheWriteNanos,
@@ -159,7 +163,11 @@ func decodeTotals(b []byte) (Totals, error) {
 // ledgerKey is ts(8, unix ms) | seq(8): the seq breaks ties and keeps
 // records apart when the clock steps back.
 func ledgerKey(tsMillis int64, seq uint64) []byte {
-	b := make([]byte, 16)
+	return putLedgerKey(make([]byte, 16), tsMillis, seq)
+}
+
+// putLedgerKey writes ledgerKey's bytes into b (16 bytes) and returns it.
+func putLedgerKey(b []byte, tsMillis int64, seq uint64) []byte {
 	binary.BigEndian.PutUint64(b, uint64(tsMillis)^(1<<63))
 	binary.BigEndian.PutUint64(b[8:], seq)
 	return b
@@ -171,8 +179,13 @@ func ledgerKeyPrefix(tsMillis int64) []byte {
 
 // seenKey is a 16-byte digest of a dedupe key: fixed size whatever the key.
 func seenKey(dedupeKey string) []byte {
+	d := seenDigest(dedupeKey)
+	return d[:]
+}
+
+func seenDigest(dedupeKey string) [16]byte {
 	h := sha256.Sum256([]byte(dedupeKey))
-	return h[:16]
+	return [16]byte(h[:16])
 }
 
 // sessionKey is source | session id.
@@ -207,25 +220,46 @@ func dimKey(kind byte, day int32, d Dim) []byte {
 
 // encodeSession is the sessions bucket's value: a version byte, then
 // lp(source) lp(id) lp(key) lp(agent) lp(channel), first and last ts (8
-// each), a model count (2) and per model lp(name) + Totals. Binary, not
-// JSON: the session report decodes every session, and JSON made that the
-// slowest report by far.
+// each), a model count (2) and per model lp(name) + Totals, models in name
+// order. Binary, not JSON: the session report decodes every session, and
+// JSON made that the slowest report by far.
 func encodeSession(s *Session) []byte {
-	b := []byte{2}
+	models := make([]modelSums, 0, len(s.Models))
+	for name, t := range s.Models {
+		models = append(models, modelSums{name, t})
+	}
+	return appendSession(make([]byte, 0, sessionSize(s, models)), s, models)
+}
+
+// sessionSize is the size of encodeSession's value for s and models.
+func sessionSize(s *Session, models []modelSums) int {
+	n := 1 + 2*5 + 16 + 2
+	for _, f := range []string{s.Source, s.SessionID, s.SessionKey, s.Agent, s.Channel} {
+		n += min(len(f), 0xFFFF)
+	}
+	for _, m := range models {
+		n += 2 + min(len(m.name), 0xFFFF) + totalsSize
+	}
+	return n
+}
+
+// appendSession appends encodeSession's value for s (its Models ignored)
+// with models, which it sorts by name: the same session, the same bytes,
+// so rebuilds compare equal.
+func appendSession(b []byte, s *Session, models []modelSums) []byte {
+	b = append(b, 2)
 	for _, f := range []string{s.Source, s.SessionID, s.SessionKey, s.Agent, s.Channel} {
 		b = putString(b, f)
 	}
 	b = binary.BigEndian.AppendUint64(b, uint64(s.FirstTS))
 	b = binary.BigEndian.AppendUint64(b, uint64(s.LastTS))
-	names := make([]string, 0, len(s.Models))
-	for m := range s.Models {
-		names = append(names, m)
+	if len(models) > 1 {
+		slices.SortFunc(models, func(x, y modelSums) int { return strings.Compare(x.name, y.name) })
 	}
-	sort.Strings(names) // deterministic bytes: rebuilds compare equal
-	b = binary.BigEndian.AppendUint16(b, uint16(len(names)))
-	for _, m := range names {
-		b = putString(b, m)
-		b = append(b, encodeTotals(s.Models[m])...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(models)))
+	for _, m := range models {
+		b = putString(b, m.name)
+		b = appendTotals(b, m.t)
 	}
 	return b
 }

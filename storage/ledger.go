@@ -98,6 +98,7 @@ func (db *DB) Apply(b *Batch) (ApplyResult, error) {
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		res = ApplyResult{}
 		w := db.writer(tx)
+		w.expect(b.Len())
 		legacy := int64(decodeUint(w.metaBucket.Get(metaSeenPrunedBefore)))
 		err := b.Each(func(u *Usage) error {
 			if u.DedupeKey == "" {
@@ -118,7 +119,7 @@ func (db *DB) Apply(b *Batch) (ApplyResult, error) {
 		if err := w.flush(); err != nil {
 			return err
 		}
-		if err := putSorted(tx.Bucket(bucketCursors), b.Cursors); err != nil {
+		if err := w.putSorted(tx.Bucket(bucketCursors), b.Cursors); err != nil {
 			return err
 		}
 		sm := tx.Bucket(bucketSessionMeta)
@@ -247,8 +248,16 @@ type writer struct {
 	dims                          *bolt.Bucket
 	outbox, sessionsB, metaBucket *bolt.Bucket
 	changeSeq                     uint64
-	sessions                      map[string]*Session
-	scope                         *rebuildScope // nil: every row takes the record
+	change                        []byte // changeSeq encoded: the value of every outbox mark of the transaction
+	sessions                      map[string]*pendingSession
+	lastSession                   *pendingSession // the session of the record before
+	keyBuf, scratch               []byte          // for lookups; for encoding
+	arena                         arena           // the keys and values the transaction puts
+	// The seen key of lastDedupe: Lookup and Insert of one record hash
+	// the same dedupe key.
+	lastDedupe string
+	lastSeen   [16]byte
+	scope      *rebuildScope // nil: every row takes the record
 	// The rollup rows the last record added to (daily, its three
 	// projections, weekly), with its day and dimension; flush forgets them.
 	lastRows [5]*pendingRow
@@ -280,13 +289,41 @@ func (db *DB) writer(tx *bolt.Tx) *writer {
 		outbox:     tx.Bucket(bucketOutbox),
 		sessionsB:  tx.Bucket(bucketSessions),
 		metaBucket: tx.Bucket(bucketMeta),
-		sessions:   map[string]*Session{},
+		sessions:   map[string]*pendingSession{},
 		aliases:    map[[3]string]string{},
 		claimed:    map[string]bool{},
 		rows:       map[*bolt.Bucket]map[string]*pendingRow{},
 		ledgerPuts: map[string][]byte{},
 		seenPuts:   map[string][]byte{},
 	}
+}
+
+// marshalUsage is marshalUsage(u) in the arena: encoded in a scratch
+// buffer the writer keeps, then copied, since its size is known only then.
+func (w *writer) marshalUsage(u *Usage) ([]byte, error) {
+	b, ok := appendUsage(w.scratch[:0], u)
+	if !ok {
+		return json.Marshal(u)
+	}
+	w.scratch = b
+	return append(w.arena.alloc(len(b))[:0], b...), nil
+}
+
+// expect sizes the transaction's maps for a batch of n records, rather
+// than growing them (and rehashing every key) as the records come.
+func (w *writer) expect(n int) {
+	w.ledgerPuts = make(map[string][]byte, n)
+	w.seenPuts = make(map[string][]byte, n)
+	w.sessions = make(map[string]*pendingSession, n/4)
+}
+
+// seenKey is seenKey(dedupeKey), computed once for the record at hand.
+// The bytes are valid until the next call.
+func (w *writer) seenKey(dedupeKey string) []byte {
+	if dedupeKey != w.lastDedupe || w.lastDedupe == "" {
+		w.lastDedupe, w.lastSeen = dedupeKey, seenDigest(dedupeKey)
+	}
+	return w.lastSeen[:]
 }
 
 // seenGet is the ledger key a seen key points at, this transaction's puts
@@ -310,7 +347,7 @@ func (w *writer) ledgerGet(lk []byte) []byte {
 // row that is gone was pruned by retention or removed (a mirror, a moved
 // user), and its key is kept so the call cannot count again.
 func (w *writer) Lookup(dedupeKey string) (*Usage, bool, error) {
-	lk := w.seenGet(seenKey(dedupeKey))
+	lk := w.seenGet(w.seenKey(dedupeKey))
 	if lk == nil {
 		return nil, false, nil
 	}
@@ -331,13 +368,13 @@ func (w *writer) Insert(u *Usage) error {
 	if err != nil {
 		return err
 	}
-	lk := ledgerKey(u.TS, seq)
-	v, err := marshalUsage(u)
+	lk := putLedgerKey(w.arena.alloc(16), u.TS, seq)
+	v, err := w.marshalUsage(u)
 	if err != nil {
 		return err
 	}
 	w.ledgerPuts[string(lk)] = v
-	w.seenPuts[string(seenKey(u.DedupeKey))] = lk
+	w.seenPuts[string(w.seenKey(u.DedupeKey))] = lk
 	if u.User != "" && u.UserLabel != "" {
 		if err := w.tx.Bucket(bucketUsers).Put([]byte(u.User), []byte(u.UserLabel)); err != nil {
 			return err
@@ -542,10 +579,10 @@ type pendingRow struct {
 // flush writes what the transaction changed: rollup rows (an emptied row
 // is deleted) with their outbox marks, and session rows.
 func (w *writer) flush() error {
-	if err := putSorted(w.ledger, w.ledgerPuts); err != nil {
+	if err := w.putSorted(w.ledger, w.ledgerPuts); err != nil {
 		return err
 	}
-	if err := putSorted(w.seen, w.seenPuts); err != nil {
+	if err := w.putSorted(w.seen, w.seenPuts); err != nil {
 		return err
 	}
 	clear(w.ledgerPuts)
@@ -579,14 +616,15 @@ func (w *writer) flush() error {
 }
 
 // putSorted puts (or deletes, for nil) puts into b in key order.
-func putSorted(b *bolt.Bucket, puts map[string][]byte) error {
+func (w *writer) putSorted(b *bolt.Bucket, puts map[string][]byte) error {
 	packFuller(b, len(puts))
 	for _, k := range slices.Sorted(maps.Keys(puts)) {
+		key := append(w.arena.alloc(len(k))[:0], k...)
 		var err error
 		if v := puts[k]; v == nil {
-			err = b.Delete([]byte(k))
+			err = b.Delete(key)
 		} else {
-			err = b.Put([]byte(k), v)
+			err = b.Put(key, v)
 		}
 		if err != nil {
 			return err
@@ -621,45 +659,75 @@ func (w *writer) markChanged(table byte, key []byte) error {
 		if err != nil {
 			return err
 		}
-		w.changeSeq = seq
+		w.changeSeq, w.change = seq, encodeUint(seq)
 	}
-	return w.outbox.Put(append([]byte{table}, key...), encodeUint(w.changeSeq))
+	k := append(w.arena.alloc(1 + len(key))[:0], table)
+	return w.outbox.Put(append(k, key...), w.change)
+}
+
+// pendingSession is a session row changed in this transaction: its
+// attribution (a Session whose Models stay nil) and its per-model sums in
+// a short slice. A map of Totals allocated a kilobyte for its first model,
+// and a cold ingest of many small transcripts adds a session per file.
+type pendingSession struct {
+	s      Session
+	models []modelSums
+}
+
+// modelSums is one model's sums in a session; name is "provider/model".
+type modelSums struct {
+	name string
+	t    Totals
 }
 
 func (w *writer) addSession(u *Usage, t Totals) error {
-	key := sessionKey(u.Source, u.SessionID)
-	s, ok := w.sessions[string(key)]
-	if !ok {
-		s = &Session{Source: u.Source, SessionID: u.SessionID, Models: map[string]Totals{}}
-		if v := w.sessionsB.Get(key); v != nil {
-			stored, err := decodeSession(v)
-			if err != nil {
-				return fmt.Errorf("session %q: %w", u.SessionID, err)
+	ps := w.lastSession
+	if ps == nil || ps.s.SessionID != u.SessionID || ps.s.Source != u.Source {
+		w.keyBuf = putString(putString(w.keyBuf[:0], u.Source), u.SessionID)
+		var ok bool
+		if ps, ok = w.sessions[string(w.keyBuf)]; !ok {
+			ps = &pendingSession{s: Session{Source: u.Source, SessionID: u.SessionID}}
+			if v := w.sessionsB.Get(w.keyBuf); v != nil {
+				stored, err := decodeSession(v)
+				if err != nil {
+					return fmt.Errorf("session %q: %w", u.SessionID, err)
+				}
+				ps.s, ps.models = stored, make([]modelSums, 0, len(stored.Models))
+				for name, t := range stored.Models {
+					ps.models = append(ps.models, modelSums{name, t})
+				}
+				ps.s.Models = nil
 			}
-			*s = stored
+			w.sessions[string(w.keyBuf)] = ps
 		}
-		w.sessions[string(key)] = s
+		w.lastSession = ps
 	}
-	mergeSession(s, u, t)
+	ps.merge(u, t)
 	return nil
 }
 
-// mergeSession folds one record (or its removal) into a session summary.
+// merge folds one record (or its removal) into a session summary.
 // Attribution follows the latest record by time, ties broken by value, so
 // the result does not depend on the order records arrive in.
-func mergeSession(s *Session, u *Usage, t Totals) {
-	model := u.Provider + "/" + u.Model
-	m := s.Models[model]
-	m.Add(t)
-	if m.IsZero() {
-		delete(s.Models, model)
-	} else {
-		s.Models[model] = m
+func (ps *pendingSession) merge(u *Usage, t Totals) {
+	i := 0
+	for ; i < len(ps.models); i++ {
+		if n := ps.models[i].name; len(n) == len(u.Provider)+1+len(u.Model) &&
+			n[len(u.Provider)] == '/' && n[:len(u.Provider)] == u.Provider && n[len(u.Provider)+1:] == u.Model {
+			break
+		}
+	}
+	if i == len(ps.models) {
+		ps.models = append(ps.models, modelSums{name: u.Provider + "/" + u.Model})
+	}
+	ps.models[i].t.Add(t)
+	if ps.models[i].t.IsZero() {
+		ps.models = slices.Delete(ps.models, i, i+1)
 	}
 	if t.Messages < 0 {
 		return // first/last and labels are kept: a replacement re-adds the same call
 	}
-	NoteActivity(s, u)
+	NoteActivity(&ps.s, u)
 }
 
 // NoteActivity updates a session with a call added to it: its first and
@@ -687,21 +755,40 @@ func NoteActivity(s *Session, u *Usage) {
 func (w *writer) flushSessions() error {
 	packFuller(w.sessionsB, len(w.sessions))
 	for _, k := range slices.Sorted(maps.Keys(w.sessions)) {
-		s := w.sessions[k]
+		ps := w.sessions[k]
+		key := append(w.arena.alloc(len(k))[:0], k...)
 		var err error
-		if len(s.Models) == 0 {
-			err = w.sessionsB.Delete([]byte(k))
+		if len(ps.models) == 0 {
+			err = w.sessionsB.Delete(key)
 		} else {
-			err = w.sessionsB.Put([]byte(k), encodeSession(s))
+			err = w.sessionsB.Put(key, appendSession(w.arena.alloc(sessionSize(&ps.s, ps.models))[:0], &ps.s, ps.models))
 		}
 		if err != nil {
 			return err
 		}
-		if err := w.markChanged(OutboxSession, []byte(k)); err != nil {
+		if err := w.markChanged(OutboxSession, key); err != nil {
 			return err
 		}
 	}
+	clear(w.sessions)
+	w.lastSession = nil
 	return nil
+}
+
+// arena hands out the byte slices a write transaction puts: bbolt keeps
+// them (not copies) until the commit, and one block for many keys and
+// values is one allocation instead of one each.
+type arena struct{ block []byte }
+
+// alloc returns n bytes that stay valid for as long as the arena's
+// caller holds them (a block is never reused).
+func (a *arena) alloc(n int) []byte {
+	if cap(a.block)-len(a.block) < n {
+		a.block = make([]byte, 0, max(n, 64<<10))
+	}
+	b := a.block[len(a.block) : len(a.block)+n : len(a.block)+n]
+	a.block = a.block[:len(a.block)+n]
+	return b
 }
 
 // Ledger calls fn for each record with fromMillis <= ts < toMillis, in time
