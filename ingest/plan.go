@@ -92,6 +92,13 @@ func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
 		if c := strings.Compare(a.forkedAt, b.forkedAt); c != 0 {
 			return c
 		}
+		// Folders before the symlinks to them: when a link is a second name
+		// of an agent's folder, a plan that stat'ed nothing keeps the first
+		// name it reads (see planLazy), and the agent must be the folder's
+		// name, as in a plan that stat'ed (agentDirs lists folders first).
+		if a.linkedDir != b.linkedDir {
+			return trueFirst(b.linkedDir)
+		}
 		return strings.Compare(a.path, b.path)
 	})
 	return items, nil
@@ -113,6 +120,7 @@ type candidate struct {
 	sessionID string // from the name; a header line may say better
 	format    string
 	link      bool // a symlink (to a regular file, when listed): opened through it
+	linkedDir bool // in an OpenClaw agent folder that is a symlink
 }
 
 // Transcript formats.
