@@ -441,16 +441,37 @@ func runHealth(ctx context.Context, env *cliEnv, args []string) error {
 			fmt.Fprintf(env.stdout, "  malformed lines: %s more in other files\n", rollup.Count(n))
 		}
 	}
-	if p := st.Ingest.Progress; p != nil && p.Bytes > 0 {
+	if p := st.Ingest.Progress; p != nil {
 		// A first run over months of history: say how far it is.
-		fmt.Fprintf(env.stderr, "catching up: %d of %d files, %.1f of %.1f MB (%.0f%%), %.1f MB/s, about %s left\n",
-			p.FilesDone, p.Files, float64(p.BytesDone)/1e6, float64(p.Bytes)/1e6, 100*float64(p.BytesDone)/float64(p.Bytes),
-			p.RateBytes/1e6, p.Left.Round(time.Second))
+		fmt.Fprintf(env.stderr, "catching up: %s, %.1f MB/s, about %s left\n", catchUp(p), p.RateBytes/1e6, p.Left.Round(time.Second))
 	}
 	if !st.Healthy {
 		return fmt.Errorf("unhealthy: %s", strings.Join(st.Problems, "; "))
 	}
 	return nil
+}
+
+// catchUp says how far a catch-up has come: files, and bytes when known
+// ("3 of 10 files, 1.2 of 4.0 MB (30%)"; a first pass over many files
+// knows no bytes: "3 of 10 files (30%), 1.2 MB").
+func catchUp(p *ingest.Progress) string {
+	if p.Bytes > 0 {
+		return fmt.Sprintf("%d of %d files, %.1f of %.1f MB (%.0f%%)", p.FilesDone, p.Files,
+			float64(p.BytesDone)/1e6, float64(p.Bytes)/1e6, catchUpPct(p))
+	}
+	return fmt.Sprintf("%d of %d files (%.0f%%), %.1f MB", p.FilesDone, p.Files, catchUpPct(p), float64(p.BytesDone)/1e6)
+}
+
+// catchUpPct is how far a catch-up has come, in percent of its bytes, or
+// of its files when the bytes are not known.
+func catchUpPct(p *ingest.Progress) float64 {
+	switch {
+	case p.Bytes > 0:
+		return 100 * float64(p.BytesDone) / float64(p.Bytes)
+	case p.Files > 0:
+		return 100 * float64(p.FilesDone) / float64(p.Files)
+	}
+	return 0
 }
 
 // healthStatus is the part of /api/status `fleetmeter health` reads.

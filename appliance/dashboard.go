@@ -50,8 +50,8 @@ func (a *App) uiSources(ctx context.Context) (ui.Sources, error) {
 	for _, src := range st.Sources {
 		s.Roots = append(s.Roots, ui.SourceRoot{Source: src.Kind, Path: src.Path, Discovered: !explicit})
 	}
-	if p := st.Progress; p != nil && p.Bytes > 0 {
-		s.CatchUpPct = 100 * float64(p.BytesDone) / float64(p.Bytes)
+	if p := st.Progress; p != nil {
+		s.CatchUpPct = catchUpPct(p)
 	}
 	if s.Roots == nil {
 		s.Roots = []ui.SourceRoot{}

@@ -61,17 +61,13 @@ type daemonStatus struct {
 	Version string `json:"version"`
 	DataDir string `json:"data_dir"`
 	Ingest  struct {
-		Roots      []string        `json:"roots"`
-		Sources    []ingest.Source `json:"sources"`
-		Files      int             `json:"files"`
-		FileErrors int64           `json:"file_errors"`
-		LastStep   string          `json:"last_step"`
-		LastError  string          `json:"last_error"`
-		Progress   *struct {
-			Files, FilesDone int
-			Bytes            int64 `json:"bytes"`
-			BytesDone        int64 `json:"bytes_done"`
-		} `json:"progress"`
+		Roots      []string         `json:"roots"`
+		Sources    []ingest.Source  `json:"sources"`
+		Files      int              `json:"files"`
+		FileErrors int64            `json:"file_errors"`
+		LastStep   string           `json:"last_step"`
+		LastError  string           `json:"last_error"`
+		Progress   *ingest.Progress `json:"progress"`
 	} `json:"ingest"`
 	Database storage.Stats `json:"database"`
 	Sync     struct {
@@ -163,8 +159,8 @@ func (d *doctor) checkDaemon(ctx context.Context) doctorCheck {
 		c.Detail += fmt.Sprintf(" (data dir %s: the checks below are of its database, not of %s)", st.DataDir, d.cfg.DataDir)
 	}
 	c.Detail += "; last ingest step " + d.ago(st.Ingest.LastStep)
-	if p := st.Ingest.Progress; p != nil && p.Bytes > 0 {
-		c.Detail += fmt.Sprintf("; catching up: %d of %d files, %.0f%% of %.1f MB", p.FilesDone, p.Files, 100*float64(p.BytesDone)/float64(p.Bytes), float64(p.Bytes)/1e6)
+	if p := st.Ingest.Progress; p != nil {
+		c.Detail += "; catching up: " + catchUp(p)
 	}
 	if st.Ingest.LastError != "" {
 		c.Status, c.Detail = doctorFail, "the last ingest step failed: "+st.Ingest.LastError

@@ -20,17 +20,28 @@ func terminalProgress(w io.Writer) (on func(ingest.Progress), finish func()) {
 		return nil, func() {}
 	}
 	var bar *progressbar.ProgressBar
+	var inFiles bool // the bytes to read are not known (see ingest.Progress): a bar of files
 	on = func(p ingest.Progress) {
 		if bar == nil {
-			bar = progressbar.NewOptions64(p.Bytes,
+			inFiles = p.Bytes == 0
+			max := p.Bytes
+			if inFiles {
+				max = int64(p.Files)
+			}
+			bar = progressbar.NewOptions64(max,
 				progressbar.OptionSetWriter(f),
 				progressbar.OptionSetDescription("reading transcripts"),
-				progressbar.OptionShowBytes(true),
+				progressbar.OptionShowBytes(!inFiles),
 				progressbar.OptionShowCount(),
 				progressbar.OptionSetPredictTime(true),
 				progressbar.OptionThrottle(100_000_000), // redraw at most every 0.1 s
 				progressbar.OptionClearOnFinish(),
 			)
+		}
+		if inFiles {
+			bar.Describe("reading transcripts (files)")
+			_ = bar.Set(p.FilesDone)
+			return
 		}
 		bar.Describe("reading transcripts: " + strconv.Itoa(p.FilesDone) + "/" + strconv.Itoa(p.Files) + " files")
 		_ = bar.Set64(p.BytesDone)

@@ -19,16 +19,27 @@ func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
 	}
 	in.skipped = 0
 	in.pruneUnreadable()
-	// A one-shot read's first step knows no file: nothing to compare a
-	// stat with, so the readers stat the files they open (see planLazy).
-	lazy := in.final && len(in.mem.stamps) == 0
-	groups, listed, err := in.candidates(batch, !lazy)
+	// A first step knows no file (a one-shot read, or a database with no
+	// cursor yet: a cold ingest): nothing to compare a stat with, so the
+	// readers stat the files they open (see planLazy). A cold ingest of a
+	// few files stats them all the same, for its progress: that of many
+	// files is told in files, that of a few large ones needs their bytes.
+	first := len(in.mem.stamps) == 0
+	groups, listed, err := in.candidates(batch, !first)
 	if err != nil {
 		return nil, err
 	}
 	n := 0
 	for _, g := range groups {
 		n += len(g.cands)
+	}
+	lazy := first && (in.final || n >= progressMinFiles)
+	if first && !lazy {
+		var pool workPool
+		for i, g := range groups {
+			groups[i] = pool.stat(g.cands, true)
+		}
+		pool.wait()
 	}
 	var items, renamed []*fileItem
 	seen := make(map[fileKey]bool, n)
@@ -227,7 +238,7 @@ func (in *Ingester) planFile(c candidate, st fileStat, seen map[fileKey]bool, sl
 	return item, true
 }
 
-// planLazy is planFile for the first step of a one-shot read, which stats
+// planLazy is planFile for a step that knows no file yet, which stats
 // nothing before reading: with no file known, a stat could only say that
 // a file is there, and the reader learns that from the descriptor it
 // opens anyway (fstat: no second path lookup, and no pass over every file

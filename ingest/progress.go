@@ -12,13 +12,17 @@ import (
 // draws it on a terminal. Reports and the API answer meanwhile, from what
 // is committed so far.
 type Progress struct {
-	Files     int       `json:"files"` // files with something to read
-	FilesDone int       `json:"files_done"`
-	Bytes     int64     `json:"bytes"` // bytes to read (what their cursors have not covered; 0: not known)
+	Files     int `json:"files"` // files with something to read
+	FilesDone int `json:"files_done"`
+	// Bytes to read (what their cursors have not covered): 0 when not
+	// known, on the first pass over many files, whose plan stats none
+	// (see planLazy); its progress is then told in files.
+	Bytes     int64     `json:"bytes"`
 	BytesDone int64     `json:"bytes_done"`
 	Started   time.Time `json:"started"`
 	// RateBytes is bytes read per second so far; Left the time left at
-	// that rate (0 until a rate is known).
+	// that rate, or at the rate of files when Bytes is not known (0 until
+	// a rate is known).
 	RateBytes float64       `json:"rate_bytes_per_second"`
 	Left      time.Duration `json:"left_ns"`
 }
@@ -49,7 +53,7 @@ func (in *Ingester) trackProgress(items []*fileItem) *progressTracker {
 	t := &progressTracker{in: in, p: Progress{Files: len(items), Started: in.now()}}
 	for _, it := range items {
 		if !it.statted {
-			// Not stat'ed (a one-shot report's first step, see planLazy):
+			// Not stat'ed (a first step over many files, see planLazy):
 			// its size is not known, nor the step's bytes.
 			t.p.Bytes = 0
 			break
@@ -85,8 +89,11 @@ func (t *progressTracker) read(bytes int64, file bool) {
 	now := t.in.now()
 	if secs := now.Sub(t.p.Started).Seconds(); secs > 0 {
 		t.p.RateBytes = float64(t.p.BytesDone) / secs
-		if t.p.RateBytes > 0 && t.p.Bytes > 0 {
+		switch {
+		case t.p.RateBytes > 0 && t.p.Bytes > 0:
 			t.p.Left = time.Duration(float64(max(t.p.Bytes-t.p.BytesDone, 0)) / t.p.RateBytes * float64(time.Second))
+		case t.p.Bytes == 0 && t.p.FilesDone > 0:
+			t.p.Left = time.Duration(float64(t.p.Files-t.p.FilesDone) / float64(t.p.FilesDone) * secs * float64(time.Second))
 		}
 	}
 	if now.Sub(t.lastPub) >= progressPublishEvery || t.p.FilesDone == t.p.Files {

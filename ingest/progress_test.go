@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+
+	"github.com/fleetmeter/fleetmeter/storage"
 )
 
 // A step with much to read reports its progress as it goes (files and
@@ -22,23 +24,81 @@ func TestProgress(t *testing.T) {
 	if len(seen) < 2 {
 		t.Fatalf("%d progress reports, want one per file at least", len(seen))
 	}
+	// The first pass over many files stats none (see planLazy): its
+	// progress is in files, its bytes not known.
 	last := seen[len(seen)-1]
-	if last.Files != progressMinFiles+10 || last.FilesDone != last.Files || last.BytesDone != last.Bytes || last.Bytes == 0 {
-		t.Errorf("last progress %+v, want every file and byte done", last)
+	if last.Files != progressMinFiles+10 || last.FilesDone != last.Files || last.Bytes != 0 || last.BytesDone == 0 {
+		t.Errorf("last progress %+v, want every file done, bytes read and none known", last)
 	}
-	for i := 1; i < len(seen); i++ {
-		if seen[i].BytesDone < seen[i-1].BytesDone || seen[i].FilesDone < seen[i-1].FilesDone {
-			t.Fatalf("progress went back: %+v after %+v", seen[i], seen[i-1])
+	checkProgress := func(seen []Progress) {
+		t.Helper()
+		for i := 1; i < len(seen); i++ {
+			if seen[i].BytesDone < seen[i-1].BytesDone || seen[i].FilesDone < seen[i-1].FilesDone {
+				t.Fatalf("progress went back: %+v after %+v", seen[i], seen[i-1])
+			}
+		}
+		if st := in.Status(); st.Progress != nil {
+			t.Errorf("progress still set after the step: %+v", st.Progress)
 		}
 	}
-	if st := in.Status(); st.Progress != nil {
-		t.Errorf("progress still set after the step: %+v", st.Progress)
+	checkProgress(seen)
+	// Many new files once some are known: stat'ed, their bytes known.
+	seen = nil
+	for i := range progressMinFiles + 10 {
+		appendFile(t, filepath.Join(dir, fmt.Sprintf("n%d.jsonl", i)),
+			headerLine(fmt.Sprint("n", i), t0)+assistantLine("a", fmt.Sprint("rn", i), t0+int64(i), 1, 0, 0, 0, 0.001))
 	}
+	step(t, in)
+	if len(seen) < 2 {
+		t.Fatalf("%d progress reports, want one per file at least", len(seen))
+	}
+	if last := seen[len(seen)-1]; last.Files != progressMinFiles+10 || last.FilesDone != last.Files || last.BytesDone != last.Bytes || last.Bytes == 0 {
+		t.Errorf("last progress %+v, want every file and byte done", last)
+	}
+	checkProgress(seen)
 	// A poll with one new call is not a catch-up.
 	seen = nil
 	appendFile(t, filepath.Join(dir, "s0.jsonl"), assistantLine("b", "rp-new", t0+1000, 1, 0, 0, 0, 0.001))
 	step(t, in)
 	if len(seen) != 0 {
 		t.Errorf("a small poll reported progress %+v", seen)
+	}
+}
+
+// A cold ingest stats its files before reading them only when they are
+// few: its progress (a few large files) is then told in bytes; many files
+// are read without a stat first, and a one-shot report never stats first.
+func TestFirstPlanStatsFewFiles(t *testing.T) {
+	for _, tc := range []struct {
+		files   int
+		final   bool
+		statted bool
+	}{
+		{3, false, true},
+		{progressMinFiles, false, false},
+		{3, true, false},
+	} {
+		root := t.TempDir()
+		dir := sessionsDir(t, root, "main")
+		for i := range tc.files {
+			appendFile(t, filepath.Join(dir, fmt.Sprintf("s%d.jsonl", i)),
+				headerLine(fmt.Sprint("s", i), t0)+assistantLine("a", fmt.Sprint("r", i), t0+int64(i), 1, 0, 0, 0, 0.001))
+		}
+		in := New(Config{OpenClawDirs: []string{root}, Final: tc.final}, openDB(t))
+		if err := in.load(); err != nil {
+			t.Fatal(err)
+		}
+		items, err := in.plan(&storage.Batch{Cursors: map[string][]byte{}, SessionMeta: map[string][]byte{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(items) != tc.files {
+			t.Fatalf("%d files, final %v: %d items", tc.files, tc.final, len(items))
+		}
+		for _, it := range items {
+			if it.statted != tc.statted || tc.statted && it.size <= 0 {
+				t.Fatalf("%d files, final %v: %s statted %v (size %d), want %v", tc.files, tc.final, it.name, it.statted, it.size, tc.statted)
+			}
+		}
 	}
 }

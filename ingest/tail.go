@@ -211,8 +211,8 @@ func (r *fileReader) newChunk() *chunk {
 func (r *fileReader) read(ctx context.Context, item *fileItem, out chan<- *chunk) {
 	// A one-shot read trusts the plan's stat of a moment ago: the file's
 	// size and times only go into cursors no one keeps. The daemon checks
-	// the file it opened, which may have been replaced since; so does a
-	// one-shot read whose plan stat'ed nothing (see planLazy).
+	// the file it opened, which may have been replaced since; so does any
+	// read whose plan stat'ed nothing (see planLazy).
 	f, err := openFile(&r.dir, item.path, item.link)
 	if err != nil {
 		out <- &chunk{err: err}
