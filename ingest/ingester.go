@@ -79,9 +79,14 @@ type Config struct {
 	// file, or one line without an end, cannot hold back every other file;
 	// a file cut short is read on by the next step, which Run starts at once.
 	FileBudget int64
-	// BatchBytes and BatchRecords bound one transaction. 0 = defaults.
+	// BatchBytes, BatchRecords and BatchFiles (cursors) bound one
+	// transaction. 0 = defaults (64 MiB, 50,000, 2,000). Each commit
+	// rewrites the pages its keys fall in, all over the file for the
+	// dedupe keys and sessions, so fewer, larger ones write less; a
+	// batch's pages are held in memory until its commit.
 	BatchBytes   int64
 	BatchRecords int
+	BatchFiles   int
 
 	// Horizon drops calls older than this. 0 (the default, and what
 	// fleetmeter uses) keeps all: the ledger keeps the dedupe keys of
@@ -228,6 +233,9 @@ func New(cfg Config, ledger Ledger) *Ingester {
 		cfg.BatchRecords = 50_000
 	}
 	files := batchFiles
+	if cfg.BatchFiles > 0 {
+		files = cfg.BatchFiles
+	}
 	if cfg.Final {
 		files = finalBatchFiles
 		cfg.BatchRecords = min(cfg.BatchRecords, finalBatchRecords)

@@ -102,3 +102,42 @@ func TestFirstPlanStatsFewFiles(t *testing.T) {
 		}
 	}
 }
+
+// countingLedger counts the batches committed and the most files (cursors)
+// one of them held.
+type countingLedger struct {
+	*storage.DB
+	commits, mostFiles int
+}
+
+func (c *countingLedger) Apply(b *storage.Batch) (storage.ApplyResult, error) {
+	c.commits++
+	c.mostFiles = max(c.mostFiles, len(b.Cursors))
+	return c.DB.Apply(b)
+}
+
+// BatchFiles bounds the files one commit holds (ingest --once takes more
+// than the daemon's default): a first pass over 300 files commits in
+// batches of at most that many, ramped up from an eighth of it.
+func TestBatchFilesBoundsCommits(t *testing.T) {
+	root := t.TempDir()
+	dir := sessionsDir(t, root, "main")
+	for i := range 300 {
+		appendFile(t, filepath.Join(dir, fmt.Sprintf("s%d.jsonl", i)),
+			headerLine(fmt.Sprint("s", i), t0)+assistantLine("a", fmt.Sprint("r", i), t0+int64(i), 1, 0, 0, 0, 0.001))
+	}
+	for _, tc := range []struct{ batchFiles, commits int }{
+		{0, 2},    // the default, 2,000: 250 files, then the rest
+		{80, 6},   // 10, 20, 40, 80, 80, 70
+		{4000, 1}, // 500 at first: all at once
+	} {
+		l := &countingLedger{DB: openDB(t)}
+		step(t, New(Config{OpenClawDirs: []string{root}, BatchFiles: tc.batchFiles}, l))
+		if l.commits != tc.commits || tc.batchFiles > 0 && l.mostFiles > tc.batchFiles {
+			t.Errorf("BatchFiles %d: %d commits of at most %d files, want %d", tc.batchFiles, l.commits, l.mostFiles, tc.commits)
+		}
+		if got := totalsOf(t, l.DB).Sums.Messages; got != 300 {
+			t.Errorf("BatchFiles %d: %d calls stored, want 300", tc.batchFiles, got)
+		}
+	}
+}
