@@ -32,6 +32,8 @@ func TestRecutFollowsTheLedger(t *testing.T) {
 				u = usageAt(t, "2026-03-01", 0, fmt.Sprintf("a%d", rng.IntN(3)), fmt.Sprintf("u%d", rng.IntN(4)), fmt.Sprintf("m%d", rng.IntN(2)), rng.Int64N(1000), rng.Float64())
 				u.TS = start.UnixMilli() + rng.Int64N(span.Milliseconds())
 				u.DedupeKey = fmt.Sprint(len(all), rng.Int64())
+				// Reasoning tokens and server tools: a recut dropped them.
+				u.Reasoning, u.Cost.Tools = rng.Int64N(50), float64(rng.IntN(3))*0.01
 			}
 			b.Records = append(b.Records, u)
 			all = append(all, u)

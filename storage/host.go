@@ -3,7 +3,6 @@ package storage
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -482,13 +481,8 @@ func (db *DB) ActiveSessions(nowMillis int64, window time.Duration) (int, map[st
 		c := tx.Bucket(bucketLedger).Cursor()
 		end := ledgerKeyPrefix(nowMillis + w + 1)
 		for k, v := c.Seek(ledgerKeyPrefix(nowMillis - w)); k != nil && bytes.Compare(k, end) < 0; k, v = c.Next() {
-			var u struct {
-				TS        int64  `json:"ts"`
-				Source    string `json:"source"`
-				Agent     string `json:"agent"`
-				SessionID string `json:"session_id"`
-			}
-			if err := json.Unmarshal(v, &u); err != nil {
+			var u Usage
+			if err := decodeUsage(v, &u); err != nil {
 				return fmt.Errorf("ledger row %x: %w", k, err)
 			}
 			r := ref{u.Source, u.SessionID}

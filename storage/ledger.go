@@ -298,12 +298,12 @@ func (db *DB) writer(tx *bolt.Tx) *writer {
 	}
 }
 
-// marshalUsage is marshalUsage(u) in the arena: encoded in a scratch
-// buffer the writer keeps, then copied, since its size is known only then.
-func (w *writer) marshalUsage(u *Usage) ([]byte, error) {
-	b, ok := appendUsage(w.scratch[:0], u)
-	if !ok {
-		return json.Marshal(u)
+// usageRow is u's ledger row in the arena: encoded in a scratch buffer
+// the writer keeps, then copied, since its size is known only then.
+func (w *writer) usageRow(u *Usage) ([]byte, error) {
+	b, err := appendUsageRow(w.scratch[:0], u)
+	if err != nil {
+		return nil, err
 	}
 	w.scratch = b
 	return append(w.arena.alloc(len(b))[:0], b...), nil
@@ -356,7 +356,7 @@ func (w *writer) Lookup(dedupeKey string) (*Usage, bool, error) {
 		return nil, true, nil
 	}
 	var old Usage
-	if err := json.Unmarshal(raw, &old); err != nil {
+	if err := decodeUsage(raw, &old); err != nil {
 		return nil, false, fmt.Errorf("ledger row %x: %w", lk, err)
 	}
 	return &old, false, nil
@@ -369,7 +369,7 @@ func (w *writer) Insert(u *Usage) error {
 		return err
 	}
 	lk := putLedgerKey(w.arena.alloc(16), u.TS, seq)
-	v, err := w.marshalUsage(u)
+	v, err := w.usageRow(u)
 	if err != nil {
 		return err
 	}
@@ -481,7 +481,7 @@ func (w *writer) takeIndexed(b *bolt.Bucket, prefix []byte) ([]Usage, error) {
 			continue
 		}
 		var u Usage
-		if err := json.Unmarshal(raw, &u); err != nil {
+		if err := decodeUsage(raw, &u); err != nil {
 			return nil, fmt.Errorf("ledger row %x: %w", k[len(prefix):], err)
 		}
 		out = append(out, u)
@@ -799,7 +799,7 @@ func (db *DB) Ledger(fromMillis, toMillis int64, fn func(*Usage) error) error {
 		end := ledgerKeyPrefix(toMillis)
 		for k, v := c.Seek(ledgerKeyPrefix(fromMillis)); k != nil && bytes.Compare(k, end) < 0; k, v = c.Next() {
 			var u Usage
-			if err := json.Unmarshal(v, &u); err != nil {
+			if err := decodeUsage(v, &u); err != nil {
 				return fmt.Errorf("ledger row %x: %w", k, err)
 			}
 			if err := fn(&u); err != nil {

@@ -105,17 +105,25 @@ func (db *DB) LedgerFacts(fromMillis, toMillis int64, fn func(*Fact) error) erro
 	var names interner
 	name := func(v *fastjson.Value, key string) string { return names.get(v.GetStringBytes(key)) }
 	var f Fact
+	var r usageRow
 	return db.bolt.View(func(tx *bolt.Tx) error {
 		return db.scanUnmapped(tx, bucketLedger, ledgerKeyPrefix(fromMillis), ledgerKeyPrefix(toMillis), func(k, v []byte) error {
+			if len(v) == 0 || v[0] != '{' {
+				if err := r.parse(v); err != nil {
+					return fmt.Errorf("ledger row %x: %w", k, err)
+				}
+				r.fact(&f, &names)
+				return fn(&f)
+			}
 			u, err := p.ParseBytes(v)
 			if err != nil {
 				return fmt.Errorf("ledger row %x: %w", k, err)
 			}
 			f.TS = u.GetInt64("ts")
 			f.Dim = Dim{Source: name(u, "source"), Agent: name(u, "agent"), User: name(u, "user"), Provider: name(u, "provider"), Model: name(u, "model")}
-			var costs [5]int64
+			var costs [6]int64
 			if cost := u.Get("cost"); cost != nil {
-				for i, key := range []string{"total", "input", "output", "cache_read", "cache_write"} {
+				for i, key := range []string{"total", "input", "output", "cache_read", "cache_write", "tools"} {
 					if costs[i], err = nanosOf(cost.Get(key)); err != nil {
 						return fmt.Errorf("ledger row %x: cost.%s: %w", k, key, err)
 					}
@@ -126,6 +134,7 @@ func (db *DB) LedgerFacts(fromMillis, toMillis int64, fn func(*Fact) error) erro
 				CacheRead: u.GetInt64("cache_read_tokens"), CacheWrite: u.GetInt64("cache_write_tokens"),
 				CostNanos: costs[0], CostInputNanos: costs[1], CostOutputNanos: costs[2],
 				CostCacheReadNanos: costs[3], CostCacheWriteNanos: costs[4],
+				Reasoning: u.GetInt64("reasoning_tokens"), CostToolsNanos: costs[5],
 			}
 			if string(u.GetStringBytes("cost_source")) == CostUnpriced {
 				f.UnpricedMessages, f.UnpricedTokens = 1, f.TotalTokens()
@@ -133,6 +142,23 @@ func (db *DB) LedgerFacts(fromMillis, toMillis int64, fn func(*Fact) error) erro
 			return fn(&f)
 		})
 	})
+}
+
+// fact sets f to what a rollup takes from the row (see TotalsOf), with
+// names from the interner.
+func (r *usageRow) fact(f *Fact, names *interner) {
+	f.TS = r.ts
+	f.Dim = Dim{Source: names.get(r.str[rowSource]), Agent: names.get(r.str[rowAgent]), User: names.get(r.str[rowUser]),
+		Provider: names.get(r.str[rowProvider]), Model: names.get(r.str[rowModel])}
+	f.Totals = Totals{
+		Messages: 1, Input: r.input, Output: r.output, CacheRead: r.cacheRead, CacheWrite: r.cacheWrite,
+		CostNanos: Nanos(r.cost.Total), CostInputNanos: Nanos(r.cost.Input), CostOutputNanos: Nanos(r.cost.Output),
+		CostCacheReadNanos: Nanos(r.cost.CacheRead), CostCacheWriteNanos: Nanos(r.cost.CacheWrite),
+		Reasoning: r.reasoning, CostToolsNanos: Nanos(r.cost.Tools),
+	}
+	if string(r.str[rowCostSource]) == CostUnpriced {
+		f.UnpricedMessages, f.UnpricedTokens = 1, f.TotalTokens()
+	}
 }
 
 // interner hands out one string per distinct name: rows of a scan share

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"math"
 	"time"
@@ -53,7 +52,7 @@ func (db *DB) rebuildRollups(oldLoc *time.Location) error {
 		w.scope = sc
 		err := tx.Bucket(bucketLedger).ForEach(func(k, v []byte) error {
 			var u Usage
-			if err := json.Unmarshal(v, &u); err != nil {
+			if err := decodeUsage(v, &u); err != nil {
 				return fmt.Errorf("ledger row %x: %w", k, err)
 			}
 			return w.applyRollups(&u, +1)

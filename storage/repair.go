@@ -26,7 +26,7 @@ type SalvageResult struct {
 var salvaged = map[string]func(k, v []byte) bool{
 	string(bucketLedger): func(k, v []byte) bool {
 		var u Usage
-		return len(k) == 16 && json.Unmarshal(v, &u) == nil && u.DedupeKey != ""
+		return len(k) == 16 && decodeUsage(v, &u) == nil && u.DedupeKey != ""
 	},
 	string(bucketSessionMeta): func(k, v []byte) bool { return json.Valid(v) },
 	string(bucketUsers):       func(k, v []byte) bool { return true },
@@ -132,7 +132,7 @@ func Salvage(src, dst string, opts Options) (SalvageResult, error) {
 					}
 					if name == string(bucketLedger) {
 						var u Usage
-						if err := json.Unmarshal(e.v, &u); err != nil {
+						if err := decodeUsage(e.v, &u); err != nil {
 							return err
 						}
 						if err := tx.Bucket(bucketSeen).Put(seenKey(u.DedupeKey), e.k); err != nil {

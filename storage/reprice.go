@@ -152,7 +152,7 @@ func (db *DB) repriceChunk(fp string, now time.Time, price func(*Usage)) (done b
 			n++
 			prog.After = bytes.Clone(k)
 			var u Usage
-			if err := json.Unmarshal(v, &u); err != nil {
+			if err := decodeUsage(v, &u); err != nil {
 				return fmt.Errorf("ledger row %x: %w", k, err)
 			}
 			prog.Result.Records++
@@ -169,7 +169,7 @@ func (db *DB) repriceChunk(fp string, now time.Time, price func(*Usage)) (done b
 			if err := w.applyRollups(&ch.old, -1); err != nil {
 				return err
 			}
-			raw, err := json.Marshal(&ch.new)
+			raw, err := w.usageRow(&ch.new)
 			if err != nil {
 				return err
 			}

@@ -32,7 +32,8 @@ import (
 //	session_meta  lp(source) lp(session id) → opaque JSON owned by ingest (what sessions.json said)
 //	seen          sha256(dedupe key)[:16] → ledger key of the record that holds it; kept when the
 //	              record is pruned or removed (the key then points at no row: the call is known, gone)
-//	ledger        ts ms(8, sign flipped) | seq(8) → JSON Usage
+//	ledger        ts ms(8, sign flipped) | seq(8) → Usage, binary (see usagebin.go; rows written
+//	              before schema 3 are JSON, and still read)
 //	sessions      lp(source) lp(session id) → Session, binary (see encodeSession): per-model sums
 //	users         user id → latest display label seen (untrusted text)
 //	daily         day | lp(source) lp(agent) lp(user) lp(provider) lp(model) → Totals (97 bytes)
@@ -81,8 +82,9 @@ import (
 // SchemaVersion is the layout this code reads and writes. Version 2 added
 // the mirrors, claimed, user_alias and bare_users buckets, Totals values of
 // 14 fields (version 1's 12-field values still decode), and dedupe keys
-// kept past retention.
-const SchemaVersion = 2
+// kept past retention. Version 3 writes ledger rows in binary (version 2's
+// JSON rows still decode), which a version 2 fleetmeter could not read.
+const SchemaVersion = 3
 
 var (
 	bucketMeta        = []byte("meta")
@@ -155,4 +157,6 @@ var upgrades = map[uint64]func(*bolt.Tx) error{
 		}
 		return nil
 	},
+	// 2 → 3: nothing to change; new ledger rows are binary.
+	2: func(*bolt.Tx) error { return nil },
 }
