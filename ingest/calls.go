@@ -12,7 +12,6 @@ package ingest
 //     and, once it is durable, adopts the cursors it carried.
 
 import (
-	"encoding/json"
 	"strings"
 
 	"github.com/fleetmeter/fleetmeter/storage"
@@ -181,7 +180,7 @@ func (in *Ingester) apply(b *storage.Batch, files map[fileKey]*fileCursor) (stor
 				in.setCursor(key, nil)
 			} else if files[key] == nil {
 				var c fileCursor
-				if json.Unmarshal(v, &c) == nil {
+				if decodeCursor(v, &c) == nil {
 					in.setCursor(key, &c)
 				}
 			}

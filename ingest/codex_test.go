@@ -131,7 +131,7 @@ func TestCodexRestartBetweenPolls(t *testing.T) {
 	}
 	for _, v := range cursors {
 		var c fileCursor
-		if err := json.Unmarshal(v, &c); err != nil || c.Codex == nil || !c.Codex.HasTotal || c.Codex.Total.Input != 1500 || c.Codex.Model != "gpt-5.1-codex-mini" {
+		if err := decodeCursor(v, &c); err != nil || c.Codex == nil || !c.Codex.HasTotal || c.Codex.Total.Input != 1500 || c.Codex.Model != "gpt-5.1-codex-mini" {
 			t.Errorf("cursor state = %s (%v)", v, err)
 		}
 	}

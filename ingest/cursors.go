@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"encoding/json"
 	"fmt"
 	"hash/maphash"
 	"strconv"
@@ -134,7 +133,7 @@ func (in *Ingester) loadCursors(raw map[string][]byte) {
 			continue
 		}
 		var c fileCursor
-		if err := json.Unmarshal(v, &c); err != nil {
+		if err := decodeCursor(v, &c); err != nil {
 			in.log.Warn("dropping unreadable cursor", "id", id, "err", err)
 			continue
 		}
@@ -177,7 +176,7 @@ func (in *Ingester) resumeCursors(items, renamed []*fileItem, replacing map[*fil
 	stored := func(key fileKey) *fileCursor {
 		v := raw[key.id()]
 		var c fileCursor
-		if v == nil || json.Unmarshal(v, &c) != nil {
+		if v == nil || decodeCursor(v, &c) != nil {
 			return nil
 		}
 		return &c
@@ -204,7 +203,7 @@ func (in *Ingester) resumeCursors(items, renamed []*fileItem, replacing map[*fil
 		}
 		moved := *it.cur
 		moved.Path = it.path
-		if v, err := json.Marshal(moved); err == nil && !in.final {
+		if v, err := encodeCursor(&moved); err == nil && !in.final {
 			batch.Cursors[moved.id()] = v
 		}
 		// In memory at once, so the next poll does not write it again.

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -181,7 +180,7 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 			}
 			pendingCursors[fileKey{cur.Dev, cur.Ino}] = cur
 			if !in.final { // a one-shot read's ledger keeps no cursors
-				v, err := json.Marshal(cur)
+				v, err := encodeCursor(cur)
 				if err != nil {
 					return res, fmt.Errorf("encode cursor of %s: %w", cur.Path, err)
 				}

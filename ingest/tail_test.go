@@ -384,7 +384,7 @@ func TestLegacyFingerprintsResume(t *testing.T) {
 	}
 	for id, v := range stored {
 		var c fileCursor
-		if err := json.Unmarshal(v, &c); err != nil {
+		if err := decodeCursor(v, &c); err != nil {
 			t.Fatal(err)
 		}
 		data, _ := os.ReadFile(c.Path)
