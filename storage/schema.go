@@ -28,7 +28,9 @@ import (
 //	              "reprice_progress" → JSON: target fingerprint and last ledger key repriced, while a
 //	                                   reprice runs (reprice.go)
 //	              "last_reprice"     → JSON RepriceResult of the last reprice that changed something
-//	cursors       opaque id (ingest's choice, e.g. "file:<dev>:<ino>") → opaque JSON owned by ingest
+//	cursors       opaque id (ingest's choice, e.g. "file:<dev>:<ino>") → opaque bytes owned by ingest
+//	              (a file's cursor in binary, see ingest/cursorbin.go; JSON before schema 3 and for
+//	              the other sources)
 //	session_meta  lp(source) lp(session id) → opaque JSON owned by ingest (what sessions.json said)
 //	seen          sha256(dedupe key)[:16] → ledger key of the record that holds it; kept when the
 //	              record is pruned or removed (the key then points at no row: the call is known, gone)
