@@ -117,45 +117,77 @@ func decodeRowKey(k []byte) (int32, Dim, error) {
 	return period, d, nil
 }
 
-// Totals values are a version byte and int64s: version 1 (schema 1) has
-// the first 12 fields, version 2 adds Reasoning and CostToolsNanos. Both
-// decode; writes are version 2.
+// Totals values are a version byte and the fields: version 1 (schema 1)
+// holds the first 12 as 8-byte big-endian int64s, version 2 (schema 2) all
+// 14 so, version 3 (schema 3) all 14 as varints, since most are small or
+// zero (a one-call session's totals: 113 → 21 bytes, and a cold ingest
+// writes a session per file). All decode; writes are version 3.
 const (
 	totalsSizeV1 = 1 + 12*8
-	totalsSize   = 1 + 14*8
+	totalsSizeV2 = 1 + 14*8
 )
 
 func encodeTotals(t Totals) []byte {
-	return appendTotals(make([]byte, 0, totalsSize), t)
+	return appendTotals(make([]byte, 0, 32), t)
 }
 
 func appendTotals(b []byte, t Totals) []byte {
-	b = append(b, 2)
-	for _, v := range []int64{
-		t.Messages, t.Input, t.Output, t.CacheRead, t.CacheWrite,
-		t.CostNanos, t.CostInputNanos, t.CostOutputNanos, t.CostCacheReadNanos, t.CostCacheWriteNanos,
-		t.UnpricedMessages, t.UnpricedTokens, t.Reasoning, t.CostToolsNanos,
-	} {
-		b = binary.BigEndian.AppendUint64(b, uint64(v))
+	b = append(b, 3)
+	for _, v := range t.fields() {
+		b = binary.AppendVarint(b, v)
 	}
 	return b
 }
 
-// encodedTotalsSize is the size of the Totals value that b starts with.
-func encodedTotalsSize(b []byte) int {
-	if len(b) > 0 && b[0] == 1 {
-		return totalsSizeV1
+// fields are t's values in the order values hold them.
+func (t *Totals) fields() [14]int64 {
+	return [14]int64{
+		t.Messages, t.Input, t.Output, t.CacheRead, t.CacheWrite,
+		t.CostNanos, t.CostInputNanos, t.CostOutputNanos, t.CostCacheReadNanos, t.CostCacheWriteNanos,
+		t.UnpricedMessages, t.UnpricedTokens, t.Reasoning, t.CostToolsNanos,
 	}
-	return totalsSize
+}
+
+// encodedTotalsSize is the size of the Totals value that b starts with;
+// more than len(b) when b does not start with a whole one.
+func encodedTotalsSize(b []byte) int {
+	if len(b) == 0 {
+		return 1
+	}
+	switch b[0] {
+	case 1:
+		return totalsSizeV1
+	case 2:
+		return totalsSizeV2
+	case 3:
+		n := 1
+		for range 14 {
+			_, k := binary.Varint(b[n:])
+			if k <= 0 {
+				return len(b) + 1
+			}
+			n += k
+		}
+		return n
+	}
+	return len(b) + 1
 }
 
 func decodeTotals(b []byte) (Totals, error) {
-	if len(b) == 0 || len(b) != encodedTotalsSize(b) || b[0] > 2 || b[0] == 0 {
+	if len(b) == 0 || len(b) != encodedTotalsSize(b) {
 		return Totals{}, fmt.Errorf("storage: bad totals value (%d bytes)", len(b))
 	}
 	var v [14]int64
-	for i := range (len(b) - 1) / 8 {
-		v[i] = int64(binary.BigEndian.Uint64(b[1+8*i:]))
+	if b[0] == 3 {
+		p := b[1:]
+		for i := range v {
+			x, k := binary.Varint(p)
+			v[i], p = x, p[k:]
+		}
+	} else {
+		for i := range (len(b) - 1) / 8 {
+			v[i] = int64(binary.BigEndian.Uint64(b[1+8*i:]))
+		}
 	}
 	return Totals{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13]}, nil
 }
@@ -228,19 +260,7 @@ func encodeSession(s *Session) []byte {
 	for name, t := range s.Models {
 		models = append(models, modelSums{name, t})
 	}
-	return appendSession(make([]byte, 0, sessionSize(s, models)), s, models)
-}
-
-// sessionSize is the size of encodeSession's value for s and models.
-func sessionSize(s *Session, models []modelSums) int {
-	n := 1 + 2*5 + 16 + 2
-	for _, f := range []string{s.Source, s.SessionID, s.SessionKey, s.Agent, s.Channel} {
-		n += min(len(f), 0xFFFF)
-	}
-	for _, m := range models {
-		n += 2 + min(len(m.name), 0xFFFF) + totalsSize
-	}
-	return n
+	return appendSession(nil, s, models)
 }
 
 // appendSession appends encodeSession's value for s (its Models ignored)

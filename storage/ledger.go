@@ -761,7 +761,8 @@ func (w *writer) flushSessions() error {
 		if len(ps.models) == 0 {
 			err = w.sessionsB.Delete(key)
 		} else {
-			err = w.sessionsB.Put(key, appendSession(w.arena.alloc(sessionSize(&ps.s, ps.models))[:0], &ps.s, ps.models))
+			w.scratch = appendSession(w.scratch[:0], &ps.s, ps.models)
+			err = w.sessionsB.Put(key, append(w.arena.alloc(len(w.scratch))[:0], w.scratch...))
 		}
 		if err != nil {
 			return err

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -59,9 +60,24 @@ func TestKeysRoundTrip(t *testing.T) {
 	if got, err := decodeTotals(encodeTotals(tot)); err != nil || got != tot {
 		t.Errorf("totals round trip: %+v %v", got, err)
 	}
-	// A version 1 value (schema 1: 12 fields) still decodes, the new
-	// fields zero; and a session holding one decodes too.
-	v1 := append([]byte{1}, encodeTotals(tot)[1:1+12*8]...)
+	// Version 1 and 2 values (schemas 1 and 2: 12 and 14 fields of 8
+	// bytes) still decode, version 1's missing fields zero.
+	v2 := fixedTotals(2, tot)
+	if got, err := decodeTotals(v2); err != nil || got != tot {
+		t.Errorf("version 2 totals: %+v %v", got, err)
+	}
+	if n := len(encodeTotals(Totals{Messages: 1, Input: 20, Output: 199, CacheRead: 461, CacheWrite: 95, CostNanos: 3540000})); n > 24 {
+		t.Errorf("a one-call totals value takes %d bytes", n)
+	}
+	for i := range encodeTotals(tot) {
+		if _, err := decodeTotals(encodeTotals(tot)[:i]); err == nil {
+			t.Errorf("a totals value cut at %d bytes decodes", i)
+		}
+	}
+	if _, err := decodeTotals(append(encodeTotals(tot), 0)); err == nil {
+		t.Error("a totals value with a byte more decodes")
+	}
+	v1 := fixedTotals(1, tot)
 	want := tot
 	want.Reasoning, want.CostToolsNanos = 0, 0
 	if got, err := decodeTotals(v1); err != nil || got != want {
@@ -377,3 +393,18 @@ func TestRebuildKeepsPrunedHistory(t *testing.T) {
 }
 
 const rollupMin, rollupMax = -1 << 31, 1<<31 - 1
+
+// fixedTotals is t as a schema 1 (version 1: 12 fields) or schema 2
+// (version 2: 14) file holds it, each field 8 bytes big-endian.
+func fixedTotals(version byte, t Totals) []byte {
+	f := t.fields()
+	n := 14
+	if version == 1 {
+		n = 12
+	}
+	b := []byte{version}
+	for _, v := range f[:n] {
+		b = binary.BigEndian.AppendUint64(b, uint64(v))
+	}
+	return b
+}

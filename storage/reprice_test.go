@@ -158,7 +158,11 @@ func TestUpgradeFromSchema1(t *testing.T) {
 		meta.Put(metaPrunedBefore, encodeUint(1000))
 		c := tx.Bucket(bucketDaily).Cursor()
 		k, v := c.First()
-		return tx.Bucket(bucketDaily).Put(bytes.Clone(k), append([]byte{1}, v[1:1+12*8]...))
+		t, err := decodeTotals(v)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketDaily).Put(bytes.Clone(k), fixedTotals(1, t))
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -38,7 +38,7 @@ import (
 //	              before schema 3 are JSON, and still read)
 //	sessions      lp(source) lp(session id) → Session, binary (see encodeSession): per-model sums
 //	users         user id → latest display label seen (untrusted text)
-//	daily         day | lp(source) lp(agent) lp(user) lp(provider) lp(model) → Totals (97 bytes)
+//	daily         day | lp(source) lp(agent) lp(user) lp(provider) lp(model) → Totals (varints, see encodeTotals)
 //	weekly        same, day = the Monday of the ISO week → Totals
 //	daily_dims    kind(1) | day | lp(source) lp(agent) lp(user) lp(provider) lp(model) → Totals, where
 //	              only the fields of the kind are set: 'm' provider+model, 'a' source+agent,
@@ -84,8 +84,9 @@ import (
 // SchemaVersion is the layout this code reads and writes. Version 2 added
 // the mirrors, claimed, user_alias and bare_users buckets, Totals values of
 // 14 fields (version 1's 12-field values still decode), and dedupe keys
-// kept past retention. Version 3 writes ledger rows in binary (version 2's
-// JSON rows still decode), which a version 2 fleetmeter could not read.
+// kept past retention. Version 3 writes ledger rows in binary and Totals
+// values as varints (version 2's JSON rows and fixed-size Totals still
+// decode), which a version 2 fleetmeter could not read.
 const SchemaVersion = 3
 
 var (
