@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -189,7 +188,7 @@ type sessionMeta struct {
 // readSessionsJSON reads <sessions>/sessions.json: session key → entry,
 // returned by session id.
 func readSessionsJSON(path string) (map[string]sessionMeta, error) {
-	data, err := os.ReadFile(path)
+	data, err := readRegular(path)
 	if err != nil {
 		return nil, err
 	}

@@ -177,10 +177,16 @@ type agentDir struct {
 // files (the same file is read once, by inode).
 func agentDirs(root string) ([]agentDir, error) {
 	agents := filepath.Join(root, "agents")
-	entries, err := os.ReadDir(agents)
+	f, err := openDir(agents)
 	if err != nil {
 		return nil, err
 	}
+	entries, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	var out, linked []agentDir
 	for _, e := range entries {
 		ad := agentDir{agent: e.Name(), sessionsDir: filepath.Join(agents, e.Name(), "sessions")}
@@ -383,7 +389,7 @@ func (in *Ingester) readDir(dir string) ([]dirEntry, error) {
 
 // listDir lists dir, unsorted; safe for concurrent use.
 func listDir(dir string) ([]dirEntry, error) {
-	f, err := os.Open(dir)
+	f, err := openDir(dir)
 	if err != nil {
 		return nil, err
 	}

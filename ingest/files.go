@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -34,6 +35,33 @@ func openFile(dir *dirHandle, path string, follow bool) (rawFile, error) {
 		}
 		return rawFile(fd), nil
 	}
+}
+
+// openDir opens a folder to list it. O_DIRECTORY refuses anything else
+// before the open can block: a FIFO under a folder's name (an agent's
+// sessions, a root's agents) would wait for a writer for ever, and a
+// process blocked in open does not end on SIGTERM.
+func openDir(dir string) (*os.File, error) {
+	return os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY, 0)
+}
+
+// readRegular reads a small file read whole (a session store), refusing
+// anything but a regular file: opened without blocking, so a FIFO under
+// its name is an error, not a wait for a writer.
+func readRegular(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%v)", path, fi.Mode().Type())
+	}
+	return io.ReadAll(f)
 }
 
 // stat is the open file's fileStat.

@@ -205,3 +205,43 @@ func TestFIFOIsLeftAlone(t *testing.T) {
 		}
 	}
 }
+
+// A FIFO where a folder or a session store is read (an agent's sessions
+// folder, the agents folder of a second root, sessions.json) is skipped,
+// not opened: an open would wait for a writer for ever, and SIGTERM does not
+// end a process blocked in open.
+func TestFIFOInPlaceOfAFolderOrStore(t *testing.T) {
+	root := t.TempDir()
+	dir := sessionsDir(t, root, "main")
+	appendFile(t, filepath.Join(dir, "s1.jsonl"), headerLine("s1", t0)+assistantLine("x", "r1", t0+1000, 10, 0, 0, 0, 0.01))
+	if err := syscall.Mkfifo(filepath.Join(dir, "sessions.json"), 0o644); err != nil {
+		t.Skip("no FIFO here:", err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "agents", "piped"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(root, "agents", "piped", "sessions"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root2 := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(root2, "agents"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, final := range []bool{true, false} {
+		var ledger Ledger = rollup.NewTally(time.UTC)
+		if !final {
+			ledger = openDB(t)
+		}
+		in := New(Config{OpenClawDirs: []string{root, root2}, Final: final}, ledger)
+		done := make(chan error, 1)
+		go func() { _, err := in.Step(context.Background()); done <- err }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("final %v: the step waits on a FIFO", final)
+		}
+		if got := totalsOf(t, ledger.(rollup.Source)).Sums.Messages; got != 1 {
+			t.Errorf("final %v: %d calls, want 1", final, got)
+		}
+	}
+}

@@ -347,14 +347,26 @@ func walkFile(path string, lenient bool, kv func(bucket [][]byte, k, v []byte), 
 }
 
 // Verify reads every page of the bbolt file at path that its root
-// reaches and reports the first damage found (ErrCorrupt), or nil. No
-// other process may write the file meanwhile.
+// reaches, and every value a salvage would keep (see salvaged: a ledger
+// row cut short or overwritten in place is intact to bbolt, yet no read
+// can use it), and reports the first damage found (ErrCorrupt), or nil.
+// No other process may write the file meanwhile.
 func Verify(path string) error {
 	var first error
-	err := walkFile(path, false, func([][]byte, []byte, []byte) {}, func(err error) bool {
-		first = err
+	bad := func(err error) bool {
+		if first == nil {
+			first = err
+		}
 		return false
-	})
+	}
+	err := walkFile(path, false, func(b [][]byte, k, v []byte) {
+		if first != nil || len(b) != 1 {
+			return
+		}
+		if ok, kept := salvaged[string(b[0])]; kept && !ok(k, v) {
+			bad(corrupt(path, "bucket %q: the value of key %x cannot be read", b[0], k))
+		}
+	}, bad)
 	if err != nil {
 		return err
 	}

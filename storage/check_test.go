@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // filledDB writes a database of a few thousand records and host samples
@@ -307,5 +310,89 @@ func TestSalvage(t *testing.T) {
 	db.Ledger(math.MinInt64/2, math.MaxInt64/2, func(u *Usage) error { again.Records = append(again.Records, *u); return nil })
 	if r, err := db.Apply(&again); err != nil || r.Added != 0 || r.Duplicates != res.Records {
 		t.Errorf("re-ingesting the kept records: %+v %v", r, err)
+	}
+}
+
+// A value that bbolt stores intact but that cannot be read (a ledger row
+// cut short or overwritten in place) is damage too: Verify, which doctor,
+// repair and backup use, reports it (before, doctor said "ok" and repair
+// "nothing to repair" while every recut and rebuild failed on that row).
+func TestVerifyFindsUnreadableValues(t *testing.T) {
+	for _, mode := range []string{"cut", "garbage", "empty"} {
+		t.Run(mode, func(t *testing.T) {
+			path := filledDB(t)
+			db, err := Open(path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = db.bolt.Update(func(tx *bolt.Tx) error {
+				b := tx.Bucket(bucketLedger)
+				k, v := b.Cursor().First()
+				bad := append([]byte(nil), v[:len(v)/2]...)
+				switch mode {
+				case "garbage":
+					bad = bytes.Repeat([]byte{0x7f}, len(v))
+				case "empty":
+					bad = nil
+				}
+				return b.Put(append([]byte(nil), k...), bad)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := Verify(path); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "ledger") {
+				t.Fatalf("Verify: %v, want ErrCorrupt naming the ledger", err)
+			}
+		})
+	}
+}
+
+// session_meta is ingest's: it keeps JSON under a session's key and a
+// Codex thread's parent id, as is, under "codex-thread:<id>". A salvage
+// keeps both, and Verify takes neither for damage (the salvage dropped
+// every thread link as an unreadable value).
+func TestSalvageKeepsSessionMeta(t *testing.T) {
+	path := filledDB(t)
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]byte{
+		"codex-thread:0195aaaa-0000-7000-8000-000000000002": []byte("0195aaaa-0000-7000-8000-000000000001"),
+		SessionMetaID(SourceOpenClaw, "s1"):                 []byte(`{"key":"agent:main:main"}`),
+	}
+	if _, err := db.Apply(&Batch{SessionMeta: want}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(path); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	dst := filepath.Join(t.TempDir(), FileName)
+	res, err := Salvage(path, dst, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.DroppedValues != 0 {
+		t.Errorf("salvage %+v: dropped values of a sound file", res)
+	}
+	db, err = Open(dst, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got, err := db.SessionMeta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range want {
+		if !bytes.Equal(got[k], v) {
+			t.Errorf("session_meta %q: %q after the salvage, want %q", k, got[k], v)
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -28,7 +27,9 @@ var salvaged = map[string]func(k, v []byte) bool{
 		var u Usage
 		return len(k) == 16 && decodeUsage(v, &u) == nil && u.DedupeKey != ""
 	},
-	string(bucketSessionMeta): func(k, v []byte) bool { return json.Valid(v) },
+	// ingest's, opaque: JSON under a session's key, a Codex thread's parent
+	// id as is under "codex-thread:<id>"; ingest skips what it cannot parse
+	string(bucketSessionMeta): func(k, v []byte) bool { return true },
 	string(bucketUsers):       func(k, v []byte) bool { return true },
 	string(bucketAlerts):      func(k, v []byte) bool { return true },
 	string(bucketHost):        func(k, v []byte) bool { _, err := decodeHostSample(v); return len(k) == 10 && err == nil },

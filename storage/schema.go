@@ -31,7 +31,8 @@ import (
 //	cursors       opaque id (ingest's choice, e.g. "file:<dev>:<ino>") → opaque bytes owned by ingest
 //	              (a file's cursor in binary, see ingest/cursorbin.go; JSON before schema 3 and for
 //	              the other sources)
-//	session_meta  lp(source) lp(session id) → opaque JSON owned by ingest (what sessions.json said)
+//	session_meta  lp(source) lp(session id) → opaque JSON owned by ingest (what sessions.json said);
+//	              "codex-thread:" thread id → its parent thread id, as is (ingest/codex.go)
 //	seen          sha256(dedupe key)[:16] → ledger key of the record that holds it; kept when the
 //	              record is pruned or removed (the key then points at no row: the call is known, gone)
 //	ledger        ts ms(8, sign flipped) | seq(8) → Usage, binary (see usagebin.go; rows written
