@@ -350,8 +350,21 @@ func walkFile(path string, lenient bool, kv func(bucket [][]byte, k, v []byte), 
 // reaches, and every value a salvage would keep (see salvaged: a ledger
 // row cut short or overwritten in place is intact to bbolt, yet no read
 // can use it), and reports the first damage found (ErrCorrupt), or nil.
-// No other process may write the file meanwhile.
+// No other process may write the file meanwhile. It is the check of
+// `doctor` and `repair`; opening a file and a backup's copy walk the pages
+// only (verifyPages): decoding every row of a large ledger at every start
+// would cost seconds.
 func Verify(path string) error {
+	return verify(path, true)
+}
+
+// verifyPages is Verify without the values: every page the root reaches
+// is read and checked, as bbolt would need them.
+func verifyPages(path string) error {
+	return verify(path, false)
+}
+
+func verify(path string, values bool) error {
 	var first error
 	bad := func(err error) bool {
 		if first == nil {
@@ -360,7 +373,7 @@ func Verify(path string) error {
 		return false
 	}
 	err := walkFile(path, false, func(b [][]byte, k, v []byte) {
-		if first != nil || len(b) != 1 {
+		if !values || first != nil || len(b) != 1 {
 			return
 		}
 		if ok, kept := salvaged[string(b[0])]; kept && !ok(k, v) {

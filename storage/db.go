@@ -36,9 +36,9 @@ type Options struct {
 	LockTimeout time.Duration
 	// ReadOnly opens for reading (a shared lock).
 	ReadOnly bool
-	// Verify reads every page before bbolt maps the file (Verify), so a
-	// damaged file is refused at once rather than when a read meets the
-	// damage: a second or so per GB. A writable open of a file whose free
+	// Verify reads every page before bbolt maps the file (the page walk
+	// of Verify, not its values), so a damaged file is refused at once
+	// rather than when a read meets the damage: a second or so per GB. A writable open of a file whose free
 	// list was never written verifies anyway: bbolt then walks the file on
 	// a goroutine of its own, which a damaged page crashes.
 	Verify bool
@@ -140,7 +140,7 @@ func precheck(path string, opts Options) error {
 		}
 	}
 	if walk {
-		return Verify(path)
+		return verifyPages(path)
 	}
 	return nil
 }
@@ -445,7 +445,7 @@ func (db *DB) copyTo(path string) error {
 	if err != nil {
 		return err
 	}
-	if err := Verify(path); err != nil {
+	if err := verifyPages(path); err != nil {
 		return fmt.Errorf("the copy does not read back (%w): the database itself is damaged", err)
 	}
 	return nil
