@@ -31,6 +31,9 @@ type Progress struct {
 // much to read: polls of a running daemon stay silent.
 const (
 	progressMinFiles = 200
+	// Time left is guessed from the rate of files only once this many,
+	// and 2 % of them, are done (the first file of 12k said "22m").
+	etaMinFiles      = 20
 	progressMinBytes = 64 << 20
 	progressLogEvery = 15 * time.Second
 	// Status and OnProgress hear of it at most this often (a fleet's first
@@ -92,7 +95,8 @@ func (t *progressTracker) read(bytes int64, file bool) {
 		switch {
 		case t.p.RateBytes > 0 && t.p.Bytes > 0:
 			t.p.Left = time.Duration(float64(max(t.p.Bytes-t.p.BytesDone, 0)) / t.p.RateBytes * float64(time.Second))
-		case t.p.Bytes == 0 && t.p.FilesDone > 0:
+		case t.p.Bytes == 0 && t.p.FilesDone >= max(etaMinFiles, t.p.Files/50):
+			// Files differ in size: no guess from the first few.
 			t.p.Left = time.Duration(float64(t.p.Files-t.p.FilesDone) / float64(t.p.FilesDone) * secs * float64(time.Second))
 		}
 	}

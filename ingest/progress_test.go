@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/fleetmeter/fleetmeter/rollup"
 	"github.com/fleetmeter/fleetmeter/storage"
 )
 
@@ -138,6 +140,31 @@ func TestBatchFilesBoundsCommits(t *testing.T) {
 		}
 		if got := totalsOf(t, l.DB).Sums.Messages; got != 300 {
 			t.Errorf("BatchFiles %d: %d calls stored, want 300", tc.batchFiles, got)
+		}
+	}
+}
+
+// With the bytes not known, the time left is guessed from the rate of
+// files, and only once enough are done: the first file of 12k said "22m".
+func TestTimeLeftInFiles(t *testing.T) {
+	now := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	var last Progress
+	in := New(Config{Now: func() time.Time { return now }, OnProgress: func(p Progress) { last = p }}, rollup.NewTally(time.UTC))
+	items := make([]*fileItem, 1000)
+	for i := range items {
+		items[i] = &fileItem{size: -1} // not stat'ed (see planLazy)
+	}
+	tr := in.trackProgress(items)
+	for n := 1; n <= 100; n++ {
+		now = now.Add(time.Second)
+		tr.read(1000, true)
+		switch {
+		case last.Bytes != 0 || last.FilesDone != n:
+			t.Fatalf("after %d files: %+v", n, last)
+		case n < etaMinFiles && last.Left != 0:
+			t.Fatalf("time left guessed from %d files: %v", n, last.Left)
+		case n >= etaMinFiles && (last.Left-time.Duration(1000-n)*time.Second).Abs() > time.Millisecond:
+			t.Fatalf("after %d files at one a second: %v left, want %v", n, last.Left, time.Duration(1000-n)*time.Second)
 		}
 	}
 }
