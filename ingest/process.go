@@ -213,6 +213,8 @@ func (in *Ingester) process(ctx context.Context, items []*fileItem, batch *stora
 	in.mu.Lock()
 	in.stats.PendingTails = in.pendingTails()
 	in.stats.Files -= secondNames
+	res.Files -= secondNames // counted by the plan, dropped here (and read: not counted twice)
+	res.Read -= secondNames
 	in.mu.Unlock()
 	if commitErr != nil {
 		return res, fmt.Errorf("commit: %w", commitErr)

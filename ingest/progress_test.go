@@ -1,7 +1,9 @@
 package ingest
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -166,5 +168,31 @@ func TestTimeLeftInFiles(t *testing.T) {
 		case n >= etaMinFiles && (last.Left-time.Duration(1000-n)*time.Second).Abs() > time.Millisecond:
 			t.Fatalf("after %d files at one a second: %v left, want %v", n, last.Left, time.Duration(1000-n)*time.Second)
 		}
+	}
+}
+
+// A cold pass over many files (a plan that stats none) reads each file
+// once whatever its names, and says so: a second root holding hard links
+// of the first's files adds no file, no read and no call.
+func TestColdPassCountsAFileOnce(t *testing.T) {
+	root, second := t.TempDir(), t.TempDir()
+	dir, dir2 := sessionsDir(t, root, "main"), sessionsDir(t, second, "main")
+	for i := range progressMinFiles {
+		p := filepath.Join(dir, fmt.Sprintf("s%d.jsonl", i))
+		appendFile(t, p, headerLine(fmt.Sprint("s", i), t0)+assistantLine("a", fmt.Sprint("r", i), t0+int64(i), 1, 0, 0, 0, 0.001))
+		if err := os.Link(p, filepath.Join(dir2, fmt.Sprintf("s%d.jsonl", i))); err != nil {
+			t.Skip("no hard links here:", err)
+		}
+	}
+	db := openDB(t)
+	res, err := New(Config{OpenClawDirs: []string{root, second}}, db).Step(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Files != progressMinFiles || res.Read != progressMinFiles || res.Added != progressMinFiles {
+		t.Errorf("step %+v: want %d files, read and added", res, progressMinFiles)
+	}
+	if got := totalsOf(t, db).Sums.Messages; got != progressMinFiles {
+		t.Errorf("%d calls stored, want %d", got, progressMinFiles)
 	}
 }
