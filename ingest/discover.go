@@ -167,7 +167,6 @@ func sessionIDFromName(name string) string {
 type agentDir struct {
 	agent       string
 	sessionsDir string
-	linked      bool // agents/<id> is a symlink
 }
 
 // agentDirs lists agents/<id>/sessions folders under a state root. An
@@ -195,7 +194,6 @@ func agentDirs(root string) ([]agentDir, error) {
 			out = append(out, ad)
 		case e.Type()&fs.ModeSymlink != 0:
 			if st, err := os.Stat(filepath.Join(agents, e.Name())); err == nil && st.IsDir() {
-				ad.linked = true
 				linked = append(linked, ad)
 			}
 		}
@@ -356,7 +354,7 @@ func sessionCandidates(ad agentDir, entries []dirEntry) []candidate {
 	for i, e := range entries[:n] {
 		cands[i] = candidate{
 			path: ad.sessionsDir + string(filepath.Separator) + e.name, name: e.name, agent: ad.agent,
-			sessionID: sessionIDFromName(e.name), format: formatOpenClaw, link: e.link, linkedDir: ad.linked,
+			sessionID: sessionIDFromName(e.name), format: formatOpenClaw, link: e.link,
 		}
 	}
 	return cands

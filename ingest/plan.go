@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"runtime"
 	"slices"
 	"strings"
@@ -44,13 +45,19 @@ func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
 	var items, renamed []*fileItem
 	seen := make(map[fileKey]bool, n)
 	var slab itemSlab
-	for _, g := range groups {
+	for gi, g := range groups {
 		for i, c := range g.cands {
 			if lazy {
-				items = append(items, in.planLazy(c, &slab))
+				item := in.planLazy(c, &slab)
+				item.group = gi
+				items = append(items, item)
 				continue
 			}
-			switch item, read := in.planFile(c, g.stats[i], seen, &slab); {
+			item, read := in.planFile(c, g.stats[i], seen, &slab)
+			if item != nil {
+				item.group = gi
+			}
+			switch {
 			case read:
 				items = append(items, item)
 			case item != nil:
@@ -103,12 +110,14 @@ func (in *Ingester) plan(batch *storage.Batch) ([]*fileItem, error) {
 		if c := strings.Compare(a.forkedAt, b.forkedAt); c != 0 {
 			return c
 		}
-		// Folders before the symlinks to them: when a link is a second name
-		// of an agent's folder, a plan that stat'ed nothing keeps the first
-		// name it reads (see planLazy), and the agent must be the folder's
-		// name, as in a plan that stat'ed (agentDirs lists folders first).
-		if a.linkedDir != b.linkedDir {
-			return trueFirst(b.linkedDir)
+		// Files of a format in the order they were listed (roots as
+		// configured, an agent's folder before a symlink to one): when a
+		// file has a second name (a link to an agent's folder, a hard link
+		// in another root), a plan that stat'ed nothing keeps the first it
+		// reads (see planLazy), and that must be the one a plan that stat'ed
+		// keeps, the first listed (the agent is the folder's, the root's).
+		if a.format == b.format && a.group != b.group {
+			return cmp.Compare(a.group, b.group)
 		}
 		return strings.Compare(a.path, b.path)
 	})
@@ -131,7 +140,6 @@ type candidate struct {
 	sessionID string // from the name; a header line may say better
 	format    string
 	link      bool // a symlink (to a regular file, when listed): opened through it
-	linkedDir bool // in an OpenClaw agent folder that is a symlink
 }
 
 // Transcript formats.

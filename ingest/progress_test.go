@@ -196,3 +196,39 @@ func TestColdPassCountsAFileOnce(t *testing.T) {
 		t.Errorf("%d calls stored, want %d", got, progressMinFiles)
 	}
 }
+
+// A file hard-linked under another agent's name in a second root belongs
+// to the first root's agent (roots as configured), whether the plan stats
+// the files first (a few) or not (many): the two plans keep one name alike.
+func TestSecondRootLinkKeepsFirstRootsAgent(t *testing.T) {
+	for _, files := range []int{3, progressMinFiles} {
+		// The first root's path sorts after the second's.
+		base := t.TempDir()
+		first, second := filepath.Join(base, "z-first"), filepath.Join(base, "a-second")
+		dir, dir2 := sessionsDir(t, first, "zother"), sessionsDir(t, second, "sales")
+		for i := range files {
+			p := filepath.Join(dir, fmt.Sprintf("s%d.jsonl", i))
+			appendFile(t, p, headerLine(fmt.Sprint("s", i), t0)+assistantLine("a", fmt.Sprint("r", i), t0+int64(i), 1, 0, 0, 0, 0.001))
+			if err := os.Link(p, filepath.Join(dir2, fmt.Sprintf("s%d.jsonl", i))); err != nil {
+				t.Skip("no hard links here:", err)
+			}
+		}
+		for _, final := range []bool{false, true} {
+			var ledger Ledger = rollup.NewTally(time.UTC)
+			if !final {
+				ledger = openDB(t)
+			}
+			if _, err := New(Config{OpenClawDirs: []string{first, second}, Final: final}, ledger).Step(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := rollup.Build(ledger.(rollup.Source), rollup.Query{Kind: "agent", Since: rollup.MinDay, Until: rollup.MaxDay})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows := rep.Rows.([]rollup.AgentRow)
+			if len(rows) != 1 || rows[0].Agent != "zother" || rows[0].Messages != int64(files) {
+				t.Errorf("%d files, final %v: agents %+v, want all %d calls in zother", files, final, rows, files)
+			}
+		}
+	}
+}

@@ -81,6 +81,7 @@ type fileItem struct {
 	modNano  int64
 	uid      uint32
 	statted  bool        // the plan stat'ed the file
+	group    int         // the plan's listing it came in (see plan's order)
 	forkedAt string      // for new fork files: when the fork was made (see plan's order)
 	keyed    bool        // for new files: the session's key is known (see plan's order)
 	known    bool        // a cursor is stamped for the file
