@@ -176,14 +176,7 @@ func TestTimeLeftInFiles(t *testing.T) {
 // of the first's files adds no file, no read and no call.
 func TestColdPassCountsAFileOnce(t *testing.T) {
 	root, second := t.TempDir(), t.TempDir()
-	dir, dir2 := sessionsDir(t, root, "main"), sessionsDir(t, second, "main")
-	for i := range progressMinFiles {
-		p := filepath.Join(dir, fmt.Sprintf("s%d.jsonl", i))
-		appendFile(t, p, headerLine(fmt.Sprint("s", i), t0)+assistantLine("a", fmt.Sprint("r", i), t0+int64(i), 1, 0, 0, 0, 0.001))
-		if err := os.Link(p, filepath.Join(dir2, fmt.Sprintf("s%d.jsonl", i))); err != nil {
-			t.Skip("no hard links here:", err)
-		}
-	}
+	linkedSessions(t, sessionsDir(t, root, "main"), sessionsDir(t, second, "main"), progressMinFiles)
 	db := openDB(t)
 	res, err := New(Config{OpenClawDirs: []string{root, second}}, db).Step(context.Background())
 	if err != nil {
@@ -205,14 +198,7 @@ func TestSecondRootLinkKeepsFirstRootsAgent(t *testing.T) {
 		// The first root's path sorts after the second's.
 		base := t.TempDir()
 		first, second := filepath.Join(base, "z-first"), filepath.Join(base, "a-second")
-		dir, dir2 := sessionsDir(t, first, "zother"), sessionsDir(t, second, "sales")
-		for i := range files {
-			p := filepath.Join(dir, fmt.Sprintf("s%d.jsonl", i))
-			appendFile(t, p, headerLine(fmt.Sprint("s", i), t0)+assistantLine("a", fmt.Sprint("r", i), t0+int64(i), 1, 0, 0, 0, 0.001))
-			if err := os.Link(p, filepath.Join(dir2, fmt.Sprintf("s%d.jsonl", i))); err != nil {
-				t.Skip("no hard links here:", err)
-			}
-		}
+		linkedSessions(t, sessionsDir(t, first, "zother"), sessionsDir(t, second, "sales"), files)
 		for _, final := range []bool{false, true} {
 			var ledger Ledger = rollup.NewTally(time.UTC)
 			if !final {
@@ -229,6 +215,19 @@ func TestSecondRootLinkKeepsFirstRootsAgent(t *testing.T) {
 			if len(rows) != 1 || rows[0].Agent != "zother" || rows[0].Messages != int64(files) {
 				t.Errorf("%d files, final %v: agents %+v, want all %d calls in zother", files, final, rows, files)
 			}
+		}
+	}
+}
+
+// linkedSessions writes n one-call sessions into dir and hard-links each
+// into dir2 (skipping the test where hard links cannot be made).
+func linkedSessions(t *testing.T, dir, dir2 string, n int) {
+	t.Helper()
+	for i := range n {
+		p := filepath.Join(dir, fmt.Sprintf("s%d.jsonl", i))
+		appendFile(t, p, headerLine(fmt.Sprint("s", i), t0)+assistantLine("a", fmt.Sprint("r", i), t0+int64(i), 1, 0, 0, 0, 0.001))
+		if err := os.Link(p, filepath.Join(dir2, fmt.Sprintf("s%d.jsonl", i))); err != nil {
+			t.Skip("no hard links here:", err)
 		}
 	}
 }
