@@ -477,21 +477,13 @@ func (db *DB) ActiveSessions(nowMillis int64, window time.Duration) (int, map[st
 		agent string
 	}{}
 	w := window.Milliseconds()
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketLedger).Cursor()
-		end := ledgerKeyPrefix(nowMillis + w + 1)
-		for k, v := c.Seek(ledgerKeyPrefix(nowMillis - w)); k != nil && bytes.Compare(k, end) < 0; k, v = c.Next() {
-			var u Usage
-			if err := decodeUsage(v, &u); err != nil {
-				return fmt.Errorf("ledger row %x: %w", k, err)
-			}
-			r := ref{u.Source, u.SessionID}
-			if cur, ok := latest[r]; !ok || u.TS >= cur.ts {
-				latest[r] = struct {
-					ts    int64
-					agent string
-				}{u.TS, u.Agent}
-			}
+	err := db.LedgerCalls(nowMillis-w, nowMillis+w+1, func(c *LedgerCall) error {
+		r := ref{c.Source, c.SessionID}
+		if cur, ok := latest[r]; !ok || c.TS >= cur.ts {
+			latest[r] = struct {
+				ts    int64
+				agent string
+			}{c.TS, c.Agent}
 		}
 		return nil
 	})

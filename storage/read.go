@@ -144,21 +144,20 @@ func (db *DB) LedgerFacts(fromMillis, toMillis int64, fn func(*Fact) error) erro
 	})
 }
 
-// fact sets f to what a rollup takes from the row (see TotalsOf), with
-// names from the interner.
+// fact sets f to what a rollup takes from the row, with names from the
+// interner.
 func (r *usageRow) fact(f *Fact, names *interner) {
 	f.TS = r.ts
 	f.Dim = Dim{Source: names.get(r.str[rowSource]), Agent: names.get(r.str[rowAgent]), User: names.get(r.str[rowUser]),
 		Provider: names.get(r.str[rowProvider]), Model: names.get(r.str[rowModel])}
-	f.Totals = Totals{
-		Messages: 1, Input: r.input, Output: r.output, CacheRead: r.cacheRead, CacheWrite: r.cacheWrite,
-		CostNanos: Nanos(r.cost.Total), CostInputNanos: Nanos(r.cost.Input), CostOutputNanos: Nanos(r.cost.Output),
-		CostCacheReadNanos: Nanos(r.cost.CacheRead), CostCacheWriteNanos: Nanos(r.cost.CacheWrite),
-		Reasoning: r.reasoning, CostToolsNanos: Nanos(r.cost.Tools),
-	}
+	// TotalsOf reads the numbers and the cost source only: no string of
+	// the row is copied for it.
+	u := Usage{Input: r.input, Output: r.output, CacheRead: r.cacheRead, CacheWrite: r.cacheWrite,
+		Reasoning: r.reasoning, Cost: r.cost}
 	if string(r.str[rowCostSource]) == CostUnpriced {
-		f.UnpricedMessages, f.UnpricedTokens = 1, f.TotalTokens()
+		u.CostSource = CostUnpriced
 	}
+	f.Totals = TotalsOf(&u)
 }
 
 // interner hands out one string per distinct name: rows of a scan share
