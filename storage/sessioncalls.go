@@ -30,18 +30,20 @@ func (db *DB) SessionCalls(source, sessionID string, fromMillis, toMillis int64,
 		}
 		var r usageRow
 		for ; k != nil && bytes.Compare(k, start) >= 0; k, v = c.Prev() {
+			var u Usage
 			if len(v) > 0 && v[0] == '{' {
 				if !bytes.Contains(v, needle) {
 					continue
+				}
+				if err := decodeUsage(v, &u); err != nil {
+					return fmt.Errorf("ledger row %x: %w", k, err)
 				}
 			} else if err := r.parse(v); err != nil {
 				return fmt.Errorf("ledger row %x: %w", k, err)
 			} else if string(r.str[rowSessionID]) != sessionID || string(r.str[rowSource]) != source {
 				continue
-			}
-			var u Usage
-			if err := decodeUsage(v, &u); err != nil {
-				return fmt.Errorf("ledger row %x: %w", k, err)
+			} else {
+				r.usage(&u) // parsed already: only its strings are copied
 			}
 			if u.SessionID != sessionID || u.Source != source {
 				continue
