@@ -148,48 +148,48 @@ func (t *Totals) fields() [14]int64 {
 	}
 }
 
-// encodedTotalsSize is the size of the Totals value that b starts with;
-// more than len(b) when b does not start with a whole one.
-func encodedTotalsSize(b []byte) int {
-	if len(b) == 0 {
-		return 1
+var errBadTotals = errors.New("storage: bad totals value")
+
+// decodeTotals decodes a value that is one Totals and nothing more.
+func decodeTotals(b []byte) (Totals, error) {
+	t, rest, err := readTotals(b)
+	if err == nil && len(rest) != 0 {
+		err = errBadTotals
 	}
-	switch b[0] {
-	case 1:
-		return totalsSizeV1
-	case 2:
-		return totalsSizeV2
-	case 3:
-		n := 1
-		for range 14 {
-			_, k := binary.Varint(b[n:])
-			if k <= 0 {
-				return len(b) + 1
-			}
-			n += k
-		}
-		return n
-	}
-	return len(b) + 1
+	return t, err
 }
 
-func decodeTotals(b []byte) (Totals, error) {
-	if len(b) == 0 || len(b) != encodedTotalsSize(b) {
-		return Totals{}, fmt.Errorf("storage: bad totals value (%d bytes)", len(b))
-	}
+// readTotals decodes the Totals value b starts with, and returns what
+// follows it.
+func readTotals(b []byte) (Totals, []byte, error) {
+	bad := errBadTotals
 	var v [14]int64
-	if b[0] == 3 {
+	switch {
+	case len(b) == 0:
+		return Totals{}, nil, bad
+	case b[0] == 3:
 		p := b[1:]
 		for i := range v {
 			x, k := binary.Varint(p)
+			if k <= 0 {
+				return Totals{}, nil, bad
+			}
 			v[i], p = x, p[k:]
 		}
-	} else {
-		for i := range (len(b) - 1) / 8 {
+		b = p
+	case b[0] == 1 && len(b) >= totalsSizeV1, b[0] == 2 && len(b) >= totalsSizeV2:
+		n := 12
+		if b[0] == 2 {
+			n = 14
+		}
+		for i := range n {
 			v[i] = int64(binary.BigEndian.Uint64(b[1+8*i:]))
 		}
+		b = b[1+8*n:]
+	default:
+		return Totals{}, nil, bad
 	}
-	return Totals{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13]}, nil
+	return Totals{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13]}, b, nil
 }
 
 // ledgerKey is ts(8, unix ms) | seq(8): the seq breaks ties and keeps
@@ -309,16 +309,11 @@ func decodeSession(b []byte) (Session, error) {
 		if name, rest, err = getString(rest); err != nil {
 			return s, err
 		}
-		size := encodedTotalsSize(rest)
-		if len(rest) < size {
-			return s, errShortKey
-		}
-		t, err := decodeTotals(rest[:size])
-		if err != nil {
+		var t Totals
+		if t, rest, err = readTotals(rest); err != nil {
 			return s, err
 		}
 		s.Models[name] = t
-		rest = rest[size:]
 	}
 	return s, nil
 }
